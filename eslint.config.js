@@ -1,27 +1,16 @@
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'var/**', 'test-artifacts/**', 'stubs/**'] },
+  {
+    ignores: ['node_modules/**', 'dist/**', 'var/**', 'test-artifacts/**', 'stubs/**', '.gl/**'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
     languageOptions: {
-      globals: {
-        console: 'readonly',
-        process: 'readonly',
-        window: 'readonly',
-        document: 'readonly',
-        self: 'readonly',
-        navigator: 'readonly',
-        fetch: 'readonly',
-        URL: 'readonly',
-        setTimeout: 'readonly',
-        clearTimeout: 'readonly',
-        setInterval: 'readonly',
-        clearInterval: 'readonly',
-        Buffer: 'readonly',
-      },
+      globals: { ...globals.node, ...globals.browser, ...globals.worker },
     },
     rules: {
       '@typescript-eslint/no-unused-vars': [
