@@ -1,0 +1,312 @@
+/**
+ * Starts a real Orthanc (Debian's orthanc 1.10 + orthanc-dicomweb 1.7) as our own child process,
+ * with our own configuration file and storage folder.
+ *
+ * Orthanc 1.10 always binds 0.0.0.0 (there is no listen-address option), so remote access is
+ * refused (`RemoteAccessAllowed: false`), authentication is on, and we only ever talk to it on
+ * 127.0.0.1. The DICOM (DIMSE) listener is given its own free port so that several Orthancs can
+ * run side by side (tests). `TCP_NODELAY=1` is set in its environment (FACTS.md: DIMSE is slow
+ * with Nagle on).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+
+export const ORTHANC_BINARY_CANDIDATES = ['/usr/sbin/Orthanc', '/usr/bin/Orthanc'];
+export const DICOMWEB_PLUGIN_CANDIDATES = [
+  '/usr/lib/orthanc/libOrthancDicomWeb.so.1.7',
+  '/usr/share/orthanc/plugins/libOrthancDicomWeb.so',
+];
+
+export interface StartOrthancOptions {
+  /** Folder for Orthanc's storage area, index database and our generated configuration. */
+  storageDir: string;
+  /** HTTP port; 0 or undefined picks a free port. */
+  httpPort?: number;
+  /** DICOM (DIMSE) port; 0 or undefined picks a free port. */
+  dicomPort?: number;
+  username: string;
+  password: string;
+  /** Orthanc's "Name" (shown in its Explorer) and DICOM AE title base. */
+  name?: string;
+  /** Override the Orthanc executable (default: Debian's /usr/sbin/Orthanc). */
+  orthancBinary?: string;
+  /** Override the DICOMweb plugin path (default: Debian's libOrthancDicomWeb.so.1.7). */
+  dicomWebPlugin?: string;
+  /** How long to wait for `/system` to answer, in milliseconds (default 30 s). */
+  startTimeoutMs?: number;
+}
+
+export interface OrthancProcess {
+  /** http://127.0.0.1:PORT */
+  url: string;
+  /** url + '/dicom-web' */
+  dicomWebRoot: string;
+  username: string;
+  password: string;
+  httpPort: number;
+  dicomPort: number;
+  /** Process id of the Orthanc child. */
+  pid: number;
+  /** Terminates Orthanc (SIGTERM, then SIGKILL after a grace period) and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+export class OrthancStartError extends Error {
+  override name = 'OrthancStartError';
+}
+
+function firstExisting(candidates: string[]): string | undefined {
+  return candidates.find((p) => existsSync(p));
+}
+
+/** Asks the kernel for a free TCP port (bound on 0.0.0.0, as Orthanc will bind). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '0.0.0.0', () => {
+      const addr = srv.address();
+      if (addr === null || typeof addr === 'string') {
+        srv.close();
+        reject(new Error('could not determine a free port'));
+        return;
+      }
+      const port = addr.port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** The Orthanc configuration we write (exported for tests and for the docs). */
+export function orthancConfig(opts: {
+  storageDir: string;
+  httpPort: number;
+  dicomPort: number;
+  username: string;
+  password: string;
+  name: string;
+  dicomWebPlugin: string;
+}): Record<string, unknown> {
+  const aet = opts.name
+    .toUpperCase()
+    .replace(/[^A-Z0-9_]/g, '_')
+    .slice(0, 16);
+  return {
+    Name: opts.name,
+    StorageDirectory: path.join(opts.storageDir, 'storage'),
+    IndexDirectory: path.join(opts.storageDir, 'index'),
+    StorageCompression: false,
+    MaximumStorageSize: 0,
+    MaximumPatientCount: 0,
+    HttpServerEnabled: true,
+    HttpPort: opts.httpPort,
+    HttpDescribeErrors: true,
+    HttpCompressionEnabled: false,
+    KeepAlive: true,
+    TcpNoDelay: true,
+    HttpThreadsCount: 16,
+    HttpTimeout: 60,
+    RemoteAccessAllowed: false,
+    AuthenticationEnabled: true,
+    RegisteredUsers: { [opts.username]: opts.password },
+    SslEnabled: false,
+    DicomServerEnabled: true,
+    DicomAet: aet || 'RRL_ORTHANC',
+    DicomPort: opts.dicomPort,
+    DicomCheckCalledAet: false,
+    DicomModalities: {},
+    OrthancPeers: {},
+    UnknownSopClassAccepted: false,
+    DicomAlwaysAllowEcho: true,
+    DicomAlwaysAllowStore: false,
+    CheckModalityHost: true,
+    SaveJobs: false,
+    JobsHistorySize: 10,
+    ConcurrentJobs: 2,
+    StableAge: 5,
+    OverwriteInstances: false,
+    DefaultEncoding: 'Utf8',
+    LimitFindResults: 0,
+    LimitFindInstances: 0,
+    // Orthanc's own Lua/web-explorer extras are not needed.
+    LuaScripts: [],
+    Plugins: [opts.dicomWebPlugin],
+    DicomWeb: {
+      Enable: true,
+      Root: '/dicom-web/',
+      EnableWado: true,
+      WadoRoot: '/wado',
+      Ssl: false,
+      // No "Host": the plugin then builds BulkDataURIs from the request's Host header, so a proxy
+      // that preserves Host gets URIs pointing back at its own origin.
+      StudiesMetadata: 'Full',
+      SeriesMetadata: 'Full',
+      EnableMetadataCache: true,
+    },
+  };
+}
+
+async function waitForSystem(
+  url: string,
+  auth: string,
+  child: ChildProcess,
+  timeoutMs: number,
+  logTail: () => string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError = '';
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new OrthancStartError(
+        `Orthanc exited during start-up (code ${String(child.exitCode)}, signal ${String(
+          child.signalCode,
+        )}). Its last log lines:\n${logTail()}\nCheck that the ports are free and the storage folder is writable.`,
+      );
+    }
+    try {
+      const res = await fetch(`${url}/system`, {
+        headers: { Authorization: auth },
+        signal: AbortSignal.timeout(2000),
+      });
+      if (res.ok) {
+        await res.arrayBuffer();
+        return;
+      }
+      lastError = `HTTP ${res.status}`;
+      await res.arrayBuffer();
+    } catch (e) {
+      lastError = e instanceof Error ? e.message : String(e);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new OrthancStartError(
+    `Orthanc did not answer ${url}/system within ${timeoutMs} ms (last error: ${lastError}). ` +
+      `Its last log lines:\n${logTail()}`,
+  );
+}
+
+/** Starts Orthanc and resolves once its REST API answers. */
+export async function startOrthanc(options: StartOrthancOptions): Promise<OrthancProcess> {
+  const binary = options.orthancBinary ?? firstExisting(ORTHANC_BINARY_CANDIDATES);
+  if (!binary || !existsSync(binary)) {
+    throw new OrthancStartError(
+      `Orthanc executable not found (looked for ${ORTHANC_BINARY_CANDIDATES.join(', ')}). ` +
+        'Install the Debian packages: apt-get install -y --no-install-recommends orthanc orthanc-dicomweb',
+    );
+  }
+  const plugin = options.dicomWebPlugin ?? firstExisting(DICOMWEB_PLUGIN_CANDIDATES);
+  if (!plugin || !existsSync(plugin)) {
+    throw new OrthancStartError(
+      `Orthanc's DICOMweb plugin not found (looked for ${DICOMWEB_PLUGIN_CANDIDATES.join(', ')}). ` +
+        'Install the Debian package: apt-get install -y --no-install-recommends orthanc-dicomweb',
+    );
+  }
+  if (!options.username || !options.password) {
+    throw new OrthancStartError(
+      'startOrthanc needs a username and a password: authentication is always on.',
+    );
+  }
+  const storageDir = path.resolve(options.storageDir);
+  await mkdir(path.join(storageDir, 'storage'), { recursive: true });
+  await mkdir(path.join(storageDir, 'index'), { recursive: true });
+
+  const wantHttp = options.httpPort && options.httpPort > 0 ? options.httpPort : undefined;
+  const wantDicom = options.dicomPort && options.dicomPort > 0 ? options.dicomPort : undefined;
+  const attempts = wantHttp && wantDicom ? 1 : 3;
+  let lastErr: unknown;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const httpPort = wantHttp ?? (await freePort());
+    let dicomPort = wantDicom ?? (await freePort());
+    while (dicomPort === httpPort) dicomPort = await freePort();
+    try {
+      return await launch(binary, plugin, storageDir, httpPort, dicomPort, options);
+    } catch (e) {
+      lastErr = e;
+    }
+  }
+  throw lastErr;
+}
+
+async function launch(
+  binary: string,
+  plugin: string,
+  storageDir: string,
+  httpPort: number,
+  dicomPort: number,
+  options: StartOrthancOptions,
+): Promise<OrthancProcess> {
+  const config = orthancConfig({
+    storageDir,
+    httpPort,
+    dicomPort,
+    username: options.username,
+    password: options.password,
+    name: options.name ?? 'RRL-Orthanc',
+    dicomWebPlugin: plugin,
+  });
+  const configPath = path.join(storageDir, 'orthanc.json');
+  await writeFile(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
+
+  const child = spawn(binary, [configPath], {
+    cwd: storageDir,
+    env: { ...process.env, TCP_NODELAY: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // Keep a short tail of Orthanc's log for error messages (never printed on success: it may name
+  // patients at higher verbosity).
+  const tail: string[] = [];
+  const keep = (chunk: Buffer): void => {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (!line.trim()) continue;
+      tail.push(line);
+      if (tail.length > 30) tail.shift();
+    }
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  child.once('error', (e) => tail.push(`spawn error: ${e.message}`));
+
+  const url = `http://127.0.0.1:${httpPort}`;
+  const auth = 'Basic ' + Buffer.from(`${options.username}:${options.password}`).toString('base64');
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    if (stopping) return stopping;
+    stopping = (async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => {
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        }, 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+    })();
+    return stopping;
+  };
+
+  try {
+    await waitForSystem(url, auth, child, options.startTimeoutMs ?? 30_000, () => tail.join('\n'));
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return {
+    url,
+    dicomWebRoot: `${url}/dicom-web`,
+    username: options.username,
+    password: options.password,
+    httpPort,
+    dicomPort,
+    pid: child.pid ?? -1,
+    stop,
+  };
+}
