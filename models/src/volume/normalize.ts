@@ -1,0 +1,57 @@
+/**
+ * Intensity normalisation per a model's `metadata.intensity` (browser-safe).
+ * - zscore: (v - mean) / std over all voxels, then clipped to `clip` when given.
+ * - percentile: (v - P_low) / (P_high - P_low), clipped to [0, 1].
+ */
+import type { IntensitySpec } from '../format/metadata.js';
+
+/** Percentile p (0..100) of the values by linear interpolation between order statistics. */
+export function percentile(values: ArrayLike<number>, p: number): number {
+  if (values.length === 0) throw new RangeError('percentile of an empty array');
+  const s = Float64Array.from(values as ArrayLike<number>).sort();
+  const pos = (Math.min(100, Math.max(0, p)) / 100) * (s.length - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.min(lo + 1, s.length - 1);
+  return s[lo] + (pos - lo) * (s[hi] - s[lo]);
+}
+
+/** Normalises `data` in place and returns it, with the statistics used. */
+export function normalizeIntensity(
+  data: Float32Array,
+  spec: IntensitySpec,
+): { data: Float32Array; offset: number; scale: number } {
+  if (data.length === 0) throw new RangeError('cannot normalise an empty volume');
+  let offset: number;
+  let scale: number;
+  let lo = -Infinity;
+  let hi = Infinity;
+  if (spec.method === 'zscore') {
+    let sum = 0;
+    for (let i = 0; i < data.length; i++) sum += data[i];
+    const mean = sum / data.length;
+    let ss = 0;
+    for (let i = 0; i < data.length; i++) ss += (data[i] - mean) ** 2;
+    const std = Math.sqrt(ss / data.length);
+    offset = mean;
+    scale = std > 1e-8 ? 1 / std : 1;
+    if (spec.clip) [lo, hi] = spec.clip;
+  } else if (spec.method === 'percentile') {
+    const pl = percentile(data, spec.low);
+    const ph = percentile(data, spec.high);
+    offset = pl;
+    scale = ph - pl > 1e-8 ? 1 / (ph - pl) : 1;
+    lo = 0;
+    hi = 1;
+  } else {
+    throw new RangeError(
+      `unknown intensity method ${JSON.stringify((spec as { method: unknown }).method)}; expected "zscore" or "percentile".`,
+    );
+  }
+  for (let i = 0; i < data.length; i++) {
+    let v = (data[i] - offset) * scale;
+    if (v < lo) v = lo;
+    else if (v > hi) v = hi;
+    data[i] = v;
+  }
+  return { data, offset, scale };
+}

@@ -1,0 +1,228 @@
+/**
+ * Resampling between a source volume and a model grid ("fit-extent": the source's voxel extent is
+ * scaled onto the grid; voxel centres map by u_src = (j + 0.5) * S / G - 0.5, clamped to the
+ * volume). Flat arrays are x fastest, then y, then z. Browser-safe.
+ */
+
+export type Dims = readonly [number, number, number];
+
+export type NumericArray =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Uint8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array;
+
+interface AxisTable {
+  i0: Int32Array;
+  i1: Int32Array;
+  w1: Float32Array;
+}
+
+function voxelCount(d: Dims): number {
+  return d[0] * d[1] * d[2];
+}
+
+function checkDims(name: string, d: Dims, length?: number): void {
+  if (d.length !== 3 || !d.every((v) => Number.isInteger(v) && v > 0)) {
+    throw new RangeError(
+      `${name} must be three positive integers [x, y, z], found [${d.join(', ')}].`,
+    );
+  }
+  if (length !== undefined && length !== voxelCount(d)) {
+    throw new RangeError(
+      `${name} [${d.join(', ')}] needs ${voxelCount(d)} voxels, but the array holds ${length}.`,
+    );
+  }
+}
+
+/** Linear interpolation table mapping `dst` samples onto `src` samples along one axis. */
+function linearTable(src: number, dst: number): AxisTable {
+  const i0 = new Int32Array(dst);
+  const i1 = new Int32Array(dst);
+  const w1 = new Float32Array(dst);
+  const scale = src / dst;
+  for (let j = 0; j < dst; j++) {
+    let u = (j + 0.5) * scale - 0.5;
+    if (u < 0) u = 0;
+    if (u > src - 1) u = src - 1;
+    const f = Math.floor(u);
+    i0[j] = f;
+    i1[j] = Math.min(f + 1, src - 1);
+    w1[j] = u - f;
+  }
+  return { i0, i1, w1 };
+}
+
+function nearestTable(src: number, dst: number): Int32Array {
+  const t = new Int32Array(dst);
+  const scale = src / dst;
+  for (let j = 0; j < dst; j++) {
+    t[j] = Math.min(src - 1, Math.max(0, Math.floor((j + 0.5) * scale)));
+  }
+  return t;
+}
+
+/** Trilinear resample of `src` (dims srcDims) to dstDims. */
+export function resampleTrilinear(
+  src: ArrayLike<number>,
+  srcDims: Dims,
+  dstDims: Dims,
+  out?: Float32Array,
+): Float32Array {
+  checkDims('source dims', srcDims, src.length);
+  checkDims('target dims', dstDims);
+  const [sx, sy] = srcDims;
+  const [dx, dy, dz] = dstDims;
+  const tx = linearTable(srcDims[0], dx);
+  const ty = linearTable(srcDims[1], dy);
+  const tz = linearTable(srcDims[2], dz);
+  const res = out ?? new Float32Array(dx * dy * dz);
+  const sxy = sx * sy;
+  let o = 0;
+  for (let k = 0; k < dz; k++) {
+    const z0 = tz.i0[k] * sxy;
+    const z1 = tz.i1[k] * sxy;
+    const wz = tz.w1[k];
+    for (let j = 0; j < dy; j++) {
+      const y0 = ty.i0[j] * sx;
+      const y1 = ty.i1[j] * sx;
+      const wy = ty.w1[j];
+      const a00 = z0 + y0;
+      const a01 = z0 + y1;
+      const a10 = z1 + y0;
+      const a11 = z1 + y1;
+      for (let i = 0; i < dx; i++) {
+        const x0 = tx.i0[i];
+        const x1 = tx.i1[i];
+        const wx = tx.w1[i];
+        const c00 = src[a00 + x0] + wx * (src[a00 + x1] - src[a00 + x0]);
+        const c01 = src[a01 + x0] + wx * (src[a01 + x1] - src[a01 + x0]);
+        const c10 = src[a10 + x0] + wx * (src[a10 + x1] - src[a10 + x0]);
+        const c11 = src[a11 + x0] + wx * (src[a11 + x1] - src[a11 + x0]);
+        const c0 = c00 + wy * (c01 - c00);
+        const c1 = c10 + wy * (c11 - c10);
+        res[o++] = c0 + wz * (c1 - c0);
+      }
+    }
+  }
+  return res;
+}
+
+/** Nearest-neighbour resample (for label maps). */
+export function resampleNearest<T extends NumericArray>(src: T, srcDims: Dims, dstDims: Dims): T {
+  checkDims('source dims', srcDims, src.length);
+  checkDims('target dims', dstDims);
+  const [sx, sy] = srcDims;
+  const [dx, dy, dz] = dstDims;
+  const tx = nearestTable(srcDims[0], dx);
+  const ty = nearestTable(srcDims[1], dy);
+  const tz = nearestTable(srcDims[2], dz);
+  const Ctor = src.constructor as new (n: number) => T;
+  const res = new Ctor(dx * dy * dz);
+  let o = 0;
+  for (let k = 0; k < dz; k++) {
+    const zo = tz[k] * sx * sy;
+    for (let j = 0; j < dy; j++) {
+      const yo = zo + ty[j] * sx;
+      for (let i = 0; i < dx; i++) res[o++] = src[yo + tx[i]];
+    }
+  }
+  return res;
+}
+
+/**
+ * Brings model logits [C, gridZ, gridY, gridX] back to the source grid: trilinear interpolation of
+ * every channel at each source voxel, then argmax. Returns label values (channel index) per
+ * source voxel. Uses O(source voxels) memory, not O(C × source voxels).
+ */
+export function logitsToSourceLabels(
+  logits: Float32Array,
+  channels: number,
+  gridDims: Dims,
+  srcDims: Dims,
+): Uint8Array {
+  checkDims('grid dims', gridDims);
+  checkDims('source dims', srcDims);
+  if (!Number.isInteger(channels) || channels < 1 || channels > 256) {
+    throw new RangeError(`channels must be an integer 1..256, found ${channels}.`);
+  }
+  const gv = voxelCount(gridDims);
+  if (logits.length !== channels * gv) {
+    throw new RangeError(
+      `logits must hold ${channels} × ${gv} values for grid [${gridDims.join(', ')}], found ${logits.length}.`,
+    );
+  }
+  const [gx, gy] = gridDims;
+  const [dx, dy, dz] = srcDims;
+  const tx = linearTable(gridDims[0], dx);
+  const ty = linearTable(gridDims[1], dy);
+  const tz = linearTable(gridDims[2], dz);
+  const out = new Uint8Array(dx * dy * dz);
+  const gxy = gx * gy;
+  let o = 0;
+  for (let k = 0; k < dz; k++) {
+    const z0 = tz.i0[k] * gxy;
+    const z1 = tz.i1[k] * gxy;
+    const wz = tz.w1[k];
+    for (let j = 0; j < dy; j++) {
+      const y0 = ty.i0[j] * gx;
+      const y1 = ty.i1[j] * gx;
+      const wy = ty.w1[j];
+      const a00 = z0 + y0;
+      const a01 = z0 + y1;
+      const a10 = z1 + y0;
+      const a11 = z1 + y1;
+      for (let i = 0; i < dx; i++) {
+        const x0 = tx.i0[i];
+        const x1 = tx.i1[i];
+        const wx = tx.w1[i];
+        let best = 0;
+        let bestV = -Infinity;
+        for (let c = 0; c < channels; c++) {
+          const b = c * gv;
+          const c00 = logits[b + a00 + x0] + wx * (logits[b + a00 + x1] - logits[b + a00 + x0]);
+          const c01 = logits[b + a01 + x0] + wx * (logits[b + a01 + x1] - logits[b + a01 + x0]);
+          const c10 = logits[b + a10 + x0] + wx * (logits[b + a10 + x1] - logits[b + a10 + x0]);
+          const c11 = logits[b + a11 + x0] + wx * (logits[b + a11 + x1] - logits[b + a11 + x0]);
+          const c0 = c00 + wy * (c01 - c00);
+          const c1 = c10 + wy * (c11 - c10);
+          const v = c0 + wz * (c1 - c0);
+          if (v > bestV) {
+            bestV = v;
+            best = c;
+          }
+        }
+        out[o++] = best;
+      }
+    }
+  }
+  return out;
+}
+
+/** Argmax over channels of logits [C, N] → labels [N] (on the model grid). */
+export function argmaxChannels(logits: Float32Array, channels: number): Uint8Array {
+  const n = logits.length / channels;
+  if (!Number.isInteger(n)) {
+    throw new RangeError(
+      `logits length ${logits.length} is not a multiple of ${channels} channels.`,
+    );
+  }
+  const out = new Uint8Array(n);
+  for (let v = 0; v < n; v++) {
+    let best = 0;
+    let bestV = logits[v];
+    for (let c = 1; c < channels; c++) {
+      const x = logits[c * n + v];
+      if (x > bestV) {
+        bestV = x;
+        best = c;
+      }
+    }
+    out[v] = best;
+  }
+  return out;
+}
