@@ -1,0 +1,351 @@
+/**
+ * The companion server: one origin for the prebuilt OHIF viewer (with our generated
+ * `/app-config.js`), our extension and mode bundles (`/plugins/...`), the published models
+ * (`/models/...`), the DICOMweb proxy to the PACS (`/dicom-web/...`) and `/api/health`.
+ * Every response carries COOP/COEP/CORP (cross-origin isolation for onnxruntime-web's threads).
+ */
+import { readFileSync } from 'node:fs';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+
+import { loadConfig, REPO_ROOT, type ServerConfig, type ServerConfigInput } from './config.js';
+import { sendError, sendJson, setIsolationHeaders } from './http/headers.js';
+import {
+  CACHE_IMMUTABLE,
+  CACHE_REVALIDATE,
+  fileInfo,
+  isHashedName,
+  resolveUnder,
+  sendFile,
+} from './http/static.js';
+import { createLogger, type LogSink, type Logger } from './log.js';
+import { ModelRegistry } from './models/registry.js';
+import { createDicomWebProxy, type ProxyOptions } from './proxy/dicomweb.js';
+import { EXTENSION_URL, MODE_URL, renderAppConfig } from './viewer/appConfig.js';
+
+export type { ServerConfig } from './config.js';
+
+export interface RunningServer {
+  /** http://HOST:PORT (127.0.0.1 when listening on all interfaces). */
+  url: string;
+  port: number;
+  config: ServerConfig;
+  close(): Promise<void>;
+}
+
+export interface StartServerOptions {
+  /** Where log lines go (default: stdout). */
+  logSink?: LogSink;
+  /** Environment to read `RRL_*` from (default: process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Config file (default: RRL_CONFIG). */
+  configFile?: string;
+  proxy?: ProxyOptions;
+}
+
+export const SERVER_VERSION: string = (() => {
+  try {
+    const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {
+      version?: string;
+    };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+const HOST_PATTERN = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/;
+
+/** The origin the browser used (from Host; falls back to the listening address). */
+export function requestOrigin(req: IncomingMessage, fallbackHost: string): string {
+  const host = req.headers.host && HOST_PATTERN.test(req.headers.host) ? req.headers.host : '';
+  const fwd = String(req.headers['x-forwarded-proto'] ?? '')
+    .split(',')[0]
+    ?.trim();
+  const proto = fwd === 'https' || fwd === 'http' ? fwd : 'http';
+  return `${proto}://${host || fallbackHost}`;
+}
+
+interface Ctx {
+  config: ServerConfig;
+  log: Logger;
+  models: ModelRegistry;
+  proxy: ReturnType<typeof createDicomWebProxy>;
+  listenHost: () => string;
+}
+
+async function pluginUrls(
+  config: ServerConfig,
+): Promise<{ extensions: string[]; modes: string[] }> {
+  const ext = await fileInfo(path.join(config.pluginsDir, 'extension', 'index.js'));
+  const mode = await fileInfo(path.join(config.pluginsDir, 'mode', 'index.js'));
+  return { extensions: ext ? [EXTENSION_URL] : [], modes: mode ? [MODE_URL] : [] };
+}
+
+async function pacsHealth(
+  config: ServerConfig,
+): Promise<{ reachable: boolean; status?: number; ms: number; error?: string }> {
+  const started = Date.now();
+  const headers: Record<string, string> = { Accept: 'application/dicom+json' };
+  if (config.pacs.username !== undefined) {
+    headers.Authorization =
+      'Basic ' +
+      Buffer.from(`${config.pacs.username}:${config.pacs.password ?? ''}`).toString('base64');
+  }
+  try {
+    const res = await fetch(`${config.pacs.dicomWebRoot}/studies?limit=1`, {
+      headers,
+      signal: AbortSignal.timeout(3000),
+    });
+    await res.arrayBuffer();
+    const ms = Date.now() - started;
+    if (res.ok || res.status === 204) return { reachable: true, status: res.status, ms };
+    return {
+      reachable: false,
+      status: res.status,
+      ms,
+      error:
+        res.status === 401 || res.status === 403
+          ? 'the PACS refused the server credentials'
+          : `the PACS answered HTTP ${res.status}`,
+    };
+  } catch (e) {
+    const err = e as Error & { cause?: { code?: string } };
+    return {
+      reachable: false,
+      ms: Date.now() - started,
+      error: err.cause?.code ?? err.name ?? 'unreachable',
+    };
+  }
+}
+
+async function serveStatic(
+  req: IncomingMessage,
+  res: ServerResponse,
+  root: string,
+  subPath: string,
+): Promise<boolean> {
+  const file = resolveUnder(root, subPath);
+  if (!file) return false;
+  const info = await fileInfo(file);
+  if (!info) return false;
+  await sendFile(req, res, file, info, {
+    cacheControl: isHashedName(file) ? CACHE_IMMUTABLE : CACHE_REVALIDATE,
+  });
+  return true;
+}
+
+async function handleModels(
+  ctx: Ctx,
+  req: IncomingMessage,
+  res: ServerResponse,
+  rest: string,
+): Promise<void> {
+  if (rest === '/index.json' || rest === '/' || rest === '') {
+    const { models } = await ctx.models.list();
+    sendJson(res, 200, models);
+    return;
+  }
+  const m = /^\/([^/]+)\/([^/]+)$/.exec(rest);
+  let id = '';
+  let name = '';
+  try {
+    id = m ? decodeURIComponent(m[1] ?? '') : '';
+    name = m ? decodeURIComponent(m[2] ?? '') : '';
+  } catch {
+    /* leaves id empty */
+  }
+  const found = id && name ? await ctx.models.modelFile(id, name) : undefined;
+  if (!found) {
+    sendError(
+      res,
+      404,
+      `No such model file: ${rest}. /models/index.json lists the models this server has.`,
+    );
+    return;
+  }
+  if (name.endsWith('.onnx')) {
+    const sha = await ctx.models.sha256(found.file, found.info);
+    await sendFile(req, res, found.file, found.info, {
+      cacheControl: CACHE_REVALIDATE,
+      etag: `"${sha}"`,
+      extraHeaders: { 'X-Content-SHA256': sha },
+    });
+    return;
+  }
+  await sendFile(req, res, found.file, found.info, { cacheControl: CACHE_REVALIDATE });
+}
+
+async function route(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const rawUrl = req.url ?? '/';
+  const q = rawUrl.indexOf('?');
+  const pathname = q >= 0 ? rawUrl.slice(0, q) : rawUrl;
+  const method = req.method ?? 'GET';
+
+  if (pathname === '/dicom-web' || pathname.startsWith('/dicom-web/')) {
+    ctx.proxy(req, res, pathname.slice('/dicom-web'.length));
+    return;
+  }
+  if (method !== 'GET' && method !== 'HEAD') {
+    req.resume();
+    sendError(res, 405, `${method} is not supported on ${pathname}; only GET and HEAD are.`);
+    return;
+  }
+  if (pathname === '/api/health') {
+    const pacs = await pacsHealth(ctx.config);
+    sendJson(res, 200, {
+      status: pacs.reachable ? 'ok' : 'degraded',
+      version: SERVER_VERSION,
+      pacs,
+    });
+    return;
+  }
+  if (pathname.startsWith('/api/')) {
+    sendError(res, 404, `No API endpoint ${pathname}.`);
+    return;
+  }
+  if (pathname === '/app-config.js') {
+    const origin = requestOrigin(req, ctx.listenHost());
+    const body = renderAppConfig({ origin, ...(await pluginUrls(ctx.config)) });
+    res.statusCode = 200;
+    res.setHeader('Content-Type', 'text/javascript; charset=utf-8');
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Content-Length', Buffer.byteLength(body));
+    res.end(method === 'HEAD' ? undefined : body);
+    return;
+  }
+  for (const [prefix, sub] of [
+    ['/plugins/extension/', 'extension'],
+    ['/plugins/mode/', 'mode'],
+  ] as const) {
+    if (pathname.startsWith(prefix)) {
+      const ok = await serveStatic(
+        req,
+        res,
+        path.join(ctx.config.pluginsDir, sub),
+        pathname.slice(prefix.length),
+      );
+      if (!ok) {
+        sendError(
+          res,
+          404,
+          `No plugin file ${pathname}. Build the browser bundles with ` +
+            '`npx webpack --mode production` (output dist/extension and dist/mode).',
+        );
+      }
+      return;
+    }
+  }
+  if (pathname.startsWith('/plugins/')) {
+    sendError(res, 404, `No plugin file ${pathname}.`);
+    return;
+  }
+  if (pathname === '/models' || pathname.startsWith('/models/')) {
+    await handleModels(ctx, req, res, pathname.slice('/models'.length));
+    return;
+  }
+  // The viewer: a file of the OHIF dist, else (a client-side route) its index.html.
+  if (await serveStatic(req, res, ctx.config.viewerDir, pathname)) return;
+  const last = pathname.split('/').pop() ?? '';
+  if (last.includes('.')) {
+    sendError(res, 404, `No such file: ${pathname}.`);
+    return;
+  }
+  const index = path.join(ctx.config.viewerDir, 'index.html');
+  const info = await fileInfo(index);
+  if (!info) {
+    sendError(res, 500, `The viewer's index.html is missing from ${ctx.config.viewerDir}.`);
+    return;
+  }
+  await sendFile(req, res, index, info, { cacheControl: CACHE_REVALIDATE });
+}
+
+/**
+ * Starts the server. Config: defaults < config file (RRL_CONFIG) < `RRL_*` environment < `config`.
+ */
+export async function startServer(
+  config: ServerConfigInput = {},
+  options: StartServerOptions = {},
+): Promise<RunningServer> {
+  const cfg = loadConfig(config, options.env ?? process.env, options.configFile);
+  const log = createLogger(cfg.logLevel, options.logSink);
+  let boundHost = cfg.host;
+  const ctx: Ctx = {
+    config: cfg,
+    log,
+    models: new ModelRegistry(cfg.modelsDir, log),
+    proxy: createDicomWebProxy(cfg.pacs, log, options.proxy),
+    listenHost: () => boundHost,
+  };
+
+  const server = http.createServer(
+    { requestTimeout: 30 * 60_000, keepAliveTimeout: 5_000 },
+    (req, res) => {
+      const started = process.hrtime.bigint();
+      const rawUrl = req.url ?? '/';
+      const q = rawUrl.indexOf('?');
+      // Never log the query string: QIDO queries may carry patient names or IDs.
+      const logPath = q >= 0 ? rawUrl.slice(0, q) : rawUrl;
+      setIsolationHeaders(res);
+      res.on('close', () => {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        log.info('request', {
+          method: req.method,
+          path: logPath,
+          status: res.statusCode,
+          ms: Math.round(ms * 10) / 10,
+          aborted: res.writableFinished ? undefined : true,
+        });
+      });
+      route(ctx, req, res).catch((e: unknown) => {
+        log.error('request failed', { path: logPath, error: (e as Error).message });
+        if (!res.headersSent) sendError(res, 500, 'Internal server error; see the server log.');
+        else res.destroy();
+      });
+    },
+  );
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(cfg.port, cfg.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const shownHost =
+    cfg.host === '0.0.0.0' || cfg.host === '::'
+      ? '127.0.0.1'
+      : cfg.host.includes(':')
+        ? `[${cfg.host}]`
+        : cfg.host;
+  boundHost = `${shownHost}:${port}`;
+  const url = `http://${boundHost}`;
+  log.info('server listening', {
+    url,
+    pacs: new URL(cfg.pacs.dicomWebRoot).origin,
+    modelsDir: cfg.modelsDir,
+    version: SERVER_VERSION,
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    config: cfg,
+    close: () => {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        // Give in-flight responses a moment, then cut what is left.
+        setTimeout(() => server.closeAllConnections(), 2_000).unref();
+      }).then(() => log.info('server stopped', {}));
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,294 @@
+/**
+ * Companion server configuration: defaults, then an optional JSON file, then `RRL_*` environment
+ * variables, then the caller's argument (later wins). Every value is validated; an invalid value
+ * throws a ConfigError that names the setting, what was expected, what was found and how to fix it.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+
+export interface PacsConfig {
+  /** The PACS's DICOMweb root, e.g. http://127.0.0.1:8042/dicom-web (no trailing slash). */
+  dicomWebRoot: string;
+  username?: string;
+  password?: string;
+}
+
+export interface ServerConfig {
+  host: string;
+  /** 0 = pick a free port. */
+  port: number;
+  pacs: PacsConfig;
+  /** Folder of published models: `<modelsDir>/<modelId>/{model.onnx,metadata.json}`. */
+  modelsDir: string;
+  /** The prebuilt OHIF viewer (`@ohif/app`'s `dist`). */
+  viewerDir: string;
+  /** Our webpack output: `<pluginsDir>/extension/`, `<pluginsDir>/mode/`. */
+  pluginsDir: string;
+  /** Server data (jobs, caches). */
+  dataDir: string;
+  logLevel: LogLevel;
+}
+
+/** A partial config as given by a file, the environment or a caller. */
+export type ServerConfigInput = Partial<Omit<ServerConfig, 'pacs'>> & {
+  pacs?: Partial<PacsConfig>;
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** The repository root (two levels above server/src). */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** `node_modules/@ohif/app/dist`, resolved through Node's module resolution. */
+export function defaultViewerDir(): string {
+  try {
+    const require = createRequire(path.join(REPO_ROOT, 'package.json'));
+    return path.join(path.dirname(require.resolve('@ohif/app/package.json')), 'dist');
+  } catch {
+    return path.join(REPO_ROOT, 'node_modules', '@ohif', 'app', 'dist');
+  }
+}
+
+export function defaultConfig(): ServerConfig {
+  return {
+    host: '127.0.0.1',
+    port: 3000,
+    pacs: { dicomWebRoot: 'http://127.0.0.1:8042/dicom-web' },
+    modelsDir: path.join(REPO_ROOT, 'var', 'models'),
+    viewerDir: defaultViewerDir(),
+    pluginsDir: path.join(REPO_ROOT, 'dist'),
+    dataDir: path.join(REPO_ROOT, 'var', 'server'),
+    logLevel: 'info',
+  };
+}
+
+/** Environment variables understood by the server (documented in the README). */
+export const ENV_VARS = {
+  RRL_CONFIG: 'path of a JSON config file (same keys as ServerConfig)',
+  RRL_HOST: 'address to listen on (default 127.0.0.1)',
+  RRL_PORT: 'port to listen on (default 3000; 0 = any free port)',
+  RRL_PACS_URL: "the PACS's DICOMweb root (default http://127.0.0.1:8042/dicom-web)",
+  RRL_PACS_USERNAME: 'PACS user (HTTP Basic), added by the server to proxied requests',
+  RRL_PACS_PASSWORD: 'PACS password (HTTP Basic)',
+  RRL_MODELS_DIR: 'folder of published models (default var/models)',
+  RRL_VIEWER_DIR: 'prebuilt OHIF viewer (default node_modules/@ohif/app/dist)',
+  RRL_PLUGINS_DIR: 'webpack output with extension/ and mode/ (default dist)',
+  RRL_DATA_DIR: 'server data folder (default var/server)',
+  RRL_LOG_LEVEL: 'debug | info | warn | error (default info)',
+} as const;
+
+/** Reads the `RRL_*` variables into a partial config (no validation yet). */
+export function configFromEnv(env: NodeJS.ProcessEnv): ServerConfigInput {
+  const out: ServerConfigInput = {};
+  const pacs: Partial<PacsConfig> = {};
+  if (env.RRL_HOST) out.host = env.RRL_HOST;
+  if (env.RRL_PORT !== undefined && env.RRL_PORT !== '') {
+    const n = Number(env.RRL_PORT);
+    if (!Number.isInteger(n)) {
+      throw new ConfigError(
+        `RRL_PORT must be an integer port number (0-65535); found "${env.RRL_PORT}". ` +
+          'Set it to e.g. 3000, or 0 for any free port.',
+      );
+    }
+    out.port = n;
+  }
+  if (env.RRL_PACS_URL) pacs.dicomWebRoot = env.RRL_PACS_URL;
+  if (env.RRL_PACS_USERNAME !== undefined) pacs.username = env.RRL_PACS_USERNAME;
+  if (env.RRL_PACS_PASSWORD !== undefined) pacs.password = env.RRL_PACS_PASSWORD;
+  if (Object.keys(pacs).length > 0) out.pacs = pacs;
+  if (env.RRL_MODELS_DIR) out.modelsDir = env.RRL_MODELS_DIR;
+  if (env.RRL_VIEWER_DIR) out.viewerDir = env.RRL_VIEWER_DIR;
+  if (env.RRL_PLUGINS_DIR) out.pluginsDir = env.RRL_PLUGINS_DIR;
+  if (env.RRL_DATA_DIR) out.dataDir = env.RRL_DATA_DIR;
+  if (env.RRL_LOG_LEVEL) out.logLevel = env.RRL_LOG_LEVEL as LogLevel;
+  return out;
+}
+
+const TOP_KEYS = new Set([
+  'host',
+  'port',
+  'pacs',
+  'modelsDir',
+  'viewerDir',
+  'pluginsDir',
+  'dataDir',
+  'logLevel',
+]);
+const PACS_KEYS = new Set(['dicomWebRoot', 'username', 'password']);
+
+/** Reads a JSON config file; relative folder paths in it are resolved against the file's folder. */
+export function configFromFile(file: string): ServerConfigInput {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(
+      `Cannot read the config file ${file} (${(e as Error).message}). ` +
+        'Check RRL_CONFIG / --config points at a readable JSON file.',
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(
+      `The config file ${file} is not valid JSON (${(e as Error).message}). Fix its syntax.`,
+    );
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(`The config file ${file} must hold a JSON object; found ${typeof raw}.`);
+  }
+  const obj = raw as Record<string, unknown>;
+  for (const k of Object.keys(obj)) {
+    if (!TOP_KEYS.has(k)) {
+      throw new ConfigError(
+        `Unknown key "${k}" in config file ${file}; expected one of ${[...TOP_KEYS].join(', ')}.`,
+      );
+    }
+  }
+  if (obj.pacs !== undefined) {
+    if (obj.pacs === null || typeof obj.pacs !== 'object' || Array.isArray(obj.pacs)) {
+      throw new ConfigError(`"pacs" in config file ${file} must be an object.`);
+    }
+    for (const k of Object.keys(obj.pacs)) {
+      if (!PACS_KEYS.has(k)) {
+        throw new ConfigError(
+          `Unknown key "pacs.${k}" in config file ${file}; expected one of ${[...PACS_KEYS].join(', ')}.`,
+        );
+      }
+    }
+  }
+  const base = path.dirname(path.resolve(file));
+  const out = { ...obj } as ServerConfigInput & Record<string, unknown>;
+  for (const k of ['modelsDir', 'viewerDir', 'pluginsDir', 'dataDir'] as const) {
+    const v = out[k];
+    if (typeof v === 'string' && v !== '') out[k] = path.resolve(base, v);
+  }
+  return out;
+}
+
+function merge(base: ServerConfig, over: ServerConfigInput): ServerConfig {
+  const out: ServerConfig = { ...base, pacs: { ...base.pacs } };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined || k === 'pacs') continue;
+    (out as unknown as Record<string, unknown>)[k] = v;
+  }
+  if (over.pacs) {
+    for (const [k, v] of Object.entries(over.pacs)) {
+      if (v !== undefined) (out.pacs as unknown as Record<string, unknown>)[k] = v;
+    }
+  }
+  return out;
+}
+
+function checkDir(name: string, value: unknown, mustExist: boolean, hint: string): string {
+  if (typeof value !== 'string' || value === '') {
+    throw new ConfigError(`${name} must be a folder path; found ${JSON.stringify(value)}.`);
+  }
+  const abs = path.resolve(value);
+  if (mustExist) {
+    if (!existsSync(abs) || !statSync(abs).isDirectory()) {
+      throw new ConfigError(`${name} must be an existing folder; ${abs} is not one. ${hint}`);
+    }
+  }
+  return abs;
+}
+
+/** Validates a merged config and returns it with absolute paths and a normalised PACS root. */
+export function validateConfig(c: ServerConfig): ServerConfig {
+  if (typeof c.host !== 'string' || c.host === '') {
+    throw new ConfigError(`host must be a non-empty address; found ${JSON.stringify(c.host)}.`);
+  }
+  if (!Number.isInteger(c.port) || c.port < 0 || c.port > 65535) {
+    throw new ConfigError(
+      `port must be an integer from 0 to 65535 (0 = any free port); found ${JSON.stringify(c.port)}.`,
+    );
+  }
+  if (!LOG_LEVELS.includes(c.logLevel)) {
+    throw new ConfigError(
+      `logLevel must be one of ${LOG_LEVELS.join(', ')}; found ${JSON.stringify(c.logLevel)}.`,
+    );
+  }
+  const root = c.pacs?.dicomWebRoot;
+  let url: URL;
+  try {
+    url = new URL(String(root));
+  } catch {
+    throw new ConfigError(
+      `pacs.dicomWebRoot (RRL_PACS_URL) must be an absolute http(s) URL such as ` +
+        `http://127.0.0.1:8042/dicom-web; found ${JSON.stringify(root)}.`,
+    );
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(
+      `pacs.dicomWebRoot must use http or https; found "${url.protocol}" in ${String(root)}.`,
+    );
+  }
+  if (url.username || url.password) {
+    throw new ConfigError(
+      'pacs.dicomWebRoot must not carry credentials in the URL; set pacs.username / pacs.password ' +
+        '(RRL_PACS_USERNAME / RRL_PACS_PASSWORD) instead.',
+    );
+  }
+  if (url.search || url.hash) {
+    throw new ConfigError(
+      `pacs.dicomWebRoot must not have a query or fragment; found ${String(root)}.`,
+    );
+  }
+  const { username, password } = c.pacs;
+  if (username !== undefined && typeof username !== 'string') {
+    throw new ConfigError('pacs.username must be a string.');
+  }
+  if (password !== undefined && typeof password !== 'string') {
+    throw new ConfigError('pacs.password must be a string.');
+  }
+  if ((password && !username) || (username && password === undefined)) {
+    throw new ConfigError(
+      'pacs.username and pacs.password go together: set both (RRL_PACS_USERNAME and ' +
+        'RRL_PACS_PASSWORD) or neither.',
+    );
+  }
+  const dicomWebRoot = url.toString().replace(/\/+$/, '');
+  return {
+    host: c.host,
+    port: c.port,
+    pacs: {
+      dicomWebRoot,
+      ...(username !== undefined ? { username } : {}),
+      ...(password !== undefined ? { password } : {}),
+    },
+    modelsDir: checkDir('modelsDir', c.modelsDir, false, ''),
+    viewerDir: checkDir(
+      'viewerDir',
+      c.viewerDir,
+      true,
+      'Run `npm install` (it installs @ohif/app) or set RRL_VIEWER_DIR to a built OHIF viewer.',
+    ),
+    pluginsDir: checkDir('pluginsDir', c.pluginsDir, false, ''),
+    dataDir: checkDir('dataDir', c.dataDir, false, ''),
+    logLevel: c.logLevel,
+  };
+}
+
+/**
+ * The effective config: defaults < config file (RRL_CONFIG or `file`) < environment < `override`.
+ */
+export function loadConfig(
+  override: ServerConfigInput = {},
+  env: NodeJS.ProcessEnv = process.env,
+  file?: string,
+): ServerConfig {
+  let merged = defaultConfig();
+  const cfgFile = file ?? (env.RRL_CONFIG || undefined);
+  if (cfgFile) merged = merge(merged, configFromFile(cfgFile));
+  merged = merge(merged, configFromEnv(env));
+  merged = merge(merged, override);
+  return validateConfig(merged);
+}

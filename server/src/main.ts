@@ -1,0 +1,71 @@
+/**
+ * CLI: `npx tsx server/src/main.ts [--config FILE] [--port N] [--host H]`. Configuration also
+ * comes from `RRL_*` environment variables (see server/src/config.ts and the README).
+ * Stops cleanly on SIGINT / SIGTERM.
+ */
+import { parseArgs } from 'node:util';
+
+import { startServer } from './app.js';
+import { ConfigError, ENV_VARS, type ServerConfigInput } from './config.js';
+
+function usage(): string {
+  const vars = Object.entries(ENV_VARS)
+    .map(([k, v]) => `  ${k.padEnd(18)} ${v}`)
+    .join('\n');
+  return (
+    'Usage: npx tsx server/src/main.ts [--config FILE] [--host HOST] [--port PORT]\n\n' +
+    `Environment:\n${vars}\n`
+  );
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      config: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(usage());
+    return;
+  }
+  const override: ServerConfigInput = {};
+  if (values.host) override.host = values.host;
+  if (values.port !== undefined) {
+    const n = Number(values.port);
+    if (!Number.isInteger(n))
+      throw new ConfigError(`--port must be an integer; found "${values.port}".`);
+    override.port = n;
+  }
+  const server = await startServer(override, values.config ? { configFile: values.config } : {});
+  process.stderr.write(`RRL-MedSAM companion server: open ${server.url}/\n`);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`${signal}: stopping\n`);
+    server.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((e: unknown) => {
+  const err = e as Error & { code?: string };
+  if (err instanceof ConfigError) {
+    process.stderr.write(`Configuration error: ${err.message}\n`);
+  } else if (err.code === 'EADDRINUSE') {
+    process.stderr.write(
+      `Cannot listen: the port is already in use (${err.message}). Choose another with RRL_PORT or --port.\n`,
+    );
+  } else {
+    process.stderr.write(`The server failed to start: ${err.message}\n`);
+  }
+  process.exit(1);
+});

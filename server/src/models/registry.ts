@@ -1,0 +1,126 @@
+/**
+ * The models folder: `<modelsDir>/<modelId>/{model.onnx,metadata.json}`. Lists the published
+ * models' metadata and computes (and caches, by size and mtime) each model file's SHA-256, which
+ * the server sends as the strong ETag of model.onnx.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+
+import type { Logger } from '../log.js';
+import { fileInfo, type FileInfo } from '../http/static.js';
+
+/** Model ids are folder names: `name@version`, letters, digits and `._-@+`. */
+export const MODEL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
+
+export type ModelMetadata = Record<string, unknown> & { id: string };
+
+export interface ModelProblem {
+  folder: string;
+  problem: string;
+}
+
+export interface ModelListing {
+  models: ModelMetadata[];
+  problems: ModelProblem[];
+}
+
+export class ModelRegistry {
+  private readonly hashes = new Map<string, { key: string; sha256: string }>();
+
+  constructor(
+    readonly modelsDir: string,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Reads every `<folder>/metadata.json`. A folder is listed when its metadata is a JSON object
+   * whose `id` equals the folder name and whose ONNX file exists; others are reported as problems
+   * (and logged), never served as models.
+   */
+  async list(): Promise<ModelListing> {
+    let entries: string[];
+    try {
+      entries = (await readdir(this.modelsDir, { withFileTypes: true }))
+        .filter((d) => d.isDirectory())
+        .map((d) => d.name)
+        .sort();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { models: [], problems: [] };
+      throw e;
+    }
+    const models: ModelMetadata[] = [];
+    const problems: ModelProblem[] = [];
+    for (const folder of entries) {
+      const result = await this.readModel(folder);
+      if ('problem' in result) {
+        problems.push({ folder, problem: result.problem });
+        this.log.warn('model skipped', { folder, problem: result.problem });
+      } else {
+        models.push(result.metadata);
+      }
+    }
+    return { models, problems };
+  }
+
+  private async readModel(
+    folder: string,
+  ): Promise<{ metadata: ModelMetadata } | { problem: string }> {
+    if (!MODEL_ID_PATTERN.test(folder)) {
+      return { problem: `folder name is not a valid model id (${MODEL_ID_PATTERN.source})` };
+    }
+    const metaPath = path.join(this.modelsDir, folder, 'metadata.json');
+    let raw: unknown;
+    try {
+      raw = JSON.parse(await readFile(metaPath, 'utf8'));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      return {
+        problem:
+          code === 'ENOENT'
+            ? 'metadata.json is missing'
+            : `metadata.json is unreadable: ${(e as Error).message}`,
+      };
+    }
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+      return { problem: 'metadata.json must hold a JSON object' };
+    }
+    const meta = raw as Record<string, unknown>;
+    if (meta.id !== folder) {
+      return {
+        problem: `metadata.json id ${JSON.stringify(meta.id)} does not match the folder name`,
+      };
+    }
+    const onnx = meta.onnx as Record<string, unknown> | undefined;
+    const file = typeof onnx?.file === 'string' ? onnx.file : 'model.onnx';
+    if (!(await this.modelFile(folder, file))) {
+      return { problem: `the ONNX file ${file} named in metadata.json is missing` };
+    }
+    return { metadata: meta as ModelMetadata };
+  }
+
+  /** The absolute path of a file inside a model folder, if it exists (no path traversal). */
+  async modelFile(
+    modelId: string,
+    name: string,
+  ): Promise<{ file: string; info: FileInfo } | undefined> {
+    if (!MODEL_ID_PATTERN.test(modelId)) return undefined;
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) return undefined;
+    const file = path.join(this.modelsDir, modelId, name);
+    const info = await fileInfo(file);
+    return info ? { file, info } : undefined;
+  }
+
+  /** SHA-256 (hex) of a file, cached until its size or mtime changes. */
+  async sha256(file: string, info: FileInfo): Promise<string> {
+    const key = `${info.size}:${info.mtimeMs}`;
+    const cached = this.hashes.get(file);
+    if (cached && cached.key === key) return cached.sha256;
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+    const sha256 = hash.digest('hex');
+    this.hashes.set(file, { key, sha256 });
+    return sha256;
+  }
+}
