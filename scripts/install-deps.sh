@@ -20,6 +20,24 @@ if [ "${#missing[@]}" -gt 0 ]; then
     exit 1
   fi
 fi
+# WebGPU for the training engine on machines without a GPU: Dawn needs a Vulkan driver, and Debian
+# 12's Mesa (22.x) gives it no adapter; Mesa 25's lavapipe from bookworm-backports does (FACTS.md).
+if [ -f /etc/debian_version ] && grep -q '^12' /etc/debian_version \
+  && ! dpkg --compare-versions "$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || echo 0)" ge 25; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "Installing Mesa 25 Vulkan drivers (lavapipe) from bookworm-backports"
+    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        >/etc/apt/sources.list.d/bookworm-backports.sources
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
+  else
+    echo "Optional: WebGPU training on this CPU needs mesa-vulkan-drivers (>= 25) and libvulkan1 from bookworm-backports;" >&2
+    echo "without them the engine uses the CPU provider." >&2
+  fi
+fi
 export ONNXRUNTIME_NODE_INSTALL=skip
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "Installing npm dependencies"
