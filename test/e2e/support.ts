@@ -1,0 +1,176 @@
+// Support for the end-to-end tests: building the browser bundles when they are stale, dciodvfy,
+// direct (non-proxied) QIDO/WADO against the test Orthanc, and polling without fixed sleeps.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+async function newestMtime(dir: string): Promise<number> {
+  let newest = 0;
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, await newestMtime(p));
+    else newest = Math.max(newest, (await stat(p)).mtimeMs);
+  }
+  return newest;
+}
+
+async function mtime(file: string): Promise<number> {
+  try {
+    return (await stat(file)).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Builds dist/extension and dist/mode with the repository's webpack config when a bundle is
+ * missing or older than its sources (the full test command builds them first anyway).
+ */
+export async function ensureBundles(): Promise<{ built: boolean; ms: number }> {
+  const started = Date.now();
+  const bundles = ['dist/extension/index.js', 'dist/mode/index.js'].map((f) =>
+    path.join(REPO_ROOT, f),
+  );
+  const sources = ['extension/src', 'mode/src', 'models/src/volume', 'models/src/format'];
+  const newestSource = Math.max(
+    ...(await Promise.all(sources.map((s) => newestMtime(path.join(REPO_ROOT, s))))),
+    await mtime(path.join(REPO_ROOT, 'webpack.config.js')),
+  );
+  const built = await Promise.all(bundles.map(mtime));
+  if (built.every((t) => t > 0 && t >= newestSource)) return { built: false, ms: 0 };
+  await run('npx', ['webpack', '--mode', 'production'], {
+    cwd: REPO_ROOT,
+    maxBuffer: 64 * 1024 * 1024,
+    env: { ...process.env, NODE_OPTIONS: '--max-old-space-size=4096' },
+  });
+  return { built: true, ms: Date.now() - started };
+}
+
+export interface DciodvfyResult {
+  errors: string[];
+  warnings: string[];
+  output: string;
+}
+
+/** Runs dicom3tools' dciodvfy on a Part 10 file; lines starting with "Error" are errors. */
+export async function dciodvfy(bytes: ArrayBuffer): Promise<DciodvfyResult> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'rrl-dciodvfy-'));
+  try {
+    const file = path.join(dir, 'object.dcm');
+    await writeFile(file, Buffer.from(bytes));
+    let output: string;
+    try {
+      const r = await run('dciodvfy', [file], { maxBuffer: 16 * 1024 * 1024 });
+      output = r.stdout + r.stderr;
+    } catch (e) {
+      const err = e as { stdout?: string; stderr?: string };
+      output = (err.stdout ?? '') + (err.stderr ?? '');
+    }
+    const lines = output.split('\n');
+    return {
+      errors: lines.filter((l) => /^Error/.test(l)),
+      warnings: lines.filter((l) => /^Warning/.test(l)),
+      output,
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export type DicomJson = Record<string, { vr?: string; Value?: unknown[] }>;
+
+export function tagString(ds: DicomJson, tag: string): string | undefined {
+  const v = ds[tag]?.Value?.[0];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'object' && 'Alphabetic' in (v as object)) {
+    return String((v as { Alphabetic: unknown }).Alphabetic);
+  }
+  return String(v);
+}
+
+/** Direct DICOMweb access to Orthanc with its credentials (not through the viewer's proxy). */
+export class OrthancDirect {
+  constructor(
+    private readonly root: string,
+    private readonly username: string,
+    private readonly password: string,
+  ) {}
+
+  private headers(accept: string): Record<string, string> {
+    const auth = Buffer.from(`${this.username}:${this.password}`).toString('base64');
+    return { Authorization: `Basic ${auth}`, Accept: accept };
+  }
+
+  async json(pathAndQuery: string): Promise<DicomJson[]> {
+    const res = await fetch(`${this.root}${pathAndQuery}`, {
+      headers: this.headers('application/dicom+json'),
+    });
+    if (res.status === 204) return [];
+    if (!res.ok) {
+      throw new Error(`Orthanc ${pathAndQuery}: expected 200, found ${res.status}.`);
+    }
+    return (await res.json()) as DicomJson[];
+  }
+
+  /** QIDO-RS: the series of a study with the given modality. */
+  async seriesOfStudy(studyUID: string, modality?: string): Promise<DicomJson[]> {
+    const q = modality ? `?Modality=${encodeURIComponent(modality)}` : '';
+    return this.json(`/studies/${studyUID}/series${q}`);
+  }
+
+  /** WADO-RS of one instance as Part 10 bytes (multipart/related; type=application/dicom). */
+  async instance(studyUID: string, seriesUID: string, sopUID: string): Promise<ArrayBuffer> {
+    const res = await fetch(
+      `${this.root}/studies/${studyUID}/series/${seriesUID}/instances/${sopUID}`,
+      { headers: this.headers('multipart/related; type="application/dicom"') },
+    );
+    if (!res.ok) throw new Error(`Orthanc WADO of ${sopUID}: expected 200, found ${res.status}.`);
+    const type = res.headers.get('content-type') ?? '';
+    const body = new Uint8Array(await res.arrayBuffer());
+    const m = /boundary="?([^";]+)"?/i.exec(type);
+    if (!m) throw new Error(`Orthanc WADO: expected a multipart answer, found "${type}".`);
+    const boundary = Buffer.from(`--${m[1]}`);
+    const buf = Buffer.from(body);
+    const start = buf.indexOf(boundary);
+    const headerEnd = buf.indexOf('\r\n\r\n', start);
+    const next = buf.indexOf(boundary, headerEnd + 4);
+    const part = buf.subarray(headerEnd + 4, next - 2); // drop the CRLF before the boundary
+    return part.buffer.slice(part.byteOffset, part.byteOffset + part.byteLength) as ArrayBuffer;
+  }
+}
+
+/** Polls `fn` until it returns a truthy value or `timeoutMs` passes (then throws with `what`). */
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 60_000,
+  intervalMs = 250,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(
+    `Timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}.`,
+  );
+}
