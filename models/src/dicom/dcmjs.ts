@@ -87,3 +87,11 @@ export function str(v: unknown): string | undefined {
   }
   return String(x);
 }
+
+/**
+ * Converts a DICOM JSON model dataset (QIDO / WADO-RS metadata, tags as 8 hex digits) into a
+ * naturalized dataset with keyword names, as `writeBinarySeg` takes for its source instances.
+ */
+export function naturalizeJson(dataset: Record<string, unknown>): NaturalDataset {
+  return dcmjs.data.DicomMetaDictionary.naturalizeDataset(dataset);
+}
