@@ -44,8 +44,8 @@ export interface TrainerOptions {
   provider?: Provider | 'auto';
   /** Seed of the trainer's RNG (batch sampling, augmentation); saved in checkpoints. Default 0. */
   seed?: number;
-  /** Initial parameters (all of them); optimiser state not given starts at zero. */
-  initialState: Readonly<Record<string, Float32Array | HostTensor>>;
+  /** Initial parameters (all of them, e.g. `graph.initialParams(seed)`); optimiser state not given starts at zero. */
+  initialState: InitialState;
   intraOpNumThreads?: number;
   /** Keep state tensors on the GPU between steps where the provider allows (default true). */
   keepStateOnDevice?: boolean;
@@ -81,6 +81,10 @@ export interface TrainOptions {
 }
 
 type OrtTensor = ort.Tensor;
+
+export type InitialState =
+  | ReadonlyMap<string, Float32Array | HostTensor>
+  | Readonly<Record<string, Float32Array | HostTensor>>;
 
 function scalar(value: number): OrtTensor {
   return new ort.Tensor('float32', Float32Array.of(value), []);
@@ -143,8 +147,8 @@ export class Trainer {
     this.seed = seed;
     this.rng = new SeededRng(seed);
     this.stateOnDevice = stateOnDevice;
-    this.lrInput = spec.lrInput ?? 'lr';
-    this.stepInput = spec.stepInput ?? 'step';
+    this.lrInput = spec.scalarInputs?.lr ?? 'lr';
+    this.stepInput = spec.scalarInputs?.step ?? 'step';
     this.metrics = metricOutputMap(spec);
     for (const d of spec.dataInputs)
       this.dataDims.set(dataInputName(d), typeof d === 'string' ? undefined : d.dims);
@@ -209,6 +213,11 @@ export class Trainer {
     return this.stepsDone;
   }
 
+  /** Where each state tensor lives now ('cpu' or 'gpu-buffer'). */
+  get stateLocations(): Record<string, string> {
+    return Object.fromEntries([...this.state].map(([k, t]) => [k, t.location]));
+  }
+
   /** The last checkpoint written (or loaded) by this trainer. */
   get lastCheckpoint(): LastCheckpoint | undefined {
     return this.lastGood;
@@ -242,10 +251,14 @@ export class Trainer {
     }
   }
 
-  private setInitialState(initial: Readonly<Record<string, Float32Array | HostTensor>>): void {
+  private setInitialState(initial: InitialState): void {
     const next = new Map<string, OrtTensor>();
+    const lookup = (name: string): Float32Array | HostTensor | undefined =>
+      initial instanceof Map
+        ? (initial as ReadonlyMap<string, Float32Array | HostTensor>).get(name)
+        : (initial as Readonly<Record<string, Float32Array | HostTensor>>)[name];
     for (const s of this.spec.stateInputs) {
-      const given = initial[s.name];
+      const given = lookup(s.name);
       if (given === undefined && s.kind === 'param') {
         throw new Error(
           `initialState lacks parameter '${s.name}' (dims [${s.dims.join(', ')}]). Pass the result of initialParams(seed).`,

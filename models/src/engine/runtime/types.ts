@@ -30,8 +30,7 @@ export interface TrainingGraphSpec {
   params: readonly { name: string; dims: readonly number[] }[];
   optimizer?: unknown;
   /** Names of the learning-rate and step inputs (default `lr`, `step`). */
-  lrInput?: string;
-  stepInput?: string;
+  scalarInputs?: { lr: string; step: string };
 }
 
 export interface TrainingGraph {
