@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The product command (README): installs what is missing, builds the browser bundles when their
+# sources changed, then starts Orthanc (our own process, storage under var/), seeds the demo studies
+# on first start, makes sure a model exists, starts the companion server and prints the viewer URL.
+# Ctrl-C stops everything. Options and environment: see scripts/start.ts (--help).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v node >/dev/null 2>&1; then
+  echo "Node.js 20 or newer is needed and was not found. On Debian 12: install Node 20 (e.g. from" >&2
+  echo "https://nodejs.org or the NodeSource packages), then run this command again." >&2
+  exit 1
+fi
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if [ "$node_major" -lt 20 ]; then
+  echo "Node.js 20 or newer is needed; found $(node --version). Install Node 20 and run again." >&2
+  exit 1
+fi
+
+bash scripts/install-deps.sh
+
+if [ -f webpack.config.js ]; then
+  stamp=dist/extension/index.js
+  if [ ! -f "$stamp" ] || [ ! -f dist/mode/index.js ] || [ -n "$(find extension mode models/src webpack.config.js package-lock.json -newer "$stamp" -type f -print -quit 2>/dev/null)" ]; then
+    echo "Building the viewer extension and mode (webpack)…"
+    npx webpack --mode production >/dev/null
+  fi
+fi
+
+exec node --import tsx scripts/start.ts "$@"

@@ -1,0 +1,324 @@
+/**
+ * Starts the product (called by scripts/start.sh after dependencies and bundles are in place):
+ *
+ *  1. Orthanc as our own child process: config and storage under `<var>/orthanc`, authentication
+ *     on with a generated password kept in `<var>/secrets.json` (mode 0600), 127.0.0.1 only;
+ *  2. the demo studies, seeded when the PACS holds no study yet (PACS team's `seedDemo`);
+ *  3. a model in `<var>/models` (when empty: the untrained test-fixture model from
+ *     scripts/make-test-model.ts, labelled as such in the viewer);
+ *  4. the companion server, then prints the viewer's URL.
+ *
+ * Ctrl-C (SIGINT) or SIGTERM stops the server and Orthanc; a second start reuses `<var>/`.
+ *
+ *   node --import tsx scripts/start.ts [--port 3000] [--host 127.0.0.1] [--pacs-port 8042]
+ *        [--pacs-dicom-port 4242] [--var-dir var] [--no-seed] [--no-model]
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import { startServer, type RunningServer } from '../server/src/app';
+import { ConfigError, REPO_ROOT } from '../server/src/config';
+import { startOrthanc, type OrthancProcess } from '../server/src/pacs/orthanc';
+
+interface StartOptions {
+  host: string;
+  port: number;
+  pacsPort: number;
+  pacsDicomPort: number;
+  varDir: string;
+  seed: boolean;
+  model: boolean;
+}
+
+interface Secrets {
+  orthanc: { username: string; password: string };
+}
+
+const say = (line: string): void => {
+  process.stderr.write(`[start] ${line}\n`);
+};
+
+function intOption(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new ConfigError(`${name} must be a port number (0-65535); found "${value}".`);
+  }
+  return n;
+}
+
+function readOptions(): StartOptions | undefined {
+  const { values } = parseArgs({
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'pacs-port': { type: 'string' },
+      'pacs-dicom-port': { type: 'string' },
+      'var-dir': { type: 'string' },
+      'no-seed': { type: 'boolean' },
+      'no-model': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(
+      [
+        'Usage: bash scripts/start.sh [options]',
+        '  --port N             companion server port (RRL_PORT, default 3000; 0 = any free port)',
+        '  --host H             address the server listens on (RRL_HOST, default 127.0.0.1)',
+        '  --pacs-port N        Orthanc HTTP port (RRL_ORTHANC_PORT, default 8042; 0 = any free)',
+        '  --pacs-dicom-port N  Orthanc DICOM port (RRL_ORTHANC_DICOM_PORT, default 4242)',
+        '  --var-dir DIR        data folder (RRL_VAR_DIR, default var/)',
+        '  --no-seed            do not seed the demo studies into an empty PACS',
+        '  --no-model           do not create the test-fixture model when var/models is empty',
+        '',
+      ].join('\n'),
+    );
+    return undefined;
+  }
+  const env = process.env;
+  return {
+    host: values.host ?? env.RRL_HOST ?? '127.0.0.1',
+    port: intOption('--port / RRL_PORT', values.port ?? env.RRL_PORT, 3000),
+    pacsPort: intOption(
+      '--pacs-port / RRL_ORTHANC_PORT',
+      values['pacs-port'] ?? env.RRL_ORTHANC_PORT,
+      8042,
+    ),
+    pacsDicomPort: intOption(
+      '--pacs-dicom-port / RRL_ORTHANC_DICOM_PORT',
+      values['pacs-dicom-port'] ?? env.RRL_ORTHANC_DICOM_PORT,
+      4242,
+    ),
+    varDir: path.resolve(values['var-dir'] ?? env.RRL_VAR_DIR ?? path.join(REPO_ROOT, 'var')),
+    seed: !values['no-seed'],
+    model: !values['no-model'],
+  };
+}
+
+/** `<var>/secrets.json`: created once with a random Orthanc password, kept private (0600). */
+async function loadSecrets(varDir: string): Promise<Secrets> {
+  const file = path.join(varDir, 'secrets.json');
+  if (existsSync(file)) {
+    const s = JSON.parse(await readFile(file, 'utf8')) as Partial<Secrets>;
+    if (!s.orthanc?.username || !s.orthanc.password) {
+      throw new Error(
+        `${file} has no orthanc.username / orthanc.password. Restore it, or move var/ away to ` +
+          'start with a fresh PACS.',
+      );
+    }
+    if (((await stat(file)).mode & 0o077) !== 0) await chmod(file, 0o600);
+    return s as Secrets;
+  }
+  const secrets: Secrets = {
+    orthanc: { username: 'rrl', password: randomBytes(24).toString('base64url') },
+  };
+  await writeFile(file, JSON.stringify(secrets, null, 2) + '\n', { mode: 0o600 });
+  say(`created ${file} (PACS credentials, mode 0600)`);
+  return secrets;
+}
+
+/** An Orthanc left running by a start that was killed hard (its pid file and command line). */
+async function stopOrphanOrthanc(varDir: string): Promise<void> {
+  const pidFile = path.join(varDir, 'orthanc.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number((await readFile(pidFile, 'utf8')).trim());
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  let cmdline = '';
+  try {
+    cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replace(/\0/g, ' ');
+  } catch {
+    return; // not running
+  }
+  const ourConfig = path.join(varDir, 'orthanc', 'orthanc.json');
+  if (!/Orthanc/.test(cmdline) || !cmdline.includes(ourConfig)) return;
+  say(`stopping the Orthanc (pid ${pid}) left running by an earlier start`);
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function countStudies(pacs: OrthancProcess): Promise<number> {
+  const auth = 'Basic ' + Buffer.from(`${pacs.username}:${pacs.password}`).toString('base64');
+  const res = await fetch(`${pacs.dicomWebRoot}/studies?limit=1`, {
+    headers: { Authorization: auth, Accept: 'application/dicom+json' },
+  });
+  if (!res.ok) throw new Error(`the PACS answered HTTP ${res.status} to a study query`);
+  const text = await res.text();
+  return text.trim() === '' ? 0 : (JSON.parse(text) as unknown[]).length;
+}
+
+type SeedFn = (args: Record<string, unknown>) => Promise<unknown>;
+
+/** The PACS team's demo seeding (server/src/demo/), loaded when present. */
+async function loadSeedDemo(): Promise<SeedFn | undefined> {
+  for (const rel of ['server/src/demo/index.ts', 'server/src/demo/seed.ts']) {
+    const file = path.join(REPO_ROOT, rel);
+    if (!existsSync(file)) continue;
+    const mod = (await import(pathToFileURL(file).href)) as { seedDemo?: SeedFn };
+    if (typeof mod.seedDemo === 'function') return mod.seedDemo;
+  }
+  return undefined;
+}
+
+async function seedIfEmpty(pacs: OrthancProcess, varDir: string): Promise<void> {
+  const n = await countStudies(pacs);
+  if (n > 0) {
+    say('the PACS already holds studies: not seeding the demo');
+    return;
+  }
+  const seedDemo = await loadSeedDemo();
+  if (!seedDemo) {
+    say('demo seeding is not available in this checkout (server/src/demo): the PACS stays empty');
+    return;
+  }
+  say('seeding the demo studies (first start; takes a minute)…');
+  const t0 = Date.now();
+  await seedDemo({
+    dicomWebRoot: pacs.dicomWebRoot,
+    username: pacs.username,
+    password: pacs.password,
+    outDir: path.join(varDir, 'demo'),
+  });
+  say(`demo studies stored in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+async function hasModel(modelsDir: string): Promise<boolean> {
+  try {
+    for (const d of await readdir(modelsDir, { withFileTypes: true })) {
+      if (d.isDirectory() && existsSync(path.join(modelsDir, d.name, 'metadata.json'))) return true;
+    }
+  } catch {
+    /* missing folder: no model */
+  }
+  return false;
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.once('error', reject);
+    child.once('exit', (code, signal) =>
+      code === 0
+        ? resolve()
+        : reject(new Error(`${args.join(' ')} failed (${signal ?? `exit code ${code}`})`)),
+    );
+  });
+}
+
+async function ensureModel(modelsDir: string): Promise<void> {
+  if (await hasModel(modelsDir)) return;
+  say(
+    'no model in the models folder: writing the untrained TEST-FIXTURE model (not for clinical use)',
+  );
+  await mkdir(modelsDir, { recursive: true });
+  await run(process.execPath, [
+    '--import',
+    'tsx',
+    path.join(REPO_ROOT, 'scripts', 'make-test-model.ts'),
+    '--out',
+    modelsDir,
+  ]);
+}
+
+async function main(): Promise<void> {
+  const opts = readOptions();
+  if (!opts) return;
+  await mkdir(opts.varDir, { recursive: true });
+  const secrets = await loadSecrets(opts.varDir);
+  await stopOrphanOrthanc(opts.varDir);
+
+  let pacs: OrthancProcess | undefined;
+  let server: RunningServer | undefined;
+  let stopping = false;
+  const shutdown = async (why: string, code: number): Promise<never> => {
+    if (!stopping) {
+      stopping = true;
+      say(`${why}: stopping`);
+      await server?.close().catch(() => undefined);
+      await pacs?.stop().catch(() => undefined);
+      if (pacs) await rm(path.join(opts.varDir, 'orthanc.pid'), { force: true });
+      say('stopped');
+    }
+    process.exit(code);
+  };
+  let signals = 0;
+  const onSignal = (sig: string): void => {
+    signals += 1;
+    if (signals > 1) {
+      say('second signal: exiting now');
+      process.exit(130);
+    }
+    void shutdown(sig, 0);
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+
+  try {
+    say(`starting Orthanc (storage ${path.join(opts.varDir, 'orthanc')})`);
+    pacs = await startOrthanc({
+      storageDir: path.join(opts.varDir, 'orthanc'),
+      httpPort: opts.pacsPort,
+      dicomPort: opts.pacsDicomPort,
+      username: secrets.orthanc.username,
+      password: secrets.orthanc.password,
+      name: 'RRL-MedSAM-PACS',
+    });
+    await writeFile(path.join(opts.varDir, 'orthanc.pid'), `${pacs.pid}\n`);
+    say(`Orthanc is up at ${pacs.url} (DICOM port ${pacs.dicomPort}; 127.0.0.1 only)`);
+    if (stopping) return;
+
+    if (opts.seed) await seedIfEmpty(pacs, opts.varDir);
+    const modelsDir = path.join(opts.varDir, 'models');
+    if (opts.model) await ensureModel(modelsDir);
+    if (stopping) return;
+
+    server = await startServer({
+      host: opts.host,
+      port: opts.port,
+      modelsDir,
+      dataDir: path.join(opts.varDir, 'server'),
+      pacs: {
+        dicomWebRoot: pacs.dicomWebRoot,
+        username: pacs.username,
+        password: pacs.password,
+      },
+    });
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    const hint =
+      err.code === 'EADDRINUSE'
+        ? ' The port is in use: stop what uses it, or choose another with --port / RRL_PORT.'
+        : '';
+    say(`could not start: ${err.message}${hint}`);
+    await shutdown('start failed', 1);
+    return;
+  }
+
+  // Orthanc went away on its own: stop the server too rather than serve a dead PACS.
+  const pid = pacs.pid;
+  const watch = setInterval(() => {
+    if (!stopping && pid > 0 && !existsSync(`/proc/${pid}`)) {
+      void shutdown('Orthanc exited unexpectedly', 1);
+    }
+  }, 2000);
+  watch.unref();
+
+  process.stdout.write(
+    `\nRRL-MedSAM for OHIF is running.\n  Viewer:  ${server.url}/\n` +
+      `  PACS:    ${pacs.url} (user ${pacs.username}; password in ${path.join(opts.varDir, 'secrets.json')})\n` +
+      '  Stop:    Ctrl-C\n\n',
+  );
+}
+
+main().catch((e: unknown) => {
+  say(`failed: ${(e as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,141 @@
+/**
+ * The product start (scripts/start.ts, what `bash scripts/start.sh` runs after installing): Orthanc
+ * + model + server come up and print the viewer URL; SIGINT/SIGTERM stop everything (Orthanc
+ * included); a second start reuses var/ (same credentials, same studies, same model).
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { REPO_ROOT } from '../../../server/src/config';
+import { makeTinySeries, stowBody } from './dicom-data';
+
+interface Started {
+  child: ChildProcess;
+  url: string;
+  output: () => string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const running: ChildProcess[] = [];
+
+/** Spawns the start script and resolves once it prints the viewer URL. */
+function startProduct(varDir: string): Promise<Started> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(REPO_ROOT, 'scripts', 'start.ts'),
+      '--var-dir',
+      varDir,
+      '--port',
+      '0',
+      '--pacs-port',
+      '0',
+      '--pacs-dicom-port',
+      '0',
+      '--no-seed',
+    ],
+    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RRL_CONFIG: '' } },
+  );
+  running.push(child);
+  let out = '';
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      out += chunk.toString('utf8');
+      const m = /Viewer:\s+(http:\/\/\S+?)\/?\s/.exec(out);
+      if (m?.[1]) {
+        child.stdout?.off('data', onData);
+        child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+        resolve({ child, url: m[1], output: () => out, exit });
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    void exit.then(({ code, signal }) =>
+      reject(new Error(`start.ts exited (${signal ?? code}) before printing the URL:\n${out}`)),
+    );
+  });
+}
+
+test('product start: comes up, stops cleanly on SIGINT/SIGTERM, and a second start reuses var/', async () => {
+  const varDir = await mkdtemp(path.join(os.tmpdir(), 'rrl-var-'));
+  try {
+    // First start: fresh var/.
+    const first = await startProduct(varDir);
+    const orthancPid = Number((await readFile(path.join(varDir, 'orthanc.pid'), 'utf8')).trim());
+    assert.ok(existsSync(`/proc/${orthancPid}`), 'Orthanc runs');
+    const secretsFile = path.join(varDir, 'secrets.json');
+    assert.equal((await stat(secretsFile)).mode & 0o777, 0o600, 'secrets.json is private');
+    const secrets = await readFile(secretsFile, 'utf8');
+    assert.ok(
+      !first.output().includes(JSON.parse(secrets).orthanc.password),
+      'password not printed',
+    );
+
+    const health = (await (await fetch(`${first.url}/api/health`)).json()) as {
+      status: string;
+    };
+    assert.equal(health.status, 'ok');
+    const models = (await (await fetch(`${first.url}/models/index.json`)).json()) as {
+      id: string;
+      kind: string;
+    }[];
+    assert.equal(
+      models.length,
+      1,
+      'the test-fixture model was written into the empty models folder',
+    );
+    assert.equal(models[0]?.kind, 'test-fixture');
+    const modelDir = path.join(varDir, 'models', models[0]?.id ?? '');
+    const modelMtime = (await stat(path.join(modelDir, 'model.onnx'))).mtimeMs;
+
+    const series = makeTinySeries(2);
+    const { body, contentType } = stowBody(series.files);
+    const stow = await fetch(`${first.url}/dicom-web/studies`, {
+      method: 'POST',
+      headers: { 'Content-Type': contentType },
+      body,
+    });
+    assert.equal(stow.status, 200);
+    await stow.arrayBuffer();
+
+    first.child.kill('SIGINT');
+    const firstExit = await first.exit;
+    assert.equal(firstExit.code, 0, first.output());
+    assert.ok(!existsSync(`/proc/${orthancPid}`), 'Orthanc stopped with the product');
+    assert.ok(!existsSync(path.join(varDir, 'orthanc.pid')), 'pid file removed');
+
+    // Second start: same var/.
+    const second = await startProduct(varDir);
+    assert.equal(await readFile(secretsFile, 'utf8'), secrets, 'same credentials');
+    const qido = (await (
+      await fetch(`${second.url}/dicom-web/studies?StudyInstanceUID=${series.studyUID}`)
+    ).json()) as unknown[];
+    assert.equal(qido.length, 1, 'the study stored in the first run is still there');
+    assert.deepEqual(await readdir(path.join(varDir, 'models')), [models[0]?.id]);
+    assert.equal((await stat(path.join(modelDir, 'model.onnx'))).mtimeMs, modelMtime);
+    const secondPid = Number((await readFile(path.join(varDir, 'orthanc.pid'), 'utf8')).trim());
+    second.child.kill('SIGTERM');
+    assert.equal((await second.exit).code, 0, second.output());
+    assert.ok(!existsSync(`/proc/${secondPid}`), 'Orthanc stopped');
+  } finally {
+    // A failed assertion must not leave a product (and its Orthanc) running.
+    for (const child of running) {
+      if (child.exitCode === null && child.signalCode === null) {
+        const gone = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await gone;
+      }
+    }
+    await rm(varDir, { recursive: true, force: true });
+  }
+});
