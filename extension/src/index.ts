@@ -1,0 +1,39 @@
+/**
+ * RRL-MedSAM One-Shot extension for OHIF 3.13 (loaded at run time by URL: default export).
+ * Panel, commands, toolbar evaluator, hanging protocol; inference in a module Web Worker.
+ */
+import { makeCommandsModule } from './commandsModule.js';
+import getHangingProtocolModule from './getHangingProtocolModule.js';
+import { makeGetPanelModule } from './getPanelModule.js';
+import { makeGetToolbarModule } from './getToolbarModule.js';
+import { id } from './id.js';
+import { actions, loadModels, preRegistration, runtime } from './init.js';
+
+const getStore = () => runtime.ctx?.store;
+
+const extension = {
+  id,
+  preRegistration,
+  onModeEnter() {
+    const store = getStore();
+    if (!store) return;
+    store.reset();
+    void loadModels();
+  },
+  onModeExit() {
+    actions.oneShotCancel();
+    getStore()?.reset();
+    if (runtime.ctx) runtime.ctx.store.set({ segmentationId: undefined, segments: [] });
+  },
+  getPanelModule: makeGetPanelModule(getStore, {
+    run: () => void actions.oneShotSegment(),
+    cancel: () => actions.oneShotCancel(),
+    save: () => void actions.oneShotSave(),
+    reloadModels: () => void actions.oneShotLoadModels(),
+  }),
+  getCommandsModule: makeCommandsModule(actions),
+  getToolbarModule: makeGetToolbarModule(getStore),
+  getHangingProtocolModule,
+};
+
+export default extension;

@@ -1,0 +1,274 @@
+/**
+ * The one-shot segmentation of the active series: validate the series and the model, read the
+ * volume, resample + normalise, run the model in the worker, resample back, create a labelmap.
+ * Nothing is left half-made: on any failure the partial segmentation is removed.
+ */
+import { checkModelFitsSeries, FIT_LIMITS } from '../../../models/src/format/metadata.js';
+import {
+  computeVolumeGeometry,
+  GeometryError,
+  instanceGeometryFromNaturalized,
+} from '../../../models/src/volume/geometry.js';
+import {
+  countLabels,
+  labelsFromLogits,
+  modelInputDims,
+  prepareModelInput,
+} from '../../../models/src/volume/preprocess.js';
+import type { Dims } from '../../../models/src/volume/resample.js';
+import {
+  getCornerstoneLibraries,
+  instanceImageId,
+  type ExtensionManager,
+  type ServicesManager,
+} from '../ohif/types.js';
+import type { ModelEntry, SegmentInfo, Store } from '../state/store.js';
+import type { OneShotConfig } from '../utils/config.js';
+import {
+  UserFacingError,
+  activeImageDisplaySet,
+  labelmapImagesByReference,
+  loadVolume,
+  viewportsShowing,
+  volumeVoxels,
+  writeLabelsToLabelmap,
+} from '../utils/viewerData.js';
+import {
+  InferenceCancelled,
+  defaultWorkerUrl,
+  startInference,
+  type RunningInference,
+} from './client.js';
+
+export interface OneShotContext {
+  servicesManager: ServicesManager;
+  extensionManager: ExtensionManager;
+  store: Store;
+  config: OneShotConfig;
+}
+
+let current: { cancelled: boolean; inference?: RunningInference } | undefined;
+
+/** Cancels the running segmentation (terminates the worker); nothing is changed in the viewer. */
+export function cancelOneShot(): void {
+  if (!current) return;
+  current.cancelled = true;
+  current.inference?.cancel();
+}
+
+function selectedModel(store: Store): ModelEntry {
+  const s = store.get();
+  const m = s.models.find((x) => x.metadata.id === s.selectedModelId) ?? s.models[0];
+  if (!m) {
+    throw new UserFacingError(
+      s.rejectedModels.length
+        ? `No usable model: ${s.rejectedModels.length} model(s) were rejected (${s.rejectedModels[0].id}: ${s.rejectedModels[0].reason}).`
+        : 'No model is published on the server. Publish a model (model.onnx + metadata.json) in the models folder, then reload.',
+    );
+  }
+  return m;
+}
+
+export async function runOneShot(ctx: OneShotContext): Promise<void> {
+  const { servicesManager: sm, extensionManager, store } = ctx;
+  if (current) {
+    throw new UserFacingError('A segmentation is already running. Wait for it or cancel it.');
+  }
+  const run: { cancelled: boolean; inference?: RunningInference } = { cancelled: false };
+  current = run;
+  const checkCancelled = () => {
+    if (run.cancelled) throw new InferenceCancelled();
+  };
+  let createdSegmentationId: string | undefined;
+  const t0 = performance.now();
+  store.set({
+    status: 'running',
+    phase: 'Checking the series',
+    progress: undefined,
+    message: undefined,
+    messageKind: undefined,
+    timings: undefined,
+  });
+  try {
+    const model = selectedModel(store);
+    const meta = model.metadata;
+    const { displaySet, viewportId } = activeImageDisplaySet(sm);
+    const seriesUID = displaySet.SeriesInstanceUID;
+    const instances = displaySet.instances ?? [];
+
+    // 1. Geometry of the series (bad input is caught here, before anything is loaded).
+    let geometry;
+    try {
+      geometry = computeVolumeGeometry(instances.map(instanceGeometryFromNaturalized), {
+        minSlices: FIT_LIMITS.minSlices,
+        seriesInstanceUID: seriesUID,
+      });
+    } catch (e) {
+      if (e instanceof GeometryError) throw new UserFacingError(e.message);
+      throw e;
+    }
+    const modality = String(displaySet.Modality ?? instances[0]?.Modality ?? '');
+    const problems = checkModelFitsSeries(meta, {
+      seriesInstanceUID: seriesUID,
+      modality,
+      dims: geometry.dims,
+      spacing: geometry.spacing,
+    });
+    if (problems.length) throw new UserFacingError(problems.join(' '));
+
+    // 2. Voxels.
+    store.set({ phase: 'Loading the series' });
+    const sortedImageIds = geometry.order.map((i) => {
+      const id = instanceImageId(instances[i]) ?? displaySet.imageIds?.[i];
+      if (!id) throw new Error(`Instance ${i + 1} of series ${seriesUID} has no image id.`);
+      return id;
+    });
+    const libs = getCornerstoneLibraries(extensionManager);
+    const volume = await loadVolume(
+      libs,
+      viewportId,
+      displaySet,
+      sortedImageIds,
+      () => run.cancelled,
+    );
+    checkCancelled();
+    const dims: Dims = [volume.dimensions[0], volume.dimensions[1], volume.dimensions[2]];
+    if (
+      dims[0] !== geometry.dims[0] ||
+      dims[1] !== geometry.dims[1] ||
+      dims[2] !== geometry.dims[2]
+    ) {
+      throw new UserFacingError(
+        `The viewer's volume of series ${seriesUID} is ${dims.join('×')} voxels but its images describe ${geometry.dims.join('×')}. Reload the study and try again.`,
+      );
+    }
+    const t1 = performance.now();
+
+    // 3. Pre-processing.
+    store.set({ phase: 'Preparing the input' });
+    const input = prepareModelInput(volumeVoxels(volume), dims, meta);
+    const t2 = performance.now();
+    checkCancelled();
+
+    // 4. Inference in the worker.
+    const pref = store.get().preferredProvider;
+    const inference = startInference(
+      defaultWorkerUrl(ctx.config.extensionBaseUrl),
+      {
+        modelUrl: model.baseUrl + encodeURIComponent(meta.onnx.file),
+        modelSha256: meta.onnx.sha256,
+        input,
+        dims: modelInputDims(meta),
+        inputName: meta.onnx.input.name,
+        outputName: meta.onnx.output.name,
+        preferredProvider: pref,
+        output: 'logits',
+      },
+      (p) => store.set({ phase: p.message, progress: p.fraction }),
+    );
+    run.inference = inference;
+    const result = await inference.result;
+    checkCancelled();
+    store.set({ provider: result.provider, fallbackReason: result.fallbackReason });
+    if (!result.logits) throw new Error('The worker sent no logits.');
+
+    // 5. Back to the source grid.
+    store.set({ phase: 'Resampling the result', progress: undefined });
+    const t3 = performance.now();
+    const labels = labelsFromLogits(result.logits, meta, dims);
+    const counts = countLabels(labels, meta.labels.length);
+    const t4 = performance.now();
+
+    // 6. Labelmap.
+    store.set({ phase: 'Creating the labelmap' });
+    const { segmentationService } = sm.services;
+    const segments: Record<number, { label: string; active?: boolean }> = {};
+    meta.labels.forEach((l, i) => {
+      segments[l.value] = { label: l.name, active: i === 0 };
+    });
+    createdSegmentationId = await segmentationService.createLabelmapForDisplaySet(displaySet, {
+      label: `One-shot: ${meta.name}`,
+      segments,
+    });
+    const images = labelmapImagesByReference(libs, sm, createdSegmentationId);
+    writeLabelsToLabelmap(images, volume.imageIds, labels, dims[0] * dims[1]);
+    libs.cornerstoneTools.segmentation.triggerSegmentationEvents.triggerSegmentationDataModified(
+      createdSegmentationId,
+    );
+    const viewports = viewportsShowing(sm, displaySet.displaySetInstanceUID);
+    for (const vpId of viewports.length ? viewports : [viewportId]) {
+      await segmentationService.addSegmentationRepresentation(vpId, {
+        segmentationId: createdSegmentationId,
+        type: 'Labelmap',
+      });
+      for (const l of meta.labels) {
+        segmentationService.setSegmentColor(vpId, createdSegmentationId, l.value, [
+          ...l.color,
+          255,
+        ]);
+      }
+    }
+    const t5 = performance.now();
+
+    // Replace a previous result of this panel (one result at a time; saved ones are in the PACS).
+    const previous = store.get().segmentationId;
+    if (previous && previous !== createdSegmentationId) {
+      try {
+        segmentationService.remove(previous);
+      } catch {
+        // already gone
+      }
+    }
+    const segInfo: SegmentInfo[] = meta.labels.map((l) => ({
+      value: l.value,
+      name: l.name,
+      color: l.color,
+      voxels: counts[l.value] ?? 0,
+    }));
+    store.set({
+      status: 'done',
+      phase: undefined,
+      progress: undefined,
+      segments: segInfo,
+      segmentationId: createdSegmentationId,
+      sourceDisplaySetUID: displaySet.displaySetInstanceUID,
+      sourceSeriesUID: seriesUID,
+      lastSave: undefined,
+      timings: {
+        load: t1 - t0 + result.timings.loadMs,
+        preprocess: t2 - t1,
+        session: result.timings.sessionMs,
+        inference: result.timings.inferenceMs,
+        postprocess: t4 - t3 + (t5 - t4),
+        total: t5 - t0,
+      },
+      message: `Segmented series ${displaySet.SeriesDescription ?? seriesUID}: ${segInfo.filter((s) => s.voxels > 0).length} of ${segInfo.length} structures found (${result.provider}).`,
+      messageKind: 'info',
+    });
+    createdSegmentationId = undefined;
+  } catch (e) {
+    if (createdSegmentationId) {
+      try {
+        sm.services.segmentationService.remove(createdSegmentationId);
+      } catch {
+        // nothing more to undo
+      }
+    }
+    const cancelled = e instanceof InferenceCancelled || run.cancelled;
+    store.set({
+      status: cancelled ? 'cancelled' : 'error',
+      phase: undefined,
+      progress: undefined,
+      message: cancelled
+        ? 'Segmentation cancelled. Nothing was changed.'
+        : e instanceof Error
+          ? e.message
+          : String(e),
+      messageKind: cancelled ? 'info' : 'error',
+    });
+    if (!cancelled && !(e instanceof UserFacingError))
+      console.error('[one-shot] segmentation failed', e);
+  } finally {
+    current = undefined;
+  }
+}

@@ -1,0 +1,94 @@
+/** preRegistration: the panel store, configuration and actions, created once per viewer. */
+import { cancelOneShot, runOneShot, type OneShotContext } from './inference/runOneShot.js';
+import type { CommandsManager, ExtensionManager, ServicesManager } from './ohif/types.js';
+import { saveToPacs } from './seg/saveToPacs.js';
+import { Store } from './state/store.js';
+import { resolveConfig } from './utils/config.js';
+import { fetchCatalog } from './utils/modelCatalog.js';
+import type { OneShotActions } from './commandsModule.js';
+
+export interface Runtime {
+  ctx?: OneShotContext;
+  commandsManager?: CommandsManager;
+}
+
+export const runtime: Runtime = {};
+
+export function extensionBaseUrl(): string {
+  return new URL('./', import.meta.url).href;
+}
+
+export function preRegistration(args: {
+  servicesManager: ServicesManager;
+  extensionManager: ExtensionManager;
+  commandsManager: CommandsManager;
+  appConfig?: Record<string, unknown>;
+}): void {
+  const store = new Store();
+  runtime.commandsManager = args.commandsManager;
+  runtime.ctx = {
+    servicesManager: args.servicesManager,
+    extensionManager: args.extensionManager,
+    store,
+    config: resolveConfig(args.appConfig, extensionBaseUrl(), window.location.origin),
+  };
+}
+
+function ctxOrThrow(): OneShotContext {
+  if (!runtime.ctx) throw new Error('The One-Shot extension was not registered with the viewer.');
+  return runtime.ctx;
+}
+
+export async function loadModels(): Promise<void> {
+  const ctx = ctxOrThrow();
+  ctx.store.set({ status: 'loading-models' });
+  try {
+    const { models, rejected } = await fetchCatalog(
+      ctx.config.modelsIndexUrl,
+      ctx.config.modelsRoot,
+    );
+    const sel = ctx.store.get().selectedModelId;
+    ctx.store.set({
+      status: 'idle',
+      models,
+      rejectedModels: rejected,
+      selectedModelId: models.some((m) => m.metadata.id === sel) ? sel : models[0]?.metadata.id,
+      message:
+        models.length === 0
+          ? 'No model is published on the server yet. Publish one in the models folder and reload.'
+          : undefined,
+      messageKind: models.length === 0 ? 'error' : undefined,
+    });
+  } catch (e) {
+    ctx.store.set({
+      status: 'error',
+      message: e instanceof Error ? e.message : String(e),
+      messageKind: 'error',
+    });
+  }
+}
+
+export const actions: OneShotActions = {
+  async oneShotSegment() {
+    const ctx = ctxOrThrow();
+    if (ctx.store.get().models.length === 0) await loadModels();
+    await runOneShot(ctx);
+    const s = ctx.store.get();
+    if (s.status === 'error' && s.message) {
+      ctx.servicesManager.services.uiNotificationService.show({
+        title: 'One-shot segmentation',
+        message: s.message,
+        type: 'error',
+      });
+    }
+  },
+  async oneShotSave() {
+    await saveToPacs(ctxOrThrow());
+  },
+  oneShotCancel() {
+    cancelOneShot();
+  },
+  async oneShotLoadModels() {
+    await loadModels();
+  },
+};

@@ -1,0 +1,216 @@
+/**
+ * The few shapes of the OHIF 3.13 host and cornerstone3D that the extension uses. OHIF publishes
+ * no TypeScript types on npm; these are written from the host's source and checked at run time
+ * where a wrong guess would crash (see `requireService`).
+ */
+
+export interface DisplaySet {
+  displaySetInstanceUID: string;
+  StudyInstanceUID: string;
+  SeriesInstanceUID: string;
+  SeriesDescription?: string;
+  SeriesNumber?: number | string;
+  Modality?: string;
+  SOPClassUID?: string;
+  isReconstructable?: boolean;
+  /** Naturalized per-instance metadata (keys like ImagePositionPatient). imageId is non-enumerable. */
+  instances?: Record<string, unknown>[];
+  imageIds?: string[];
+}
+
+export interface DisplaySetService {
+  getDisplaySetByUID(uid: string): DisplaySet | undefined;
+  getActiveDisplaySets(): DisplaySet[];
+}
+
+export interface ViewportGridService {
+  getActiveViewportId(): string;
+  getDisplaySetsUIDsForViewport(viewportId: string): string[] | undefined;
+  getState(): { viewports: Map<string, { viewportId: string; displaySetInstanceUIDs?: string[] }> };
+}
+
+export interface SegmentConfig {
+  label: string;
+  active?: boolean;
+  locked?: boolean;
+}
+
+export interface CsSegmentation {
+  segmentationId: string;
+  label?: string;
+  segments: Record<string, { label: string; segmentIndex: number } | undefined>;
+  representationData: { Labelmap?: { imageIds?: string[]; volumeId?: string } };
+}
+
+export interface SegmentationService {
+  createLabelmapForDisplaySet(
+    displaySet: DisplaySet,
+    options: { label?: string; segmentationId?: string; segments?: Record<number, SegmentConfig> },
+  ): Promise<string>;
+  addSegmentationRepresentation(
+    viewportId: string,
+    args: { segmentationId: string; type?: string },
+  ): Promise<void>;
+  getSegmentation(segmentationId: string): CsSegmentation | undefined;
+  setSegmentColor(
+    viewportId: string,
+    segmentationId: string,
+    segmentIndex: number,
+    color: [number, number, number, number],
+  ): void;
+  remove(segmentationId: string): void;
+}
+
+export interface UINotificationService {
+  show(args: {
+    title: string;
+    message: string;
+    type?: 'info' | 'success' | 'warning' | 'error';
+    duration?: number;
+  }): void;
+}
+
+export interface CustomizationService {
+  getCustomization(id: string): unknown;
+}
+
+export interface ToolbarService {
+  register(buttons: unknown[]): void;
+  updateSection(key: string, buttonIds: string[]): void;
+}
+
+export interface ToolGroupService {
+  createToolGroupAndAddTools(id: string, tools: unknown): void;
+  destroy(): void;
+}
+
+export interface Services {
+  displaySetService: DisplaySetService;
+  viewportGridService: ViewportGridService;
+  segmentationService: SegmentationService;
+  uiNotificationService: UINotificationService;
+  customizationService: CustomizationService;
+  toolbarService: ToolbarService;
+  toolGroupService: ToolGroupService;
+  [name: string]: unknown;
+}
+
+export interface ServicesManager {
+  services: Services;
+}
+
+export interface CommandsManager {
+  runCommand(name: string, options?: Record<string, unknown>, context?: string): unknown;
+}
+
+export interface DataSourceLike {
+  getConfig?(): { wadoRoot?: string; stowRoot?: string; qidoRoot?: string } | undefined;
+}
+
+export interface ExtensionManager {
+  getModuleEntry(id: string): { exports?: Record<string, unknown> } | undefined;
+  getActiveDataSource?(): DataSourceLike[] | DataSourceLike | undefined;
+}
+
+// ---- cornerstone3D (the parts used) ----
+
+export interface VoxelManager {
+  getScalarData?(): ArrayLike<number> & { length: number; [i: number]: number };
+  setScalarData?(d: ArrayLike<number>): void;
+  getCompleteScalarDataArray?(): ArrayLike<number>;
+  setAtIndex(i: number, v: number): void;
+}
+
+export interface CsImage {
+  imageId: string;
+  referencedImageId?: string;
+  rows: number;
+  columns: number;
+  voxelManager: VoxelManager;
+  getPixelData?(): ArrayLike<number> & { [i: number]: number };
+}
+
+export interface CsVolume {
+  volumeId: string;
+  dimensions: [number, number, number];
+  spacing: [number, number, number];
+  origin: [number, number, number];
+  direction: ArrayLike<number>;
+  imageIds: string[];
+  voxelManager: VoxelManager;
+  load?(cb?: () => void): void;
+}
+
+export interface CsViewport {
+  id: string;
+  getVolumeId?(): string;
+  getImageIds?(): string[];
+  getActors?(): { uid: string; referencedId?: string }[];
+}
+
+export interface CornerstoneCore {
+  cache: {
+    getVolume(id: string): CsVolume | undefined;
+    getImage(id: string): CsImage | undefined;
+  };
+  getEnabledElementByViewportId(id: string): { viewport: CsViewport } | undefined;
+  volumeLoader: {
+    createAndCacheVolume(id: string, opts: { imageIds: string[] }): Promise<CsVolume>;
+  };
+}
+
+export interface CornerstoneTools {
+  segmentation: {
+    triggerSegmentationEvents: { triggerSegmentationDataModified(segmentationId: string): void };
+  };
+}
+
+export interface CornerstoneLibraries {
+  cornerstone: CornerstoneCore;
+  cornerstoneTools: CornerstoneTools;
+}
+
+/** getCornerstoneLibraries() through the cornerstone extension's supported utility module. */
+export function getCornerstoneLibraries(extensionManager: ExtensionManager): CornerstoneLibraries {
+  const entry = extensionManager.getModuleEntry('@ohif/extension-cornerstone.utilityModule.common');
+  const fn = entry?.exports?.getCornerstoneLibraries;
+  if (typeof fn !== 'function') {
+    throw new Error(
+      'The viewer has no @ohif/extension-cornerstone utility module (getCornerstoneLibraries). This extension needs OHIF 3.x with the cornerstone extension loaded.',
+    );
+  }
+  return fn() as CornerstoneLibraries;
+}
+
+export function requireService<K extends keyof Services>(
+  sm: ServicesManager,
+  name: K,
+): Services[K] {
+  const s = sm.services[name];
+  if (!s) {
+    throw new Error(`The viewer has no ${String(name)}; this extension needs OHIF 3.13 or later.`);
+  }
+  return s;
+}
+
+/** The image id of an OHIF instance (a non-enumerable runtime property). */
+export function instanceImageId(inst: Record<string, unknown>): string | undefined {
+  const id = (inst as { imageId?: unknown }).imageId;
+  return typeof id === 'string' ? id : undefined;
+}
+
+/** SEG/RT/SR display sets are never the image series to segment. */
+const NON_IMAGE_MODALITIES = new Set([
+  'SEG',
+  'RTSTRUCT',
+  'RTPLAN',
+  'RTDOSE',
+  'SR',
+  'PR',
+  'KO',
+  'DOC',
+]);
+
+export function isImageDisplaySet(ds: DisplaySet | undefined): ds is DisplaySet {
+  return !!ds && !NON_IMAGE_MODALITIES.has(String(ds.Modality ?? '').toUpperCase());
+}

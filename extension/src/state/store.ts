@@ -1,0 +1,86 @@
+/** The One-Shot panel's state: a tiny observable store shared by commands and the panel. */
+import type { ModelMetadata } from '../../../models/src/format/metadata.js';
+import type { ExecutionProvider } from '../inference/protocol.js';
+
+export type OneShotStatus =
+  'idle' | 'loading-models' | 'running' | 'done' | 'saving' | 'saved' | 'error' | 'cancelled';
+
+export interface ModelEntry {
+  metadata: ModelMetadata;
+  /** URL of the model folder, ending in '/'. */
+  baseUrl: string;
+}
+
+export interface SegmentInfo {
+  value: number;
+  name: string;
+  color: [number, number, number];
+  voxels: number;
+}
+
+export interface OneShotState {
+  status: OneShotStatus;
+  models: ModelEntry[];
+  /** Models whose metadata was rejected, with the reason. */
+  rejectedModels: { id: string; reason: string }[];
+  selectedModelId?: string;
+  preferredProvider: ExecutionProvider;
+  /** Provider actually used by the last run, and why it fell back. */
+  provider?: ExecutionProvider;
+  fallbackReason?: string;
+  phase?: string;
+  progress?: number;
+  /** User-facing message (errors, save results). */
+  message?: string;
+  messageKind?: 'info' | 'error' | 'success';
+  timings?: Record<string, number>;
+  segments: SegmentInfo[];
+  /** The segmentation created by the last run (cornerstone segmentation id). */
+  segmentationId?: string;
+  /** Source display set of that segmentation. */
+  sourceDisplaySetUID?: string;
+  sourceSeriesUID?: string;
+  lastSave?: {
+    seriesInstanceUID: string;
+    seriesDescription: string;
+    seriesNumber: number;
+    sopInstanceUID: string;
+  };
+  saveCount: number;
+}
+
+export function initialState(): OneShotState {
+  return {
+    status: 'idle',
+    models: [],
+    rejectedModels: [],
+    preferredProvider: 'webgpu',
+    segments: [],
+    saveCount: 0,
+  };
+}
+
+export class Store {
+  private state: OneShotState = initialState();
+  private readonly listeners = new Set<(s: OneShotState) => void>();
+
+  get(): OneShotState {
+    return this.state;
+  }
+
+  set(patch: Partial<OneShotState>): void {
+    this.state = { ...this.state, ...patch };
+    for (const l of this.listeners) l(this.state);
+  }
+
+  reset(): void {
+    const { models, rejectedModels, selectedModelId, preferredProvider } = this.state;
+    this.state = { ...initialState(), models, rejectedModels, selectedModelId, preferredProvider };
+    for (const l of this.listeners) l(this.state);
+  }
+
+  subscribe(l: (s: OneShotState) => void): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+}
