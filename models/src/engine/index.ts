@@ -8,3 +8,7 @@ export * from './autodiff/autodiff.js';
 export { VJP_RULES, unbroadcast, linearResizeMatrix } from './autodiff/vjp.js';
 export * from './autodiff/training.js';
 export * from './optim/optim.js';
+export * from './losses/losses.js';
+export * from './nn/layers.js';
+export * from './nn/unet.js';
+export * from './nn/registration.js';

@@ -117,7 +117,7 @@ export async function gradCheck(
     executionProviders: ['cpu'],
     intraOpNumThreads: 2,
   });
-  const eps = o.eps ?? 1e-3;
+  const eps = o.eps ?? 1e-2;
   const errs: number[] = [];
   try {
     for (let i = 0; i < wrt.length; i++) {

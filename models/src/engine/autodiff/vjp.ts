@@ -68,8 +68,7 @@ const y0 = (c: VjpContext): Value => c.outputs[0]!;
 
 /** Repeats every voxel f_i times along each spatial axis (exact, via nearest Resize). */
 function repeatUp(g: Graph, x: Value, f: readonly number[]): Value {
-  if (f.every((v) => v === 1)) return x;
-  return g.resize(x, f, 'nearest', 'asymmetric');
+  return g.repeatUpsample(x, f);
 }
 
 /** Pads (at the end) or crops spatial axes so that x has the given spatial shape. */
@@ -174,19 +173,38 @@ function convGrad(c: VjpContext): (Value | undefined)[] {
       out[1] = g.transpose(cut, [1, 0, ...spatialAxes]);
     } else {
       const xp = g.pad(xt, [0, 0, ...pads.slice(0, sd), 0, 0, ...pads.slice(sd)]);
-      const np = n * numel(Y);
-      const dy2 = g.reshape(dyt, [cout, np]);
       const offsets: number[][] = [];
       const rec = (prefix: number[]): void => {
         if (prefix.length === sd) offsets.push(prefix);
         else for (let k = 0; k < K[prefix.length]!; k++) rec([...prefix, k]);
       };
       rec([]);
-      const shifted = offsets.map((o) => {
-        const ends = o.map((k, i) => k + (Y[i]! - 1) * strides[i]! + 1);
-        const noop = o.every((k, i) => k === 0 && ends[i] === xp.shape[2 + i] && strides[i] === 1);
-        return noop ? xp : g.slice(xp, o, ends, spatialAxes, strides);
-      });
+      let dy2: Value;
+      let shifted: Value[];
+      let np: number;
+      if (strides.every((s) => s === 1)) {
+        // Flat-shift formulation: embed dy in the padded grid; every kernel offset is then one
+        // contiguous range of the flattened padded input (cheap copies, no 3-D strided slices).
+        const P = xp.shape.slice(2);
+        const total = n * numel(P);
+        const rowStrides = P.map((_, i) => numel(P.slice(i + 1)));
+        const maxOff = K.reduce((acc, k, i) => acc + (k - 1) * rowStrides[i]!, 0);
+        np = total - maxOff;
+        const dyP = g.pad(dyt, [0, 0, ...Y.map(() => 0), 0, 0, ...Y.map((yd, i) => P[i]! - yd)]);
+        dy2 = g.slice(g.reshape(dyP, [cout, total]), [0], [np], [1]);
+        const xf = g.reshape(xp, [cin, total]);
+        shifted = offsets.map((o) => {
+          const off = o.reduce((acc, k, i) => acc + k * rowStrides[i]!, 0);
+          return off === 0 && np === total ? xf : g.slice(xf, [off], [off + np], [1]);
+        });
+      } else {
+        np = n * numel(Y);
+        dy2 = g.reshape(dyt, [cout, np]);
+        shifted = offsets.map((o) => {
+          const ends = o.map((k, i) => k + (Y[i]! - 1) * strides[i]! + 1);
+          return g.reshape(g.slice(xp, o, ends, spatialAxes, strides), [cin, np]);
+        });
+      }
       if (mode === 'im2col') {
         const cols = g.concat(
           shifted.map((s) => g.reshape(s, [cin, 1, np])),
@@ -195,9 +213,7 @@ function convGrad(c: VjpContext): (Value | undefined)[] {
         const gw = g.gemm(dy2, g.reshape(cols, [cin * offsets.length, np]), false, true);
         out[1] = g.reshape(gw, w.shape);
       } else {
-        const parts = shifted.map((s) =>
-          g.reshape(g.gemm(dy2, g.reshape(s, [cin, np]), false, true), [cout, cin, 1]),
-        );
+        const parts = shifted.map((s) => g.reshape(g.gemm(dy2, s, false, true), [cout, cin, 1]));
         out[1] = g.reshape(g.concat(parts, 2), w.shape);
       }
     }

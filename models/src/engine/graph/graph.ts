@@ -688,6 +688,28 @@ export class Graph {
     return this.node('Resize', [x, '', this.floats(sc)], [{ dtype: x.dtype, shape }], attrs)[0]!;
   }
 
+  /**
+   * Nearest up-sampling by integer factors along the spatial axes as Reshape → Expand → Reshape
+   * (much faster than Resize on the CPU provider; its gradient is a block ReduceSum).
+   */
+  repeatUpsample(x: Value, factors: number | readonly number[]): Value {
+    const sd = x.shape.length - 2;
+    const f = triple(factors, sd);
+    if (f.every((v) => v === 1)) return x;
+    const inter: number[] = [x.shape[0]!, x.shape[1]!];
+    const big: number[] = [x.shape[0]!, x.shape[1]!];
+    x.shape.slice(2).forEach((d, i) => {
+      inter.push(d, 1);
+      big.push(d, f[i]!);
+    });
+    const e = this.expand(this.reshape(x, inter), big);
+    return this.reshape(e, [
+      x.shape[0]!,
+      x.shape[1]!,
+      ...x.shape.slice(2).map((d, i) => d * f[i]!),
+    ]);
+  }
+
   /** [N, C·r³, D, H, W] → [N, C, D·r, H·r, W·r] (3-D depth-to-space; channel index = c·r³ + (i·r + j)·r + k). */
   depthToSpace3d(x: Value, r: number): Value {
     const [n, c, d, h, w] = x.shape as [number, number, number, number, number];
