@@ -20,7 +20,7 @@ import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promise
 import path from 'node:path';
 import { writeBinarySeg } from '../../../models/src/dicom/seg';
 import { writeImageSeries, type VolumeGeometry } from '../../../models/src/dicom/series';
-import { jsonValue, type DicomWebClient } from '../pacs/dicomweb';
+import { DicomWebClient, jsonValue } from '../pacs/dicomweb';
 import { loadDemoAtlas, type DemoVolume } from './atlas';
 import { DEMO_LABELS, demoSegments } from './labels';
 import { writeNifti } from './nifti';
@@ -63,9 +63,15 @@ export interface DemoManifest {
 }
 
 export interface SeedDemoOptions {
-  client: DicomWebClient;
+  /** The PACS. Alternatively give `dicomWebRoot` (+ `username`, `password`). */
+  client?: DicomWebClient;
+  dicomWebRoot?: string;
+  username?: string;
+  password?: string;
   /** The server's data folder; demo files go to `<dataDir>/demo/`. */
-  dataDir: string;
+  dataDir?: string;
+  /** Alternatively, the demo folder itself (e.g. var/demo); wins over `dataDir`. */
+  outDir?: string;
   /** Number of synthetic subjects (default 6). */
   subjects?: number;
   seed?: number;
@@ -268,6 +274,12 @@ async function generateSubject(
   await writeStudyFiles(demoDir, study, mr.files);
 }
 
+function resolveDemoDir(options: { dataDir?: string; outDir?: string }): string {
+  if (options.outDir) return path.resolve(options.outDir);
+  if (options.dataDir) return path.join(path.resolve(options.dataDir), 'demo');
+  throw new Error('The demo needs a folder: give dataDir (files go to <dataDir>/demo) or outDir.');
+}
+
 async function readManifest(demoDir: string): Promise<DemoManifest | undefined> {
   try {
     return JSON.parse(await readFile(path.join(demoDir, 'manifest.json'), 'utf8')) as DemoManifest;
@@ -281,7 +293,8 @@ async function readManifest(demoDir: string): Promise<DemoManifest | undefined> 
  * Returns the manifest.
  */
 export async function generateDemo(options: {
-  dataDir: string;
+  dataDir?: string;
+  outDir?: string;
   subjects?: number;
   seed?: number;
   templatesDir?: string;
@@ -290,7 +303,7 @@ export async function generateDemo(options: {
   const seed = options.seed ?? DEFAULT_DEMO_SEED;
   const nSubjects = options.subjects ?? DEFAULT_DEMO_SUBJECTS;
   const log = options.log ?? (() => undefined);
-  const demoDir = path.join(path.resolve(options.dataDir), 'demo');
+  const demoDir = resolveDemoDir(options);
   await mkdir(path.join(demoDir, 'dicom'), { recursive: true });
   await mkdir(path.join(demoDir, 'ground-truth'), { recursive: true });
   const old = await readManifest(demoDir);
@@ -369,13 +382,23 @@ async function pacsInstanceCount(client: DicomWebClient, studyUID: string): Prom
  */
 export async function seedDemo(options: SeedDemoOptions): Promise<SeedDemoResult> {
   const log = options.log ?? (() => undefined);
+  const client =
+    options.client ??
+    (options.dicomWebRoot
+      ? new DicomWebClient({
+          root: options.dicomWebRoot,
+          username: options.username,
+          password: options.password,
+        })
+      : undefined);
+  if (!client) throw new Error('seedDemo needs a DICOMweb client (or dicomWebRoot).');
   const manifest = await generateDemo(options);
-  const demoDir = path.join(path.resolve(options.dataDir), 'demo');
+  const demoDir = resolveDemoDir(options);
   const nSubjects = options.subjects ?? DEFAULT_DEMO_SUBJECTS;
   const wanted = manifest.studies.filter((s) => s.role === 'atlas' || s.index <= nSubjects);
   const stored: string[] = [];
   for (const study of wanted) {
-    const have = await pacsInstanceCount(options.client, study.studyUID);
+    const have = await pacsInstanceCount(client, study.studyUID);
     if (have >= study.instanceCount) continue;
     const t0 = Date.now();
     const dir = path.join(demoDir, study.dicomDir);
@@ -388,7 +411,7 @@ export async function seedDemo(options: SeedDemoOptions): Promise<SeedDemoResult
           return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
         }),
       );
-      await options.client.stow(parts);
+      await client.stow(parts);
     }
     stored.push(study.studyUID);
     log(
