@@ -162,6 +162,7 @@ export function logitsToSourceLabels(
   const ty = linearTable(gridDims[1], dy);
   const tz = linearTable(gridDims[2], dz);
   const out = new Uint8Array(dx * dy * dz);
+  const gridArg = argmaxChannels(logits, channels);
   const gxy = gx * gy;
   let o = 0;
   for (let k = 0; k < dz; k++) {
@@ -179,6 +180,21 @@ export function logitsToSourceLabels(
       for (let i = 0; i < dx; i++) {
         const x0 = tx.i0[i];
         const x1 = tx.i1[i];
+        // When the 8 surrounding grid voxels share one argmax, the interpolated argmax is that
+        // label too (a convex combination of non-negative differences stays non-negative).
+        const g = gridArg[a00 + x0];
+        if (
+          g === gridArg[a00 + x1] &&
+          g === gridArg[a01 + x0] &&
+          g === gridArg[a01 + x1] &&
+          g === gridArg[a10 + x0] &&
+          g === gridArg[a10 + x1] &&
+          g === gridArg[a11 + x0] &&
+          g === gridArg[a11 + x1]
+        ) {
+          out[o++] = g;
+          continue;
+        }
         const wx = tx.w1[i];
         let best = 0;
         let bestV = -Infinity;

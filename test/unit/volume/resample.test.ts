@@ -163,3 +163,51 @@ test('prepareModelInput resamples to the grid then normalises', () => {
   // x varies fastest, increasing along x
   assert.ok(out[0] < out[1] && out[1] < out[2] && out[2] < out[3]);
 });
+
+test('logitsToSourceLabels equals a naive per-voxel trilinear argmax (random logits)', () => {
+  let seed = 12345;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const grid: [number, number, number] = [5, 4, 3];
+  const src: [number, number, number] = [13, 9, 7];
+  const C = 4;
+  const gv = 5 * 4 * 3;
+  const logits = Float32Array.from({ length: C * gv }, () => rnd() * 4 - 2);
+  // a block where channel 2 wins everywhere, to exercise the uniform fast path
+  for (let v = 0; v < 20; v++) logits[2 * gv + v] = 10;
+  const fast = logitsToSourceLabels(logits, C, grid, src);
+  const coord = (j: number, s: number, g: number) =>
+    Math.min(g - 1, Math.max(0, (j + 0.5) * (g / s) - 0.5));
+  const at = (c: number, x: number, y: number, z: number) => logits[c * gv + x + 5 * (y + 4 * z)];
+  let o = 0;
+  for (let k = 0; k < src[2]; k++)
+    for (let j = 0; j < src[1]; j++)
+      for (let i = 0; i < src[0]; i++) {
+        const u = [coord(i, src[0], 5), coord(j, src[1], 4), coord(k, src[2], 3)];
+        const f = u.map(Math.floor);
+        const w = u.map((v, a) => v - f[a]);
+        const n = [5, 4, 3];
+        let best = 0;
+        let bestV = -Infinity;
+        for (let c = 0; c < C; c++) {
+          let v = 0;
+          for (let dz = 0; dz < 2; dz++)
+            for (let dy = 0; dy < 2; dy++)
+              for (let dx = 0; dx < 2; dx++) {
+                const wt = (dx ? w[0] : 1 - w[0]) * (dy ? w[1] : 1 - w[1]) * (dz ? w[2] : 1 - w[2]);
+                v +=
+                  wt *
+                  at(
+                    c,
+                    Math.min(f[0] + dx, n[0] - 1),
+                    Math.min(f[1] + dy, n[1] - 1),
+                    Math.min(f[2] + dz, n[2] - 1),
+                  );
+              }
+          if (v > bestV + 1e-5) {
+            bestV = v;
+            best = c;
+          }
+        }
+        assert.equal(fast[o++], best, `voxel ${i},${j},${k}`);
+      }
+});
