@@ -74,6 +74,20 @@ export function checkDicomWebRequest(method: string, subPath: string): string | 
   return `${method} is not allowed here (QIDO/WADO-RS use GET, STOW-RS uses POST to /studies)`;
 }
 
+/**
+ * Orthanc's DICOMweb plugin (1.7) ignores an `includefield` whose comma-separated tag list has
+ * its commas percent-encoded (`00081030%2C00080060`), which is how OHIF sends it: the study list
+ * then has no descriptions. Commas are literal in a query value (RFC 3986), so they are decoded
+ * here for `includefield` only; every other parameter passes unchanged.
+ */
+export function normalizeQuery(query: string): string {
+  if (!/includefield/i.test(query)) return query;
+  return query.replace(
+    /([?&])(includefield=)([^&]*)/gi,
+    (_m, sep: string, key: string, v: string) => `${sep}${key}${v.replace(/%2C/gi, ',')}`,
+  );
+}
+
 export type ProxyHandler = (req: IncomingMessage, res: ServerResponse, subPath: string) => void;
 
 /**
@@ -107,7 +121,7 @@ export function createDicomWebProxy(
       return;
     }
     const q = (req.url ?? '').indexOf('?');
-    const query = q >= 0 ? (req.url ?? '').slice(q) : '';
+    const query = q >= 0 ? normalizeQuery((req.url ?? '').slice(q)) : '';
 
     const headers: http.OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(req.headers)) {

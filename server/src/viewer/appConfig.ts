@@ -28,7 +28,9 @@ export function buildAppConfig(opts: AppConfigOptions): Record<string, unknown> 
     routerBasename: '/',
     extensions: opts.extensions,
     modes: opts.modes,
-    customizationService: {},
+    // OHIF's onboarding tours cover the viewport on every fresh profile (and block automated
+    // tests); switched off here.
+    customizationService: { 'ohif.tours': { $set: [] } },
     showStudyList: true,
     maxNumberOfWebWorkers: 2,
     showWarningMessageForCrossOrigin: false,
@@ -50,7 +52,7 @@ export function buildAppConfig(opts: AppConfigOptions): Record<string, unknown> 
           wadoUriRoot: dicomWeb,
           qidoRoot: dicomWeb,
           wadoRoot: dicomWeb,
-          qidoSupportsIncludeField: false,
+          qidoSupportsIncludeField: true,
           supportsReject: false,
           imageRendering: 'wadors',
           thumbnailRendering: 'wadors',

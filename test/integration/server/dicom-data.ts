@@ -19,7 +19,12 @@ export interface TinySeries {
 }
 
 /** `slices` MR slices of rows×columns uint16 pixels (value = x + y + z). */
-export function makeTinySeries(slices = 3, rows = 16, columns = 16): TinySeries {
+export function makeTinySeries(
+  slices = 3,
+  rows = 16,
+  columns = 16,
+  studyDescription = 'RRL server test study',
+): TinySeries {
   const studyUID = newUid();
   const seriesUID = newUid();
   const frameUID = newUid();
@@ -43,6 +48,8 @@ export function makeTinySeries(slices = 3, rows = 16, columns = 16): TinySeries 
         StudyDate: '20260101',
         StudyTime: '120000',
         StudyID: '1',
+        StudyDescription: studyDescription,
+        SeriesDescription: 'RRL server test series',
         AccessionNumber: '',
         ReferringPhysicianName: '',
         PatientBirthDate: '',

@@ -279,6 +279,15 @@ describe('companion server with a real Orthanc', () => {
     ).json()) as unknown[];
     assert.equal(instances.length, 3);
 
+    // OHIF's study list asks for descriptions with an encoded comma list (Orthanc needs literal
+    // commas; the proxy fixes that up).
+    const withFields = (await (
+      await fetch(
+        `${stack.url}/dicom-web/studies?StudyInstanceUID=${series.studyUID}&includefield=00081030%2C00080060`,
+      )
+    ).json()) as Record<string, { Value?: unknown[] }>[];
+    assert.equal(withFields[0]?.['00081030']?.Value?.[0], 'RRL server test study');
+
     // WADO-RS: the whole instance, byte for byte what was stored.
     const wado = await fetch(
       `${stack.url}/dicom-web/studies/${series.studyUID}/series/${series.seriesUID}/instances/${series.sopUIDs[0]}`,
