@@ -20,6 +20,8 @@ export interface RegistrationArgs {
   window?: number; // 9
   /** Weight of the smoothness term (default 1). */
   smoothness?: number;
+  /** LeakyReLU slope of the backbone (default 0.2, as voxelmorph). */
+  slope?: number;
 }
 
 export interface RegistrationTask {
@@ -43,13 +45,14 @@ export function registrationDefaults(a: RegistrationArgs = {}): Required<Registr
     similarity: 'lncc',
     window: 9,
     smoothness: 1,
+    slope: 0.2,
     ...a,
   };
 }
 
 /**
  * Architecture: x = concat[moving, fixed] (2·channels) → unet3d(base, depth, convsPerLevel,
- * InstanceNorm, LeakyReLU 0.2, MaxPool, nearest up) with a 16-channel (base) head output →
+ * InstanceNorm, LeakyReLU(slope 0.2), MaxPool, nearest up) with a 16-channel (base) head output →
  * LeakyReLU → 1×1×1 conv to 3 channels initialised N(0, 1e-5) (`flow.conv.w/b`) = displacement →
  * warp(moving, displacement). Loss = similarity(warped, fixed) + smoothness·‖∇φ‖².
  */
@@ -67,9 +70,9 @@ export function registrationNet(
     base: a.base,
     depth: a.depth,
     convsPerLevel: a.convsPerLevel,
-    slope: 0.2,
+    slope: a.slope,
   });
-  const feat = g.leakyRelu(unet3d(g, x, u, 'unet'), 0.2);
+  const feat = g.leakyRelu(unet3d(g, x, u, 'unet'), a.slope);
   const displacement = pointwise(g, 'flow', feat, 3, 'small');
   return { displacement, warped: g.warp3d(moving, displacement) };
 }
