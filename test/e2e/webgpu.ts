@@ -146,3 +146,117 @@ export async function compareProviders(
     await page.close();
   }
 }
+
+export const WORKER_URL = '/plugins/extension/inference-worker.js';
+
+/**
+ * The same comparison through the extension's own inference worker (dist/extension/
+ * inference-worker.js, protocol in extension/src/inference/protocol.ts): the product's path.
+ */
+export async function compareProvidersInWorker(
+  session: BrowserSession,
+  origin: string,
+  model: TestModel,
+): Promise<ProviderComparison> {
+  const page = await openBlankPage(session, origin);
+  try {
+    return await page.evaluate(
+      async ({ id, sha256, input, dims, channels, workerUrl }) => {
+        interface Reply {
+          type: 'progress' | 'result' | 'error';
+          requestId: number;
+          provider?: string;
+          fallbackReason?: string;
+          logits?: Float32Array;
+          message?: string;
+          timings?: { inferenceMs: number; sessionMs: number };
+        }
+        const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+        const adapter = (await gpu?.requestAdapter()) as
+          | { isFallbackAdapter?: boolean; info?: { vendor?: string; architecture?: string } }
+          | null
+          | undefined;
+        const runOnce = (provider: 'wasm' | 'webgpu', requestId: number): Promise<Reply> =>
+          new Promise((resolve, reject) => {
+            const w = new Worker(workerUrl, { type: 'module' });
+            w.onerror = (e) => {
+              w.terminate();
+              reject(new Error(`worker error: ${e.message}`));
+            };
+            w.onmessage = (e: MessageEvent<Reply>) => {
+              const r = e.data;
+              if (r.requestId !== requestId || r.type === 'progress') return;
+              w.terminate();
+              if (r.type === 'error') reject(new Error(`worker (${provider}): ${r.message}`));
+              else resolve(r);
+            };
+            const x = Float32Array.from(input);
+            w.postMessage(
+              {
+                type: 'run',
+                requestId,
+                modelUrl: `/models/${encodeURIComponent(id)}/model.onnx`,
+                modelSha256: sha256,
+                input: x,
+                dims,
+                preferredProvider: provider,
+                output: 'logits',
+              },
+              [x.buffer],
+            );
+          });
+        const t0 = performance.now();
+        const wasm = await runOnce('wasm', 1);
+        const t1 = performance.now();
+        const webgpu = await runOnce('webgpu', 2);
+        const t2 = performance.now();
+        const a = wasm.logits ?? new Float32Array();
+        const b = webgpu.logits ?? new Float32Array();
+        let maxAbsDiff = a.length === b.length && a.length > 0 ? 0 : Infinity;
+        for (let i = 0; i < a.length && i < b.length; i++) {
+          maxAbsDiff = Math.max(maxAbsDiff, Math.abs(a[i] - b[i]));
+        }
+        const n = a.length / channels;
+        let agree = 0;
+        const seen = new Set<number>();
+        for (let o = 0; o < n; o++) {
+          let la = 0;
+          let lb = 0;
+          for (let c = 1; c < channels; c++) {
+            if (a[c * n + o] > a[la * n + o]) la = c;
+            if (b[c * n + o] > b[lb * n + o]) lb = c;
+          }
+          if (la === lb) agree++;
+          if (la > 0) seen.add(la);
+        }
+        return {
+          maxAbsDiff,
+          labelAgreement: n > 0 ? agree / n : 0,
+          foregroundLabels: seen.size,
+          ms: { wasm: t1 - t0, webgpu: t2 - t1 },
+          providers: {
+            wasm: String(wasm.provider),
+            webgpu: `${webgpu.provider}${webgpu.fallbackReason ? ` (${webgpu.fallbackReason})` : ''}`,
+          },
+          adapter: adapter
+            ? {
+                isFallbackAdapter: adapter.isFallbackAdapter,
+                vendor: adapter.info?.vendor,
+                architecture: adapter.info?.architecture,
+              }
+            : null,
+        };
+      },
+      {
+        id: model.metadata.id,
+        sha256: (model.metadata.onnx as { sha256: string }).sha256,
+        input: Array.from(model.atlasInput),
+        dims: (model.metadata.onnx as { input: { shape: number[] } }).input.shape,
+        channels: model.metadata.labels.length + 1,
+        workerUrl: WORKER_URL,
+      },
+    );
+  } finally {
+    await page.close();
+  }
+}
