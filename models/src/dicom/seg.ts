@@ -146,6 +146,13 @@ export function sourceGeometry(sourceInstances: Record<string, unknown>[]): Sour
           'a SEG covers one volumetric series with one image size.',
       );
     }
+    const frames = Number(first(inst.NumberOfFrames) ?? 1);
+    if (frames > 1) {
+      throw new SegError(
+        `Source instance ${k} is a multi-frame image (${frames} frames): only series with one ` +
+          'image per instance can be segmented and saved.',
+      );
+    }
     const o = numbers(inst.ImageOrientationPatient);
     if (o.length !== 6 || o.some((x, i) => Math.abs(x - orientation[i]) > 1e-3)) {
       throw new SegError(

@@ -257,3 +257,13 @@ test('colour conversion and content label helpers', () => {
   assert.equal(toContentLabel('One-shot seg: brain'), 'ONE_SHOT SEG_ BR');
   assert.equal(toContentLabel(''), 'SEGMENTATION');
 });
+
+test('multi-frame source images are refused with a clear message', () => {
+  const s = smallSeries(8, 8, 2);
+  const mf = s.datasets.map((d) => ({ ...d, NumberOfFrames: '4' }));
+  assert.throws(
+    () =>
+      writeBinarySeg({ sourceInstances: mf, labelmap: new Uint8Array(128), segments: SEGMENTS }),
+    /multi-frame/,
+  );
+});

@@ -1,0 +1,20 @@
+export {
+  startOrthanc,
+  freePort,
+  orthancConfig,
+  OrthancStartError,
+  type OrthancProcess,
+  type StartOrthancOptions,
+} from './orthanc';
+export {
+  DicomWebClient,
+  PacsError,
+  parseMultipart,
+  jsonString,
+  jsonValue,
+  type DicomJsonDataset,
+  type DicomWebClientOptions,
+  type PacsErrorKind,
+  type QidoQuery,
+  type StowResult,
+} from './dicomweb';
