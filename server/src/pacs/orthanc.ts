@@ -268,9 +268,19 @@ async function launch(
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
+  // Safety net: never leave an orphaned Orthanc behind when this Node process exits without
+  // calling stop() (a crashed test, an uncaught error).
+  const killOnExit = (): void => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
   const exited = new Promise<void>((resolve) => {
-    if (child.exitCode !== null) resolve();
-    else child.once('exit', () => resolve());
+    const done = (): void => {
+      process.removeListener('exit', killOnExit);
+      resolve();
+    };
+    if (child.exitCode !== null) done();
+    else child.once('exit', done);
   });
   child.once('error', (e) => tail.push(`spawn error: ${e.message}`));
 
