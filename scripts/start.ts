@@ -18,11 +18,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { startServer, type RunningServer } from '../server/src/app';
 import { ConfigError, REPO_ROOT } from '../server/src/config';
+import { seedDemo } from '../server/src/demo';
 import { startOrthanc, type OrthancProcess } from '../server/src/pacs/orthanc';
 
 interface StartOptions {
@@ -155,39 +155,25 @@ async function countStudies(pacs: OrthancProcess): Promise<number> {
   return text.trim() === '' ? 0 : (JSON.parse(text) as unknown[]).length;
 }
 
-type SeedFn = (args: Record<string, unknown>) => Promise<unknown>;
-
-/** The PACS team's demo seeding (server/src/demo/), loaded when present. */
-async function loadSeedDemo(): Promise<SeedFn | undefined> {
-  for (const rel of ['server/src/demo/index.ts', 'server/src/demo/seed.ts']) {
-    const file = path.join(REPO_ROOT, rel);
-    if (!existsSync(file)) continue;
-    const mod = (await import(pathToFileURL(file).href)) as { seedDemo?: SeedFn };
-    if (typeof mod.seedDemo === 'function') return mod.seedDemo;
-  }
-  return undefined;
-}
-
 async function seedIfEmpty(pacs: OrthancProcess, varDir: string): Promise<void> {
   const n = await countStudies(pacs);
   if (n > 0) {
     say('the PACS already holds studies: not seeding the demo');
     return;
   }
-  const seedDemo = await loadSeedDemo();
-  if (!seedDemo) {
-    say('demo seeding is not available in this checkout (server/src/demo): the PACS stays empty');
-    return;
-  }
-  say('seeding the demo studies (first start; takes a minute)…');
+  say('seeding the demo studies (first start; takes a minute or two)…');
   const t0 = Date.now();
-  await seedDemo({
+  const res = await seedDemo({
     dicomWebRoot: pacs.dicomWebRoot,
     username: pacs.username,
     password: pacs.password,
     outDir: path.join(varDir, 'demo'),
+    log: (m) => say(m),
   });
-  say(`demo studies stored in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  say(
+    `demo: atlas + ${res.subjects.length} synthetic subjects stored in ` +
+      `${((Date.now() - t0) / 1000).toFixed(1)} s (ground truth labels in ${res.demoDir})`,
+  );
 }
 
 async function hasModel(modelsDir: string): Promise<boolean> {
