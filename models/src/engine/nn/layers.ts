@@ -105,3 +105,34 @@ export function pointwise(
     return g.conv(x, w, b);
   });
 }
+
+export interface EncoderArgs {
+  /** Channels per scale (default 32-64-128-256, the reference frame's encoder). */
+  channels?: readonly number[];
+  convsPerLevel?: number; // 2
+  norm?: NormKind; // 'instance'
+  slope?: number; // 0 = ReLU (default)
+  down?: DownKind; // 'maxpool'
+}
+
+/** A 3-D CNN encoder (double conv blocks per scale); returns the feature map of every scale. */
+export function encoder3d(g: Graph, name: string, x: Value, a: EncoderArgs = {}): Value[] {
+  const channels = a.channels ?? [32, 64, 128, 256];
+  const feats: Value[] = [];
+  let h = x;
+  g.scope(name, () => {
+    channels.forEach((c, l) => {
+      if (l > 0)
+        h = downsample(g, `down${l - 1}`, h, a.down ?? 'maxpool', c, {
+          norm: a.norm,
+          slope: a.slope ?? 0,
+        });
+      h = convStack(g, `level${l}`, h, c, a.convsPerLevel ?? 2, {
+        norm: a.norm,
+        slope: a.slope ?? 0,
+      });
+      feats.push(h);
+    });
+  });
+  return feats;
+}

@@ -31,6 +31,15 @@ export interface UNet3DArgs {
   slope?: number; // LeakyReLU 0.01
 }
 
+/**
+ * The reference U-Net of the benchmarks (FACTS.md: base 8 at 64³, base 16 at 128³): 4 scales,
+ * one conv block per level (conv3³+bias → InstanceNorm(affine, eps 1e-5) → LeakyReLU 0.01),
+ * MaxPool 2 down, nearest ×2 up, concat skips, 1×1×1 head; 1 input channel, 3 classes.
+ */
+export function referenceUNetArgs(base: 8 | 16 | number, outChannels = 3): Required<UNet3DArgs> {
+  return unetDefaults({ inChannels: 1, outChannels, base, depth: 4, convsPerLevel: 1 });
+}
+
 export function unetDefaults(a: UNet3DArgs): Required<UNet3DArgs> {
   return {
     depth: 4,
