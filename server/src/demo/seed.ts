@@ -392,6 +392,8 @@ export async function seedDemo(options: SeedDemoOptions): Promise<SeedDemoResult
         })
       : undefined);
   if (!client) throw new Error('seedDemo needs a DICOMweb client (or dicomWebRoot).');
+  // Fail fast (PACS down, wrong credentials) before spending a minute on generation.
+  await client.qidoStudies({ limit: 1 });
   const manifest = await generateDemo(options);
   const demoDir = resolveDemoDir(options);
   const nSubjects = options.subjects ?? DEFAULT_DEMO_SUBJECTS;
