@@ -193,11 +193,17 @@ async function route(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promi
     return;
   }
   if (pathname === '/api/health') {
-    const pacs = await pacsHealth(ctx.config);
+    const [pacs, plugins, listing] = await Promise.all([
+      pacsHealth(ctx.config),
+      pluginUrls(ctx.config),
+      ctx.models.list(),
+    ]);
     sendJson(res, 200, {
       status: pacs.reachable ? 'ok' : 'degraded',
       version: SERVER_VERSION,
       pacs,
+      plugins: { extension: plugins.extensions.length > 0, mode: plugins.modes.length > 0 },
+      models: { count: listing.models.length, skipped: listing.problems.length },
     });
     return;
   }

@@ -385,10 +385,39 @@ describe('companion server with a real Orthanc', () => {
       status: string;
       version: string;
       pacs: { reachable: boolean };
+      plugins: { extension: boolean; mode: boolean };
+      models: { count: number; skipped: number };
     };
     assert.equal(body.status, 'ok');
     assert.equal(body.pacs.reachable, true);
     assert.match(body.version, /^\d+\.\d+\.\d+/);
+    // Earlier tests wrote the plugin entry points and one valid + two broken model folders.
+    assert.deepEqual(body.plugins, { extension: true, mode: true });
+    assert.deepEqual(body.models, { count: 1, skipped: 2 });
+  });
+
+  test('a browser that goes away mid-download does not disturb the server', async () => {
+    const series = makeTinySeries(8, 256, 256);
+    const { body, contentType } = stowBody(series.files);
+    const stow = await fetch(`${stack.url}/dicom-web/studies`, {
+      method: 'POST',
+      headers: { 'Content-Type': contentType },
+      body,
+    });
+    assert.equal(stow.status, 200);
+    await stow.arrayBuffer();
+    const controller = new AbortController();
+    const res = await fetch(
+      `${stack.url}/dicom-web/studies/${series.studyUID}/series/${series.seriesUID}`,
+      { signal: controller.signal },
+    );
+    assert.equal(res.status, 200);
+    controller.abort();
+    await assert.rejects(res.arrayBuffer());
+    // The server keeps serving, the proxy included.
+    const again = await fetch(`${stack.url}/dicom-web/studies/${series.studyUID}/series`);
+    assert.equal(again.status, 200);
+    assert.equal(((await again.json()) as unknown[]).length, 1);
   });
 
   test('logs: one JSON line per request, no query strings, no patient identifiers', () => {
