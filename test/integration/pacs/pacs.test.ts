@@ -15,7 +15,8 @@ import {
   type DicomJsonDataset,
 } from '../../../server/src/pacs/dicomweb';
 import { startTestOrthanc, type TestOrthanc } from '../../helpers/orthanc';
-import { SEGMENTS, blobLabelmap, smallSeries } from '../../unit/dicom/helpers';
+import { SEGMENTS, blobLabelmap, smallGeometry, smallSeries } from '../../unit/dicom/helpers';
+import { writeImageSeries } from '../../../models/src/dicom/series';
 import { dciodvfyErrors } from './dciodvfy';
 
 let pacs: TestOrthanc;
@@ -116,9 +117,19 @@ test('WADO-RS metadata BulkDataURIs follow the request Host header (what the pro
   assert.match(uri, /^http:\/\/viewer\.example:8123\/dicom-web\/studies\//);
 });
 
-test('a generated MR instance passes dciodvfy with no errors', async () => {
+test('generated MR and CT instances pass dciodvfy with no errors', async () => {
   const { errors, output } = await dciodvfyErrors(series.files[0]);
   assert.deepEqual(errors, [], output);
+  const ct = writeImageSeries({
+    modality: 'CT',
+    geometry: smallGeometry(8, 8, 2),
+    voxels: new Int16Array(128).fill(-1000),
+    patient: { name: 'SYNTHETIC^CT', id: 'SYN-CT' },
+    study: { studyInstanceUID: '2.25.77' },
+    synthetic: true,
+  });
+  const r = await dciodvfyErrors(ct.files[1]);
+  assert.deepEqual(r.errors, [], r.output);
 });
 
 test('SEG round trip through the PACS: write → dciodvfy → STOW → QIDO → WADO → read equals the labelmap', async () => {
