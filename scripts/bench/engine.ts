@@ -15,7 +15,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import {
@@ -56,6 +56,8 @@ interface Result {
   sessionMs?: number;
   trainStepMs?: number[];
   trainMedianMs?: number;
+  /** Process CPU time (user + system) per training step, median: robust to other load. */
+  trainCpuMedianMs?: number;
   forwardMs?: number[];
   forwardMedianMs?: number;
   firstLoss?: number;
@@ -189,16 +191,23 @@ async function runOne(provider: Provider, config: BenchConfig, args: Args): Prom
     });
     result.sessionMs = performance.now() - t1;
     const times: number[] = [];
+    const cpuTimes: number[] = [];
     for (let i = 0; i < args.warmup + args.steps; i++) {
       const t = performance.now();
+      const c = process.cpuUsage();
       const r = await trainer.step(feeds, 1e-3);
       const ms = performance.now() - t;
+      const cpu = process.cpuUsage(c);
       if (i === 0) result.firstLoss = r.loss;
       result.lastLoss = r.loss;
-      if (i >= args.warmup) times.push(ms);
+      if (i >= args.warmup) {
+        times.push(ms);
+        cpuTimes.push((cpu.user + cpu.system) / 1000);
+      }
     }
     result.trainStepMs = times;
     result.trainMedianMs = median(times);
+    result.trainCpuMedianMs = median(cpuTimes);
     if (profDir) {
       trainer.endProfiling();
       const file = readdirSync(profDir).find((f) => f.startsWith('train'));
@@ -275,6 +284,7 @@ function printTable(results: Result[]): void {
     r.config,
     r.params !== undefined ? `${(r.params / 1000).toFixed(1)}k` : '—',
     r.skipped || r.error ? '' : fmt(r.trainMedianMs),
+    r.skipped || r.error ? '' : fmt(r.trainCpuMedianMs),
     r.skipped || r.error ? '' : fmt(r.forwardMedianMs),
     r.skipped || r.error ? '' : fmt(r.peakRssMiB),
     r.skipped
@@ -290,6 +300,7 @@ function printTable(results: Result[]): void {
     'network',
     'params',
     'train step ms (median)',
+    'CPU ms/step',
     'forward ms (median)',
     'peak RSS MiB',
     'notes',
@@ -359,7 +370,8 @@ async function main(): Promise<void> {
     }
   }
   console.log(
-    `\nonnxruntime-node ${ort.env.versions.node ?? ''}, ${args.warmup} warm-up + ${args.steps} timed steps, AdamW`,
+    `\nonnxruntime-node ${ort.env.versions.node ?? ''}, ${args.warmup} warm-up + ${args.steps} timed steps, AdamW; ` +
+      `CPU ms/step = process CPU time (all threads) per step; load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`,
   );
   for (const n of notes) console.log(`note: ${n}`);
   printTable(results);

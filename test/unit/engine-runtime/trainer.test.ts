@@ -4,7 +4,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readCheckpoint } from '../../../models/src/engine/runtime/checkpoint.js';
-import { TrainingDivergedError } from '../../../models/src/engine/runtime/errors.js';
+import { buildTrainingGraph } from '../../../models/src/engine/autodiff/training.js';
+import { Graph } from '../../../models/src/engine/graph/graph.js';
+import {
+  TrainingDivergedError,
+  TrainingOutOfMemoryError,
+  isOutOfMemoryError,
+} from '../../../models/src/engine/runtime/errors.js';
 import { probeProvider } from '../../../models/src/engine/runtime/providers.js';
 import { Trainer } from '../../../models/src/engine/runtime/trainer.js';
 import { tinyBatch, tinyTraining } from './tiny-net.js';
@@ -202,4 +208,49 @@ test('WebGPU and CPU trainers agree on a few steps, and WebGPU keeps the state o
     await cpu.dispose();
     await gpu.dispose();
   }
+});
+
+test('an out-of-memory step stops the run with a clear error, keeps the state and the last checkpoint', async () => {
+  await withTmp(async (dir) => {
+    // a graph whose forward pass needs a 256 TB buffer, beyond any address space: ORT's allocator
+    // refuses it at once, whatever the machine's overcommit policy
+    const g = new Graph();
+    const x = g.input('x', [1, 1, 1, 1]);
+    const w = g.param('w', [1], { kind: 'ones' });
+    const loss = g.reduceMean(g.expand(g.mul(x, w), [1, 1, 8000000, 8000000]));
+    const built = buildTrainingGraph({ graph: g, loss, optimizer: { type: 'sgd', momentum: 0 } });
+    const trainer = await Trainer.create(built, {
+      provider: 'cpu',
+      initialState: g.initialParams(0),
+    });
+    const ckpt = path.join(dir, 'before.ckpt');
+    await trainer.saveCheckpoint(ckpt);
+    await assert.rejects(trainer.step({ x: Float32Array.of(1) }, 0.1), (err: unknown) => {
+      assert.ok(err instanceof TrainingOutOfMemoryError, String(err));
+      assert.equal(err.step, 1);
+      assert.equal(err.provider, 'cpu');
+      assert.match(
+        err.message,
+        /Out of memory at step 1 on the 'cpu' provider \(could not allocate [\d.]+ GiB in node /,
+      );
+      assert.match(err.message, /smaller training grid/);
+      assert.equal(err.lastCheckpoint?.path, ckpt);
+      return true;
+    });
+    assert.equal(trainer.stepsCompleted, 0);
+    assert.deepEqual(Array.from((await trainer.readParams()).get('w')!.data), [1]);
+    await trainer.dispose();
+  });
+});
+
+test('out-of-memory messages of the providers are recognised', () => {
+  for (const m of [
+    'Failed to allocate memory for requested buffer of size 123',
+    'CUDA failure 2: out of memory',
+    'std::bad_alloc',
+    'CUDNN_STATUS_ALLOC_FAILED',
+  ]) {
+    assert.ok(isOutOfMemoryError(new Error(m)), m);
+  }
+  assert.ok(!isOutOfMemoryError(new Error('Invalid input shape')));
 });

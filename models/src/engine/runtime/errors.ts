@@ -79,3 +79,16 @@ export function isOutOfMemoryError(err: unknown): boolean {
   const message = err instanceof Error ? err.message : String(err);
   return OOM_PATTERNS.some((p) => p.test(message));
 }
+
+/** A short cause for an ORT run error: the node and the allocation that failed when it is an OOM. */
+export function describeRunError(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const node = /Name:'([^']+)'/.exec(message)?.[1];
+  const alloc = /Failed to allocate memory for requested buffer of size (\d+)/.exec(message);
+  if (alloc) {
+    const gib = Number(alloc[1]) / 2 ** 30;
+    return `could not allocate ${gib >= 0.1 ? `${gib.toFixed(1)} GiB` : `${alloc[1]} bytes`}${node ? ` in node ${node}` : ''}`;
+  }
+  const status = /Status Message: (.*)/.exec(message)?.[1];
+  return `${node ? `node ${node}: ` : ''}${(status ?? message).split('\n')[0]!.slice(0, 300)}`;
+}

@@ -16,6 +16,7 @@ import {
   type CheckpointHeader,
 } from './checkpoint.js';
 import {
+  describeRunError,
   TrainingDivergedError,
   TrainingOutOfMemoryError,
   isOutOfMemoryError,
@@ -319,9 +320,7 @@ export class Trainer {
     try {
       out = await this.session.run(feeds);
     } catch (err) {
-      const cause = (err instanceof Error ? err.message : String(err))
-        .split('\n')[0]!
-        .slice(0, 300);
+      const cause = describeRunError(err);
       if (isOutOfMemoryError(err)) {
         throw new TrainingOutOfMemoryError({
           step,
