@@ -148,7 +148,9 @@ function modeFactory() {
       '@ohif/extension-cornerstone-dicom-seg': '^3.0.0',
       [EXTENSION_URL]: '^0.1.0',
     },
-    hangingProtocol: HANGING_PROTOCOL_ID,
+    // Our 1×3 MPR when the study has a reconstructable series, else OHIF's default layout (so a
+    // single image or an irregular series is still shown, and the panel says why it cannot run).
+    hangingProtocol: [HANGING_PROTOCOL_ID, 'default'],
     sopClassHandlers: [ohif.sopClassHandler, seg.sopClassHandler],
     nonModeModalities: ['SEG', 'SR', 'PR', 'RTSTRUCT', 'DOC', 'SM', 'ECG', 'OT'],
   };

@@ -8,6 +8,7 @@ import {
   computeVolumeGeometry,
   GeometryError,
   instanceGeometryFromNaturalized,
+  type VolumeGeometry,
 } from '../../../models/src/volume/geometry.js';
 import {
   countLabels,
@@ -19,12 +20,14 @@ import type { Dims } from '../../../models/src/volume/resample.js';
 import {
   getCornerstoneLibraries,
   instanceImageId,
+  type DisplaySet,
   type ExtensionManager,
   type ServicesManager,
 } from '../ohif/types.js';
 import type { ModelEntry, SegmentInfo, Store } from '../state/store.js';
 import type { OneShotConfig } from '../utils/config.js';
 import {
+  NotDisplayedError,
   UserFacingError,
   activeImageDisplaySet,
   labelmapImagesByReference,
@@ -69,6 +72,22 @@ function selectedModel(store: Store): ModelEntry {
   return m;
 }
 
+/** The series' volume geometry, or a UserFacingError saying why it is not one regular volume. */
+function checkedGeometry(displaySet: DisplaySet): VolumeGeometry {
+  try {
+    return computeVolumeGeometry(
+      (displaySet.instances ?? []).map(instanceGeometryFromNaturalized),
+      {
+        minSlices: FIT_LIMITS.minSlices,
+        seriesInstanceUID: displaySet.SeriesInstanceUID,
+      },
+    );
+  } catch (e) {
+    if (e instanceof GeometryError) throw new UserFacingError(e.message);
+    throw e;
+  }
+}
+
 export async function runOneShot(ctx: OneShotContext): Promise<void> {
   const { servicesManager: sm, extensionManager, store } = ctx;
   if (current) {
@@ -92,21 +111,20 @@ export async function runOneShot(ctx: OneShotContext): Promise<void> {
   try {
     const model = selectedModel(store);
     const meta = model.metadata;
-    const { displaySet, viewportId } = activeImageDisplaySet(sm);
+    let active: { displaySet: DisplaySet; viewportId: string };
+    try {
+      active = activeImageDisplaySet(sm);
+    } catch (e) {
+      // Nothing shown: say what is wrong with the study's largest image series, if anything.
+      if (e instanceof NotDisplayedError) checkedGeometry(e.largest);
+      throw e;
+    }
+    const { displaySet, viewportId } = active;
     const seriesUID = displaySet.SeriesInstanceUID;
     const instances = displaySet.instances ?? [];
 
     // 1. Geometry of the series (bad input is caught here, before anything is loaded).
-    let geometry;
-    try {
-      geometry = computeVolumeGeometry(instances.map(instanceGeometryFromNaturalized), {
-        minSlices: FIT_LIMITS.minSlices,
-        seriesInstanceUID: seriesUID,
-      });
-    } catch (e) {
-      if (e instanceof GeometryError) throw new UserFacingError(e.message);
-      throw e;
-    }
+    const geometry = checkedGeometry(displaySet);
     const modality = String(displaySet.Modality ?? instances[0]?.Modality ?? '');
     const problems = checkModelFitsSeries(meta, {
       seriesInstanceUID: seriesUID,

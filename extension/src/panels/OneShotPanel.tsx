@@ -24,6 +24,7 @@ const S: Record<string, CSSProperties> = {
     display: 'flex',
     flexDirection: 'column',
     gap: 10,
+    overflowWrap: 'anywhere',
   },
   h: { fontSize: 15, fontWeight: 600, margin: 0, color: '#ffffff' },
   label: { fontSize: 11, textTransform: 'uppercase', letterSpacing: 0.5, color: '#9aa4b8' },

@@ -12,7 +12,7 @@ import {
   labelmapImagesByReference,
   readLabelmapForInstances,
 } from '../utils/viewerData.js';
-import { stowInstances } from './stow.js';
+import { StowError, stowInstances } from './stow.js';
 
 export const SOFTWARE_VERSION = 'rrl-medsam-ohif 0.1.0';
 
@@ -131,7 +131,9 @@ export async function saveToPacs(ctx: OneShotContext): Promise<void> {
       message: e instanceof Error ? e.message : String(e),
       messageKind: 'error',
     });
-    if (!(e instanceof UserFacingError)) console.error('[one-shot] save failed', e);
+    if (!(e instanceof UserFacingError || e instanceof StowError)) {
+      console.error('[one-shot] save failed', e);
+    }
     sm.services.uiNotificationService.show({
       title: 'Saving the segmentation failed',
       message: e instanceof Error ? e.message : String(e),

@@ -39,15 +39,29 @@ export function activeImageDisplaySet(sm: ServicesManager): {
       if (isImageDisplaySet(ds)) return { displaySet: ds, viewportId: id };
     }
   }
-  const all = displaySetService.getActiveDisplaySets();
-  if (!all.some((d) => isImageDisplaySet(d))) {
+  const images = displaySetService.getActiveDisplaySets().filter((d) => isImageDisplaySet(d));
+  if (images.length === 0) {
     throw new UserFacingError(
       'This study has no image series (only SEG, SR or other non-image objects). Open a study with an MR or CT series.',
     );
   }
-  throw new UserFacingError(
-    'No image series is shown in the viewer. Drag an MR or CT series from the series list into a viewport, then run again.',
-  );
+  throw new NotDisplayedError(images);
+}
+
+/**
+ * No viewport shows an image series, but the study has some (e.g. the layout found no volume
+ * to show). The caller checks them to say why; `largest` is the one with the most images.
+ */
+export class NotDisplayedError extends UserFacingError {
+  readonly largest: DisplaySet;
+  constructor(images: DisplaySet[]) {
+    super(
+      'No image series is shown in the viewer. Drag an MR or CT series from the series list into a viewport, then run again.',
+    );
+    this.largest = images.reduce((a, b) =>
+      (b.instances?.length ?? 0) > (a.instances?.length ?? 0) ? b : a,
+    );
+  }
 }
 
 /** All viewports currently showing the display set. */

@@ -27,7 +27,7 @@ test('mode and extension ids, panel, hanging protocol and command agree', () => 
   assert.equal(modeIds.HANGING_PROTOCOL_ID, extIds.HANGING_PROTOCOL_ID);
   const m = mode.modeFactory();
   assert.equal(m.displayName, 'One-Shot Segmentation');
-  assert.equal(m.hangingProtocol, extIds.HANGING_PROTOCOL_ID);
+  assert.deepEqual(m.hangingProtocol, [extIds.HANGING_PROTOCOL_ID, 'default']);
   assert.ok(Object.keys(m.extensions).includes(EXTENSION_URL));
   assert.match(EXTENSION_URL, /\/extension\/index\.js$/);
   const layout = layoutTemplate();
