@@ -73,6 +73,17 @@ export interface WrittenSeg {
   sopInstanceUID: string;
   seriesInstanceUID: string;
   frameCount: number;
+  /**
+   * Things the caller should tell the user: the SEG is valid DICOM but a known viewer limitation
+   * applies (e.g. OHIF 3.13 misplaces voxels of 1-bit frames that do not start on a byte
+   * boundary, i.e. when Rows × Columns is not a multiple of 8).
+   */
+  warnings: string[];
+}
+
+/** True when every 1-bit frame of a Rows × Columns SEG starts on a byte boundary. */
+export function framesByteAligned(rows: number, columns: number): boolean {
+  return (rows * columns) % 8 === 0;
 }
 
 export class SegError extends Error {
@@ -622,7 +633,20 @@ export function writeBinarySeg(args: WriteBinarySegArgs): WrittenSeg {
   if (typeof body === 'string' && body) dataset.BodyPartExamined = body;
 
   const bytes = writePart10(dataset);
-  return { bytes, sopInstanceUID, seriesInstanceUID, frameCount };
+  const warnings: string[] = [];
+  if (!framesByteAligned(rows, columns)) {
+    warnings.push(
+      `The series' images are ${columns}×${rows} pixels (not a multiple of 8): the SEG is valid ` +
+        'DICOM, but OHIF 3.13 shows such 1-bit SEGs with misplaced voxels when they are reloaded. ' +
+        'Check the reloaded overlay before relying on it.',
+    );
+  }
+  if (packedBytes(frameCount) % 2 === 1) {
+    warnings.push(
+      'The packed SEG pixel data has an odd byte count; OHIF 3.13 may refuse to load it whole.',
+    );
+  }
+  return { bytes, sopInstanceUID, seriesInstanceUID, frameCount, warnings };
 }
 
 function pixelBytes(v: unknown): Uint8Array {

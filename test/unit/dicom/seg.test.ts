@@ -62,6 +62,7 @@ test('frames: ordered by segment then position, only non-empty slices, each refe
   const lm = blobLabelmap(nx, ny, nz); // label 1 on z=1..3, label 2 on z=2..5
   const seg = writeBinarySeg({ sourceInstances: s.datasets, labelmap: lm, segments: SEGMENTS });
   assert.equal(seg.frameCount, 3 + 4);
+  assert.deepEqual(seg.warnings, []); // 16 × 12 pixels: byte-aligned frames
   const ds = readPart10(seg.bytes);
   assert.equal(str(ds.SOPClassUID), SEGMENTATION_STORAGE);
   assert.equal(str(ds.SegmentationType), 'BINARY');
@@ -136,6 +137,8 @@ test('the packed PixelData length comes out even (adds an empty frame when neede
     segments: [SEGMENTS[0]],
   });
   assert.equal(seg.frameCount, 3);
+  assert.equal(seg.warnings.length, 1);
+  assert.match(seg.warnings[0], /not a multiple of 8/);
   const px = new Uint8Array((readPart10(seg.bytes).PixelData as ArrayBuffer[])[0]);
   assert.equal(Math.ceil((3 * 25) / 8), 10);
   assert.equal(px.length % 2, 0);
