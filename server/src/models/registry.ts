@@ -8,6 +8,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 
+import { ModelMetadataError, validateMetadata } from '../../../models/src/format/index.js';
 import type { Logger } from '../log.js';
 import { fileInfo, type FileInfo } from '../http/static.js';
 
@@ -35,9 +36,10 @@ export class ModelRegistry {
   ) {}
 
   /**
-   * Reads every `<folder>/metadata.json`. A folder is listed when its metadata is a JSON object
-   * whose `id` equals the folder name and whose ONNX file exists; others are reported as problems
-   * (and logged), never served as models.
+   * Reads every `<folder>/metadata.json`. A folder is listed when its metadata passes the model
+   * format's validator (models/src/format), its `id` equals the folder name, and its ONNX file
+   * exists with the SHA-256 the metadata names; others are reported as problems (and logged),
+   * never served as models.
    */
   async list(): Promise<ModelListing> {
     let entries: string[];
@@ -83,21 +85,31 @@ export class ModelRegistry {
             : `metadata.json is unreadable: ${(e as Error).message}`,
       };
     }
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-      return { problem: 'metadata.json must hold a JSON object' };
+    try {
+      validateMetadata(raw, `${folder}/metadata.json`);
+    } catch (e) {
+      if (e instanceof ModelMetadataError) return { problem: e.problems.join(' ') };
+      throw e;
     }
-    const meta = raw as Record<string, unknown>;
+    const meta = raw as ModelMetadata & { onnx: { file: string; sha256: string } };
     if (meta.id !== folder) {
       return {
         problem: `metadata.json id ${JSON.stringify(meta.id)} does not match the folder name`,
       };
     }
-    const onnx = meta.onnx as Record<string, unknown> | undefined;
-    const file = typeof onnx?.file === 'string' ? onnx.file : 'model.onnx';
-    if (!(await this.modelFile(folder, file))) {
-      return { problem: `the ONNX file ${file} named in metadata.json is missing` };
+    const onnx = await this.modelFile(folder, meta.onnx.file);
+    if (!onnx) {
+      return { problem: `the ONNX file ${meta.onnx.file} named in metadata.json is missing` };
     }
-    return { metadata: meta as ModelMetadata };
+    const sha = await this.sha256(onnx.file, onnx.info);
+    if (sha !== meta.onnx.sha256.toLowerCase()) {
+      return {
+        problem:
+          `${meta.onnx.file} does not match the sha256 in metadata.json (file ${sha}, ` +
+          `metadata ${meta.onnx.sha256}): the copy is damaged or incomplete; publish the model again`,
+      };
+    }
+    return { metadata: meta };
   }
 
   /** The absolute path of a file inside a model folder, if it exists (no path traversal). */

@@ -4,13 +4,14 @@
  * and logs without query strings or patient identifiers.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import vm from 'node:vm';
 
+import { makeTestModel } from '../../fixtures/test-model';
 import { startTestStack, type TestStack } from '../../helpers/server';
 import { makeTinySeries, SECRET_PATIENT_ID, SECRET_PATIENT_NAME, stowBody } from './dicom-data';
 
@@ -189,43 +190,53 @@ describe('companion server with a real Orthanc', () => {
     assert.equal(escapeEncoded.status, 404);
   });
 
-  test('models: index.json lists valid models; model.onnx has a sha256 ETag', async () => {
+  test('models: index.json lists valid models only; model.onnx has a sha256 ETag', async () => {
     const empty = await fetch(`${stack.url}/models/index.json`);
     assert.equal(empty.status, 200);
     assert.deepEqual(await empty.json(), []);
 
-    const id = 'demo-brain-structures@0.1.0';
-    const onnx = randomBytes(4096);
+    // A real (small) test-fixture model in the published format.
+    const model = await makeTestModel({ outDir: stack.modelsDir, grid: [16, 16, 16] });
+    const id = model.id;
+    const onnx = await readFile(path.join(model.dir, 'model.onnx'));
     const sha = createHash('sha256').update(onnx).digest('hex');
-    await mkdir(path.join(stack.modelsDir, id), { recursive: true });
-    const meta = {
-      formatVersion: 1,
-      id,
-      name: 'Brain (demo)',
-      onnx: { file: 'model.onnx', sha256: sha },
+    const meta = JSON.parse(await readFile(path.join(model.dir, 'metadata.json'), 'utf8')) as {
+      id: string;
+      onnx: { sha256: string };
+      labels: unknown[];
     };
-    await writeFile(path.join(stack.modelsDir, id, 'metadata.json'), JSON.stringify(meta));
-    await writeFile(path.join(stack.modelsDir, id, 'model.onnx'), onnx);
-    // A folder whose metadata names another id, and one without an ONNX file: not listed.
-    await mkdir(path.join(stack.modelsDir, 'other@1.0.0'), { recursive: true });
-    await writeFile(
-      path.join(stack.modelsDir, 'other@1.0.0', 'metadata.json'),
-      JSON.stringify({ ...meta, id: 'mismatch@1.0.0' }),
-    );
-    await writeFile(path.join(stack.modelsDir, 'other@1.0.0', 'model.onnx'), onnx);
-    await mkdir(path.join(stack.modelsDir, 'no-onnx@1.0.0'), { recursive: true });
-    await writeFile(
-      path.join(stack.modelsDir, 'no-onnx@1.0.0', 'metadata.json'),
-      JSON.stringify({ ...meta, id: 'no-onnx@1.0.0' }),
-    );
+    assert.equal(meta.onnx.sha256, sha);
+
+    // Broken copies, each with its own id: none of them may be listed.
+    const broken = async (
+      name: string,
+      edit: (m: typeof meta) => unknown,
+      bytes: Buffer | undefined,
+    ): Promise<void> => {
+      const dir = path.join(stack.modelsDir, name);
+      await mkdir(dir, { recursive: true });
+      await writeFile(path.join(dir, 'metadata.json'), JSON.stringify(edit({ ...meta, id: name })));
+      if (bytes) await writeFile(path.join(dir, 'model.onnx'), bytes);
+    };
+    await broken('mismatch@1.0.0', (m) => ({ ...m, id: 'other@1.0.0' }), onnx);
+    await broken('no-onnx@1.0.0', (m) => m, undefined);
+    await broken('damaged@1.0.0', (m) => m, onnx.subarray(0, onnx.length - 10));
+    await broken('no-labels@1.0.0', (m) => ({ ...m, labels: undefined }), onnx);
 
     const index = await fetch(`${stack.url}/models/index.json`);
     assertIsolation(index, '/models/index.json');
     assert.deepEqual(await index.json(), [meta]);
-    assert.ok(
-      stack.logs.some((l) => l.msg === 'model skipped' && l.folder === 'other@1.0.0'),
-      'the mismatching folder is logged',
-    );
+    const skipped = stack.logs.filter((l) => l.msg === 'model skipped');
+    for (const [folder, why] of [
+      ['mismatch@1.0.0', /does not match the folder name/],
+      ['no-onnx@1.0.0', /missing/],
+      ['damaged@1.0.0', /does not match the sha256/],
+      ['no-labels@1.0.0', /labels/],
+    ] as const) {
+      const entry = skipped.find((l) => l.folder === folder);
+      assert.ok(entry, `${folder} is logged as skipped`);
+      assert.match(String(entry.problem), why, folder);
+    }
 
     const modelUrl = `${stack.url}/models/${encodeURIComponent(id)}/model.onnx`;
     const res = await fetch(modelUrl);
@@ -391,9 +402,9 @@ describe('companion server with a real Orthanc', () => {
     assert.equal(body.status, 'ok');
     assert.equal(body.pacs.reachable, true);
     assert.match(body.version, /^\d+\.\d+\.\d+/);
-    // Earlier tests wrote the plugin entry points and one valid + two broken model folders.
+    // Earlier tests wrote the plugin entry points and one valid + four broken model folders.
     assert.deepEqual(body.plugins, { extension: true, mode: true });
-    assert.deepEqual(body.models, { count: 1, skipped: 2 });
+    assert.deepEqual(body.models, { count: 1, skipped: 4 });
   });
 
   test('a browser that goes away mid-download does not disturb the server', async () => {
