@@ -48,10 +48,12 @@ describe('element-wise rules', () => {
       { eps: 1e-3 },
     );
   });
-  test('Softmax and LogSoftmax (channel axis)', async () => {
+  test('Softmax and LogSoftmax (channel axis and last axis)', async () => {
     await gradCheck((g) => {
       const x = g.input('x', [2, 5, 3, 3, 2]);
-      return { out: g.add(g.softmax(x, 1), g.mul(g.logSoftmax(x, 1), 0.3)) };
+      // axis 1 is composed (exp / sum), the last axis uses the ONNX ops
+      const a = g.add(g.softmax(x, 1), g.mul(g.logSoftmax(x, 1), 0.3));
+      return { out: g.add(a, g.add(g.softmax(x, -1), g.mul(g.logSoftmax(x, 4), 0.3))) };
     });
   });
 });

@@ -51,7 +51,8 @@ export function gradients(
   for (const n of g.nodes) {
     if (NON_DIFFERENTIABLE.has(n.op)) continue;
     if (n.inputs.some((i) => requires.has(i))) {
-      for (const o of n.outputs) if (g.value(o).dtype === 'float32') requires.add(o);
+      for (const o of n.outputs)
+        if (g.value(o).dtype === 'float32' && !g.noGradient.has(o)) requires.add(o);
     }
   }
   // nodes the loss depends on

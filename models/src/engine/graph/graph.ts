@@ -116,6 +116,8 @@ export class Graph {
   readonly inputs: Value[] = [];
   readonly params = new Map<string, ParamInfo>();
   readonly constants = new Map<string, OnnxTensor>();
+  /** Values that autodiff treats as constants (see stopGradient). */
+  readonly noGradient = new Set<string>();
   private counter = 0;
   private scopes: string[] = [];
   private readonly constCache = new Map<string, string>();
@@ -129,6 +131,7 @@ export class Graph {
     for (const [k, v] of this.params) g.params.set(k, v);
     for (const [k, v] of this.constants) g.constants.set(k, v);
     for (const [k, v] of this.constCache) g.constCache.set(k, v);
+    for (const k of this.noGradient) g.noGradient.add(k);
     g.counter = this.counter;
     g.scopes = [...this.scopes];
     return g;
@@ -367,11 +370,29 @@ export class Graph {
   identity(x: Value): Value {
     return this.unary('Identity', x);
   }
+  /**
+   * Softmax along `axis`. On the last axis this is ONNX Softmax; on another axis (e.g. the class
+   * axis of [N,C,D,H,W]) it is composed as exp(x − max) / Σ exp(x − max), which ORT's CPU provider
+   * runs several times faster than Softmax on a non-last axis (that one transposes internally).
+   */
   softmax(x: Value, axis = 1): Value {
-    return this.unary('Softmax', x, { axis: attr.i(normAxis(axis, x.shape.length)) });
+    const a = normAxis(axis, x.shape.length);
+    if (a === x.shape.length - 1) return this.unary('Softmax', x, { axis: attr.i(a) });
+    const e = this.exp(this.sub(x, this.stopGradient(this.reduceMax(x, [a], true))));
+    return this.div(e, this.reduceSum(e, [a], true));
   }
+  /** Log-softmax along `axis` (composed off the last axis, like softmax). */
   logSoftmax(x: Value, axis = 1): Value {
-    return this.unary('LogSoftmax', x, { axis: attr.i(normAxis(axis, x.shape.length)) });
+    const a = normAxis(axis, x.shape.length);
+    if (a === x.shape.length - 1) return this.unary('LogSoftmax', x, { axis: attr.i(a) });
+    const z = this.sub(x, this.stopGradient(this.reduceMax(x, [a], true)));
+    return this.sub(z, this.log(this.reduceSum(this.exp(z), [a], true)));
+  }
+  /** Identity whose output carries no gradient (autodiff treats it as a constant). */
+  stopGradient(x: Value): Value {
+    const y = this.unary('Identity', x);
+    this.noGradient.add(y.name);
+    return y;
   }
   cast(x: Value, to: DType): Value {
     return this.unary('Cast', x, { to: attr.i(DTYPE_CODES[to]) }, to);
@@ -696,18 +717,31 @@ export class Graph {
     const sd = x.shape.length - 2;
     const f = triple(factors, sd);
     if (f.every((v) => v === 1)) return x;
-    const inter: number[] = [x.shape[0]!, x.shape[1]!];
-    const big: number[] = [x.shape[0]!, x.shape[1]!];
-    x.shape.slice(2).forEach((d, i) => {
-      inter.push(d, 1);
-      big.push(d, f[i]!);
-    });
-    const e = this.expand(this.reshape(x, inter), big);
-    return this.reshape(e, [
-      x.shape[0]!,
-      x.shape[1]!,
-      ...x.shape.slice(2).map((d, i) => d * f[i]!),
-    ]);
+    const sp = x.shape.slice(2);
+    const last = sp.length - 1;
+    let cur = x;
+    // the last (contiguous) axis: MatMul with a 0/1 repeat matrix (Expand with an inner block of
+    // one element is slow on the CPU provider)
+    if (f[last]! > 1) {
+      const n = sp[last]!;
+      const m = n * f[last]!;
+      const u = new Float32Array(n * m);
+      for (let i = 0; i < n; i++)
+        for (let r = 0; r < f[last]!; r++) u[i * m + i * f[last]! + r] = 1;
+      cur = this.matmul(cur, this.constant(u, [n, m], 'float32', 'repeat'));
+    }
+    if (f.slice(0, last).some((v) => v > 1)) {
+      const inter: number[] = [x.shape[0]! * x.shape[1]!];
+      const big: number[] = [x.shape[0]! * x.shape[1]!];
+      sp.slice(0, last).forEach((d, i) => {
+        inter.push(d, 1);
+        big.push(d, f[i]!);
+      });
+      inter.push(cur.shape[cur.shape.length - 1]!);
+      big.push(cur.shape[cur.shape.length - 1]!);
+      cur = this.expand(this.reshape(cur, inter), big);
+    }
+    return this.reshape(cur, [x.shape[0]!, x.shape[1]!, ...sp.map((d, i) => d * f[i]!)]);
   }
 
   /** [N, C·r³, D, H, W] → [N, C, D·r, H·r, W·r] (3-D depth-to-space; channel index = c·r³ + (i·r + j)·r + k). */
