@@ -281,8 +281,13 @@ async function main(): Promise<void> {
     const err = e as Error & { code?: string };
     const hint =
       err.code === 'EADDRINUSE'
-        ? ' The port is in use: stop what uses it, or choose another with --port / RRL_PORT.'
-        : '';
+        ? ` The server port ${opts.port} is in use: stop what uses it, or choose another with ` +
+          '--port / RRL_PORT.'
+        : /already in use/.test(err.message)
+          ? ` Orthanc's ports (HTTP ${opts.pacsPort}, DICOM ${opts.pacsDicomPort}) must be free: stop ` +
+            'the other Orthanc (e.g. the Debian service: systemctl stop orthanc) or choose other ' +
+            'ports with --pacs-port / --pacs-dicom-port (RRL_ORTHANC_PORT / RRL_ORTHANC_DICOM_PORT).'
+          : '';
     say(`could not start: ${err.message}${hint}`);
     await shutdown('start failed', 1);
     return;
