@@ -66,7 +66,7 @@ function startProduct(varDir: string): Promise<Started> {
   });
 }
 
-test('product start: comes up, stops cleanly on SIGINT/SIGTERM, and a second start reuses var/', async () => {
+test('product start: comes up, stops cleanly on SIGINT/SIGTERM, reuses var/, cleans up after a hard kill', async () => {
   const varDir = await mkdtemp(path.join(os.tmpdir(), 'rrl-var-'));
   try {
     // First start: fresh var/.
@@ -124,9 +124,24 @@ test('product start: comes up, stops cleanly on SIGINT/SIGTERM, and a second sta
     assert.deepEqual(await readdir(path.join(varDir, 'models')), [models[0]?.id]);
     assert.equal((await stat(path.join(modelDir, 'model.onnx'))).mtimeMs, modelMtime);
     const secondPid = Number((await readFile(path.join(varDir, 'orthanc.pid'), 'utf8')).trim());
-    second.child.kill('SIGTERM');
-    assert.equal((await second.exit).code, 0, second.output());
-    assert.ok(!existsSync(`/proc/${secondPid}`), 'Orthanc stopped');
+    // Killed hard (no chance to clean up): its Orthanc is left behind...
+    second.child.kill('SIGKILL');
+    await second.exit;
+    assert.ok(existsSync(`/proc/${secondPid}`), 'the orphaned Orthanc still runs');
+
+    // ...and the next start stops that orphan before starting its own.
+    const third = await startProduct(varDir);
+    assert.match(third.output(), new RegExp(`stopping the Orthanc \\(pid ${secondPid}\\)`));
+    assert.ok(!existsSync(`/proc/${secondPid}`), 'the orphan is gone');
+    const thirdPid = Number((await readFile(path.join(varDir, 'orthanc.pid'), 'utf8')).trim());
+    assert.notEqual(thirdPid, secondPid);
+    const thirdHealth = (await (await fetch(`${third.url}/api/health`)).json()) as {
+      status: string;
+    };
+    assert.equal(thirdHealth.status, 'ok');
+    third.child.kill('SIGTERM');
+    assert.equal((await third.exit).code, 0, third.output());
+    assert.ok(!existsSync(`/proc/${thirdPid}`), 'Orthanc stopped');
   } finally {
     // A failed assertion must not leave a product (and its Orthanc) running.
     for (const child of running) {
@@ -135,6 +150,13 @@ test('product start: comes up, stops cleanly on SIGINT/SIGTERM, and a second sta
         child.kill('SIGTERM');
         await gone;
       }
+    }
+    // And no Orthanc of this test may outlive it (e.g. the orphan, if an assertion failed).
+    const pidFile = path.join(varDir, 'orthanc.pid');
+    if (existsSync(pidFile)) {
+      const pid = Number((await readFile(pidFile, 'utf8')).trim());
+      const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      if (cmd.includes(varDir)) process.kill(pid, 'SIGKILL');
     }
     await rm(varDir, { recursive: true, force: true });
   }
