@@ -11,9 +11,9 @@ if ! command -v node >/dev/null 2>&1; then
   echo "https://nodejs.org or the NodeSource packages), then run this command again." >&2
   exit 1
 fi
-node_major="$(node -p 'process.versions.node.split(".")[0]')"
-if [ "$node_major" -lt 20 ]; then
-  echo "Node.js 20 or newer is needed; found $(node --version). Install Node 20 and run again." >&2
+# `node --import tsx` needs Node 20.6 or newer.
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 6) ? 0 : 1)'; then
+  echo "Node.js 20.6 or newer is needed; found $(node --version). Install Node 20 (LTS) and run again." >&2
   exit 1
 fi
 
