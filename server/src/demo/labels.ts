@@ -1,7 +1,8 @@
 /**
  * The demo atlas's structures (AAL values from mricron-data's aal.nii.txt), with label values
- * 1..8, display colours and SNOMED CT codes (DICOM CID 7140 brain structures, laterality
- * modifiers). The same list as the test-fixture model's labels (test/fixtures/test-model.ts).
+ * 1..8, display colours and SNOMED CT codes (DICOM CID 7150 / 7153, laterality modifiers from
+ * CID 244). Same values, names and colours as the test-fixture model's labels
+ * (test/fixtures/test-model.ts).
  */
 import type { Code, SegmentDescription } from '../../../models/src/dicom/seg';
 
@@ -16,10 +17,12 @@ export interface DemoLabel {
   modifier: Code;
 }
 
-const ANATOMY: Code = { value: '123037004', scheme: 'SCT', meaning: 'Anatomical Structure' };
+// Codes from the DICOM context groups for SEG: CID 7150 (category), CID 7153 (CNS segmentation
+// type), CID 244 (laterality).
+const ANATOMY: Code = { value: '91723000', scheme: 'SCT', meaning: 'Anatomical Structure' };
 const LEFT: Code = { value: '7771000', scheme: 'SCT', meaning: 'Left' };
 const RIGHT: Code = { value: '24028007', scheme: 'SCT', meaning: 'Right' };
-const HIPPOCAMPUS: Code = { value: '5300000', scheme: 'SCT', meaning: 'Hippocampus' };
+const HIPPOCAMPUS: Code = { value: '5366008', scheme: 'SCT', meaning: 'Hippocampus' };
 const THALAMUS: Code = { value: '42695009', scheme: 'SCT', meaning: 'Thalamus' };
 const CAUDATE: Code = { value: '11000004', scheme: 'SCT', meaning: 'Caudate nucleus' };
 const PUTAMEN: Code = { value: '89278009', scheme: 'SCT', meaning: 'Putamen' };

@@ -27,7 +27,7 @@ import { writeNifti } from './nifti';
 import { percentile, synthesizeSubject } from './synth';
 
 /** Bump when the generated content changes: cached files of another version are regenerated. */
-export const DEMO_VERSION = 1;
+export const DEMO_VERSION = 2;
 export const DEFAULT_DEMO_SEED = 20261126;
 export const DEFAULT_DEMO_SUBJECTS = 6;
 /** MR intensity scale: Colin27 ch2bet units × this = stored 16-bit values. */

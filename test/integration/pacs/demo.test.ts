@@ -90,7 +90,9 @@ test('the atlas SEG from the PACS reads back as the AAL labels and passes dciodv
   const read = readBinarySeg(bytes, sources);
   assert.equal(read.segments.length, 8);
   assert.equal(read.segments[0].label, 'Left hippocampus');
-  assert.equal(read.segments[0].type.value, '5300000');
+  assert.equal(read.segments[0].type.value, '5366008');
+  assert.equal(read.segments[0].category.value, '91723000');
+  assert.equal(read.segments[0].modifier?.value, '7771000');
 
   const atlas = await loadDemoAtlas();
   const [nx, ny] = atlas.geometry.dims;

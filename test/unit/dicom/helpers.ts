@@ -7,7 +7,7 @@ import {
 import type { Code, SegmentDescription } from '../../../models/src/dicom/seg';
 
 export const sct = (value: string, meaning: string): Code => ({ value, scheme: 'SCT', meaning });
-export const ANATOMY = sct('123037004', 'Anatomical Structure');
+export const ANATOMY = sct('91723000', 'Anatomical Structure');
 
 export const SEGMENTS: SegmentDescription[] = [
   {
@@ -15,7 +15,7 @@ export const SEGMENTS: SegmentDescription[] = [
     label: 'Left hippocampus',
     color: [220, 180, 140],
     category: ANATOMY,
-    type: sct('5976005', 'Hippocampus'),
+    type: sct('5366008', 'Hippocampus'),
     modifier: sct('7771000', 'Left'),
     algorithmType: 'AUTOMATIC',
     algorithmName: 'unit-test',

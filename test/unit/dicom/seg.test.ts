@@ -46,7 +46,7 @@ test('write → read round trip gives back the labelmap and segments, whatever t
       x.algorithmType,
     ]),
     [
-      [1, 'Left hippocampus', '5976005', '7771000', 'AUTOMATIC'],
+      [1, 'Left hippocampus', '5366008', '7771000', 'AUTOMATIC'],
       [2, 'Right thalamus', '42695009', '24028007', 'MANUAL'],
     ],
   );
