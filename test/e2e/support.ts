@@ -7,6 +7,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
+import { first, items, numbers, readPart10 } from '../../models/src/dicom/dcmjs.js';
+import type { VolumeGeometry } from '../../models/src/dicom/series.js';
+import { DEMO_LABELS } from '../../server/src/demo/labels.js';
+
 const run = promisify(execFile);
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -173,4 +177,79 @@ export async function waitFor<T>(
   throw new Error(
     `Timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}.`,
   );
+}
+
+interface SegFrames {
+  rows: number;
+  columns: number;
+  bits: Uint8Array;
+  /** label value per frame (from the segment's label, else its number) */
+  frameLabel: number[];
+  framePosition: number[][];
+}
+
+function readSegFrames(bytes: ArrayBuffer): SegFrames {
+  const ds = readPart10(bytes);
+  const rows = Number(first(ds.Rows));
+  const columns = Number(first(ds.Columns));
+  const segNumberToLabel = new Map<number, number>();
+  for (const seg of items(ds.SegmentSequence)) {
+    const n = Number(first(seg.SegmentNumber));
+    const name = String(first(seg.SegmentLabel) ?? '');
+    const known = DEMO_LABELS.find((l) => l.name === name);
+    segNumberToLabel.set(n, known ? known.value : n);
+  }
+  const frames = items(ds.PerFrameFunctionalGroupsSequence);
+  const frameLabel = frames.map((f) => {
+    const n = Number(first(items(f.SegmentIdentificationSequence)[0]?.ReferencedSegmentNumber));
+    return segNumberToLabel.get(n) ?? n;
+  });
+  const framePosition = frames.map((f) =>
+    numbers(items(f.PlanePositionSequence)[0]?.ImagePositionPatient),
+  );
+  const pd = ds.PixelData as ArrayBuffer | ArrayBuffer[];
+  const buf = Array.isArray(pd) ? pd[0] : pd;
+  return { rows, columns, bits: new Uint8Array(buf), frameLabel, framePosition };
+}
+
+/** Voxel count per label value in a BINARY SEG (decoded independently of our SEG reader). */
+export function segLabelCounts(bytes: ArrayBuffer): Map<number, number> {
+  const f = readSegFrames(bytes);
+  const size = f.rows * f.columns;
+  const counts = new Map<number, number>();
+  f.frameLabel.forEach((label, k) => {
+    let n = 0;
+    for (let i = 0; i < size; i++) {
+      const bit = k * size + i;
+      if (f.bits[bit >> 3] & (1 << (bit & 7))) n++;
+    }
+    counts.set(label, (counts.get(label) ?? 0) + n);
+  });
+  return counts;
+}
+
+/** A BINARY SEG as a labelmap on the source volume's grid (x fastest), placed by frame position. */
+export function segToVolume(bytes: ArrayBuffer, g: VolumeGeometry): Uint8Array {
+  const f = readSegFrames(bytes);
+  const [nx, ny, nz] = g.dims;
+  if (f.columns !== nx || f.rows !== ny) {
+    throw new Error(`SEG frames are ${f.columns}x${f.rows}, expected the source's ${nx}x${ny}.`);
+  }
+  const normal = g.direction.slice(6, 9);
+  const out = new Uint8Array(nx * ny * nz);
+  const size = nx * ny;
+  f.frameLabel.forEach((label, k) => {
+    const p = f.framePosition[k];
+    const d =
+      (p[0] - g.origin[0]) * normal[0] +
+      (p[1] - g.origin[1]) * normal[1] +
+      (p[2] - g.origin[2]) * normal[2];
+    const z = Math.round(d / g.spacing[2]);
+    if (z < 0 || z >= nz) throw new Error(`SEG frame ${k + 1} lies outside the source volume.`);
+    for (let i = 0; i < size; i++) {
+      const bit = k * size + i;
+      if (f.bits[bit >> 3] & (1 << (bit & 7))) out[z * size + i] = label;
+    }
+  });
+  return out;
 }

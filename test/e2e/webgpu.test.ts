@@ -1,7 +1,7 @@
 // The fixture model through onnxruntime-web's WebGPU provider on Chromium's software adapter
 // (SwiftShader, `--enable-unsafe-webgpu`), on a small volume (the demo atlas on a 24×28×24 grid),
-// compared with the wasm provider in the same page of the viewer's origin (model served by the
-// companion server).
+// compared with the wasm provider, both through the extension's inference worker in a page of the
+// viewer's origin (worker, onnxruntime-web and model served by the companion server).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,6 +13,7 @@ import { chromiumAvailable, launchBrowser, type BrowserSession } from '../helper
 import { startTestStack, type TestStack } from '../helpers/server.js';
 import { DEMO_LABELS, MRICRON_DIR, makeTestModel, type TestModel } from '../fixtures/test-model.js';
 import { compareProviders } from './webgpu.js';
+import { ensureBundles } from './support.js';
 
 const missing: string[] = [];
 if (!chromiumAvailable()) missing.push('Chromium (/usr/bin/chromium)');
@@ -26,6 +27,7 @@ describe('onnxruntime-web: WebGPU (software adapter) against wasm', { skip }, ()
   let browser: BrowserSession;
 
   before(async () => {
+    await ensureBundles();
     tmp = await mkdtemp(path.join(tmpdir(), 'rrl-e2e-webgpu-'));
     model = await makeTestModel({ outDir: tmp, grid: [24, 28, 24] });
     stack = await startTestStack({ modelsDir: tmp });

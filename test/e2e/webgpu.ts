@@ -1,12 +1,9 @@
-// Runs a published model in a page of the viewer's origin with onnxruntime-web, once through the
-// wasm provider and once through the WebGPU provider, and compares the logits and labels.
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
+// Runs a published model through the extension's inference worker (onnxruntime-web) in a page of
+// the viewer's origin, once with the wasm provider and once with WebGPU, and compares the results.
 import type { Page } from 'playwright-core';
 
 import type { BrowserSession } from '../helpers/browser.js';
 import type { TestModel } from '../fixtures/test-model.js';
-import { REPO_ROOT } from './support.js';
 
 export interface ProviderComparison {
   maxAbsDiff: number;
@@ -18,20 +15,12 @@ export interface ProviderComparison {
   adapter: { isFallbackAdapter?: boolean; vendor?: string; architecture?: string } | null;
 }
 
-const ORT_DIST = path.join(REPO_ROOT, 'node_modules', 'onnxruntime-web', 'dist');
 const TEST_PREFIX = '/__e2e/';
 
-const TYPES: Record<string, string> = {
-  '.mjs': 'text/javascript',
-  '.js': 'text/javascript',
-  '.wasm': 'application/wasm',
-  '.html': 'text/html',
-};
-
 /**
- * Serves a blank page and onnxruntime-web's files under `/__e2e/` of the viewer's own origin
- * (Playwright answers those requests; everything else, including the model, comes from the real
- * companion server), with the same isolation headers the server sends.
+ * Opens a blank page at `/__e2e/blank.html` of the viewer's own origin (Playwright answers it, with
+ * the isolation headers the server sends; the worker, onnxruntime-web and the model come from the
+ * real companion server).
  */
 async function openBlankPage(session: BrowserSession, origin: string): Promise<Page> {
   const page = await session.context.newPage();
@@ -51,109 +40,19 @@ async function openBlankPage(session: BrowserSession, origin: string): Promise<P
       });
       return;
     }
-    const file = path.join(ORT_DIST, path.basename(rel.replace(/^ort\//, '')));
-    try {
-      const body = await readFile(file);
-      await route.fulfill({
-        status: 200,
-        headers: {
-          ...headers,
-          'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
-        },
-        body,
-      });
-    } catch {
-      await route.fulfill({ status: 404, headers, body: 'not found' });
-    }
+    await route.fulfill({ status: 404, headers, body: 'not found' });
   });
   await page.goto(`${origin}${TEST_PREFIX}blank.html`);
   return page;
 }
 
-export async function compareProviders(
-  session: BrowserSession,
-  origin: string,
-  model: TestModel,
-): Promise<ProviderComparison> {
-  const page = await openBlankPage(session, origin);
-  try {
-    return await page.evaluate(
-      async ({ id, input, dims, channels, prefix }) => {
-        const ortUrl = `${prefix}ort/ort.min.mjs`;
-        const ort = (await import(ortUrl)) as typeof import('onnxruntime-web');
-        ort.env.wasm.wasmPaths = `${prefix}ort/`;
-        const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
-        const adapter = (await gpu?.requestAdapter()) as
-          | { isFallbackAdapter?: boolean; info?: { vendor?: string; architecture?: string } }
-          | null
-          | undefined;
-        const res = await fetch(`/models/${encodeURIComponent(id)}/model.onnx`);
-        if (!res.ok) throw new Error(`GET model.onnx: expected 200, found ${res.status}`);
-        const bytes = new Uint8Array(await res.arrayBuffer());
-        const x = Float32Array.from(input);
-        const out: Record<string, { logits: Float32Array; ms: number }> = {};
-        for (const ep of ['wasm', 'webgpu']) {
-          const t = performance.now();
-          const sess = await ort.InferenceSession.create(bytes, { executionProviders: [ep] });
-          const r = await sess.run({ image: new ort.Tensor('float32', x, dims) });
-          const data = (await r.logits.getData()) as Float32Array;
-          out[ep] = { logits: Float32Array.from(data), ms: performance.now() - t };
-          await sess.release();
-        }
-        const a = out.wasm.logits;
-        const b = out.webgpu.logits;
-        let maxAbsDiff = a.length === b.length ? 0 : Infinity;
-        for (let i = 0; i < a.length && i < b.length; i++) {
-          maxAbsDiff = Math.max(maxAbsDiff, Math.abs(a[i] - b[i]));
-        }
-        const n = a.length / channels;
-        let agree = 0;
-        const seen = new Set<number>();
-        for (let o = 0; o < n; o++) {
-          let la = 0;
-          let lb = 0;
-          for (let c = 1; c < channels; c++) {
-            if (a[c * n + o] > a[la * n + o]) la = c;
-            if (b[c * n + o] > b[lb * n + o]) lb = c;
-          }
-          if (la === lb) agree++;
-          if (la > 0) seen.add(la);
-        }
-        return {
-          maxAbsDiff,
-          labelAgreement: agree / n,
-          foregroundLabels: seen.size,
-          ms: { wasm: out.wasm.ms, webgpu: out.webgpu.ms },
-          providers: { wasm: 'wasm', webgpu: adapter ? 'webgpu' : 'none' },
-          adapter: adapter
-            ? {
-                isFallbackAdapter: adapter.isFallbackAdapter,
-                vendor: adapter.info?.vendor,
-                architecture: adapter.info?.architecture,
-              }
-            : null,
-        };
-      },
-      {
-        id: model.metadata.id,
-        input: Array.from(model.atlasInput),
-        dims: (model.metadata.onnx as { input: { shape: number[] } }).input.shape,
-        channels: model.metadata.labels.length + 1,
-        prefix: TEST_PREFIX,
-      },
-    );
-  } finally {
-    await page.close();
-  }
-}
-
 export const WORKER_URL = '/plugins/extension/inference-worker.js';
 
 /**
- * The same comparison through the extension's own inference worker (dist/extension/
- * inference-worker.js, protocol in extension/src/inference/protocol.ts): the product's path.
+ * Runs `model` on its atlas input through the extension's inference worker (dist/extension/
+ * inference-worker.js, protocol in extension/src/inference/protocol.ts) with wasm, then WebGPU.
  */
-export async function compareProvidersInWorker(
+export async function compareProviders(
   session: BrowserSession,
   origin: string,
   model: TestModel,
@@ -176,20 +75,27 @@ export async function compareProvidersInWorker(
           | { isFallbackAdapter?: boolean; info?: { vendor?: string; architecture?: string } }
           | null
           | undefined;
-        const runOnce = (provider: 'wasm' | 'webgpu', requestId: number): Promise<Reply> =>
-          new Promise((resolve, reject) => {
+        // (no inner helper functions: the bundler would wrap them in a helper the page lacks)
+        const replies: Reply[] = [];
+        const ms: number[] = [];
+        const providers: ('wasm' | 'webgpu')[] = ['wasm', 'webgpu'];
+        for (let k = 0; k < providers.length; k++) {
+          const provider = providers[k];
+          const requestId = k + 1;
+          const t = performance.now();
+          const reply = await new Promise<Reply>((resolve, reject) => {
             const w = new Worker(workerUrl, { type: 'module' });
-            w.onerror = (e) => {
+            w.addEventListener('error', (e) => {
               w.terminate();
               reject(new Error(`worker error: ${e.message}`));
-            };
-            w.onmessage = (e: MessageEvent<Reply>) => {
+            });
+            w.addEventListener('message', (e: MessageEvent<Reply>) => {
               const r = e.data;
               if (r.requestId !== requestId || r.type === 'progress') return;
               w.terminate();
               if (r.type === 'error') reject(new Error(`worker (${provider}): ${r.message}`));
               else resolve(r);
-            };
+            });
             const x = Float32Array.from(input);
             w.postMessage(
               {
@@ -205,11 +111,10 @@ export async function compareProvidersInWorker(
               [x.buffer],
             );
           });
-        const t0 = performance.now();
-        const wasm = await runOnce('wasm', 1);
-        const t1 = performance.now();
-        const webgpu = await runOnce('webgpu', 2);
-        const t2 = performance.now();
+          ms.push(performance.now() - t);
+          replies.push(reply);
+        }
+        const [wasm, webgpu] = replies;
         const a = wasm.logits ?? new Float32Array();
         const b = webgpu.logits ?? new Float32Array();
         let maxAbsDiff = a.length === b.length && a.length > 0 ? 0 : Infinity;
@@ -233,7 +138,7 @@ export async function compareProvidersInWorker(
           maxAbsDiff,
           labelAgreement: n > 0 ? agree / n : 0,
           foregroundLabels: seen.size,
-          ms: { wasm: t1 - t0, webgpu: t2 - t1 },
+          ms: { wasm: ms[0], webgpu: ms[1] },
           providers: {
             wasm: String(wasm.provider),
             webgpu: `${webgpu.provider}${webgpu.fallbackReason ? ` (${webgpu.fallbackReason})` : ''}`,

@@ -1,0 +1,367 @@
+// End to end in headless Chromium (Debian's chromium through playwright-core), against a real
+// Orthanc seeded with the demo atlas and two demo subjects, and the companion server serving the
+// prebuilt OHIF viewer with our extension and mode:
+//   study list → open a demo subject in the One-Shot mode → run the tool (wasm) → the labelmap has
+//   the expected named segments → save → the SEG series is in Orthanc (QIDO, directly) and passes
+//   dciodvfy → reopening the study loads the SEG in the viewer with the same voxels.
+// (The WebGPU-against-wasm check is in webgpu.test.ts.) Screenshots go to test-artifacts/.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Page } from 'playwright-core';
+
+import { chromiumAvailable, launchBrowser, type BrowserSession } from '../helpers/browser.js';
+import { startTestOrthanc, type TestOrthanc } from '../helpers/orthanc.js';
+import { startTestStack, type TestStack } from '../helpers/server.js';
+import { DEMO_LABELS, MRICRON_DIR, makeTestModel } from '../fixtures/test-model.js';
+import { seedDemo, type SeedDemoResult } from '../../server/src/demo/seed.js';
+import { readNifti } from '../../server/src/demo/nifti.js';
+import {
+  OrthancDirect,
+  dciodvfy,
+  ensureBundles,
+  segLabelCounts,
+  segToVolume,
+  tagString,
+  waitFor,
+} from './support.js';
+
+const missing: string[] = [];
+if (!chromiumAvailable()) missing.push('Chromium (/usr/bin/chromium)');
+if (!existsSync(path.join(MRICRON_DIR, 'ch2bet.nii.gz'))) missing.push('mricron-data');
+const skip = missing.length ? `not installed: ${missing.join(', ')}` : false;
+
+const MODE_NAME = 'One-Shot Segmentation';
+const SEG_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
+
+/** Per-label voxel counts of the (last) cornerstone segmentation, summed over its labelmap layers. */
+async function cornerstoneLabelCounts(
+  page: Page,
+  segmentationId?: string,
+): Promise<{
+  id: string;
+  segments: { label: string; index: number }[];
+  counts: Record<number, number>;
+} | null> {
+  return page.evaluate((wanted) => {
+    interface Seg {
+      segmentationId: string;
+      segments: Record<string, { label: string; segmentIndex: number } | undefined>;
+      representationData: { Labelmap?: { imageIds?: string[]; volumeId?: string } };
+    }
+    interface VoxelSource {
+      voxelManager?: {
+        getScalarData?(): ArrayLike<number>;
+        getCompleteScalarDataArray?(): ArrayLike<number>;
+      };
+      getPixelData?(): ArrayLike<number>;
+    }
+    const w = window as unknown as {
+      services: { segmentationService: { getSegmentations(): Seg[] } };
+      cornerstone: {
+        cache: { getImage(id: string): VoxelSource; getVolume(id: string): VoxelSource };
+      };
+    };
+    const all = w.services.segmentationService.getSegmentations();
+    const seg = wanted ? all.find((s) => s.segmentationId === wanted) : all[all.length - 1];
+    if (!seg) return null;
+    const counts: Record<number, number> = {};
+    // (no inner helper functions: the bundler would wrap them in a helper the page lacks)
+    const arrays: ArrayLike<number>[] = [];
+    const lm = seg.representationData.Labelmap;
+    if (lm?.imageIds) {
+      for (const id of lm.imageIds) {
+        const img = w.cornerstone.cache.getImage(id);
+        if (!img) return null; // not loaded yet
+        const d = img.voxelManager?.getScalarData?.() ?? img.getPixelData?.();
+        if (d) arrays.push(d);
+      }
+    } else if (lm?.volumeId) {
+      const vol = w.cornerstone.cache.getVolume(lm.volumeId);
+      const d = vol?.voxelManager?.getCompleteScalarDataArray?.();
+      if (!d) return null;
+      arrays.push(d);
+    }
+    for (const d of arrays) {
+      for (let i = 0; i < d.length; i++) if (d[i]) counts[d[i]] = (counts[d[i]] ?? 0) + 1;
+    }
+    const segments = Object.values(seg.segments)
+      .filter((s): s is { label: string; segmentIndex: number } => !!s)
+      .map((s) => ({ label: s.label, index: s.segmentIndex }));
+    return { id: seg.segmentationId, segments, counts };
+  }, segmentationId);
+}
+
+describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip }, () => {
+  let tmp: string;
+  let pacs: TestOrthanc;
+  let stack: TestStack;
+  let browser: BrowserSession;
+  let page: Page;
+  let direct: OrthancDirect;
+  let demo: SeedDemoResult;
+  let studyUID: string;
+  const panelCounts: Record<number, number> = {};
+  let savedSeg: { seriesUID: string; sopUID: string; bytes: ArrayBuffer } | undefined;
+
+  before(async () => {
+    const bundles = await ensureBundles();
+    tmp = await mkdtemp(path.join(tmpdir(), 'rrl-e2e-'));
+    const modelsDir = path.join(tmp, 'models');
+    await makeTestModel({ outDir: modelsDir });
+    pacs = await startTestOrthanc('RRL-E2E');
+    direct = new OrthancDirect(pacs.dicomWebRoot, pacs.username, pacs.password);
+    demo = await seedDemo({
+      dicomWebRoot: pacs.dicomWebRoot,
+      username: pacs.username,
+      password: pacs.password,
+      outDir: path.join(tmp, 'demo'),
+      subjects: 2,
+    });
+    studyUID = demo.subjects[0].studyUID;
+    stack = await startTestStack({ modelsDir, pacs });
+    browser = await launchBrowser();
+    page = await browser.newPage();
+    if (bundles.built) console.log(`# built the browser bundles in ${bundles.ms} ms`);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await stack?.stop();
+    await pacs?.stop();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  test('the study list shows the demo studies and offers the One-Shot mode', async () => {
+    await page.goto(`${stack.url}/`);
+    const subjectRow = page.getByText('SYNTHETIC DEMO subject 01', { exact: false }).first();
+    await subjectRow.waitFor({ state: 'visible', timeout: 90_000 });
+    const body = await page.locator('body').innerText();
+    assert.match(body, /SYNTHETIC DEMO subject 02/);
+    assert.match(body, /1-3 of 3/, 'the atlas and two subjects are listed');
+    await subjectRow.click();
+    await page
+      .getByRole('button', { name: MODE_NAME })
+      .first()
+      .waitFor({ state: 'visible', timeout: 30_000 });
+    await browser.screenshot(page, 'e2e-01-study-list');
+  });
+
+  test('opening the demo subject in the One-Shot mode shows the panel and the model', async () => {
+    await page.getByRole('button', { name: MODE_NAME }).first().click();
+    await page.waitForURL(/\/oneshot\?/, { timeout: 60_000 });
+    const url = new URL(page.url());
+    assert.equal(url.searchParams.get('StudyInstanceUIDs'), studyUID);
+    await page.locator('[data-testid="oneshot-panel"]').waitFor({ timeout: 90_000 });
+    const kind = page.locator('[data-testid="oneshot-model-kind"]');
+    await kind.waitFor({ timeout: 60_000 });
+    assert.equal(await kind.getAttribute('data-kind'), 'test-fixture');
+    assert.match(await kind.innerText(), /fixture|not a trained/i);
+    await browser.screenshot(page, 'e2e-02-mode');
+  });
+
+  test('running the tool (wasm) gives a labelmap with the expected named segments', async () => {
+    await page.locator('[data-testid="oneshot-provider-select"]').selectOption('wasm');
+    const run = page.locator('[data-testid="oneshot-run"]');
+    // The series must be in the viewports before the tool can read the volume.
+    await waitFor(
+      'the MR volume in the viewport',
+      async () =>
+        page.evaluate(() => {
+          const w = window as unknown as {
+            services: {
+              viewportGridService: { getState(): { viewports: Map<string, unknown> } };
+              displaySetService: { getActiveDisplaySets(): { Modality: string }[] };
+            };
+          };
+          return w.services.displaySetService
+            .getActiveDisplaySets()
+            .some((d) => d.Modality === 'MR');
+        }),
+      90_000,
+    );
+    await waitFor('the run button to be enabled', async () => run.isEnabled(), 60_000);
+    await run.click();
+    const status = page.locator('[data-testid="oneshot-status"]');
+    const final = await waitFor(
+      'the panel to finish the segmentation',
+      async () => {
+        const s = await status.getAttribute('data-status');
+        return s === 'done' || s === 'error' ? s : undefined;
+      },
+      240_000,
+    );
+    await browser.screenshot(page, 'e2e-03-segmented');
+    await browser.screenshot(page, 'e2e-03-panel', '[data-testid="oneshot-panel"]');
+    const message = await page
+      .locator('[data-testid="oneshot-message"]')
+      .innerText()
+      .catch(() => '');
+    assert.equal(final, 'done', `panel status ${final}: ${message}`);
+    assert.equal(
+      await page.locator('[data-testid="oneshot-provider"]').getAttribute('data-provider'),
+      'wasm',
+    );
+    const items = page.locator('[data-testid="oneshot-segment"]');
+    const shown = await items.evaluateAll((els) =>
+      els.map((e) => ({
+        value: Number(e.getAttribute('data-label-value')),
+        voxels: Number(e.getAttribute('data-voxels')),
+        text: e.textContent ?? '',
+      })),
+    );
+    for (const l of DEMO_LABELS) {
+      const item = shown.find((s) => s.value === l.value);
+      assert.ok(item, `the panel lists segment ${l.value} (${l.name})`);
+      assert.ok(item.text.includes(l.name), `segment ${l.value} is named ${l.name}: ${item.text}`);
+      assert.ok(item.voxels > 500, `segment ${l.name} has ${item.voxels} voxels`);
+      panelCounts[l.value] = item.voxels;
+    }
+    // What cornerstone holds agrees with what the panel shows.
+    const cs = await waitFor('the labelmap in cornerstone', () => cornerstoneLabelCounts(page));
+    for (const l of DEMO_LABELS) {
+      const seg = cs.segments.find((s) => s.label === l.name);
+      assert.ok(seg, `cornerstone segment ${l.name}`);
+      assert.equal(cs.counts[seg.index] ?? 0, panelCounts[l.value], `voxels of ${l.name}`);
+    }
+  });
+
+  test('saving stores a new SEG series in Orthanc that passes dciodvfy', async () => {
+    assert.ok(Object.keys(panelCounts).length > 0, 'the segmentation step succeeded');
+    const before = await direct.seriesOfStudy(studyUID, 'SEG');
+    await page.locator('[data-testid="oneshot-save"]').click();
+    const status = page.locator('[data-testid="oneshot-status"]');
+    const final = await waitFor(
+      'the panel to finish saving',
+      async () => {
+        const s = await status.getAttribute('data-status');
+        return s === 'saved' || s === 'error' ? s : undefined;
+      },
+      120_000,
+    );
+    await browser.screenshot(page, 'e2e-04-saved-panel', '[data-testid="oneshot-panel"]');
+    const message = await page.locator('[data-testid="oneshot-message"]').innerText();
+    assert.equal(final, 'saved', `panel status ${final}: ${message}`);
+    const seriesUID = await page
+      .locator('[data-testid="oneshot-saved-series"]')
+      .getAttribute('data-series-uid');
+    assert.ok(seriesUID, 'the panel names the saved series');
+
+    // Directly against Orthanc (not through the viewer's proxy).
+    const after = await direct.seriesOfStudy(studyUID, 'SEG');
+    assert.equal(after.length, before.length + 1, 'exactly one new SEG series');
+    assert.ok(after.some((s) => tagString(s, '0020000E') === seriesUID));
+    const instances = await direct.json(`/studies/${studyUID}/series/${seriesUID}/instances`);
+    assert.equal(instances.length, 1);
+    assert.equal(tagString(instances[0], '00080016'), SEG_SOP_CLASS);
+    const sopUID = tagString(instances[0], '00080018');
+    assert.ok(sopUID);
+    const bytes = await direct.instance(studyUID, seriesUID, sopUID);
+    const check = await dciodvfy(bytes);
+    assert.deepEqual(check.errors, [], check.output);
+    // The SEG holds exactly the voxels the panel showed, one segment per label.
+    const counts = segLabelCounts(bytes);
+    for (const l of DEMO_LABELS) assert.equal(counts.get(l.value) ?? 0, panelCounts[l.value]);
+    savedSeg = { seriesUID, sopUID, bytes };
+  });
+
+  test('the saved SEG overlaps the subject ground truth (fixture quality, diagnostic)', async (t) => {
+    assert.ok(savedSeg, 'the save step stored a SEG');
+    const study = demo.manifest.studies.find((s) => s.studyUID === studyUID);
+    assert.ok(study);
+    const gt = await readNifti(path.join(demo.demoDir, study.groundTruth));
+    const pred = segToVolume(savedSeg.bytes, study.geometry);
+    assert.equal(pred.length, gt.data.length);
+    const dice: string[] = [];
+    let sum = 0;
+    for (const l of DEMO_LABELS) {
+      let a = 0;
+      let b = 0;
+      let ab = 0;
+      for (let i = 0; i < pred.length; i++) {
+        const p = pred[i] === l.value;
+        const g = gt.data[i] === l.value;
+        if (p) a++;
+        if (g) b++;
+        if (p && g) ab++;
+      }
+      const d = (2 * ab) / Math.max(1, a + b);
+      sum += d;
+      dice.push(`${l.name} ${d.toFixed(2)}`);
+    }
+    const mean = sum / DEMO_LABELS.length;
+    t.diagnostic(
+      `fixture model Dice on demo subject 01: mean ${mean.toFixed(3)} (${dice.join(', ')})`,
+    );
+    // The fixture is an atlas prior, not a trained model: it must land on the right structures
+    // (a flipped or shifted result would score near 0), nothing more.
+    assert.ok(mean > 0.3, `mean Dice ${mean}`);
+  });
+
+  test('reopening the study loads the saved SEG in the viewer with the same voxels', async () => {
+    assert.ok(savedSeg, 'the save step stored a SEG');
+    await page.goto(`${stack.url}/oneshot?StudyInstanceUIDs=${studyUID}`);
+    const segDisplaySet = await waitFor(
+      'the saved SEG among the display sets',
+      () =>
+        page.evaluate((uid) => {
+          const w = window as unknown as {
+            services?: {
+              displaySetService: {
+                getActiveDisplaySets(): {
+                  SeriesInstanceUID: string;
+                  Modality: string;
+                  displaySetInstanceUID: string;
+                }[];
+              };
+            };
+          };
+          const ds = w.services?.displaySetService
+            .getActiveDisplaySets()
+            .find((d) => d.SeriesInstanceUID === uid);
+          return ds?.displaySetInstanceUID;
+        }, savedSeg!.seriesUID),
+      90_000,
+    );
+    // What a double click on the SEG thumbnail does: show it in the active viewport.
+    await page.evaluate((dsUID) => {
+      const w = window as unknown as {
+        services: {
+          viewportGridService: {
+            getActiveViewportId(): string;
+            setDisplaySetsForViewport(a: {
+              viewportId: string;
+              displaySetInstanceUIDs: string[];
+            }): void;
+          };
+        };
+      };
+      const g = w.services.viewportGridService;
+      g.setDisplaySetsForViewport({
+        viewportId: g.getActiveViewportId(),
+        displaySetInstanceUIDs: [dsUID],
+      });
+    }, segDisplaySet);
+    // OHIF asks before hydrating a SEG into the viewport.
+    const yes = page.locator('[data-cy="yes-hydrate-btn"]');
+    await yes.waitFor({ state: 'visible', timeout: 60_000 });
+    await yes.click();
+    const loaded = await waitFor(
+      'the SEG labelmap in cornerstone',
+      async () => {
+        const r = await cornerstoneLabelCounts(page, segDisplaySet);
+        return r && Object.keys(r.counts).length > 0 ? r : undefined;
+      },
+      90_000,
+    );
+    await browser.screenshot(page, 'e2e-05-reloaded');
+    for (const l of DEMO_LABELS) {
+      const seg = loaded.segments.find((s) => s.label === l.name);
+      assert.ok(seg, `reloaded segment ${l.name}`);
+      assert.equal(loaded.counts[seg.index] ?? 0, panelCounts[l.value], `voxels of ${l.name}`);
+    }
+  });
+});
