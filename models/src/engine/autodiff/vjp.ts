@@ -424,7 +424,15 @@ export const VJP_RULES: Record<string, VjpRule> = {
   Exp: (c) => [c.g.mul(dy0(c), y0(c))],
   Log: (c) => [c.g.div(dy0(c), x0(c))],
   Sqrt: (c) => [c.g.div(c.g.mul(dy0(c), 0.5), y0(c))],
-  Abs: (c) => [c.g.mul(dy0(c), c.g.sign(x0(c)))],
+  // sign(x) from comparisons (the WebGPU provider has no Sign kernel)
+  Abs: (c) => {
+    const x = x0(c);
+    const sgn = c.g.sub(
+      c.g.cast(c.g.greater(x, 0), 'float32'),
+      c.g.cast(c.g.less(x, 0), 'float32'),
+    );
+    return [c.g.mul(dy0(c), sgn)];
+  },
   Reciprocal: (c) => [c.g.neg(c.g.mul(dy0(c), c.g.mul(y0(c), y0(c))))],
   Relu: (c) => [c.g.where(c.g.greater(y0(c), 0), dy0(c), 0)],
   LeakyRelu: (c) => {

@@ -787,27 +787,27 @@ export class Graph {
       coords.push(this.clip(this.add(g, comp), 0, dims[a]! - 1));
     }
     const flat = this.reshape(vol, [n, c, m]);
+    if (m > 2 ** 24)
+      throw new Error(`warp3d: ${m} voxels exceed the exact float32 index range (2^24)`);
+    // Index arithmetic in float32 (exact below 2^24) with Clip, cast to int64 at the end: the
+    // WebGPU provider has no element-wise Min/Max and limited int64 arithmetic.
     const frac: Value[] = [];
     const idx0: Value[] = [];
     const idx1: Value[] = [];
     for (let a = 0; a < 3; a++) {
       const f0 = this.floor(coords[a]!);
       frac.push(this.sub(coords[a]!, f0));
-      const i0 = this.cast(f0, 'int64');
-      idx0.push(i0);
-      idx1.push(
-        this.min2(this.add(i0, this.scalar(1, 'int64')), this.scalar(dims[a]! - 1, 'int64')),
-      );
+      idx0.push(f0);
+      idx1.push(this.clip(this.add(f0, 1), 0, dims[a]! - 1));
     }
-    const strideH = this.scalar(w, 'int64');
-    const strideD = this.scalar(h * w, 'int64');
     let out: Value | undefined;
     for (let corner = 0; corner < 8; corner++) {
       const bits = [(corner >> 2) & 1, (corner >> 1) & 1, corner & 1];
       const iz = bits[0] ? idx1[0]! : idx0[0]!;
       const iy = bits[1] ? idx1[1]! : idx0[1]!;
       const ix = bits[2] ? idx1[2]! : idx0[2]!;
-      const lin = this.add(this.add(this.mul(iz, strideD), this.mul(iy, strideH)), ix); // [N,1,D,H,W]
+      const linF = this.add(this.add(this.mul(iz, h * w), this.mul(iy, w)), ix); // [N,1,D,H,W]
+      const lin = this.cast(this.stopGradient(linF), 'int64');
       const linFlat = this.expand(this.reshape(lin, [n, 1, m]), [n, c, m]);
       const sampled = this.reshape(this.gatherElements(flat, linFlat, 2), [n, c, d, h, w]);
       let wgt: Value | undefined;
