@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
@@ -83,6 +84,29 @@ async function pluginUrls(
   return { extensions: ext ? [EXTENSION_URL] : [], modes: mode ? [MODE_URL] : [] };
 }
 
+/** One GET to the PACS with node:http(s) (fetch refuses some ports); status, or an error code. */
+function probe(
+  url: string,
+  headers: Record<string, string>,
+  timeoutMs: number,
+): Promise<{ status: number } | { error: string }> {
+  return new Promise((resolve) => {
+    const u = new URL(url);
+    const req = (u.protocol === 'https:' ? https : http).request(
+      u,
+      { method: 'GET', headers, timeout: timeoutMs },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+        res.on('error', (e: NodeJS.ErrnoException) => resolve({ error: e.code ?? e.message }));
+      },
+    );
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'timeout' })));
+    req.on('error', (e: NodeJS.ErrnoException) => resolve({ error: e.code ?? e.message }));
+    req.end();
+  });
+}
+
 async function pacsHealth(
   config: ServerConfig,
 ): Promise<{ reachable: boolean; status?: number; ms: number; error?: string }> {
@@ -93,31 +117,19 @@ async function pacsHealth(
       'Basic ' +
       Buffer.from(`${config.pacs.username}:${config.pacs.password ?? ''}`).toString('base64');
   }
-  try {
-    const res = await fetch(`${config.pacs.dicomWebRoot}/studies?limit=1`, {
-      headers,
-      signal: AbortSignal.timeout(3000),
-    });
-    await res.arrayBuffer();
-    const ms = Date.now() - started;
-    if (res.ok || res.status === 204) return { reachable: true, status: res.status, ms };
-    return {
-      reachable: false,
-      status: res.status,
-      ms,
-      error:
-        res.status === 401 || res.status === 403
-          ? 'the PACS refused the server credentials'
-          : `the PACS answered HTTP ${res.status}`,
-    };
-  } catch (e) {
-    const err = e as Error & { cause?: { code?: string } };
-    return {
-      reachable: false,
-      ms: Date.now() - started,
-      error: err.cause?.code ?? err.name ?? 'unreachable',
-    };
-  }
+  const r = await probe(`${config.pacs.dicomWebRoot}/studies?limit=1`, headers, 3000);
+  const ms = Date.now() - started;
+  if ('error' in r) return { reachable: false, ms, error: r.error };
+  if (r.status >= 200 && r.status < 300) return { reachable: true, status: r.status, ms };
+  return {
+    reachable: false,
+    status: r.status,
+    ms,
+    error:
+      r.status === 401 || r.status === 403
+        ? 'the PACS refused the server credentials'
+        : `the PACS answered HTTP ${r.status}`,
+  };
 }
 
 async function serveStatic(

@@ -482,6 +482,7 @@ describe('companion server when the PACS is down or refuses it', () => {
       };
       assert.equal(health.status, 'degraded');
       assert.equal(health.pacs.reachable, false);
+      assert.equal(health.pacs.error, 'ECONNREFUSED');
       // The viewer itself is still served.
       assert.equal((await fetch(`${stack.url}/`)).status, 200);
     } finally {
