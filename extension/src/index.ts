@@ -7,6 +7,7 @@ import getHangingProtocolModule from './getHangingProtocolModule.js';
 import { makeGetPanelModule } from './getPanelModule.js';
 import { makeGetToolbarModule } from './getToolbarModule.js';
 import { id } from './id.js';
+import { disposeWorker } from './inference/client.js';
 import { actions, loadModels, preRegistration, runtime } from './init.js';
 
 const getStore = () => runtime.ctx?.store;
@@ -22,8 +23,8 @@ const extension = {
   },
   onModeExit() {
     actions.oneShotCancel();
+    disposeWorker();
     getStore()?.reset();
-    if (runtime.ctx) runtime.ctx.store.set({ segmentationId: undefined, segments: [] });
   },
   getPanelModule: makeGetPanelModule(getStore, {
     run: () => void actions.oneShotSegment(),

@@ -26,13 +26,33 @@ export function defaultWorkerUrl(extensionBaseUrl: string): string {
   return new URL('inference-worker.js', extensionBaseUrl).href;
 }
 
+/** One worker, kept between runs (it caches the last model's session); replaced after a cancel or crash. */
+let shared: { url: string; worker: Worker } | undefined;
+
+function getWorker(workerUrl: string): Worker {
+  if (shared && shared.url !== workerUrl) disposeWorker();
+  if (!shared) {
+    shared = {
+      url: workerUrl,
+      worker: new Worker(workerUrl, { type: 'module', name: 'oneshot-inference' }),
+    };
+  }
+  return shared.worker;
+}
+
+/** Terminates the inference worker (cancel; leaving the mode). */
+export function disposeWorker(): void {
+  shared?.worker.terminate();
+  shared = undefined;
+}
+
 export function startInference(
   workerUrl: string,
   args: Omit<InferenceRequest, 'type' | 'requestId'>,
   onProgress: (p: InferenceProgress) => void,
 ): RunningInference {
   const requestId = nextId++;
-  const worker = new Worker(workerUrl, { type: 'module', name: 'oneshot-inference' });
+  const worker = getWorker(workerUrl);
   let settle: { reject(e: unknown): void } | undefined;
   const result = new Promise<InferenceResult>((resolve, reject) => {
     settle = { reject };
@@ -41,15 +61,15 @@ export function startInference(
       if (!isInferenceReply(msg) || msg.requestId !== requestId) return;
       if (msg.type === 'progress') onProgress(msg);
       else if (msg.type === 'result') {
-        worker.terminate();
         resolve(msg);
       } else {
-        worker.terminate();
+        // A failed session may leave the worker in a bad state: start a fresh one next time.
+        disposeWorker();
         reject(new Error(msg.message));
       }
     };
     worker.onerror = (e: ErrorEvent) => {
-      worker.terminate();
+      disposeWorker();
       reject(
         new Error(
           `The inference worker failed to start or crashed (${e.message || 'no detail'}). Check that ${workerUrl} is served, then reload the viewer.`,
@@ -62,7 +82,7 @@ export function startInference(
   return {
     result,
     cancel() {
-      worker.terminate();
+      if (shared?.worker === worker) disposeWorker();
       settle?.reject(new InferenceCancelled());
     },
   };

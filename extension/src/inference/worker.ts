@@ -1,7 +1,8 @@
 /**
  * Inference worker entry (built to dist/extension/inference-worker.js as a module worker).
  * Loads onnxruntime-web at run time from `ort/` beside this file (not bundled: its .mjs/.wasm pair
- * must stay together), picks WebGPU when an adapter exists, else wasm, and runs one request.
+ * must stay together), picks WebGPU when an adapter exists, else wasm, and runs requests one at a
+ * time. The last model's session is kept for the next request of the same model and provider.
  */
 import type * as OrtModule from 'onnxruntime-web';
 import type {
@@ -118,7 +119,27 @@ function argmaxAxis1(data: Float32Array, dims: readonly number[]): Uint8Array {
   return out;
 }
 
+/** The last session, kept for the next run of the same model on the same provider. */
+let cached:
+  | {
+      key: string;
+      session: OrtModule.InferenceSession;
+      provider: ExecutionProvider;
+      fallbackReason?: string;
+    }
+  | undefined;
+
 async function run(req: InferenceRequest): Promise<void> {
+  const key = `${req.modelUrl}|${req.modelSha256 ?? ''}|${req.preferredProvider}`;
+  if (cached && cached.key !== key) {
+    const old = cached.session;
+    cached = undefined;
+    await old.release().catch(() => undefined);
+  }
+  if (cached) {
+    await runSession(req, cached.session, cached.provider, cached.fallbackReason, 0, 0);
+    return;
+  }
   const wasmPaths = req.wasmPaths ?? new URL('./ort/', scope.location.href).href;
   let provider: ExecutionProvider = req.preferredProvider;
   let fallbackReason: string | undefined;
@@ -163,7 +184,20 @@ async function run(req: InferenceRequest): Promise<void> {
     });
   }
   const t2 = performance.now();
+  cached = { key, session, provider, fallbackReason };
+  await runSession(req, session, provider, fallbackReason, t1 - t0, t2 - t1);
+}
 
+async function runSession(
+  req: InferenceRequest,
+  session: OrtModule.InferenceSession,
+  provider: ExecutionProvider,
+  fallbackReason: string | undefined,
+  loadMs: number,
+  sessionMs: number,
+): Promise<void> {
+  const ort = await loadOrt(req.wasmPaths ?? new URL('./ort/', scope.location.href).href);
+  const t2 = performance.now();
   const inputName = req.inputName ?? session.inputNames[0];
   const outputName = req.outputName ?? session.outputNames[0];
   if (!session.inputNames.includes(inputName) || !session.outputNames.includes(outputName)) {
@@ -199,8 +233,8 @@ async function run(req: InferenceRequest): Promise<void> {
       labels,
       dims: [outDims[0], ...outDims.slice(2)],
       timings: {
-        loadMs: t1 - t0,
-        sessionMs: t2 - t1,
+        loadMs,
+        sessionMs,
         inferenceMs: t3 - t2,
         postprocessMs: t4 - t3,
       },
@@ -217,15 +251,14 @@ async function run(req: InferenceRequest): Promise<void> {
       logits,
       dims: outDims,
       timings: {
-        loadMs: t1 - t0,
-        sessionMs: t2 - t1,
+        loadMs,
+        sessionMs,
         inferenceMs: t3 - t2,
         postprocessMs: t4 - t3,
       },
     };
     scope.postMessage(reply, [logits.buffer]);
   }
-  await session.release().catch(() => undefined);
 }
 
 scope.onmessage = (e: MessageEvent<unknown>) => {
