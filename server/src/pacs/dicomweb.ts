@@ -289,13 +289,14 @@ export class DicomWebClient {
     studyUID: string,
     seriesUID: string,
     sopUID: string,
+    transferSyntax = '*',
   ): Promise<ArrayBuffer> {
     const what = `retrieve instance ${sopUID}`;
     const res = await this.request(
       'GET',
       `/studies/${enc(studyUID)}/series/${enc(seriesUID)}/instances/${enc(sopUID)}`,
       what,
-      { headers: { Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } },
+      { headers: { Accept: dicomAccept(transferSyntax) } },
     );
     const parts = await this.multipart(res, what);
     if (parts.length !== 1) {
@@ -310,13 +311,17 @@ export class DicomWebClient {
   }
 
   /** WADO-RS retrieval of every instance of a series as DICOM Part 10 files. */
-  async retrieveSeries(studyUID: string, seriesUID: string): Promise<ArrayBuffer[]> {
+  async retrieveSeries(
+    studyUID: string,
+    seriesUID: string,
+    transferSyntax = '*',
+  ): Promise<ArrayBuffer[]> {
     const what = `retrieve series ${seriesUID}`;
     const res = await this.request(
       'GET',
       `/studies/${enc(studyUID)}/series/${enc(seriesUID)}`,
       what,
-      { headers: { Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } },
+      { headers: { Accept: dicomAccept(transferSyntax) } },
     );
     return this.multipart(res, what);
   }
@@ -409,6 +414,11 @@ export class DicomWebClient {
     const found = await this.qidoStudies({ StudyInstanceUID: studyUID });
     return found.some((s) => jsonString(s, '0020000D') === studyUID);
   }
+}
+
+/** Accept header for WADO-RS Part 10 retrieval; '*' keeps the stored transfer syntax. */
+function dicomAccept(transferSyntax: string): string {
+  return `multipart/related; type="application/dicom"; transfer-syntax=${transferSyntax}`;
 }
 
 function seqItems(ds: DicomJsonDataset, tag: string): DicomJsonDataset[] {

@@ -18,3 +18,11 @@ export {
   type QidoQuery,
   type StowResult,
 } from './dicomweb';
+export {
+  fetchSeriesVolume,
+  fetchSegLabelmap,
+  volumeFromInstances,
+  voxelToLps,
+  VolumeError,
+  type SeriesVolume,
+} from './volume';

@@ -18,6 +18,7 @@ import { startTestOrthanc, type TestOrthanc } from '../../helpers/orthanc';
 import { SEGMENTS, blobLabelmap, smallGeometry, smallSeries } from '../../unit/dicom/helpers';
 import { writeImageSeries } from '../../../models/src/dicom/series';
 import { dciodvfyErrors } from './dciodvfy';
+import { fetchSegLabelmap, fetchSeriesVolume } from '../../../server/src/pacs/volume';
 
 let pacs: TestOrthanc;
 let client: DicomWebClient;
@@ -181,6 +182,24 @@ test('SEG round trip through the PACS: write → dciodvfy → STOW → QIDO → 
   const seg2 = writeBinarySeg({ sourceInstances: sources, labelmap: lm, segments: SEGMENTS });
   await client.stow([seg2.bytes]);
   assert.equal((await client.qidoSeries(STUDY, { Modality: 'SEG' })).length, 2);
+});
+
+test('fetchSeriesVolume / fetchSegLabelmap read the series and its SEG back on one grid', async () => {
+  const vol = await fetchSeriesVolume(client, STUDY, series.seriesInstanceUID);
+  assert.deepEqual(vol.geometry.dims, [NX, NY, NZ]);
+  assert.equal(vol.modality, 'MR');
+  const frame = NX * NY;
+  // volume slice z = source slice NZ − 1 − z (sorted ascending along the normal)
+  const expected = new Uint8Array(labelmap.length);
+  for (let z = 0; z < NZ; z++) {
+    const k = NZ - 1 - z;
+    expected.set(labelmap.subarray(k * frame, (k + 1) * frame), z * frame);
+    assert.equal(vol.voxels[z * frame + 5], ((k * frame + 5) * 37) % 1000);
+  }
+  const segSeries = await client.qidoSeries(STUDY, { Modality: 'SEG' });
+  const segUID = jsonString(segSeries[0], '0020000E') ?? '';
+  const seg = await fetchSegLabelmap(client, vol, segUID);
+  assert.deepEqual(Array.from(seg.labelmap), Array.from(expected));
 });
 
 test('wrong password: PacsError "unauthorized" that says what to check, without the password', async () => {
