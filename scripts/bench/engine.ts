@@ -12,6 +12,7 @@
  *        --train-providers a,b (providers that run the training step; default all)
  *        --allow-software (run WebGPU on a software adapter, e.g. lavapipe)   --threads N
  *        --conv-grad gemm27|batchAsChannel|im2col   --profile   --json FILE
+ *        --no-spin (ORT threads do not spin-wait: better where other processes share the cores)
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
@@ -43,6 +44,7 @@ interface Args {
   threads?: number;
   convGrad?: ConvGradWeightMode;
   profile: boolean;
+  noSpin: boolean;
   json?: string;
   child?: string;
 }
@@ -70,7 +72,14 @@ interface Result {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { steps: 5, warmup: 2, forwardRuns: 5, allowSoftware: false, profile: false };
+  const a: Args = {
+    steps: 5,
+    warmup: 2,
+    forwardRuns: 5,
+    allowSoftware: false,
+    profile: false,
+    noSpin: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     const v = (): string => {
@@ -98,6 +107,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--conv-grad') a.convGrad = v() as ConvGradWeightMode;
     else if (k === '--allow-software') a.allowSoftware = true;
     else if (k === '--profile') a.profile = true;
+    else if (k === '--no-spin') a.noSpin = true;
     else if (k === '--json') a.json = v();
     else if (k === '--child') a.child = v();
     else if (k === '--help' || k === '-h') {
@@ -187,6 +197,7 @@ async function runOne(provider: Provider, config: BenchConfig, args: Args): Prom
       provider,
       initialState: params,
       ...(args.threads ? { intraOpNumThreads: args.threads } : {}),
+      ...(args.noSpin ? { allowSpinning: false } : {}),
       ...(profDir ? { enableProfiling: true, profileFilePrefix: path.join(profDir, 'train') } : {}),
     });
     result.sessionMs = performance.now() - t1;
@@ -218,7 +229,7 @@ async function runOne(provider: Provider, config: BenchConfig, args: Args): Prom
   }
 
   // forward pass of the exported (baked) inference model
-  const baked = bakeParams(forward.model, params, 'out');
+  const baked = bakeParams(forward.model, params, 'out', forward.spec.inputs.length);
   const session = await ort.InferenceSession.create(baked.model, {
     executionProviders: executionProvidersFor(provider),
     graphOptimizationLevel: 'all',

@@ -24,13 +24,16 @@ function paramEntries(params: ParamValues): [string, HostTensor | Float32Array][
 export interface BakeResult {
   model: Uint8Array;
   opset: number;
+  /** The first data input (the image); `inputs` lists all of them. */
   input: { name: string; shape: number[] };
+  inputs: { name: string; shape: number[] }[];
   output: { name: string; shape: number[] };
 }
 
 /**
  * Turns the parameter inputs of a forward ONNX model into initializers holding `params`. Every
- * graph input except the image must be a parameter given in `params` (else an error names them);
+ * graph input except the `dataInputCount` data inputs (default 1: the image) must be a parameter
+ * given in `params` (else an error names them);
  * parameters the graph does not use are ignored. `outputName` picks the logits output when the
  * forward graph has several (default: the first).
  */
@@ -38,6 +41,7 @@ export function bakeParams(
   forward: Uint8Array,
   params: ParamValues,
   outputName?: string,
+  dataInputCount = 1,
 ): BakeResult {
   const decoded = decodeModel(forward);
   const g = decoded.graph;
@@ -72,9 +76,10 @@ export function bakeParams(
       data: Float32Array.from(host.data),
     });
   }
-  if (remaining.length !== 1) {
+  if (remaining.length !== dataInputCount) {
+    const want = dataInputCount === 1 ? 'one input (the image)' : `${dataInputCount} data inputs`;
     throw new Error(
-      `After baking the parameters the model should have one input (the image); it has ${remaining.length}: ` +
+      `After baking the parameters the model should have ${want}; it has ${remaining.length}: ` +
         `${remaining.map((r) => r.name).join(', ') || 'none'}. Pass every trained parameter.`,
     );
   }
@@ -100,6 +105,7 @@ export function bakeParams(
     model,
     opset: decoded.opset,
     input: { name: input.name, shape: [...input.dims] },
+    inputs: remaining.map((r) => ({ name: r.name, shape: [...r.dims] })),
     output: { name: output.name, shape: [...output.dims] },
   };
 }

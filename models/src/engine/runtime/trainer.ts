@@ -56,6 +56,23 @@ export interface TrainerOptions {
   /** Node names to pin to the CPU provider (a WebGPU kernel that fails at run time). */
   forceCpuNodeNames?: readonly string[];
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+  /**
+   * ORT's intra-op threads spin while waiting for work (default true): fastest on an idle machine,
+   * wasteful where other processes share the cores.
+   */
+  allowSpinning?: boolean;
+}
+
+/** `{'a.b.c': v}` → `{a: {b: {c: v}}}`: onnxruntime-node flattens `extra` back into config keys. */
+function sessionConfigExtra(config: Record<string, string>): Record<string, unknown> {
+  const root: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(config)) {
+    const parts = key.split('.');
+    let node = root;
+    for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
+    node[parts[parts.length - 1]!] = value;
+  }
+  return root;
 }
 
 /** One step's data: each data input as a Float32Array (dims from the graph), a HostTensor or an ORT tensor. */
@@ -175,11 +192,13 @@ export class Trainer {
       for (const out of Object.values(metricOutputMap(spec))) locations[out] = 'cpu';
       sessionOptions.preferredOutputLocation = locations;
     }
+    const sessionConfig: Record<string, string> = {};
     if (options.forceCpuNodeNames?.length) {
-      sessionOptions.extra = {
-        session: { 'session.force_cpu_node_names': options.forceCpuNodeNames.join('\n') },
-      };
+      sessionConfig['ep.WebGpuExecutionProvider.forceCpuNodeNames'] =
+        options.forceCpuNodeNames.join('\n');
     }
+    if (options.allowSpinning === false) sessionConfig['session.intra_op.allow_spinning'] = '0';
+    if (Object.keys(sessionConfig).length) sessionOptions.extra = sessionConfigExtra(sessionConfig);
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(graph.model, sessionOptions);
