@@ -155,13 +155,25 @@ async function countStudies(pacs: OrthancProcess): Promise<number> {
   return text.trim() === '' ? 0 : (JSON.parse(text) as unknown[]).length;
 }
 
+/**
+ * Seeds the demo on the first start (PACS empty). A seeding that was interrupted (Ctrl-C) is
+ * finished on the next start: `<var>/demo.seeded` marks completion, and `seedDemo` only sends the
+ * studies the PACS lacks. A PACS that already held other studies is left alone.
+ */
 async function seedIfEmpty(pacs: OrthancProcess, varDir: string): Promise<void> {
-  const n = await countStudies(pacs);
-  if (n > 0) {
+  const marker = path.join(varDir, 'demo.seeded');
+  if (existsSync(marker)) return;
+  const started = existsSync(path.join(varDir, 'seeding-demo'));
+  if (!started && (await countStudies(pacs)) > 0) {
     say('the PACS already holds studies: not seeding the demo');
     return;
   }
-  say('seeding the demo studies (first start; takes a minute or two)…');
+  await writeFile(path.join(varDir, 'seeding-demo'), `${new Date().toISOString()}\n`);
+  say(
+    started
+      ? 'finishing the demo seeding an earlier start began…'
+      : 'seeding the demo studies (first start; takes a minute or two)…',
+  );
   const t0 = Date.now();
   const res = await seedDemo({
     dicomWebRoot: pacs.dicomWebRoot,
@@ -170,8 +182,10 @@ async function seedIfEmpty(pacs: OrthancProcess, varDir: string): Promise<void> 
     outDir: path.join(varDir, 'demo'),
     log: (m) => say(m),
   });
+  await writeFile(marker, JSON.stringify({ seededAt: new Date().toISOString() }) + '\n');
+  await rm(path.join(varDir, 'seeding-demo'), { force: true });
   say(
-    `demo: atlas + ${res.subjects.length} synthetic subjects stored in ` +
+    `demo: atlas + ${res.subjects.length} synthetic subjects in the PACS after ` +
       `${((Date.now() - t0) / 1000).toFixed(1)} s (ground truth labels in ${res.demoDir})`,
   );
 }
@@ -278,6 +292,8 @@ async function main(): Promise<void> {
       },
     });
   } catch (e) {
+    // Interrupted (Ctrl-C during seeding, say): the signal's shutdown is already under way.
+    if (stopping) return;
     const err = e as Error & { code?: string };
     const hint =
       err.code === 'EADDRINUSE'
