@@ -63,6 +63,7 @@ export interface WriteBinarySegArgs {
   /** Fixed UIDs (deterministic demo data); new random UIDs when absent. */
   seriesInstanceUID?: string;
   sopInstanceUID?: string;
+  dimensionOrganizationUID?: string;
   /** Content date/time (YYYYMMDD / HHMMSS); now when absent. */
   contentDate?: string;
   contentTime?: string;
@@ -527,7 +528,7 @@ export function writeBinarySeg(args: WriteBinarySegArgs): WrittenSeg {
   const contentTime = args.contentTime ?? now.time;
   const sopInstanceUID = args.sopInstanceUID ?? newUid();
   const seriesInstanceUID = args.seriesInstanceUID ?? newUid();
-  const dimOrgUID = newUid();
+  const dimOrgUID = args.dimensionOrganizationUID ?? newUid();
   const first0 = src[0];
 
   const dataset: NaturalDataset = {

@@ -231,6 +231,7 @@ async function generateAtlas(
     contentCreatorName: 'AAL^Atlas',
     seriesInstanceUID: study.segSeriesUID,
     sopInstanceUID: demoUid(seed, 'atlas/seg/0'),
+    dimensionOrganizationUID: demoUid(seed, 'atlas/seg/dimension-organization'),
     contentDate: studyDate(0),
     contentTime: '090000',
   });

@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { loadDemoAtlas } from '../../../server/src/demo/atlas';
 import { DEMO_LABELS } from '../../../server/src/demo/labels';
 import { readNifti, writeNifti } from '../../../server/src/demo/nifti';
 import { Rng } from '../../../server/src/demo/rng';
-import { demoUid } from '../../../server/src/demo/seed';
+import { demoUid, generateDemo } from '../../../server/src/demo/seed';
 import { synthesizeSubject } from '../../../server/src/demo/synth';
 
 function blobVolume(n: number): { image: Float32Array; labels: Uint8Array } {
@@ -148,4 +148,31 @@ test('the demo atlas is on a 184-column LPS grid with the structures on the righ
   for (let z = 0; z < g.dims[2]; z += 10)
     for (let y = 0; y < ny; y++)
       for (let x = 181; x < 184; x++) assert.equal(atlas.image[(z * ny + y) * nx + x], 0);
+});
+
+test('demo generation is deterministic: two runs write identical files', async () => {
+  const dirs = await Promise.all(
+    [0, 1].map(() => mkdtemp(path.join(os.tmpdir(), 'rrl-demo-det-'))),
+  );
+  try {
+    const manifests = [];
+    for (const d of dirs) manifests.push(await generateDemo({ dataDir: d, subjects: 0 }));
+    assert.deepEqual(manifests[0], manifests[1]);
+    const atlas = manifests[0].studies[0];
+    assert.equal(atlas.role, 'atlas');
+    const names = (await readdir(path.join(dirs[0], 'demo', atlas.dicomDir))).sort();
+    assert.equal(names.length, 182);
+    for (const n of [names[0], names[90], names[181]]) {
+      const [a, b] = await Promise.all(
+        dirs.map((d) => readFile(path.join(d, 'demo', atlas.dicomDir, n))),
+      );
+      assert.ok(a.equals(b), `${n} differs between runs`);
+    }
+    const [g1, g2] = await Promise.all(
+      dirs.map((d) => readFile(path.join(d, 'demo', atlas.groundTruth))),
+    );
+    assert.ok(g1.equals(g2));
+  } finally {
+    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  }
 });
