@@ -216,5 +216,6 @@ export const BENCH_CONFIGS = Object.freeze({
   'reg-128': () => registrationNetwork(128),
   // small, for smoke tests of the benchmark itself
   'unet-b4-16': () => segmentationNetwork(4, 16),
+  'reg-16': () => registrationNetwork(16),
 });
 export type BenchConfig = keyof typeof BENCH_CONFIGS;
