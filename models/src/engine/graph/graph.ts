@@ -807,8 +807,11 @@ export class Graph {
       const iy = bits[1] ? idx1[1]! : idx0[1]!;
       const ix = bits[2] ? idx1[2]! : idx0[2]!;
       const linF = this.add(this.add(this.mul(iz, h * w), this.mul(iy, w)), ix); // [N,1,D,H,W]
-      const lin = this.cast(this.stopGradient(linF), 'int64');
-      const linFlat = this.expand(this.reshape(lin, [n, 1, m]), [n, c, m]);
+      // reshape/expand in float, cast last: the WebGPU provider keeps int64 Reshapes on the CPU
+      const linFlat = this.cast(
+        this.expand(this.reshape(this.stopGradient(linF), [n, 1, m]), [n, c, m]),
+        'int64',
+      );
       const sampled = this.reshape(this.gatherElements(flat, linFlat, 2), [n, c, d, h, w]);
       let wgt: Value | undefined;
       for (let a = 0; a < 3; a++) {
