@@ -41,14 +41,15 @@ async function webgpuAvailable(): Promise<string | undefined> {
 
 const skip = await webgpuAvailable();
 
-async function compareStep(task: {
-  graph: Graph;
-  loss: ReturnType<Graph['input']>;
-}): Promise<void> {
+async function compareStep(
+  task: { graph: Graph; loss: ReturnType<Graph['input']> },
+  convGradWeight: 'gemm27' | 'batchAsChannel' | 'im2col' = 'gemm27',
+): Promise<void> {
   const { model, spec } = buildTrainingGraph({
     graph: task.graph,
     loss: task.loss,
     optimizer: { type: 'sgd', momentum: 0.9 },
+    gradientOptions: { convGradWeight },
   });
   const p = task.graph.initialParams(0);
   const rng = new Rng(1);
