@@ -215,3 +215,40 @@ test('mutual EMA graph uses the old values of both parameter sets', async () => 
   assert.deepEqual(Array.from(out['g.w__next']!.data as Float32Array), [2, 3]);
   assert.deepEqual(Array.from(out['m.w__next']!.data as Float32Array), [4, 5]);
 });
+
+test('training graph: input gradients as grad:<name> outputs, and mutual EMA after the update', async () => {
+  const g = new Graph();
+  const x = g.input('x', [3]);
+  const a = g.param('a.w', [3], { kind: 'constant', value: 2 });
+  const b = g.param('b.w', [3], { kind: 'constant', value: 4 });
+  // loss = Σ a·x² + Σ b·x  → d/dx = 2·a·x + b, d/da = x², d/db = x
+  const loss = g.add(g.reduceSum(g.mul(a, g.mul(x, x))), g.reduceSum(g.mul(b, x)));
+  const { model, spec } = buildTrainingGraph({
+    graph: g,
+    loss,
+    optimizer: { type: 'sgd', momentum: 0 },
+    inputGradients: ['x'],
+    ema: { pairs: [['a.w', 'b.w']], alpha: 0.75 },
+  });
+  assert.deepEqual(spec.inputGradOutputs, ['grad:x']);
+  const xs = Float32Array.of(1, -2, 3);
+  const out = await runModel(model, {
+    x: new ort.Tensor('float32', xs, [3]),
+    lr: new ort.Tensor('float32', Float32Array.of(0.5), []),
+    step: new ort.Tensor('float32', Float32Array.of(1), []),
+    'a.w': new ort.Tensor('float32', Float32Array.of(2, 2, 2), [3]),
+    'a.w__mom': new ort.Tensor('float32', new Float32Array(3), [3]),
+    'b.w': new ort.Tensor('float32', Float32Array.of(4, 4, 4), [3]),
+    'b.w__mom': new ort.Tensor('float32', new Float32Array(3), [3]),
+  });
+  assert.deepEqual(Array.from(out['grad:x']!.data as Float32Array), [8, -4, 16]);
+  // SGD: a' = 2 − 0.5·x², b' = 4 − 0.5·x; then EMA with the updated values
+  const a1 = Array.from(xs, (v) => 2 - 0.5 * v * v);
+  const b1 = Array.from(xs, (v) => 4 - 0.5 * v);
+  const aNext = Array.from(out['a.w__next']!.data as Float32Array);
+  const bNext = Array.from(out['b.w__next']!.data as Float32Array);
+  a1.forEach((v, i) => {
+    assert.ok(Math.abs(aNext[i]! - (0.75 * v + 0.25 * b1[i]!)) < 1e-6);
+    assert.ok(Math.abs(bNext[i]! - (0.75 * b1[i]! + 0.25 * v)) < 1e-6);
+  });
+});
