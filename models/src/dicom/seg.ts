@@ -29,6 +29,8 @@ import {
 } from './dcmjs';
 
 export const SEGMENTATION_STORAGE = '1.2.840.10008.5.1.4.1.1.66.4';
+/** Label Map Segmentation Storage (what OHIF 3.13's own SEG export writes by default). */
+export const LABELMAP_SEGMENTATION_STORAGE = '1.2.840.10008.5.1.4.1.1.66.7';
 
 export interface Code {
   value: string;
@@ -657,23 +659,45 @@ function pixelBytes(v: unknown): Uint8Array {
   throw new SegError('The SEG has no PixelData.');
 }
 
-/** Reads a BINARY SEG back into a labelmap over `sourceInstances` (same indexing as the writer). */
+/**
+ * Reads a SEG back into a labelmap over `sourceInstances` (same indexing as the writer): BINARY
+ * (what `writeBinarySeg` writes), and also, uncompressed, FRACTIONAL (8-bit, > half the maximum
+ * counts as inside) and LABELMAP (Label Map Segmentation Storage, as OHIF's own export writes).
+ * Where segments overlap, the later frame wins.
+ */
 export function readBinarySeg(
   bytes: ArrayBuffer,
   sourceInstances: Record<string, unknown>[],
 ): { labelmap: Uint8Array; segments: SegmentDescription[] } {
   const ds = readPart10(bytes);
-  if (str(ds.SOPClassUID) !== SEGMENTATION_STORAGE) {
+  const sopClass = str(ds.SOPClassUID);
+  if (sopClass !== SEGMENTATION_STORAGE && sopClass !== LABELMAP_SEGMENTATION_STORAGE) {
     throw new SegError(
-      `Expected a Segmentation Storage object (${SEGMENTATION_STORAGE}), found SOP class ${String(
-        str(ds.SOPClassUID),
-      )}.`,
+      `Expected a Segmentation Storage object (${SEGMENTATION_STORAGE} or ` +
+        `${LABELMAP_SEGMENTATION_STORAGE}), found SOP class ${String(sopClass)}.`,
+    );
+  }
+  const ts = str((ds._meta as NaturalDataset | undefined)?.TransferSyntaxUID);
+  if (ts && ts !== '1.2.840.10008.1.2.1' && ts !== '1.2.840.10008.1.2') {
+    throw new SegError(
+      `The SEG's pixel data is compressed (transfer syntax ${ts}); ask the PACS for explicit VR ` +
+        'little endian (WADO-RS transfer-syntax=1.2.840.10008.1.2.1) to read it.',
     );
   }
   const segType = str(ds.SegmentationType);
-  if (segType !== 'BINARY' || Number(first(ds.BitsAllocated)) !== 1) {
+  const bitsAllocated = Number(first(ds.BitsAllocated));
+  const kind: 'BINARY' | 'FRACTIONAL' | 'LABELMAP' | undefined =
+    segType === 'BINARY' && bitsAllocated === 1
+      ? 'BINARY'
+      : segType === 'FRACTIONAL' && bitsAllocated === 8
+        ? 'FRACTIONAL'
+        : segType === 'LABELMAP' && (bitsAllocated === 8 || bitsAllocated === 16)
+          ? 'LABELMAP'
+          : undefined;
+  if (!kind) {
     throw new SegError(
-      `Only BINARY segmentations (1 bit) can be read, found SegmentationType ${String(segType)}.`,
+      `Unsupported segmentation: SegmentationType ${String(segType)} with ${bitsAllocated} bits ` +
+        'allocated (expected BINARY 1-bit, FRACTIONAL 8-bit or LABELMAP 8/16-bit).',
     );
   }
   const geo = sourceGeometry(sourceInstances);
@@ -688,11 +712,19 @@ export function readBinarySeg(
   const frameSize = rows * columns;
   const nFrames = Number(first(ds.NumberOfFrames) ?? 1);
   const pixel = pixelBytes(ds.PixelData);
-  if (pixel.length < Math.ceil((nFrames * frameSize) / 8)) {
+  const bitsPerPixel = kind === 'BINARY' ? 1 : bitsAllocated;
+  const needBytes = Math.ceil((nFrames * frameSize * bitsPerPixel) / 8);
+  if (pixel.length < needBytes) {
     throw new SegError(
-      `The SEG's PixelData has ${pixel.length} bytes, fewer than ${nFrames} frames of ${rows}×${columns} bits need.`,
+      `The SEG's PixelData has ${pixel.length} bytes, fewer than the ${needBytes} that ` +
+        `${nFrames} frames of ${rows}×${columns} pixels need.`,
     );
   }
+  const pixel16 =
+    kind === 'LABELMAP' && bitsAllocated === 16
+      ? new Uint16Array(pixel.buffer.slice(pixel.byteOffset, pixel.byteOffset + needBytes))
+      : undefined;
+  const fractionalThreshold = Number(first(ds.MaximumFractionalValue) ?? 255) / 2;
 
   // Segments
   const segNumberToLabel = new Map<number, number>();
@@ -771,6 +803,22 @@ export function readBinarySeg(
   const labelmap = new Uint8Array(frameSize * sourceInstances.length);
   for (let fi = 0; fi < nFrames; fi++) {
     const frame = perFrame[fi] ?? {};
+    const k = sliceOf(frame, fi);
+    const outOff = k * frameSize;
+    if (kind === 'LABELMAP') {
+      // Pixel values are segment numbers (0 = background).
+      const base = fi * frameSize;
+      for (let i = 0; i < frameSize; i++) {
+        const v = pixel16 ? pixel16[base + i] : pixel[base + i];
+        if (v === 0) continue;
+        const label = segNumberToLabel.get(v);
+        if (label === undefined) {
+          throw new SegError(`SEG frame ${fi + 1} holds segment ${v}, which is not defined.`);
+        }
+        labelmap[outOff + i] = label;
+      }
+      continue;
+    }
     const segItem = items(frame.SegmentIdentificationSequence)[0] ?? sharedSeg;
     const segNumber = Number(first(segItem?.ReferencedSegmentNumber));
     const label = segNumberToLabel.get(segNumber);
@@ -779,8 +827,13 @@ export function readBinarySeg(
         `SEG frame ${fi + 1} refers to segment ${segNumber}, which is not defined.`,
       );
     }
-    const k = sliceOf(frame, fi);
-    const outOff = k * frameSize;
+    if (kind === 'FRACTIONAL') {
+      const base = fi * frameSize;
+      for (let i = 0; i < frameSize; i++) {
+        if (pixel[base + i] > fractionalThreshold) labelmap[outOff + i] = label;
+      }
+      continue;
+    }
     const bitBase = fi * frameSize;
     for (let i = 0; i < frameSize; i++) {
       const bit = bitBase + i;

@@ -130,7 +130,7 @@ export async function fetchSeriesVolume(
 }
 
 /**
- * Retrieves the (single-instance) BINARY SEG series `segSeriesUID` and reads it as a labelmap on
+ * Retrieves the (single-instance) SEG series (BINARY, FRACTIONAL or LABELMAP) `segSeriesUID` and reads it as a labelmap on
  * the grid of `volume` (same indexing as `volume.voxels`).
  */
 export async function fetchSegLabelmap(
@@ -145,7 +145,8 @@ export async function fetchSegLabelmap(
       `SEG series ${segSeriesUID} has no instance in study ${volume.studyUID}.`,
     );
   }
-  const bytes = await client.retrieveInstance(volume.studyUID, segSeriesUID, sop);
+  // Explicit VR little endian: a PACS transcodes RLE-compressed SEGs (e.g. OHIF's own export).
+  const bytes = await client.retrieveInstance(volume.studyUID, segSeriesUID, sop, EXPLICIT_LE);
   return readBinarySeg(bytes, volume.instances);
 }
 

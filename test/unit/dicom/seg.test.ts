@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { items, numbers, readPart10, str } from '../../../models/src/dicom/dcmjs';
+import { items, numbers, readPart10, str, writePart10 } from '../../../models/src/dicom/dcmjs';
 import {
+  LABELMAP_SEGMENTATION_STORAGE,
   SEGMENTATION_STORAGE,
   SegError,
   dicomLabToRgb,
@@ -269,4 +270,59 @@ test('multi-frame source images are refused with a clear message', () => {
       writeBinarySeg({ sourceInstances: mf, labelmap: new Uint8Array(128), segments: SEGMENTS }),
     /multi-frame/,
   );
+});
+
+test('LABELMAP (…66.7) and FRACTIONAL SEGs read back into the same labelmap', () => {
+  const [nx, ny, nz] = [16, 12, 6];
+  const frame = nx * ny;
+  const s = smallSeries(nx, ny, nz);
+  const lm = blobLabelmap(nx, ny, nz);
+  const binary = writeBinarySeg({ sourceInstances: s.datasets, labelmap: lm, segments: SEGMENTS });
+  const base = readPart10(binary.bytes);
+  delete base._meta;
+
+  // LABELMAP: one 8-bit frame per slice, pixel value = segment number
+  const lmPixels = new Uint8Array(frame * nz);
+  lmPixels.set(lm); // label values 1, 2 are the segment numbers here
+  const labelmapSeg = {
+    ...base,
+    SOPClassUID: LABELMAP_SEGMENTATION_STORAGE,
+    SegmentationType: 'LABELMAP',
+    BitsAllocated: 8,
+    BitsStored: 8,
+    HighBit: 7,
+    NumberOfFrames: String(nz),
+    PerFrameFunctionalGroupsSequence: s.datasets.map((d) => ({
+      DerivationImageSequence: [
+        {
+          SourceImageSequence: [
+            { ReferencedSOPClassUID: d.SOPClassUID, ReferencedSOPInstanceUID: d.SOPInstanceUID },
+          ],
+        },
+      ],
+      PlanePositionSequence: [{ ImagePositionPatient: d.ImagePositionPatient }],
+    })),
+    PixelData: lmPixels.buffer,
+    _vrMap: { PixelData: 'OB' },
+  };
+  const back1 = readBinarySeg(writePart10(labelmapSeg), s.datasets);
+  assert.deepEqual(Array.from(back1.labelmap), Array.from(lm));
+
+  // FRACTIONAL: the binary frames as 8-bit 0/255
+  const packed = new Uint8Array((base.PixelData as ArrayBuffer[])[0]);
+  const fr = new Uint8Array(binary.frameCount * frame);
+  for (let i = 0; i < fr.length; i++) fr[i] = packed[i >> 3] & (1 << (i & 7)) ? 255 : 0;
+  const fractional = {
+    ...base,
+    SegmentationType: 'FRACTIONAL',
+    SegmentationFractionalType: 'PROBABILITY',
+    MaximumFractionalValue: 255,
+    BitsAllocated: 8,
+    BitsStored: 8,
+    HighBit: 7,
+    PixelData: fr.buffer,
+    _vrMap: { PixelData: 'OB' },
+  };
+  const back2 = readBinarySeg(writePart10(fractional), s.datasets);
+  assert.deepEqual(Array.from(back2.labelmap), Array.from(lm));
 });
