@@ -21,11 +21,13 @@ import {
   sendFile,
 } from './http/static.js';
 import { createLogger, type LogSink, type Logger } from './log.js';
+import { requestOrigin } from './http/origin.js';
 import { ModelRegistry } from './models/registry.js';
 import { createDicomWebProxy, type ProxyOptions } from './proxy/dicomweb.js';
 import { EXTENSION_URL, MODE_URL, renderAppConfig } from './viewer/appConfig.js';
 
 export type { ServerConfig } from './config.js';
+export { requestOrigin } from './http/origin.js';
 
 export interface RunningServer {
   /** http://HOST:PORT (127.0.0.1 when listening on all interfaces). */
@@ -55,18 +57,6 @@ export const SERVER_VERSION: string = (() => {
     return '0.0.0';
   }
 })();
-
-const HOST_PATTERN = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/;
-
-/** The origin the browser used (from Host; falls back to the listening address). */
-export function requestOrigin(req: IncomingMessage, fallbackHost: string): string {
-  const host = req.headers.host && HOST_PATTERN.test(req.headers.host) ? req.headers.host : '';
-  const fwd = String(req.headers['x-forwarded-proto'] ?? '')
-    .split(',')[0]
-    ?.trim();
-  const proto = fwd === 'https' || fwd === 'http' ? fwd : 'http';
-  return `${proto}://${host || fallbackHost}`;
-}
 
 interface Ctx {
   config: ServerConfig;

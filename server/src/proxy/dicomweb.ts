@@ -13,6 +13,7 @@ import https from 'node:https';
 
 import type { PacsConfig } from '../config.js';
 import { sendError } from '../http/headers.js';
+import { requestHost, requestProto } from '../http/origin.js';
 import type { Logger } from '../log.js';
 
 /** Request headers never forwarded to the PACS. */
@@ -30,6 +31,11 @@ const DROP_REQUEST = new Set([
   'authorization',
   'cookie',
   'host',
+  // Set by us from the browser's request (never passed through as the client sent them).
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
 ]);
 /** Response headers never passed back to the browser. */
 const DROP_RESPONSE = new Set([
@@ -127,8 +133,18 @@ export function createDicomWebProxy(
     for (const [k, v] of Object.entries(req.headers)) {
       if (v !== undefined && !DROP_REQUEST.has(k)) headers[k] = v;
     }
-    // Host of the browser's request: Orthanc builds BulkDataURIs from it.
-    if (req.headers.host) headers.host = req.headers.host;
+    // The browser's Host, and RFC 7239 Forwarded (+ X-Forwarded-*) naming the viewer's origin:
+    // Orthanc builds BulkDataURIs from them, so they point back at this origin (with https when a
+    // TLS proxy sits in front of us, which a page served over https needs).
+    const host = requestHost(req);
+    const proto = requestProto(req);
+    if (host) {
+      headers.host = host;
+      // Unquoted: Orthanc 1.10's parser does not strip RFC 7239 quotes (it would put them in URIs).
+      headers.forwarded = `host=${host};proto=${proto}`;
+      headers['x-forwarded-host'] = host;
+    }
+    headers['x-forwarded-proto'] = proto;
     if (auth) headers.authorization = auth;
 
     const started = Date.now();

@@ -341,6 +341,21 @@ describe('companion server with a real Orthanc', () => {
     assert.equal(bulk.status, 200);
     const bytes = Buffer.from(await bulk.arrayBuffer());
     assert.ok(bytes.length >= series.rows * series.columns * 2, 'the pixel data came back');
+
+    // Behind a TLS-terminating proxy (X-Forwarded-Proto: https, another Host), the URIs follow the
+    // browser's origin: an https page could not load http BulkDataURIs.
+    const behindTls = await rawGet(
+      stack.url,
+      `/dicom-web/studies/${series.studyUID}/series/${series.seriesUID}/metadata`,
+      { Host: 'viewer.example:8443', 'X-Forwarded-Proto': 'https' },
+    );
+    assert.equal(behindTls.status, 200);
+    const tlsMeta = JSON.parse(behindTls.body) as Record<string, { BulkDataURI?: string }>[];
+    const tlsUri = tlsMeta[0]?.['7FE00010']?.BulkDataURI ?? '';
+    assert.ok(
+      tlsUri.startsWith('https://viewer.example:8443/dicom-web/'),
+      `BulkDataURI ${tlsUri} follows the forwarded origin`,
+    );
   });
 
   test('proxy: a large STOW body streams through (64 slices of 256×256)', async () => {
