@@ -5,7 +5,12 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { naturalizeJson, numbers, readPart10, str } from '../../../models/src/dicom/dcmjs';
 import { readBinarySeg, writeBinarySeg } from '../../../models/src/dicom/seg';
 import {
@@ -20,6 +25,7 @@ import { writeImageSeries } from '../../../models/src/dicom/series';
 import { dciodvfyErrors } from './dciodvfy';
 import { fetchSegLabelmap, fetchSeriesVolume } from '../../../server/src/pacs/volume';
 
+const execFileAsync = promisify(execFile);
 let pacs: TestOrthanc;
 let client: DicomWebClient;
 const STUDY = '2.25.310000000000000000000000000000000001';
@@ -200,6 +206,41 @@ test('fetchSeriesVolume / fetchSegLabelmap read the series and its SEG back on o
   const segUID = jsonString(segSeries[0], '0020000E') ?? '';
   const seg = await fetchSegLabelmap(client, vol, segUID);
   assert.deepEqual(Array.from(seg.labelmap), Array.from(expected));
+});
+
+test('fetchSeriesVolume reads an RLE-compressed series (the PACS transcodes on request)', async () => {
+  const rleSeries = smallSeries(16, 12, 3, '2.25.320000000000000000000000000000000002');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'rrl-rle-'));
+  try {
+    const rle: ArrayBuffer[] = [];
+    for (let k = 0; k < 3; k++) {
+      const plain = path.join(dir, `${k}.dcm`);
+      const packed = path.join(dir, `${k}.rle.dcm`);
+      await writeFile(plain, new Uint8Array(rleSeries.files[k]));
+      await execFileAsync('dcmcrle', [plain, packed]);
+      const b = await readFile(packed);
+      rle.push(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
+    }
+    assert.equal(
+      str((readPart10(rle[0])._meta as Record<string, unknown>).TransferSyntaxUID),
+      '1.2.840.10008.1.2.5',
+    );
+    await client.stow(rle);
+    const vol = await fetchSeriesVolume(
+      client,
+      '2.25.320000000000000000000000000000000002',
+      rleSeries.seriesInstanceUID,
+    );
+    const frame = 16 * 12;
+    for (let z = 0; z < 3; z++) {
+      const k = 2 - z;
+      for (const i of [0, 33, frame - 1]) {
+        assert.equal(vol.voxels[z * frame + i], ((k * frame + i) * 37) % 1000);
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('wrong password: PacsError "unauthorized" that says what to check, without the password', async () => {
