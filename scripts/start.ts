@@ -17,6 +17,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -33,6 +34,8 @@ interface StartOptions {
   varDir: string;
   seed: boolean;
   model: boolean;
+  /** Ports given explicitly (flag or environment): never replaced by a free one. */
+  explicit: { port: boolean; pacsPort: boolean; pacsDicomPort: boolean };
 }
 
 interface Secrets {
@@ -99,7 +102,37 @@ function readOptions(): StartOptions | undefined {
     varDir: path.resolve(values['var-dir'] ?? env.RRL_VAR_DIR ?? path.join(REPO_ROOT, 'var')),
     seed: !values['no-seed'],
     model: !values['no-model'],
+    explicit: {
+      port: (values.port ?? env.RRL_PORT ?? '') !== '',
+      pacsPort: (values['pacs-port'] ?? env.RRL_ORTHANC_PORT ?? '') !== '',
+      pacsDicomPort: (values['pacs-dicom-port'] ?? env.RRL_ORTHANC_DICOM_PORT ?? '') !== '',
+    },
   };
+}
+
+/** Whether `port` can be bound on `host` right now. */
+function portFree(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A default port that is taken (say, by Debian's own orthanc service on 8042/4242) is replaced by
+ * 0 (any free port) with a note; an explicitly chosen port is kept (and fails clearly if taken).
+ */
+async function usablePort(
+  what: string,
+  port: number,
+  host: string,
+  explicit: boolean,
+  flag: string,
+): Promise<number> {
+  if (explicit || port === 0 || (await portFree(port, host))) return port;
+  say(`${what} port ${port} is in use (${flag} chooses one); using a free port instead`);
+  return 0;
 }
 
 /** `<var>/secrets.json`: created once with a random Orthanc password, kept private (0600). */
@@ -234,6 +267,21 @@ async function main(): Promise<void> {
   await mkdir(opts.varDir, { recursive: true });
   const secrets = await loadSecrets(opts.varDir);
   await stopOrphanOrthanc(opts.varDir);
+  const pacsPort = await usablePort(
+    'Orthanc HTTP',
+    opts.pacsPort,
+    '0.0.0.0',
+    opts.explicit.pacsPort,
+    '--pacs-port',
+  );
+  const pacsDicomPort = await usablePort(
+    'Orthanc DICOM',
+    opts.pacsDicomPort,
+    '0.0.0.0',
+    opts.explicit.pacsDicomPort,
+    '--pacs-dicom-port',
+  );
+  const port = await usablePort('viewer', opts.port, opts.host, opts.explicit.port, '--port');
 
   let pacs: OrthancProcess | undefined;
   let server: RunningServer | undefined;
@@ -265,8 +313,8 @@ async function main(): Promise<void> {
     say(`starting Orthanc (storage ${path.join(opts.varDir, 'orthanc')})`);
     pacs = await startOrthanc({
       storageDir: path.join(opts.varDir, 'orthanc'),
-      httpPort: opts.pacsPort,
-      dicomPort: opts.pacsDicomPort,
+      httpPort: pacsPort,
+      dicomPort: pacsDicomPort,
       username: secrets.orthanc.username,
       password: secrets.orthanc.password,
       name: 'RRL-MedSAM-PACS',
@@ -282,7 +330,7 @@ async function main(): Promise<void> {
 
     server = await startServer({
       host: opts.host,
-      port: opts.port,
+      port,
       modelsDir,
       dataDir: path.join(opts.varDir, 'server'),
       pacs: {
