@@ -4,6 +4,38 @@
  */
 import { HANGING_PROTOCOL_ID } from './id.js';
 
+/** Custom hanging-protocol attribute (study level): number of reconstructable MR/CT display sets. */
+export const VOLUME_SERIES_ATTRIBUTE = 'rrlOneShotVolumeSeries';
+
+interface HpDisplaySet {
+  isReconstructable?: boolean;
+  Modality?: string;
+  numImageFrames?: number;
+}
+
+export function countVolumeSeries(
+  _study: unknown,
+  extraData?: { displaySets?: HpDisplaySet[] },
+): number {
+  return (extraData?.displaySets ?? []).filter(
+    (ds) =>
+      ds.isReconstructable === true &&
+      (ds.Modality === 'MR' || ds.Modality === 'CT') &&
+      (ds.numImageFrames ?? 0) > 1,
+  ).length;
+}
+
+/** Registers VOLUME_SERIES_ATTRIBUTE with the host's hangingProtocolService (preRegistration). */
+export function registerHangingProtocolAttributes(hangingProtocolService: {
+  addCustomAttribute(id: string, name: string, cb: typeof countVolumeSeries): void;
+}): void {
+  hangingProtocolService.addCustomAttribute(
+    VOLUME_SERIES_ATTRIBUTE,
+    'Number of MR/CT volume series',
+    countVolumeSeries,
+  );
+}
+
 const VOI_SYNC = { type: 'voi', id: 'oneshot-voi', source: true, target: true };
 const HYDRATE_SEG_SYNC = {
   type: 'hydrateseg',
@@ -36,7 +68,17 @@ export const oneShotProtocol = {
   availableTo: {},
   editableBy: {},
   numberOfPriorsReferenced: 0,
-  protocolMatchingRules: [],
+  // OHIF 3.13 skips protocols without study rules; this one matches when the study has an MR/CT
+  // series that can be shown as a volume (else OHIF's default layout shows what there is).
+  protocolMatchingRules: [
+    {
+      id: 'hasMrCtVolume',
+      weight: 25,
+      attribute: VOLUME_SERIES_ATTRIBUTE,
+      constraint: { greaterThan: { value: 0 } },
+      required: true,
+    },
+  ],
   imageLoadStrategy: 'nth',
   callbacks: {},
   displaySetSelectors: {

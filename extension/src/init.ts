@@ -1,6 +1,7 @@
 /** preRegistration: the panel store, configuration and actions, created once per viewer. */
 import { cancelOneShot, runOneShot, type OneShotContext } from './inference/runOneShot.js';
 import type { CommandsManager, ExtensionManager, ServicesManager } from './ohif/types.js';
+import { registerHangingProtocolAttributes } from './getHangingProtocolModule.js';
 import { saveToPacs } from './seg/saveToPacs.js';
 import { Store } from './state/store.js';
 import { resolveConfig } from './utils/config.js';
@@ -24,6 +25,9 @@ export function preRegistration(args: {
   commandsManager: CommandsManager;
   appConfig?: Record<string, unknown>;
 }): void {
+  const hps = args.servicesManager.services.hangingProtocolService as
+    Parameters<typeof registerHangingProtocolAttributes>[0] | undefined;
+  if (hps?.addCustomAttribute) registerHangingProtocolAttributes(hps);
   const store = new Store();
   runtime.commandsManager = args.commandsManager;
   runtime.ctx = {

@@ -12,6 +12,8 @@ import {
 } from '../../../models/src/volume/geometry.js';
 import {
   countLabels,
+  indexToWorld,
+  labelCentroid,
   labelsFromLogits,
   modelInputDims,
   prepareModelInput,
@@ -224,6 +226,23 @@ export async function runOneShot(ctx: OneShotContext): Promise<void> {
           ...l.color,
           255,
         ]);
+      }
+    }
+    // Show the result at once: every view through the centroid of the largest structure.
+    let largest = 0;
+    for (let v = 1; v < counts.length; v++) {
+      if (counts[v] > 0 && (largest === 0 || counts[v] > counts[largest])) largest = v;
+    }
+    const c = largest ? labelCentroid(labels, dims, largest) : undefined;
+    if (c) {
+      const world = indexToWorld(c, volume.origin, volume.spacing, volume.direction);
+      for (const vpId of viewports.length ? viewports : [viewportId]) {
+        const vp = libs.cornerstone.getEnabledElementByViewportId(vpId)?.viewport;
+        try {
+          vp?.jumpToWorld?.(world);
+        } catch {
+          // navigation is a convenience only
+        }
       }
     }
     const t5 = performance.now();

@@ -146,6 +146,7 @@ export interface CsViewport {
   getVolumeId?(): string;
   getImageIds?(): string[];
   getActors?(): { uid: string; referencedId?: string }[];
+  jumpToWorld?(world: [number, number, number]): boolean | void;
 }
 
 export interface CornerstoneCore {

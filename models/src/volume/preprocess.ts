@@ -45,3 +45,42 @@ export function countLabels(labels: Uint8Array, maxValue: number): number[] {
   }
   return counts;
 }
+
+/** Voxel-index centroid [x, y, z] of the voxels with label `value`; undefined when there are none. */
+export function labelCentroid(
+  labels: Uint8Array,
+  dims: Dims,
+  value: number,
+): [number, number, number] | undefined {
+  const [nx, ny] = dims;
+  let n = 0;
+  let sx = 0;
+  let sy = 0;
+  let sz = 0;
+  let i = 0;
+  for (let z = 0; z < dims[2]; z++)
+    for (let y = 0; y < ny; y++)
+      for (let x = 0; x < nx; x++, i++) {
+        if (labels[i] === value) {
+          n++;
+          sx += x;
+          sy += y;
+          sz += z;
+        }
+      }
+  return n ? [sx / n, sy / n, sz / n] : undefined;
+}
+
+/** Patient (world) position of a voxel index, given origin, spacing and 9-element direction. */
+export function indexToWorld(
+  ijk: readonly [number, number, number],
+  origin: ArrayLike<number>,
+  spacing: ArrayLike<number>,
+  direction: ArrayLike<number>,
+): [number, number, number] {
+  const w: [number, number, number] = [origin[0], origin[1], origin[2]];
+  for (let a = 0; a < 3; a++) {
+    for (let c = 0; c < 3; c++) w[c] += ijk[a] * spacing[a] * direction[3 * a + c];
+  }
+  return w;
+}

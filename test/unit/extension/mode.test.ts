@@ -9,7 +9,11 @@ import mode, {
 } from '../../../mode/src/index.js';
 import * as modeIds from '../../../mode/src/id.js';
 import * as extIds from '../../../extension/src/id.js';
-import getHangingProtocolModule from '../../../extension/src/getHangingProtocolModule.js';
+import getHangingProtocolModule, {
+  VOLUME_SERIES_ATTRIBUTE,
+  countVolumeSeries,
+  registerHangingProtocolAttributes,
+} from '../../../extension/src/getHangingProtocolModule.js';
 import { makeCommandsModule } from '../../../extension/src/commandsModule.js';
 import { createTools } from '../../../mode/src/initToolGroups.js';
 
@@ -66,4 +70,24 @@ test('tool groups include brushes and erasers for corrections', () => {
   for (const t of ['CircularBrush', 'CircularEraser', 'SphereBrush', 'SphereEraser'])
     assert.ok(passive.includes(t), t);
   assert.ok(tools.disabled.some((t) => t.toolName === 'Crosshairs'));
+});
+
+test('the MPR protocol matches studies with an MR/CT volume series only', () => {
+  const [{ protocol }] = getHangingProtocolModule();
+  const rule = protocol.protocolMatchingRules[0];
+  assert.equal(rule.attribute, VOLUME_SERIES_ATTRIBUTE);
+  assert.equal(rule.required, true);
+  const registered: Record<string, typeof countVolumeSeries> = {};
+  registerHangingProtocolAttributes({
+    addCustomAttribute: (id, _name, cb) => {
+      registered[id] = cb;
+    },
+  });
+  const count = registered[VOLUME_SERIES_ATTRIBUTE];
+  assert.equal(count, countVolumeSeries);
+  const mr = { isReconstructable: true, Modality: 'MR', numImageFrames: 181 };
+  assert.equal(count({}, { displaySets: [mr, { ...mr, Modality: 'SEG' }] }), 1);
+  assert.equal(count({}, { displaySets: [{ ...mr, isReconstructable: false }] }), 0);
+  assert.equal(count({}, { displaySets: [{ ...mr, numImageFrames: 1 }] }), 0);
+  assert.equal(count({}, undefined), 0);
 });

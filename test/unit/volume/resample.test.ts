@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import {
   argmaxChannels,
   countLabels,
+  indexToWorld,
+  labelCentroid,
   labelsFromLogits,
   logitsToSourceLabels,
   normalizeIntensity,
@@ -210,4 +212,17 @@ test('logitsToSourceLabels equals a naive per-voxel trilinear argmax (random log
         }
         assert.equal(fast[o++], best, `voxel ${i},${j},${k}`);
       }
+});
+
+test('labelCentroid and indexToWorld (known answers)', () => {
+  const l = new Uint8Array(4 * 3 * 2);
+  l[1 + 4 * (2 + 3 * 1)] = 5; // (1, 2, 1)
+  l[3 + 4 * (0 + 3 * 1)] = 5; // (3, 0, 1)
+  assert.deepEqual(labelCentroid(l, [4, 3, 2], 5), [2, 1, 1]);
+  assert.equal(labelCentroid(l, [4, 3, 2], 2), undefined);
+  // rows along -x, columns along +z, slices along +y
+  assert.deepEqual(
+    indexToWorld([2, 1, 1], [10, 20, 30], [0.5, 2, 3], [-1, 0, 0, 0, 0, 1, 0, 1, 0]),
+    [9, 23, 32],
+  );
 });
