@@ -13,6 +13,7 @@
  *        --allow-software (run WebGPU on a software adapter, e.g. lavapipe)   --threads N
  *        --conv-grad gemm27|batchAsChannel|im2col   --profile   --json FILE
  *        --no-spin (ORT threads do not spin-wait: better where other processes share the cores)
+ *        --opt-level disabled|basic|extended|all (ORT graph optimisations of the training session)
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
@@ -45,6 +46,7 @@ interface Args {
   convGrad?: ConvGradWeightMode;
   profile: boolean;
   noSpin: boolean;
+  optLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   json?: string;
   child?: string;
 }
@@ -108,6 +110,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--allow-software') a.allowSoftware = true;
     else if (k === '--profile') a.profile = true;
     else if (k === '--no-spin') a.noSpin = true;
+    else if (k === '--opt-level') a.optLevel = v() as Args['optLevel'];
     else if (k === '--json') a.json = v();
     else if (k === '--child') a.child = v();
     else if (k === '--help' || k === '-h') {
@@ -198,6 +201,7 @@ async function runOne(provider: Provider, config: BenchConfig, args: Args): Prom
       initialState: params,
       ...(args.threads ? { intraOpNumThreads: args.threads } : {}),
       ...(args.noSpin ? { allowSpinning: false } : {}),
+      ...(args.optLevel ? { graphOptimizationLevel: args.optLevel } : {}),
       ...(profDir ? { enableProfiling: true, profileFilePrefix: path.join(profDir, 'train') } : {}),
     });
     result.sessionMs = performance.now() - t1;

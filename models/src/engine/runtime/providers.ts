@@ -4,6 +4,8 @@
  * with it and gives the right answer.
  */
 import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { PROBE_INPUT, PROBE_OUTPUT, PROBE_X, PROBE_Y, probeModel } from './mini-onnx.js';
 
@@ -65,10 +67,25 @@ function backendListed(provider: Provider): { listed: boolean; bundled: boolean 
   return { listed: entry !== undefined, bundled: entry?.bundled ?? false };
 }
 
-function cudaBinariesPresent(): boolean {
-  // onnxruntime-node lists 'cuda' as not bundled; the provider library is installed beside the
-  // binding only when the user ran ORT's CUDA install step.
-  return backendListed('cuda').listed;
+/**
+ * onnxruntime-node lists 'cuda' as a backend (not bundled) whether or not its CUDA provider library
+ * was installed; look for the library beside the native binding so a missing CUDA costs no failed
+ * session (and no ORT error on stderr).
+ */
+export function cudaProviderLibrary(): string | undefined {
+  if (!backendListed('cuda').listed) return undefined;
+  try {
+    const require = createRequire(import.meta.url);
+    const pkg = path.dirname(require.resolve('onnxruntime-node/package.json'));
+    const dir = path.join(pkg, 'bin', 'napi-v6', process.platform, process.arch);
+    const name =
+      process.platform === 'win32'
+        ? 'onnxruntime_providers_cuda.dll'
+        : 'libonnxruntime_providers_cuda.so';
+    return existsSync(path.join(dir, name)) ? path.join(dir, name) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 const probeCache = new Map<Provider, Promise<ProbeResult>>();
@@ -86,11 +103,11 @@ export function probeProvider(provider: Provider): Promise<ProbeResult> {
 async function runProbe(provider: Provider): Promise<ProbeResult> {
   const t0 = performance.now();
   const ms = (): number => Math.round(performance.now() - t0);
-  if (provider === 'cuda' && !cudaBinariesPresent()) {
+  if (provider === 'cuda' && !cudaProviderLibrary()) {
     return {
       provider,
       available: false,
-      reason: 'onnxruntime-node does not list a CUDA backend',
+      reason: "ORT's CUDA provider library is not installed beside onnxruntime-node's binding",
       ms: ms(),
     };
   }

@@ -61,6 +61,8 @@ export interface TrainerOptions {
    * wasteful where other processes share the cores.
    */
   allowSpinning?: boolean;
+  /** ORT graph optimisations (default 'all'). */
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
 }
 
 /** `{'a.b.c': v}` → `{a: {b: {c: v}}}`: onnxruntime-node flattens `extra` back into config keys. */
@@ -179,7 +181,7 @@ export class Trainer {
     const stateOnDevice = (options.keepStateOnDevice ?? true) && provider === 'webgpu';
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: executionProvidersFor(provider),
-      graphOptimizationLevel: 'all',
+      graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
       logSeverityLevel: options.logSeverityLevel ?? 3,
       enableProfiling: options.enableProfiling ?? false,
       ...(options.profileFilePrefix ? { profileFilePrefix: options.profileFilePrefix } : {}),
