@@ -16,6 +16,7 @@ import {
   CACHE_IMMUTABLE,
   CACHE_REVALIDATE,
   fileInfo,
+  hasKnownExtension,
   isHashedName,
   resolveUnder,
   sendFile,
@@ -255,8 +256,8 @@ async function route(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promi
   }
   // The viewer: a file of the OHIF dist, else (a client-side route) its index.html.
   if (await serveStatic(req, res, ctx.config.viewerDir, pathname)) return;
-  const last = pathname.split('/').pop() ?? '';
-  if (last.includes('.')) {
+  // A missing asset is a 404; anything else (e.g. /viewer/1.2.840.10008...) is a client route.
+  if (hasKnownExtension(pathname)) {
     sendError(res, 404, `No such file: ${pathname}.`);
     return;
   }

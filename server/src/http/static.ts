@@ -33,6 +33,11 @@ const TYPES: Record<string, string> = {
   '.ttf': 'font/ttf',
 };
 
+/** Whether the name ends in a file extension we serve (.js, .css, .wasm, .png ...). */
+export function hasKnownExtension(file: string): boolean {
+  return path.extname(file).toLowerCase() in TYPES;
+}
+
 export function contentTypeFor(file: string): string {
   return TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream';
 }

@@ -99,13 +99,19 @@ describe('companion server with a real Orthanc', () => {
     assert.match(html, /<script[^>]+src="\/app-config\.js"/);
     assert.match(html, /app\.bundle\.[0-9a-f]+\.js/);
 
-    for (const route of ['/viewer?StudyInstanceUIDs=1.2.3', '/segmentation', '/oneshot/x']) {
+    for (const route of [
+      '/viewer?StudyInstanceUIDs=1.2.3',
+      '/segmentation',
+      '/oneshot/x',
+      '/viewer/1.2.840.10008.5.1.4',
+    ]) {
       const res = await fetch(`${stack.url}${route}`);
       assert.equal(res.status, 200, route);
       assert.equal(await res.text(), html, `${route} serves index.html`);
     }
     const missing = await fetch(`${stack.url}/no-such-bundle.js`);
     assert.equal(missing.status, 404);
+    assert.equal((await fetch(`${stack.url}/assets/none.png`)).status, 404);
     assertIsolation(missing, 'a 404');
   });
 
