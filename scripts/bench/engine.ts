@@ -381,7 +381,14 @@ async function main(): Promise<void> {
         continue;
       }
       process.stderr.write(`running ${provider} ${config} …\n`);
-      results.push(await runChild(provider, config, childArgv));
+      const r = await runChild(provider, config, childArgv);
+      results.push(r);
+      process.stderr.write(
+        `  ${provider} ${config}: ${r.error ?? `train ${fmt(r.trainMedianMs)} ms, forward ${fmt(r.forwardMedianMs)} ms`}\n`,
+      );
+      // partial results survive a time limit
+      if (args.json)
+        writeFileSync(args.json, JSON.stringify({ results, notes, args, partial: true }, null, 2));
     }
   }
   console.log(

@@ -33,11 +33,11 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 
 echo "== onnxruntime-node (WebGPU training; forward on WebGPU and CPU)"
 # shellcheck disable=SC2086
-timeout 420 "$W/node" "$W/bench.mjs" --providers webgpu,cpu --configs ${CONFIGS// /,} \
+timeout 330 "$W/node" "$W/bench.mjs" --providers webgpu,cpu --configs ${CONFIGS// /,} \
   --train-providers webgpu --warmup 2 --steps 5 ${BENCH_EXTRA:-} --json "$OUT/ort.json" 2>&1 | grep -v 'artificially reduced'
 
 echo "== PyTorch (same networks, CUDA)"
-PYTHONUNBUFFERED=1 timeout 240 python3 scripts/device/torch_reference.py --configs ${CONFIGS// /,} \
+PYTHONUNBUFFERED=1 timeout 180 python3 scripts/device/torch_reference.py --configs ${CONFIGS// /,} \
   --warmup 3 --steps 10 --json "$OUT/torch.json"
 
 echo "== ratios (ORT WebGPU / PyTorch)"
