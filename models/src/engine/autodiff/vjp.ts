@@ -225,28 +225,34 @@ function convGrad(c: VjpContext): (Value | undefined)[] {
 // ------------------------------------------------------------------ normalisation
 
 function instanceNormGrad(c: VjpContext): (Value | undefined)[] {
+  // With xc = x − mean(x), rstd = 1/√(var + eps), xhat = xc·rstd, per sample and channel (n voxels):
+  //   dbias = Σ dy, dscale = rstd·Σ dy·xc,
+  //   dx = scale·rstd·(dy − Σdy/n − xhat·Σ(dy·xhat)/n) = A·dy + B·xc + C with per-channel A, B, C,
+  // so the full-size work is: mean, xc, xc², Σ dy·xc, Σ dy and the final A·dy + B·xc + C.
   const { g } = c;
   const x = x0(c);
   const scale = c.inputs[1]!;
   const dy = dy0(c);
   const eps = attrFloat(c.node, 'epsilon', 1e-5);
   const spatial = x.shape.slice(2).map((_, i) => i + 2);
+  const n = numel(x.shape.slice(2));
   const bshape = [1, x.shape[1]!, ...spatial.map(() => 1)];
   const mu = g.reduceMean(x, spatial, true);
   const xc = g.sub(x, mu);
   const v = g.reduceMean(g.mul(xc, xc), spatial, true);
-  const rstd = g.reciprocal(g.sqrt(g.add(v, eps)));
-  const xhat = g.mul(xc, rstd);
+  const rstd = g.reciprocal(g.sqrt(g.add(v, eps))); // [N,C,1,1,1]
+  const sDy = g.reduceSum(dy, spatial, true); // [N,C,1,1,1]
+  const sDyXc = g.reduceSum(g.mul(dy, xc), spatial, true);
   const out: (Value | undefined)[] = [undefined, undefined, undefined];
   if (c.needs[0]) {
-    const gy = g.mul(dy, g.reshape(scale, bshape));
-    const m1 = g.reduceMean(gy, spatial, true);
-    const m2 = g.reduceMean(g.mul(gy, xhat), spatial, true);
-    out[0] = g.mul(g.sub(g.sub(gy, m1), g.mul(xhat, m2)), rstd);
+    const A = g.mul(g.reshape(scale, bshape), rstd);
+    const B = g.neg(g.mul(g.mul(A, g.mul(rstd, rstd)), g.mul(sDyXc, 1 / n)));
+    const C = g.neg(g.mul(A, g.mul(sDy, 1 / n)));
+    out[0] = g.add(g.add(g.mul(dy, A), g.mul(xc, B)), C);
   }
-  const batchSpatial = [0, ...spatial];
-  if (c.needs[1]) out[1] = g.reduceSum(g.mul(dy, xhat), batchSpatial, false);
-  if (c.needs[2]) out[2] = g.reduceSum(dy, batchSpatial, false);
+  const toChannel = (t: Value): Value => g.reshape(g.reduceSum(t, [0], false), [x.shape[1]!]);
+  if (c.needs[1]) out[1] = toChannel(g.mul(sDyXc, rstd));
+  if (c.needs[2]) out[2] = toChannel(sDy);
   return out;
 }
 
