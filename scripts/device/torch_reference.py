@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""PyTorch twin of the engine benchmark networks (scripts/bench/networks.ts), for speed ratios.
+"""PyTorch twin of the engine benchmark networks (scripts/bench/networks.ts, which uses the engine's
+models/src/engine/nn), for speed ratios.
 
-Mirrors layer for layer: U-Net blocks of two [Conv3d 3x3x3 (bias, pad 1) -> InstanceNorm3d (affine,
-eps 1e-5) -> LeakyReLU 0.01], MaxPool3d 2 down, nearest x2 up, cat([up, skip]), 1x1x1 head; soft
-Dice + cross-entropy; the registration net (widths 16-32-32-32 over cat([atlas, target])) with a
-trilinear warp, 1 - LNCC (9^3 window) + smoothness. AdamW (lr 1e-3, weight decay 1e-4).
+Mirrors layer for layer: the reference U-Net (4 scales, widths base*2^l, one block per level of
+[Conv3d 3x3x3 (bias, pad 1) -> InstanceNorm3d (affine, eps 1e-5) -> LeakyReLU 0.01], MaxPool3d 2,
+nearest x2 up, cat([skip, up]), 1x1x1 head, soft Dice over the foreground classes); the
+registration net (the same U-Net over cat([moving, fixed]) with base 16, LeakyReLU 0.2, a
+16-channel output -> LeakyReLU -> 1x1x1 conv to 3 (init N(0, 1e-5)), trilinear warp,
+-LNCC (9^3 window, average pools) + smoothness). AdamW (lr 1e-3, weight decay 1e-4).
 
 Prints a table and writes JSON: per config the train-step and forward medians (ms, CUDA-synchronised),
-the peak CUDA memory (MiB) and the parameter count (to check it matches the engine's).
+the peak CUDA memory (MiB) and the parameter count (it must match the engine's).
 
   python3 scripts/device/torch_reference.py --configs unet-b8-64,unet-b16-128,reg-128 --json out.json
 """
@@ -23,77 +26,83 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def widths(base, levels, max_width=None):
-    return [min(base * 2**l, max_width or 10**9) for l in range(levels)]
-
-
 class Block(nn.Module):
-    def __init__(self, cin, cout):
+    def __init__(self, cin, cout, slope):
         super().__init__()
-        self.c0 = nn.Conv3d(cin, cout, 3, padding=1)
-        self.n0 = nn.InstanceNorm3d(cout, affine=True, eps=1e-5)
-        self.c1 = nn.Conv3d(cout, cout, 3, padding=1)
-        self.n1 = nn.InstanceNorm3d(cout, affine=True, eps=1e-5)
+        self.conv = nn.Conv3d(cin, cout, 3, padding=1)
+        self.norm = nn.InstanceNorm3d(cout, affine=True, eps=1e-5)
+        self.slope = slope
 
     def forward(self, x):
-        x = F.leaky_relu(self.n0(self.c0(x)), 0.01)
-        return F.leaky_relu(self.n1(self.c1(x)), 0.01)
+        return F.leaky_relu(self.norm(self.conv(x)), self.slope)
 
 
 class UNet(nn.Module):
-    def __init__(self, cin, cout, base, levels, max_width=None, head_std=None):
+    """models/src/engine/nn/unet.ts#unet3d: convsPerLevel blocks per level, MaxPool down, nearest up."""
+
+    def __init__(self, cin, cout, base, depth=4, convs=1, slope=0.01):
         super().__init__()
-        w = widths(base, levels, max_width)
-        self.levels = levels
+        w = [base * 2**l for l in range(depth)]
+        self.depth = depth
         self.enc = nn.ModuleList()
         c = cin
-        for l in range(levels):
-            self.enc.append(Block(c, w[l]))
+        for l in range(depth):
+            self.enc.append(nn.Sequential(*[Block(c if i == 0 else w[l], w[l], slope) for i in range(convs)]))
             c = w[l]
         self.dec = nn.ModuleList()
-        for l in range(levels - 2, -1, -1):
-            self.dec.append(Block(c + w[l], w[l]))
+        for l in range(depth - 2, -1, -1):
+            self.dec.append(nn.Sequential(*[Block(w[l] + c if i == 0 else w[l], w[l], slope) for i in range(convs)]))
             c = w[l]
         self.head = nn.Conv3d(c, cout, 1)
-        if head_std is not None:
-            nn.init.normal_(self.head.weight, std=head_std)
-            nn.init.zeros_(self.head.bias)
 
     def forward(self, x):
         skips = []
         for l, blk in enumerate(self.enc):
             x = blk(x)
-            if l < self.levels - 1:
+            if l < self.depth - 1:
                 skips.append(x)
                 x = F.max_pool3d(x, 2)
         for blk in self.dec:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = blk(torch.cat([x, skips.pop()], 1))
+            x = blk(torch.cat([skips.pop(), x], 1))
         return self.head(x)
 
 
-def dice_ce(logits, target):
+class RegNet(nn.Module):
+    """models/src/engine/nn/registration.ts#registrationNet with its defaults."""
+
+    def __init__(self, base=16, depth=4, slope=0.2):
+        super().__init__()
+        self.unet = UNet(2, base, base, depth, 1, slope)
+        self.flow = nn.Conv3d(base, 3, 1)
+        nn.init.normal_(self.flow.weight, std=1e-5)
+        nn.init.zeros_(self.flow.bias)
+        self.slope = slope
+
+    def forward(self, moving, fixed):
+        feat = F.leaky_relu(self.unet(torch.cat([moving, fixed], 1)), self.slope)
+        return self.flow(feat)
+
+
+def soft_dice(logits, target, smooth=1e-5):
+    """models/src/engine/losses/losses.ts#softDiceLoss (foreground classes only)."""
     p = torch.softmax(logits, 1)
     axes = (0, 2, 3, 4)
-    inter = (p * target).sum(axes)
-    denom = p.sum(axes) + target.sum(axes)
-    dice = (2 * inter + 1e-5) / (denom + 1e-5)
-    voxels = logits.shape[2] * logits.shape[3] * logits.shape[4]
-    ce = -(target * torch.log_softmax(logits, 1)).sum() / voxels
-    return (1 - dice.mean()) + ce
+    inter = (p * target).sum(axes)[1:]
+    denom = (p.sum(axes) + target.sum(axes))[1:]
+    dice = (2 * inter + smooth) / (denom + smooth)
+    return 1 - dice.mean()
 
 
-def lncc(a, b, win=9):
-    ones = torch.ones(1, 1, win, win, win, device=a.device)
-    pad = win // 2
-    box = lambda v: F.conv3d(v, ones, padding=pad)
-    n = win**3
-    sa, sb, saa, sbb, sab = box(a), box(b), box(a * a), box(b * b), box(a * b)
-    cross = sab - sa * sb / n
-    va = saa - sa * sa / n
-    vb = sbb - sb * sb / n
-    cc = cross * cross / (va * vb + 1e-5)
-    return 1 - cc.mean()
+def lncc(a, b, win=9, eps=1e-5):
+    """losses.ts#lnccLoss: window means with zero padding (count_include_pad), returns -mean(cc)."""
+    pool = lambda v: F.avg_pool3d(v, win, stride=1, padding=win // 2, count_include_pad=True)
+    ma, mb, maa, mbb, mab = pool(a), pool(b), pool(a * a), pool(b * b), pool(a * b)
+    cross = mab - ma * mb
+    va = maa - ma * ma
+    vb = mbb - mb * mb
+    cc = cross * cross / (va * vb + eps)
+    return -cc.mean()
 
 
 def smoothness(disp):
@@ -134,24 +143,23 @@ def make(config, device):
     if config.startswith("unet"):
         base = int(config.split("-")[1][1:])
         size = int(config.split("-")[2])
-        net = UNet(1, 3, base, 3).to(device)
+        net = UNet(1, 3, base).to(device)
         img = smooth_volume((1, 1, size, size, size), 0, device)
         lab = torch.where(img < -0.5, 1, torch.where(img > 0.5, 2, 0))[:, 0]
         tgt = F.one_hot(lab, 3).permute(0, 4, 1, 2, 3).float()
-        loss_fn = lambda: dice_ce(net(img), tgt)
+        loss_fn = lambda: soft_dice(net(img), tgt)
         fwd = lambda: net(img)
     else:
         size = int(config.split("-")[1])
-        net = UNet(2, 3, 16, 4, max_width=32, head_std=1e-5).to(device)
-        atlas = smooth_volume((1, 1, size, size, size), 0, device)
-        target = smooth_volume((1, 1, size, size, size), 0.3, device)
-        x = torch.cat([atlas, target], 1)
+        net = RegNet().to(device)
+        moving = smooth_volume((1, 1, size, size, size), 0, device)
+        fixed = smooth_volume((1, 1, size, size, size), 0.3, device)
 
         def loss_fn():
-            disp = net(x)
-            return lncc(warp3d(atlas, disp), target) + 1.0 * smoothness(disp)
+            disp = net(moving, fixed)
+            return lncc(warp3d(moving, disp), fixed) + 1.0 * smoothness(disp)
 
-        fwd = lambda: net(x)
+        fwd = lambda: net(moving, fixed)
     return net, loss_fn, fwd
 
 
