@@ -29,6 +29,7 @@ export interface ModelListing {
 
 export class ModelRegistry {
   private readonly hashes = new Map<string, { key: string; sha256: string }>();
+  private readonly reported = new Set<string>();
 
   constructor(
     readonly modelsDir: string,
@@ -58,7 +59,12 @@ export class ModelRegistry {
       const result = await this.readModel(folder);
       if ('problem' in result) {
         problems.push({ folder, problem: result.problem });
-        this.log.warn('model skipped', { folder, problem: result.problem });
+        // Once per folder and problem, not on every listing.
+        const key = `${folder}\n${result.problem}`;
+        if (!this.reported.has(key)) {
+          this.reported.add(key);
+          this.log.warn('model skipped', { folder, problem: result.problem });
+        }
       } else {
         models.push(result.metadata);
       }
