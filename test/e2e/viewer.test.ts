@@ -5,7 +5,7 @@
 //   the expected named segments → save → the SEG series is in Orthanc (QIDO, directly) and passes
 //   dciodvfy → reopening the study loads the SEG in the viewer with the same voxels.
 // (The WebGPU-against-wasm check is in webgpu.test.ts.) Screenshots go to test-artifacts/.
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -14,7 +14,8 @@ import path from 'node:path';
 import type { Page } from 'playwright-core';
 
 import { chromiumAvailable, launchBrowser, type BrowserSession } from '../helpers/browser.js';
-import { startTestOrthanc, type TestOrthanc } from '../helpers/orthanc.js';
+import { TEST_PACS_PASSWORD, TEST_PACS_USER, type TestOrthanc } from '../helpers/orthanc.js';
+import { startOrthanc } from '../../server/src/pacs/orthanc.js';
 import { startTestStack, type TestStack } from '../helpers/server.js';
 import { DEMO_LABELS, MRICRON_DIR, makeTestModel } from '../fixtures/test-model.js';
 import { seedDemo, type SeedDemoResult } from '../../server/src/demo/seed.js';
@@ -132,6 +133,21 @@ async function storeBadStudy(
 describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip }, () => {
   let tmp: string;
   let pacs: TestOrthanc;
+  let pacsStorage: string;
+  /** Starts (or restarts, on the same ports and storage) our own Orthanc. */
+  const startPacs = async (ports?: {
+    httpPort: number;
+    dicomPort: number;
+  }): Promise<TestOrthanc> => {
+    const proc = await startOrthanc({
+      storageDir: pacsStorage,
+      username: TEST_PACS_USER,
+      password: TEST_PACS_PASSWORD,
+      name: 'RRL-E2E',
+      ...(ports ?? {}),
+    });
+    return { ...proc, storageDir: pacsStorage };
+  };
   let stack: TestStack;
   let browser: BrowserSession;
   let page: Page;
@@ -147,7 +163,8 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
     tmp = await mkdtemp(path.join(tmpdir(), 'rrl-e2e-'));
     const modelsDir = path.join(tmp, 'models');
     await makeTestModel({ outDir: modelsDir });
-    pacs = await startTestOrthanc('RRL-E2E');
+    pacsStorage = path.join(tmp, 'orthanc');
+    pacs = await startPacs();
     direct = new OrthancDirect(pacs.dicomWebRoot, pacs.username, pacs.password);
     demo = await seedDemo({
       dicomWebRoot: pacs.dicomWebRoot,
@@ -168,6 +185,16 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
     browser = await launchBrowser();
     page = await browser.newPage();
     if (bundles.built) console.log(`# built the browser bundles in ${bundles.ms} ms`);
+  });
+
+  let errorsSeen = 0;
+  afterEach(async (t) => {
+    // The last view of every step, kept as a test artifact (and to debug failures).
+    if (page) await browser.screenshot(page, `e2e-after-${t.name}`).catch(() => '');
+    const fresh = browser?.errors.slice(errorsSeen) ?? [];
+    errorsSeen += fresh.length;
+    for (const e of fresh.slice(0, 5))
+      (t as TestContext).diagnostic(`browser ${e.type}: ${e.text.slice(0, 300)}`);
   });
 
   after(async () => {
@@ -205,43 +232,39 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
     await browser.screenshot(page, 'e2e-02-mode');
   });
 
-  test(
-    'the One-Shot mode shows axial, sagittal and coronal views',
-    { todo: 'FINDINGS.md #2: the MPR hanging protocol has no protocolMatchingRules' },
-    async () => {
-      const planes = await waitFor(
-        'three viewports with cameras',
-        () =>
-          page.evaluate(() => {
-            const w = window as unknown as {
-              services: {
-                viewportGridService: { getState(): { viewports: Map<string, unknown> } };
-              };
-              cornerstone: {
-                getEnabledElementByViewportId(
-                  id: string,
-                ): { viewport: { getCamera(): { viewPlaneNormal?: number[] } } } | undefined;
-              };
+  test('the One-Shot mode shows axial, sagittal and coronal views', async () => {
+    const planes = await waitFor(
+      'three viewports with cameras',
+      () =>
+        page.evaluate(() => {
+          const w = window as unknown as {
+            services: {
+              viewportGridService: { getState(): { viewports: Map<string, unknown> } };
             };
-            const ids = Array.from(w.services.viewportGridService.getState().viewports.keys());
-            const out: string[] = [];
-            for (const id of ids) {
-              const n = w.cornerstone
-                .getEnabledElementByViewportId(id)
-                ?.viewport.getCamera().viewPlaneNormal;
-              if (!n) return undefined;
-              const a = n.map((v) => Math.abs(v));
-              out.push(
-                a[2] >= a[0] && a[2] >= a[1] ? 'axial' : a[0] >= a[1] ? 'sagittal' : 'coronal',
-              );
-            }
-            return out.length >= 3 ? out : undefined;
-          }),
-        20_000,
-      );
-      assert.deepEqual([...planes].sort(), ['axial', 'coronal', 'sagittal']);
-    },
-  );
+            cornerstone: {
+              getEnabledElementByViewportId(
+                id: string,
+              ): { viewport: { getCamera(): { viewPlaneNormal?: number[] } } } | undefined;
+            };
+          };
+          const ids = Array.from(w.services.viewportGridService.getState().viewports.keys());
+          const out: string[] = [];
+          for (const id of ids) {
+            const n = w.cornerstone
+              .getEnabledElementByViewportId(id)
+              ?.viewport.getCamera().viewPlaneNormal;
+            if (!n) return undefined;
+            const a = n.map((v) => Math.abs(v));
+            out.push(
+              a[2] >= a[0] && a[2] >= a[1] ? 'axial' : a[0] >= a[1] ? 'sagittal' : 'coronal',
+            );
+          }
+          return out.length >= 3 ? out : undefined;
+        }),
+      20_000,
+    );
+    assert.deepEqual([...planes].sort(), ['axial', 'coronal', 'sagittal']);
+  });
 
   test('running the tool (wasm) gives a labelmap with the expected named segments', async () => {
     await page.locator('[data-testid="oneshot-provider-select"]').selectOption('wasm');
@@ -309,7 +332,49 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
     }
   });
 
-  test('saving stores a new SEG series in Orthanc that passes dciodvfy', async () => {
+  test('with the PACS down, saving says so and keeps the labelmap; saving works once it is back', async () => {
+    assert.ok(Object.keys(panelCounts).length > 0, 'the segmentation step succeeded');
+    const ports = { httpPort: pacs.httpPort, dicomPort: pacs.dicomPort };
+    await pacs.stop();
+    try {
+      await page.locator('[data-testid="oneshot-save"]').click();
+      const status = page.locator('[data-testid="oneshot-status"]');
+      const message = page.locator('[data-testid="oneshot-message"]');
+      const final = await waitFor(
+        'the panel to report the failed save',
+        async () => {
+          const st = await status.getAttribute('data-status');
+          if (st === 'saved') return 'saved';
+          if (st === 'saving') return undefined;
+          const kind = await message.getAttribute('data-kind').catch(() => null);
+          return kind === 'error' ? 'error' : undefined;
+        },
+        60_000,
+      );
+      await browser.screenshot(page, 'e2e-04-pacs-down', '[data-testid="oneshot-panel"]');
+      const text = await message.innerText();
+      assert.equal(final, 'error', `the save failed with a message: ${text}`);
+      // The segmentation is still the current result: the panel is back to "done".
+      assert.equal(await status.getAttribute('data-status'), 'done');
+      assert.match(text, /PACS/);
+      assert.ok(!/undefined|\[object|TypeError/.test(text), `a user-facing message: ${text}`);
+      // The labelmap stays, unchanged, and saving can be tried again.
+      const cs = await cornerstoneLabelCounts(page);
+      assert.ok(cs, 'the segmentation is still there');
+      for (const l of DEMO_LABELS) {
+        const entry: { label: string; index: number } | undefined = cs.segments.find(
+          (x) => x.label === l.name,
+        );
+        assert.ok(entry, `segment ${l.name} is still there`);
+        assert.equal(cs.counts[entry.index] ?? 0, panelCounts[l.value]);
+      }
+      assert.equal(await page.locator('[data-testid="oneshot-save"]').isEnabled(), true);
+    } finally {
+      pacs = await startPacs(ports);
+    }
+  });
+
+  test('saving (again) stores a new SEG series in Orthanc that passes dciodvfy', async () => {
     assert.ok(Object.keys(panelCounts).length > 0, 'the segmentation step succeeded');
     const before = await direct.seriesOfStudy(studyUID, 'SEG');
     await page.locator('[data-testid="oneshot-save"]').click();
@@ -383,6 +448,9 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
 
   test('reopening the study loads the saved SEG in the viewer with the same voxels', async () => {
     assert.ok(savedSeg, 'the save step stored a SEG');
+    // Reopen the study in a fresh tab, as a reader coming back to it would.
+    await page.close();
+    page = await browser.newPage();
     await page.goto(`${stack.url}/oneshot?StudyInstanceUIDs=${studyUID}`);
     const segDisplaySet = await waitFor(
       'the saved SEG among the display sets',
@@ -404,6 +472,28 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
             .find((d) => d.SeriesInstanceUID === uid);
           return ds?.displaySetInstanceUID;
         }, savedSeg!.seriesUID),
+      90_000,
+    );
+    // Wait for the layout to show the MR series first (the grid is empty until then).
+    await waitFor(
+      'the viewports to show the MR series',
+      () =>
+        page.evaluate(() => {
+          const w = window as unknown as {
+            services: {
+              viewportGridService: {
+                getActiveViewportId(): string | undefined;
+                getState(): { viewports: Map<string, { displaySetInstanceUIDs?: string[] }> };
+              };
+            };
+          };
+          const g = w.services.viewportGridService;
+          const vps = Array.from(g.getState().viewports.values());
+          return (
+            !!g.getActiveViewportId() &&
+            vps.some((v) => (v.displaySetInstanceUIDs ?? []).length > 0)
+          );
+        }),
       90_000,
     );
     // What a double click on the SEG thumbnail does: show it in the active viewport.
