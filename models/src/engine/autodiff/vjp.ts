@@ -179,42 +179,69 @@ function convGrad(c: VjpContext): (Value | undefined)[] {
         else for (let k = 0; k < K[prefix.length]!; k++) rec([...prefix, k]);
       };
       rec([]);
-      let dy2: Value;
-      let shifted: Value[];
-      let np: number;
-      if (strides.every((s) => s === 1)) {
+      const strided = strides.some((q) => q !== 1);
+      if (!strided && mode === 'gemm27') {
         // Flat-shift formulation: embed dy in the padded grid; every kernel offset is then one
         // contiguous range of the flattened padded input (cheap copies, no 3-D strided slices).
+        // grad_w[o,c,k] = Σ_q dyP[o,q]·xf[c,q+off_k]; the 27 shifted copies are made of whichever
+        // of x (Cin rows) and dy (Cout rows) is smaller.
         const P = xp.shape.slice(2);
         const total = n * numel(P);
         const rowStrides = P.map((_, i) => numel(P.slice(i + 1)));
         const maxOff = K.reduce((acc, k, i) => acc + (k - 1) * rowStrides[i]!, 0);
-        np = total - maxOff;
         const dyP = g.pad(dyt, [0, 0, ...Y.map(() => 0), 0, 0, ...Y.map((yd, i) => P[i]! - yd)]);
-        dy2 = g.slice(g.reshape(dyP, [cout, total]), [0], [np], [1]);
+        const dyf = g.reshape(dyP, [cout, total]);
         const xf = g.reshape(xp, [cin, total]);
-        shifted = offsets.map((o) => {
-          const off = o.reduce((acc, k, i) => acc + k * rowStrides[i]!, 0);
-          return off === 0 && np === total ? xf : g.slice(xf, [off], [off + np], [1]);
-        });
-      } else {
-        np = n * numel(Y);
-        dy2 = g.reshape(dyt, [cout, np]);
-        shifted = offsets.map((o) => {
-          const ends = o.map((k, i) => k + (Y[i]! - 1) * strides[i]! + 1);
-          return g.reshape(g.slice(xp, o, ends, spatialAxes, strides), [cin, np]);
-        });
-      }
-      if (mode === 'im2col') {
-        const cols = g.concat(
-          shifted.map((s) => g.reshape(s, [cin, 1, np])),
-          1,
+        const offs = offsets.map((o) => o.reduce((acc, k, i) => acc + k * rowStrides[i]!, 0));
+        let parts: Value[];
+        if (cout < cin) {
+          // shift dy right by off (zeros in front): Σ_r dyf[o, r−off]·xf[c, r]
+          const dyF = g.pad(dyf, [0, maxOff, 0, 0]);
+          parts = offs.map((off) => {
+            const u =
+              off === 0 && maxOff === 0
+                ? dyf
+                : g.slice(dyF, [maxOff - off], [maxOff - off + total], [1]);
+            return g.gemm(u, xf, false, true);
+          });
+        } else {
+          const np = total - maxOff; // dyf is zero from np on
+          const dy2 = maxOff === 0 ? dyf : g.slice(dyf, [0], [np], [1]);
+          parts = offs.map((off) =>
+            g.gemm(
+              dy2,
+              off === 0 && maxOff === 0 ? xf : g.slice(xf, [off], [off + np], [1]),
+              false,
+              true,
+            ),
+          );
+        }
+        out[1] = g.reshape(
+          g.concat(
+            parts.map((q) => g.reshape(q, [cout, cin, 1])),
+            2,
+          ),
+          w.shape,
         );
-        const gw = g.gemm(dy2, g.reshape(cols, [cin * offsets.length, np]), false, true);
-        out[1] = g.reshape(gw, w.shape);
       } else {
-        const parts = shifted.map((s) => g.reshape(g.gemm(dy2, s, false, true), [cout, cin, 1]));
-        out[1] = g.reshape(g.concat(parts, 2), w.shape);
+        const np = n * numel(Y);
+        const dy2 = g.reshape(dyt, [cout, np]);
+        const shifted = offsets.map((o) => {
+          const ends = o.map((k, i) => k + (Y[i]! - 1) * strides[i]! + 1);
+          const noop = !strided && o.every((k, i) => k === 0 && ends[i] === xp.shape[2 + i]);
+          return g.reshape(noop ? xp : g.slice(xp, o, ends, spatialAxes, strides), [cin, np]);
+        });
+        if (mode === 'im2col') {
+          const cols = g.concat(
+            shifted.map((q) => g.reshape(q, [cin, 1, np])),
+            1,
+          );
+          const gw = g.gemm(dy2, g.reshape(cols, [cin * offsets.length, np]), false, true);
+          out[1] = g.reshape(gw, w.shape);
+        } else {
+          const parts = shifted.map((q) => g.reshape(g.gemm(dy2, q, false, true), [cout, cin, 1]));
+          out[1] = g.reshape(g.concat(parts, 2), w.shape);
+        }
       }
     }
   }
