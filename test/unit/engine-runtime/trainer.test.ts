@@ -78,7 +78,15 @@ test('a run is reproducible from its seed, and a resumed run gives exactly the s
     const ckpt = path.join(dir, 'run.ckpt');
 
     const a = await Trainer.create(built, opts);
-    const aFirst = await a.train({ steps: 3, batch, lr, checkpoint: { path: ckpt, every: 3 } });
+    const fractions: number[] = [];
+    const aFirst = await a.train({
+      steps: 3,
+      batch,
+      lr,
+      checkpoint: { path: ckpt, every: 3 },
+      onStep: (_r, p) => fractions.push(p.fraction),
+    });
+    assert.deepEqual(fractions, [1 / 3, 2 / 3, 1]);
     const aRest = await a.train({ steps: 3, batch, lr });
     const aState = await a.readState();
     await a.dispose();
@@ -253,4 +261,28 @@ test('out-of-memory messages of the providers are recognised', () => {
     assert.ok(isOutOfMemoryError(new Error(m)), m);
   }
   assert.ok(!isOutOfMemoryError(new Error('Invalid input shape')));
+});
+
+test('a cancelled run stops after the current step', async () => {
+  const { net, built } = tinyTraining();
+  const trainer = await Trainer.create(built, {
+    provider: 'cpu',
+    initialState: net.graph.initialParams(0),
+  });
+  const ac = new AbortController();
+  const results = await trainer.train({
+    steps: 10,
+    batch: () => tinyBatch(),
+    lr: 0.01,
+    signal: ac.signal,
+    onStep: (r) => {
+      if (r.step === 2) ac.abort();
+    },
+  });
+  assert.deepEqual(
+    results.map((r) => r.step),
+    [1, 2],
+  );
+  assert.equal(trainer.stepsCompleted, 2);
+  await trainer.dispose();
 });

@@ -96,7 +96,8 @@ export interface TrainOptions {
   lr: number | ((step: number) => number);
   /** Save a checkpoint every `every` steps (and after the last) to `path`. */
   checkpoint?: { path: string; every: number };
-  onStep?: (result: StepResult) => void;
+  /** After each step, with the fraction of this `train` call done (0..1]. */
+  onStep?: (result: StepResult, progress: { fraction: number; phase: 'train' }) => void;
   signal?: AbortSignal;
 }
 
@@ -485,7 +486,7 @@ export class Trainer {
       const batch = await opts.batch(step, this.rng);
       const r = await this.step(batch, lr);
       results.push(r);
-      opts.onStep?.(r);
+      opts.onStep?.(r, { fraction: results.length / opts.steps, phase: 'train' });
       if (opts.checkpoint && (step % opts.checkpoint.every === 0 || step === end)) {
         await this.saveCheckpoint(opts.checkpoint.path, { lastLoss: r.loss });
       }
