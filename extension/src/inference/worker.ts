@@ -123,6 +123,7 @@ function argmaxAxis1(data: Float32Array, dims: readonly number[]): Uint8Array {
 let cached:
   | {
       key: string;
+      bytes: Uint8Array;
       session: OrtModule.InferenceSession;
       provider: ExecutionProvider;
       fallbackReason?: string;
@@ -184,7 +185,7 @@ async function run(req: InferenceRequest): Promise<void> {
     });
   }
   const t2 = performance.now();
-  cached = { key, session, provider, fallbackReason };
+  cached = { key, bytes: modelBytes, session, provider, fallbackReason };
   await runSession(req, session, provider, fallbackReason, t1 - t0, t2 - t1);
 }
 
@@ -215,7 +216,25 @@ async function runSession(
   const feeds: Record<string, OrtModule.Tensor> = {
     [inputName]: new ort.Tensor('float32', req.input, req.dims),
   };
-  const results = await session.run(feeds, [outputName]);
+  let results: OrtModule.InferenceSession.ReturnType;
+  try {
+    results = await session.run(feeds, [outputName]);
+  } catch (e) {
+    // Some graphs load on WebGPU but fail when run (FACTS.md: 3-D ConvTranspose): retry on wasm.
+    if (provider !== 'webgpu' || !cached) throw e;
+    fallbackReason = `the model failed on WebGPU (${e instanceof Error ? e.message : String(e)})`;
+    provider = 'wasm';
+    progress(req.requestId, 'session', 'Preparing the model (wasm, WebGPU failed)');
+    const old = cached.session;
+    session = await ort.InferenceSession.create(cached.bytes, {
+      executionProviders: ['wasm'],
+      graphOptimizationLevel: 'all',
+    });
+    cached = { ...cached, session, provider, fallbackReason };
+    await old.release().catch(() => undefined);
+    progress(req.requestId, 'inference', 'Running the model (wasm)');
+    results = await session.run(feeds, [outputName]);
+  }
   const t3 = performance.now();
   const out = results[outputName];
   const outData = (await out.getData(true)) as Float32Array;
