@@ -12,6 +12,7 @@
  *        --train-providers a,b (providers that run the training step; default all)
  *        --allow-software (run WebGPU on a software adapter, e.g. lavapipe)   --threads N
  *        --conv-grad gemm27|batchAsChannel|im2col   --profile   --json FILE
+ *        --parallel N (ORT parallel execution mode with N inter-op threads)
  *        --no-spin (ORT threads do not spin-wait: better where other processes share the cores)
  *        --opt-level disabled|basic|extended|all (ORT graph optimisations of the training session)
  */
@@ -46,6 +47,7 @@ interface Args {
   convGrad?: ConvGradWeightMode;
   profile: boolean;
   noSpin: boolean;
+  parallel?: number;
   optLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   json?: string;
   child?: string;
@@ -110,6 +112,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--allow-software') a.allowSoftware = true;
     else if (k === '--profile') a.profile = true;
     else if (k === '--no-spin') a.noSpin = true;
+    else if (k === '--parallel') a.parallel = Number(v());
     else if (k === '--opt-level') a.optLevel = v() as Args['optLevel'];
     else if (k === '--json') a.json = v();
     else if (k === '--child') a.child = v();
@@ -201,6 +204,9 @@ async function runOne(provider: Provider, config: BenchConfig, args: Args): Prom
       initialState: params,
       ...(args.threads ? { intraOpNumThreads: args.threads } : {}),
       ...(args.noSpin ? { allowSpinning: false } : {}),
+      ...(args.parallel
+        ? { executionMode: 'parallel' as const, interOpNumThreads: args.parallel }
+        : {}),
       ...(args.optLevel ? { graphOptimizationLevel: args.optLevel } : {}),
       ...(profDir ? { enableProfiling: true, profileFilePrefix: path.join(profDir, 'train') } : {}),
     });

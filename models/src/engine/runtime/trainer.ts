@@ -61,6 +61,12 @@ export interface TrainerOptions {
    * wasteful where other processes share the cores.
    */
   allowSpinning?: boolean;
+  /**
+   * 'parallel' lets ORT run independent nodes (e.g. the 27 Gemms of a conv weight gradient)
+   * at the same time on `interOpNumThreads` threads (default 'sequential').
+   */
+  executionMode?: 'sequential' | 'parallel';
+  interOpNumThreads?: number;
   /** ORT graph optimisations (default 'all'). */
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
 }
@@ -187,6 +193,8 @@ export class Trainer {
       enableProfiling: options.enableProfiling ?? false,
       ...(options.profileFilePrefix ? { profileFilePrefix: options.profileFilePrefix } : {}),
       ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
+      ...(options.executionMode ? { executionMode: options.executionMode } : {}),
+      ...(options.interOpNumThreads ? { interOpNumThreads: options.interOpNumThreads } : {}),
     };
     if (stateOnDevice) {
       const locations: Record<string, ort.Tensor.DataLocation> = {};
