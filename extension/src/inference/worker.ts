@@ -152,7 +152,8 @@ async function run(req: InferenceRequest): Promise<void> {
   const t0 = performance.now();
   progress(req.requestId, 'load', 'Downloading model');
   const [ort, modelBytes] = await Promise.all([loadOrt(wasmPaths), fetchModel(req)]);
-  if (req.modelSha256) {
+  // crypto.subtle exists only in secure contexts (https, localhost); elsewhere the check is skipped.
+  if (req.modelSha256 && globalThis.crypto?.subtle) {
     const got = await sha256Hex(modelBytes);
     if (got !== req.modelSha256) {
       throw new Error(
