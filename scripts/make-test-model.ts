@@ -1,7 +1,8 @@
 // Writes the test-fixture segmentation model (a small real 3-D conv ONNX network, kind
-// "test-fixture", NOT a trained model) in the published model format:
+// "test-fixture", not a product model: rule-initialised from the demo atlas and trained for a few
+// engine steps on that atlas alone) in the published model format:
 //   npx tsx scripts/make-test-model.ts --out <modelsDir> [--grid 48,56,48] [--id <modelId>]
-// See test/fixtures/test-model.ts for the rule that sets its weights.
+// See test/fixtures/test-model.ts for the network, its initial weights and its training.
 import { execFileSync } from 'node:child_process';
 import { makeTestModel } from '../test/fixtures/test-model.js';
 
@@ -55,5 +56,5 @@ const model = await makeTestModel({
   gitCommit: gitCommit(),
 });
 process.stdout.write(
-  `Wrote test-fixture model ${model.id} (NOT a trained model) to ${model.dir} in ${Date.now() - t0} ms\n`,
+  `Wrote test-fixture model ${model.id} (test fixture, not a product model; ${model.losses.length} engine training steps, loss ${model.losses[0]?.toFixed(4)} → ${model.losses[model.losses.length - 1]?.toFixed(4)}) to ${model.dir} in ${Date.now() - t0} ms\n`,
 );
