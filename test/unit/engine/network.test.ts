@@ -224,3 +224,27 @@ describe('training graphs of the networks', () => {
     );
   });
 });
+
+test('networks rebuild exactly from their recorded arguments (same ONNX bytes, same initial parameters)', () => {
+  const a = segmentationTask({ inChannels: 1, outChannels: 3, base: 4, depth: 3 }, [8, 8, 8]);
+  const b = segmentationTask(JSON.parse(JSON.stringify(a.args)) as typeof a.args, a.grid);
+  const ta = buildTrainingGraph({ graph: a.graph, loss: a.loss, optimizer: { type: 'adamw' } });
+  const tb = buildTrainingGraph({ graph: b.graph, loss: b.loss, optimizer: { type: 'adamw' } });
+  assert.deepEqual(ta.model, tb.model);
+  assert.deepEqual(ta.spec, tb.spec);
+  const pa = a.graph.initialParams(9);
+  const pb = b.graph.initialParams(9);
+  assert.deepEqual([...pa.keys()], [...pb.keys()]);
+  for (const [k, v] of pa) assert.deepEqual(v, pb.get(k));
+  const r = registrationTask({ base: 4, depth: 2 }, [8, 8, 8]);
+  assert.deepEqual(r.args, {
+    base: 4,
+    depth: 2,
+    convsPerLevel: 1,
+    channels: 1,
+    similarity: 'lncc',
+    window: 9,
+    smoothness: 1,
+    slope: 0.2,
+  });
+});
