@@ -4,7 +4,16 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/**', 'dist/**', 'var/**', 'test-artifacts/**', 'stubs/**', '.gl/**'],
+    ignores: [
+      'node_modules/**',
+      'dist/**',
+      'var/**',
+      'test-artifacts/**',
+      'stubs/**',
+      '.gl/**',
+      '.whl/**',
+      '.device/**',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,
