@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 only="${1:-}"
 if [ -z "$only" ]; then
-  echo "== lint"; npx eslint . && npx prettier --check . >/dev/null
+  echo "== lint"
+  npx eslint .
+  npx prettier --check . >/dev/null
   echo "== typecheck"; npx tsc -p tsconfig.json --noEmit
   if [ -f webpack.config.js ]; then echo "== build"; npx webpack --mode production >/dev/null; fi
 fi
