@@ -286,3 +286,38 @@ test('a cancelled run stops after the current step', async () => {
   assert.equal(trainer.stepsCompleted, 2);
   await trainer.dispose();
 });
+
+test('a checkpoint of a WebGPU run (state on the GPU) resumes on the CPU provider', async (t) => {
+  const probe = await probeProvider('webgpu');
+  if (!probe.available) {
+    t.skip(`WebGPU not available: ${probe.reason}`);
+    return;
+  }
+  await withTmp(async (dir) => {
+    const { net, built } = tinyTraining({ type: 'sgd', momentum: 0.9 });
+    const gpu = await Trainer.create(built, {
+      provider: 'webgpu',
+      initialState: net.graph.initialParams(6),
+    });
+    const cpu = await Trainer.create(built, {
+      provider: 'cpu',
+      initialState: net.graph.initialParams(99),
+    });
+    try {
+      await gpu.step(tinyBatch(), 0.05);
+      await gpu.step(tinyBatch(), 0.05);
+      const file = path.join(dir, 'gpu.ckpt');
+      await gpu.saveCheckpoint(file);
+      const header = await cpu.loadCheckpoint(file);
+      assert.equal(header.provider, 'webgpu');
+      assert.equal(cpu.stepsCompleted, 2);
+      const a = await gpu.step(tinyBatch(), 0.05);
+      const b = await cpu.step(tinyBatch(), 0.05);
+      assert.equal(b.step, 3);
+      assert.ok(Math.abs(a.loss - b.loss) <= 1e-4 * Math.max(1, a.loss), `${a.loss} vs ${b.loss}`);
+    } finally {
+      await gpu.dispose();
+      await cpu.dispose();
+    }
+  });
+});
