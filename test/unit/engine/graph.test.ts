@@ -97,3 +97,22 @@ test('the builder infers shapes and rejects inconsistent ones with a clear messa
   assert.throws(() => g.add(x, g.input('c', [2, 1, 1])), /incompatible/);
   assert.throws(() => g.reshape(x, [5, -1]), /cannot reshape/);
 });
+
+test('concatenations of many tensors are emitted as a tree of Concats with at most 7 inputs each', async () => {
+  const g = new Graph();
+  const xs = Array.from({ length: 27 }, (_, i) => g.input(`x${i}`, [1, 2]));
+  const y = g.concat(xs, 0);
+  assert.deepEqual(y.shape, [27, 2]);
+  const concats = g.nodes.filter((n) => n.op === 'Concat');
+  assert.ok(
+    concats.length > 1 && concats.every((n) => n.inputs.length <= 7),
+    `${concats.map((n) => n.inputs.length)}`,
+  );
+  const data: Record<string, Float32Array> = {};
+  xs.forEach((_, i) => (data[`x${i}`] = Float32Array.of(i, 100 + i)));
+  const out = await run(g, y, data);
+  assert.deepEqual(
+    Array.from(out),
+    xs.flatMap((_, i) => [i, 100 + i]),
+  );
+});

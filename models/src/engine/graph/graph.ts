@@ -486,8 +486,20 @@ export class Graph {
         );
       }
     }
+    if (xs.length > Graph.maxConcatInputs) {
+      // a tree of smaller Concats: WebGPU kernels bind every input as a storage buffer and the
+      // adapter limit can be as low as 8–16 per stage (FACTS.md: 17 buffers failed on the H200)
+      const groups: Value[] = [];
+      for (let i = 0; i < xs.length; i += Graph.maxConcatInputs) {
+        groups.push(this.concat(xs.slice(i, i + Graph.maxConcatInputs), a));
+      }
+      return this.concat(groups, a);
+    }
     return this.node('Concat', xs, [{ dtype: xs[0]!.dtype, shape }], { axis: attr.i(a) })[0]!;
   }
+
+  /** Most inputs of one emitted Concat node (larger concatenations become a tree). */
+  static maxConcatInputs = 7;
 
   /** ONNX Slice; steps may be negative (then autodiff is not available). */
   slice(
