@@ -224,6 +224,8 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
     await page.waitForURL(/\/oneshot\?/, { timeout: 60_000 });
     const url = new URL(page.url());
     assert.equal(url.searchParams.get('StudyInstanceUIDs'), studyUID);
+    // COOP/COEP from the companion server: onnxruntime-web gets its wasm threads.
+    assert.equal(await page.evaluate(() => crossOriginIsolated), true);
     await page.locator('[data-testid="oneshot-panel"]').waitFor({ timeout: 90_000 });
     const kind = page.locator('[data-testid="oneshot-model-kind"]');
     await kind.waitFor({ timeout: 60_000 });
@@ -536,7 +538,9 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
   });
 
   for (const kind of ['single-slice', 'missing-slice'] as const) {
-    test(`bad input (${kind}): the panel says why, nothing is created or saved`, async () => {
+    // The missing-slice case starts the run from the toolbar tool instead of the panel button.
+    const via = kind === 'missing-slice' ? 'toolbar tool' : 'panel button';
+    test(`bad input (${kind}, ${via}): the panel says why, nothing is created or saved`, async () => {
       const uid = badStudies[kind];
       assert.ok(uid);
       const segBefore = await direct.seriesOfStudy(uid, 'SEG');
@@ -557,9 +561,11 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
           }),
         60_000,
       );
-      const run = page.locator('[data-testid="oneshot-run"]');
-      await waitFor('the run button to be enabled', async () => run.isEnabled(), 60_000);
-      await run.click();
+      const run = page.locator(
+        via === 'toolbar tool' ? '[data-cy="OneShotSegment"]' : '[data-testid="oneshot-run"]',
+      );
+      await waitFor('the run control to be enabled', async () => run.first().isEnabled(), 60_000);
+      await run.first().click();
       const status = page.locator('[data-testid="oneshot-status"]');
       const final = await waitFor(
         'the panel to finish',
