@@ -139,14 +139,22 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
     httpPort: number;
     dicomPort: number;
   }): Promise<TestOrthanc> => {
-    const proc = await startOrthanc({
-      storageDir: pacsStorage,
-      username: TEST_PACS_USER,
-      password: TEST_PACS_PASSWORD,
-      name: 'RRL-E2E',
-      ...(ports ?? {}),
-    });
-    return { ...proc, storageDir: pacsStorage };
+    // A restart on the same ports may briefly find them still held by the old process.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const proc = await startOrthanc({
+          storageDir: pacsStorage,
+          username: TEST_PACS_USER,
+          password: TEST_PACS_PASSWORD,
+          name: 'RRL-E2E',
+          ...(ports ?? {}),
+        });
+        return { ...proc, storageDir: pacsStorage };
+      } catch (e) {
+        if (!ports || attempt >= 5) throw e;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
   };
   let stack: TestStack;
   let browser: BrowserSession;
