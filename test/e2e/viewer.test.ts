@@ -7,7 +7,7 @@
 // (The WebGPU-against-wasm check is in webgpu.test.ts.) Screenshots go to test-artifacts/.
 import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -40,6 +40,7 @@ const skip = missing.length ? `not installed: ${missing.join(', ')}` : false;
 
 const MODE_NAME = 'One-Shot Segmentation';
 const SEG_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
+const CT_MODEL_ID = 'test-fixture-ct-only@0.1.0';
 
 /** Per-label voxel counts of the (last) cornerstone segmentation, summed over its labelmap layers. */
 async function cornerstoneLabelCounts(
@@ -162,6 +163,7 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
   let direct: OrthancDirect;
   let demo: SeedDemoResult;
   let studyUID: string;
+  let fixtureId: string;
   const panelCounts: Record<number, number> = {};
   let savedSeg: { seriesUID: string; sopUID: string; bytes: ArrayBuffer } | undefined;
   const badStudies: Partial<Record<'single-slice' | 'missing-slice', string>> = {};
@@ -170,7 +172,13 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
     const bundles = await ensureBundles();
     tmp = await mkdtemp(path.join(tmpdir(), 'rrl-e2e-'));
     const modelsDir = path.join(tmp, 'models');
-    await makeTestModel({ outDir: modelsDir });
+    fixtureId = (await makeTestModel({ outDir: modelsDir })).id;
+    // A valid model made for CT only: its metadata does not fit the MR demo series.
+    const ct = await makeTestModel({ outDir: modelsDir, grid: [24, 28, 24], id: CT_MODEL_ID });
+    await writeFile(
+      path.join(ct.dir, 'metadata.json'),
+      JSON.stringify({ ...ct.metadata, name: 'CT-only test fixture', modalities: ['CT'] }, null, 2),
+    );
     pacsStorage = path.join(tmp, 'orthanc');
     pacs = await startPacs();
     direct = new OrthancDirect(pacs.dicomWebRoot, pacs.username, pacs.password);
@@ -235,6 +243,8 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
     // COOP/COEP from the companion server: onnxruntime-web gets its wasm threads.
     assert.equal(await page.evaluate(() => crossOriginIsolated), true);
     await page.locator('[data-testid="oneshot-panel"]').waitFor({ timeout: 90_000 });
+    await page.locator('[data-testid="oneshot-model"]').waitFor({ timeout: 60_000 });
+    await page.locator('[data-testid="oneshot-model"]').selectOption(fixtureId);
     const kind = page.locator('[data-testid="oneshot-model-kind"]');
     await kind.waitFor({ timeout: 60_000 });
     assert.equal(await kind.getAttribute('data-kind'), 'test-fixture');
@@ -277,6 +287,7 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
   });
 
   test('running the tool (wasm) gives a labelmap with the expected named segments', async () => {
+    await page.locator('[data-testid="oneshot-model"]').selectOption(fixtureId);
     await page.locator('[data-testid="oneshot-provider-select"]').selectOption('wasm');
     const run = page.locator('[data-testid="oneshot-run"]');
     // The series must be in the viewports before the tool can read the volume.
@@ -601,4 +612,53 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
       assert.equal((await direct.seriesOfStudy(uid, 'SEG')).length, segBefore.length);
     });
   }
+
+  test('a model whose metadata does not fit the series (CT model, MR series): clear message, nothing created', async () => {
+    const uid = demo.subjects[1].studyUID;
+    await page.goto(`${stack.url}/oneshot?StudyInstanceUIDs=${uid}`);
+    const select = page.locator('[data-testid="oneshot-model"]');
+    await select.waitFor({ timeout: 90_000 });
+    await waitFor(
+      'the series in the viewport',
+      () =>
+        page.evaluate(() => {
+          const w = window as unknown as {
+            services?: {
+              displaySetService: { getActiveDisplaySets(): { Modality: string }[] };
+            };
+          };
+          return w.services?.displaySetService
+            .getActiveDisplaySets()
+            .some((d) => d.Modality === 'MR');
+        }),
+      60_000,
+    );
+    await select.selectOption(CT_MODEL_ID);
+    const run = page.locator('[data-testid="oneshot-run"]');
+    await waitFor('the run button to be enabled', async () => run.isEnabled(), 60_000);
+    await run.click();
+    const status = page.locator('[data-testid="oneshot-status"]');
+    const final = await waitFor(
+      'the panel to finish',
+      async () => {
+        const st = await status.getAttribute('data-status');
+        return st === 'done' || st === 'error' ? st : undefined;
+      },
+      60_000,
+    );
+    await browser.screenshot(page, 'e2e-07-model-does-not-fit', '[data-testid="oneshot-panel"]');
+    const message = page.locator('[data-testid="oneshot-message"]');
+    const text = await message.innerText();
+    assert.equal(final, 'error', `status ${final}: ${text}`);
+    assert.match(text, /CT/);
+    assert.match(text, /MR/);
+    const segs = await page.evaluate(() => {
+      const w = window as unknown as {
+        services: { segmentationService: { getSegmentations(): unknown[] } };
+      };
+      return w.services.segmentationService.getSegmentations().length;
+    });
+    assert.equal(segs, 0, 'no half-made segmentation');
+    assert.equal((await direct.seriesOfStudy(uid, 'SEG')).length, 0);
+  });
 });
