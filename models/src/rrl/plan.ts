@@ -1,0 +1,273 @@
+/**
+ * The RRL-MedSAM training plan: one JSON file with the grid, the network widths, the loss weights,
+ * the schedule of every stage and the seeds. `parsePlan` fills defaults and validates, throwing a
+ * `PlanError` that names the field, what was expected and what was found.
+ */
+
+export interface StageSchedule {
+  /** Optimiser steps (0 skips the stage). */
+  steps: number;
+  /** Learning rate (AdamW). */
+  lr: number;
+}
+
+export interface RrlPlan {
+  /** Training grid [D, H, W]; each axis divisible by 2^(scales−1). */
+  grid: [number, number, number];
+  /** Encoder channels per scale (E_g and E_m share the architecture). */
+  channels: number[];
+  /** Conv blocks per encoder scale (same length as `channels`). */
+  convsPerLevel: number[];
+  /** Foreground labels + background. */
+  classes: number;
+  /** Registration network width (engine `registrationNet`). */
+  registrationBase: number;
+  loss: {
+    dice: number;
+    crossEntropy: number;
+    /** Registration: smoothness of the displacement. */
+    smoothness: number;
+    /** Registration: weight of the joint segmentation (warped atlas label) term. */
+    registrationSegmentation: number;
+    /** Distillation (feature matching) weight. */
+    distillation: number;
+    /** Mutual supervision between the branches. */
+    mutual: number;
+  };
+  schedule: {
+    registration: StageSchedule;
+    distillSam: StageSchedule;
+    distillTask: StageSchedule;
+    mutual: StageSchedule & { emaAlpha: number };
+    decoder: StageSchedule;
+  };
+  seeds: { init: number; data: number };
+  /** SAM ViT-B image encoder ONNX file (path or file: URL); absent = stage 1 skipped. */
+  teacher?: string;
+  /** Slices of the volume given to the teacher: every `teacherSliceStride`-th slice along D. */
+  teacherSliceStride: number;
+}
+
+export class PlanError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PlanError';
+  }
+}
+
+/** Parameter budget of E_g (about 3 % of SAM ViT-B's image encoder). */
+export const ENCODER_PARAM_LIMIT = 2_700_000;
+
+export function defaultPlan(): RrlPlan {
+  return {
+    grid: [64, 64, 64],
+    channels: [32, 64, 128, 256],
+    // The deepest scale has one conv block: two would give 3.5M parameters (> 2.7M budget).
+    convsPerLevel: [2, 2, 2, 1],
+    classes: 3,
+    registrationBase: 16,
+    loss: {
+      dice: 1,
+      crossEntropy: 1,
+      smoothness: 1,
+      registrationSegmentation: 1,
+      distillation: 1,
+      mutual: 0.5,
+    },
+    schedule: {
+      registration: { steps: 1500, lr: 1e-3 },
+      distillSam: { steps: 500, lr: 1e-3 },
+      distillTask: { steps: 500, lr: 1e-3 },
+      mutual: { steps: 1500, lr: 1e-3, emaAlpha: 0.99 },
+      decoder: { steps: 1000, lr: 1e-3 },
+    },
+    seeds: { init: 42, data: 7 },
+    teacherSliceStride: 1,
+  };
+}
+
+type Json = Record<string, unknown>;
+
+function isObj(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  const s = JSON.stringify(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+function num(
+  field: string,
+  v: unknown,
+  dflt: number,
+  o: { int?: boolean; min?: number; max?: number; minExclusive?: boolean } = {},
+): number {
+  if (v === undefined) return dflt;
+  const kind = o.int ? 'an integer' : 'a number';
+  const range =
+    o.min !== undefined
+      ? ` ${o.minExclusive ? '>' : '≥'} ${o.min}${o.max !== undefined ? ` and ≤ ${o.max}` : ''}`
+      : '';
+  const bad =
+    typeof v !== 'number' ||
+    !Number.isFinite(v) ||
+    (o.int === true && !Number.isInteger(v)) ||
+    (o.min !== undefined && (o.minExclusive ? v <= o.min : v < o.min)) ||
+    (o.max !== undefined && v > o.max);
+  if (bad) {
+    throw new PlanError(
+      `plan.${field}: expected ${kind}${range}, found ${describe(v)}. Fix the value in the plan JSON or remove it to use the default (${dflt}).`,
+    );
+  }
+  return v;
+}
+
+function intArray(field: string, v: unknown, dflt: readonly number[], min: number): number[] {
+  if (v === undefined) return [...dflt];
+  if (!Array.isArray(v) || v.length === 0) {
+    throw new PlanError(
+      `plan.${field}: expected a non-empty array of integers ≥ ${min}, found ${describe(v)}.`,
+    );
+  }
+  return v.map((x, i) => num(`${field}[${i}]`, x, 0, { int: true, min }));
+}
+
+function checkKeys(field: string, o: Json, allowed: readonly string[]): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) {
+      throw new PlanError(
+        `plan${field ? `.${field}` : ''}: unknown field "${k}"; expected one of ${allowed.join(', ')}. Check the spelling.`,
+      );
+    }
+  }
+}
+
+function stage(field: string, v: unknown, d: StageSchedule): StageSchedule {
+  if (v === undefined) return { ...d };
+  if (!isObj(v)) throw new PlanError(`plan.${field}: expected an object, found ${describe(v)}.`);
+  checkKeys(field, v, ['steps', 'lr', 'emaAlpha']);
+  return {
+    steps: num(`${field}.steps`, v.steps, d.steps, { int: true, min: 0 }),
+    lr: num(`${field}.lr`, v.lr, d.lr, { min: 0, minExclusive: true, max: 1 }),
+  };
+}
+
+/** Fills defaults and validates a plan object (e.g. `JSON.parse` of the plan file). */
+export function parsePlan(input: unknown): RrlPlan {
+  const d = defaultPlan();
+  if (input === undefined) return d;
+  if (!isObj(input)) {
+    throw new PlanError(`plan: expected a JSON object, found ${describe(input)}.`);
+  }
+  checkKeys('', input, [
+    'grid',
+    'channels',
+    'convsPerLevel',
+    'classes',
+    'registrationBase',
+    'loss',
+    'schedule',
+    'seeds',
+    'teacher',
+    'teacherSliceStride',
+  ]);
+  const channels = intArray('channels', input.channels, d.channels, 1);
+  const convsDefault =
+    input.channels === undefined
+      ? d.convsPerLevel
+      : channels.map((_, i, a) => (i === a.length - 1 ? 1 : 2));
+  const convsPerLevel = intArray('convsPerLevel', input.convsPerLevel, convsDefault, 1);
+  if (convsPerLevel.length !== channels.length) {
+    throw new PlanError(
+      `plan.convsPerLevel: expected ${channels.length} entries (one per scale of plan.channels), found ${convsPerLevel.length}.`,
+    );
+  }
+  const gridArr = intArray('grid', input.grid, d.grid, 1);
+  if (gridArr.length !== 3) {
+    throw new PlanError(`plan.grid: expected 3 integers [D, H, W], found ${describe(input.grid)}.`);
+  }
+  const div = 2 ** (channels.length - 1);
+  if (gridArr.some((s) => s % div !== 0)) {
+    throw new PlanError(
+      `plan.grid: [${gridArr.join(', ')}] must be divisible by ${div} on every axis for ${channels.length} scales; use e.g. [${gridArr.map((s) => Math.max(div, Math.round(s / div) * div)).join(', ')}].`,
+    );
+  }
+  const lossIn = input.loss ?? {};
+  if (!isObj(lossIn))
+    throw new PlanError(`plan.loss: expected an object, found ${describe(lossIn)}.`);
+  checkKeys('loss', lossIn, Object.keys(d.loss));
+  const w = (k: keyof RrlPlan['loss']): number =>
+    num(`loss.${k}`, lossIn[k], d.loss[k], { min: 0 });
+  const loss: RrlPlan['loss'] = {
+    dice: w('dice'),
+    crossEntropy: w('crossEntropy'),
+    smoothness: w('smoothness'),
+    registrationSegmentation: w('registrationSegmentation'),
+    distillation: w('distillation'),
+    mutual: w('mutual'),
+  };
+  if (loss.dice === 0 && loss.crossEntropy === 0) {
+    throw new PlanError(
+      'plan.loss: dice and crossEntropy are both 0, so the segmentation heads get no training signal; make at least one positive.',
+    );
+  }
+  const schedIn = input.schedule ?? {};
+  if (!isObj(schedIn)) {
+    throw new PlanError(`plan.schedule: expected an object, found ${describe(schedIn)}.`);
+  }
+  checkKeys('schedule', schedIn, Object.keys(d.schedule));
+  const mutualIn = schedIn.mutual;
+  const schedule: RrlPlan['schedule'] = {
+    registration: stage('schedule.registration', schedIn.registration, d.schedule.registration),
+    distillSam: stage('schedule.distillSam', schedIn.distillSam, d.schedule.distillSam),
+    distillTask: stage('schedule.distillTask', schedIn.distillTask, d.schedule.distillTask),
+    mutual: {
+      ...stage('schedule.mutual', mutualIn, d.schedule.mutual),
+      emaAlpha: num(
+        'schedule.mutual.emaAlpha',
+        isObj(mutualIn) ? mutualIn.emaAlpha : undefined,
+        d.schedule.mutual.emaAlpha,
+        { min: 0, max: 1 },
+      ),
+    },
+    decoder: stage('schedule.decoder', schedIn.decoder, d.schedule.decoder),
+  };
+  const seedsIn = input.seeds ?? {};
+  if (!isObj(seedsIn))
+    throw new PlanError(`plan.seeds: expected an object, found ${describe(seedsIn)}.`);
+  checkKeys('seeds', seedsIn, ['init', 'data']);
+  const seeds = {
+    init: num('seeds.init', seedsIn.init, d.seeds.init, { int: true, min: 0 }),
+    data: num('seeds.data', seedsIn.data, d.seeds.data, { int: true, min: 0 }),
+  };
+  let teacher: string | undefined;
+  if (input.teacher !== undefined && input.teacher !== null) {
+    if (typeof input.teacher !== 'string' || input.teacher.trim() === '') {
+      throw new PlanError(
+        `plan.teacher: expected the path or file: URL of a SAM ViT-B image encoder ONNX file, found ${describe(input.teacher)}. Remove the field to skip stage 1 (SAM distillation).`,
+      );
+    }
+    teacher = input.teacher;
+  }
+  const plan: RrlPlan = {
+    grid: [gridArr[0]!, gridArr[1]!, gridArr[2]!],
+    channels,
+    convsPerLevel,
+    classes: num('classes', input.classes, d.classes, { int: true, min: 2 }),
+    registrationBase: num('registrationBase', input.registrationBase, d.registrationBase, {
+      int: true,
+      min: 1,
+    }),
+    loss,
+    schedule,
+    seeds,
+    teacherSliceStride: num('teacherSliceStride', input.teacherSliceStride, d.teacherSliceStride, {
+      int: true,
+      min: 1,
+    }),
+  };
+  if (teacher !== undefined) plan.teacher = teacher;
+  return plan;
+}

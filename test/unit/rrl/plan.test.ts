@@ -1,0 +1,63 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { defaultPlan, parsePlan, PlanError } from '../../../models/src/rrl/plan.js';
+
+test('defaults: an empty plan gives the default plan; given values are kept', () => {
+  assert.deepEqual(parsePlan({}), defaultPlan());
+  const p = parsePlan({
+    grid: [32, 48, 64],
+    schedule: { mutual: { steps: 10, emaAlpha: 0.9 } },
+    teacher: '/models/sam_vit_b_encoder.onnx',
+    seeds: { init: 1 },
+  });
+  assert.deepEqual(p.grid, [32, 48, 64]);
+  assert.equal(p.schedule.mutual.steps, 10);
+  assert.equal(p.schedule.mutual.emaAlpha, 0.9);
+  assert.equal(p.schedule.mutual.lr, defaultPlan().schedule.mutual.lr);
+  assert.equal(p.teacher, '/models/sam_vit_b_encoder.onnx');
+  assert.deepEqual(p.seeds, { init: 1, data: defaultPlan().seeds.data });
+  assert.equal(parsePlan({}).teacher, undefined);
+});
+
+test('custom channels get one conv block at the deepest scale unless given', () => {
+  const p = parsePlan({ channels: [8, 16, 32] });
+  assert.deepEqual(p.convsPerLevel, [2, 2, 1]);
+});
+
+function rejects(plan: unknown, ...patterns: RegExp[]): void {
+  assert.throws(
+    () => parsePlan(plan),
+    (e: unknown) => {
+      assert.ok(e instanceof PlanError, `expected PlanError, got ${String(e)}`);
+      for (const p of patterns) assert.match(e.message, p);
+      return true;
+    },
+  );
+}
+
+test('validation errors name the field, what was expected and what was found', () => {
+  rejects([1, 2], /plan: expected a JSON object, found \[1,2\]/);
+  rejects({ gird: [64, 64, 64] }, /unknown field "gird"/, /grid/);
+  rejects({ grid: [64, 64] }, /plan\.grid: expected 3 integers/);
+  rejects(
+    { grid: [64, 60, 64] },
+    /plan\.grid: \[64, 60, 64\] must be divisible by 8/,
+    /\[64, 64, 64\]/,
+  );
+  rejects({ grid: [64, 64, 64.5] }, /plan\.grid\[2\]: expected an integer ≥ 1, found 64\.5/);
+  rejects({ channels: [32, 64], convsPerLevel: [2, 2, 2] }, /convsPerLevel: expected 2 entries/);
+  rejects(
+    { schedule: { registration: { lr: -1 } } },
+    /schedule\.registration\.lr: expected a number > 0/,
+    /found -1/,
+  );
+  rejects({ schedule: { decoder: { steps: 'many' } } }, /schedule\.decoder\.steps/, /found "many"/);
+  rejects(
+    { schedule: { mutual: { emaAlpha: 1.5 } } },
+    /emaAlpha: expected a number ≥ 0 and ≤ 1, found 1\.5/,
+  );
+  rejects({ loss: { dice: 0, crossEntropy: 0 } }, /both 0/);
+  rejects({ loss: { distillation: -0.1 } }, /loss\.distillation/);
+  rejects({ teacher: '' }, /plan\.teacher: expected the path or file: URL/, /skip stage 1/);
+  rejects({ classes: 1 }, /plan\.classes: expected an integer ≥ 2, found 1/);
+});
