@@ -15,6 +15,10 @@ export interface RrlNetArgs {
   channels: number[];
   /** Conv blocks per scale (default [2, 2, 2, 1]). */
   convsPerLevel: number[];
+  /** Auto-prompting decoder channels per scale (default 16-32-64-128). */
+  decoderChannels: number[];
+  /** Conv blocks per decoder scale (default 1). */
+  decoderConvs: number;
   /** Output classes (labels + background). */
   classes: number;
   /** Width of the segmentation head's per-scale projections (default 16). */
@@ -30,6 +34,8 @@ export function rrlNetArgsFromPlan(plan: RrlPlan, inChannels = 1): RrlNetArgs {
     inChannels,
     channels: [...plan.channels],
     convsPerLevel: [...plan.convsPerLevel],
+    decoderChannels: [...plan.decoderChannels],
+    decoderConvs: plan.decoderConvs,
     classes: plan.classes,
     headWidth: 16,
     teacherChannels: 256,
@@ -124,8 +130,9 @@ export function distillProjection(g: Graph, name: string, feat: Value, a: RrlNet
 /**
  * Auto-prompting decoder over E_m's features, prompted by the general branch's mask `prompt`
  * ([1, classes, D, H, W] probabilities): the prompt is average-pooled to every scale and
- * concatenated there. Bottleneck: conv block on [f_L, prompt_L] to C_L; then for l = L−1..0:
- * nearest ×2 up-sampling, concat [f_l, up, prompt_l], `convsPerLevel[l]` conv blocks to C_l;
+ * concatenated there. Bottleneck: conv block on [f_L, prompt_L] to D_L (D = `decoderChannels`);
+ * then for l = L−1..0: nearest ×2 up-sampling, concat [f_l, up, prompt_l], `decoderConvs` conv
+ * blocks to D_l;
  * 1×1×1 conv to `classes` logits. Parameters under `<name>.bottleneck`, `<name>.dec<l>.<i>`,
  * `<name>.head`.
  */
@@ -141,17 +148,23 @@ export function autoPromptDecoder(
   for (let l = 1; l <= L; l++)
     prompts.push(g.averagePool(prompts[l - 1]!, { kernel: 2, strides: 2 }));
   return g.scope(name, () => {
-    let h = convBlock(g, 'bottleneck', g.concat([feats[L]!, prompts[L]!], 1), a.channels[L]!, {
-      slope: a.slope,
-    });
+    let h = convBlock(
+      g,
+      'bottleneck',
+      g.concat([feats[L]!, prompts[L]!], 1),
+      a.decoderChannels[L]!,
+      {
+        slope: a.slope,
+      },
+    );
     for (let l = L - 1; l >= 0; l--) {
       const up = upsample(g, `up${l}`, h, 'nearest');
       h = convStack(
         g,
         `dec${l}`,
         g.concat([feats[l]!, up, prompts[l]!], 1),
-        a.channels[l]!,
-        Math.max(1, a.convsPerLevel[l]!),
+        a.decoderChannels[l]!,
+        a.decoderConvs,
         {
           slope: a.slope,
         },

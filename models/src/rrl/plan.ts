@@ -18,6 +18,10 @@ export interface RrlPlan {
   channels: number[];
   /** Conv blocks per encoder scale (same length as `channels`). */
   convsPerLevel: number[];
+  /** Auto-prompting decoder channels per scale (same length as `channels`). */
+  decoderChannels: number[];
+  /** Conv blocks per decoder scale (one number for all scales). */
+  decoderConvs: number;
   /** Foreground labels + background. */
   classes: number;
   /** Registration network width (engine `registrationNet`). */
@@ -64,6 +68,8 @@ export function defaultPlan(): RrlPlan {
     channels: [32, 64, 128, 256],
     // The deepest scale has one conv block: two would give 3.5M parameters (> 2.7M budget).
     convsPerLevel: [2, 2, 2, 1],
+    decoderChannels: [16, 32, 64, 128],
+    decoderConvs: 1,
     classes: 3,
     registrationBase: 16,
     loss: {
@@ -165,6 +171,8 @@ export function parsePlan(input: unknown): RrlPlan {
     'grid',
     'channels',
     'convsPerLevel',
+    'decoderChannels',
+    'decoderConvs',
     'classes',
     'registrationBase',
     'loss',
@@ -182,6 +190,14 @@ export function parsePlan(input: unknown): RrlPlan {
   if (convsPerLevel.length !== channels.length) {
     throw new PlanError(
       `plan.convsPerLevel: expected ${channels.length} entries (one per scale of plan.channels), found ${convsPerLevel.length}.`,
+    );
+  }
+  const decDefault =
+    input.channels === undefined ? d.decoderChannels : channels.map((c) => Math.max(1, c >> 1));
+  const decoderChannels = intArray('decoderChannels', input.decoderChannels, decDefault, 1);
+  if (decoderChannels.length !== channels.length) {
+    throw new PlanError(
+      `plan.decoderChannels: expected ${channels.length} entries (one per scale of plan.channels), found ${decoderChannels.length}.`,
     );
   }
   const gridArr = intArray('grid', input.grid, d.grid, 1);
@@ -255,6 +271,8 @@ export function parsePlan(input: unknown): RrlPlan {
     grid: [gridArr[0]!, gridArr[1]!, gridArr[2]!],
     channels,
     convsPerLevel,
+    decoderChannels,
+    decoderConvs: num('decoderConvs', input.decoderConvs, d.decoderConvs, { int: true, min: 1 }),
     classes: num('classes', input.classes, d.classes, { int: true, min: 2 }),
     registrationBase: num('registrationBase', input.registrationBase, d.registrationBase, {
       int: true,

@@ -37,6 +37,10 @@ test('default encoder (32-64-128-256, conv blocks 2-2-2-1) is within the 2.7M bu
   assert.equal(eg, 1_744_800);
   assert.equal(em, eg, 'E_g and E_m share the architecture');
   assert.ok(eg <= ENCODER_PARAM_LIMIT);
+  // AP decoder 16-32-64-128, one conv block per scale, prompt (3 channels) at every scale:
+  // bottleneck (256+3)·27·128 + 3·128, dec2 (128+128+3)·27·64 + 3·64, dec1 (64+64+3)·27·32 + 3·32,
+  // dec0 (32+32+3)·27·16 + 3·16, head 16·3 + 3.
+  assert.equal(countParams(net.graph, 'ap.'), 895_488 + 447_744 + 113_280 + 28_992 + 51);
   // Two conv blocks at the deepest scale would exceed the budget: the builder refuses it.
   const heavy = { ...args, convsPerLevel: [2, 2, 2, 2] };
   assert.equal(encoderParamCount(heavy), 3_515_040);
@@ -80,6 +84,7 @@ test('the auto-prompting decoder uses the prompt', async () => {
   const args = {
     ...rrlNetArgsFromPlan(defaultPlan()),
     channels: [4, 8, 16],
+    decoderChannels: [4, 8, 8],
     convsPerLevel: [2, 2, 1],
   };
   const g = new Graph();

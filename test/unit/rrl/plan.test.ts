@@ -22,6 +22,7 @@ test('defaults: an empty plan gives the default plan; given values are kept', ()
 test('custom channels get one conv block at the deepest scale unless given', () => {
   const p = parsePlan({ channels: [8, 16, 32] });
   assert.deepEqual(p.convsPerLevel, [2, 2, 1]);
+  assert.deepEqual(p.decoderChannels, [4, 8, 16]);
 });
 
 function rejects(plan: unknown, ...patterns: RegExp[]): void {
