@@ -318,6 +318,31 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
       },
       240_000,
     );
+    // The labelmap is shown in every view (axial, sagittal, coronal).
+    await waitFor(
+      'the labelmap in all three viewports',
+      () =>
+        page.evaluate(() => {
+          const w = window as unknown as {
+            services: {
+              viewportGridService: { getState(): { viewports: Map<string, unknown> } };
+              segmentationService: {
+                getSegmentationRepresentations(id: string): { type: string; visible?: boolean }[];
+              };
+            };
+          };
+          const ids = Array.from(w.services.viewportGridService.getState().viewports.keys());
+          return (
+            ids.length === 3 &&
+            ids.every((id) =>
+              (w.services.segmentationService.getSegmentationRepresentations(id) ?? []).some(
+                (r) => r.type === 'Labelmap' && r.visible !== false,
+              ),
+            )
+          );
+        }),
+      30_000,
+    );
     await browser.screenshot(page, 'e2e-03-segmented');
     await browser.screenshot(page, 'e2e-03-panel', '[data-testid="oneshot-panel"]');
     const message = await page
