@@ -190,11 +190,13 @@ export interface RrlInferenceNet {
 /**
  * The inference graph of the whole method on `grid` [D, H, W]: image [1, inChannels, D, H, W] →
  * E_g (`eg.`) + head (`eg_head.`) → softmax = prompt; E_m (`em.`) + head (`em_head.`);
- * E_m features + prompt → AP decoder (`ap.`).
+ * E_m features + prompt → AP decoder (`ap.`). `stopPromptGradient` cuts the prompt's gradient
+ * (AP-decoder training: the general branch is not changed by the decoder's loss).
  */
 export function rrlInferenceNet(
   args: RrlNetArgs,
   grid: readonly [number, number, number],
+  o: { stopPromptGradient?: boolean } = {},
 ): RrlInferenceNet {
   const div = 2 ** (args.channels.length - 1);
   if (grid.some((d) => d % div !== 0)) {
@@ -208,7 +210,8 @@ export function rrlInferenceNet(
   const generalLogits = segmentationHead(g, 'eg_head', fg, args);
   const fm = rrlEncoder(g, 'em', image, args);
   const medicalLogits = segmentationHead(g, 'em_head', fm, args);
-  const prompt = g.softmax(generalLogits, 1);
+  const soft = g.softmax(generalLogits, 1);
+  const prompt = o.stopPromptGradient ? g.stopGradient(soft) : soft;
   const logits = autoPromptDecoder(g, 'ap', fm, prompt, args);
   return {
     args,

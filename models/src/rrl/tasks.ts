@@ -1,0 +1,85 @@
+/**
+ * Training graphs of the segmentation stages, on the same parameter names as `rrlInferenceNet`
+ * so that weights carry over between stages and into the exported model:
+ * - `branchSegmentationTask(args, grid, 'eg' | 'em', weights)`: encoder + head against one-hot
+ *   (pseudo) labels — stage 2 / mutual stage supervision;
+ * - `apDecoderTask(args, grid, weights)`: the full inference graph with E_g, E_m and both heads
+ *   frozen (non-trainable) and the prompt behind stopGradient; only the AP decoder (`ap.`) learns.
+ */
+import { Graph, type Value } from '../engine/graph/graph.js';
+import { crossEntropyLoss, softDiceLoss } from '../engine/losses/losses.js';
+import { rrlEncoder, rrlInferenceNet, segmentationHead, type RrlNetArgs } from './networks.js';
+
+export interface SegmentationWeights {
+  dice: number;
+  crossEntropy: number;
+}
+
+export interface RrlSegmentationTask {
+  graph: Graph;
+  image: Value; // [1, inChannels, D, H, W]
+  target: Value; // [1, classes, D, H, W] one-hot float32
+  logits: Value;
+  loss: Value;
+  metrics: Record<string, Value>;
+}
+
+function segLoss(
+  g: Graph,
+  logits: Value,
+  target: Value,
+  w: SegmentationWeights,
+): { loss: Value; dice: Value } {
+  if (w.dice === 0 && w.crossEntropy === 0) {
+    throw new Error(
+      'RRL task: dice and crossEntropy weights are both 0; make at least one positive',
+    );
+  }
+  const d = softDiceLoss(g, logits, target);
+  let loss: Value | undefined = w.dice !== 0 ? g.mul(d.loss, w.dice) : undefined;
+  if (w.crossEntropy !== 0) {
+    const ce = g.mul(crossEntropyLoss(g, logits, target), w.crossEntropy);
+    loss = loss ? g.add(loss, ce) : ce;
+  }
+  return { loss: loss!, dice: g.reduceMean(d.perClass, [0], false) };
+}
+
+function checkGrid(args: RrlNetArgs, grid: readonly number[], who: string): void {
+  const div = 2 ** (args.channels.length - 1);
+  if (grid.length !== 3 || grid.some((s) => s % div !== 0)) {
+    throw new Error(`${who}: grid [${grid.join(', ')}] must be 3 sizes divisible by ${div}`);
+  }
+}
+
+/** Encoder `branch` + its head (`<branch>_head.`) trained on one-hot labels. */
+export function branchSegmentationTask(
+  args: RrlNetArgs,
+  grid: readonly [number, number, number],
+  branch: 'eg' | 'em',
+  w: SegmentationWeights,
+): RrlSegmentationTask {
+  checkGrid(args, grid, 'branchSegmentationTask');
+  const g = new Graph();
+  const image = g.input('image', [1, args.inChannels, ...grid]);
+  const target = g.input('target', [1, args.classes, ...grid]);
+  const logits = segmentationHead(g, `${branch}_head`, rrlEncoder(g, branch, image, args), args);
+  const { loss, dice } = segLoss(g, logits, target, w);
+  return { graph: g, image, target, logits, loss, metrics: { dice } };
+}
+
+/** The full inference graph; only `ap.` parameters are trainable. */
+export function apDecoderTask(
+  args: RrlNetArgs,
+  grid: readonly [number, number, number],
+  w: SegmentationWeights,
+): RrlSegmentationTask {
+  checkGrid(args, grid, 'apDecoderTask');
+  const net = rrlInferenceNet(args, grid, { stopPromptGradient: true });
+  const g = net.graph;
+  for (const [name, p] of g.params) {
+    if (!name.startsWith('ap.')) g.params.set(name, { ...p, trainable: false });
+  }
+  const target = g.input('target', [1, args.classes, ...grid]);
+  const { loss, dice } = segLoss(g, net.logits, target, w);
+  return { graph: g, image: net.image, target, logits: net.logits, loss, metrics: { dice } };
+}
