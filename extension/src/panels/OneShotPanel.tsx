@@ -151,7 +151,7 @@ export function OneShotPanel({ store, actions }: { store: Store; actions: PanelA
             {s.models.map((m) => (
               <option key={m.metadata.id} value={m.metadata.id}>
                 {m.metadata.name} {m.metadata.version}
-                {m.metadata.kind === 'test-fixture' ? ' (untrained test fixture)' : ''}
+                {m.metadata.kind === 'test-fixture' ? ' (test fixture, not a product model)' : ''}
               </option>
             ))}
           </select>

@@ -421,6 +421,6 @@ export function checkModelFitsSeries(meta: ModelMetadata, series: SeriesSummary)
 /** Short user-facing note on what kind of model this is. */
 export function describeModelKind(meta: Pick<ModelMetadata, 'kind'>): string {
   return meta.kind === 'test-fixture'
-    ? 'Untrained test fixture — not a trained product model; results are not clinically meaningful.'
+    ? 'Test fixture — a tiny network fitted to the demo atlas for testing, not a trained product model; results are not clinically meaningful.'
     : 'RRL-MedSAM model.';
 }

@@ -167,7 +167,10 @@ test('checkModelFitsSeries: wrong modality, too few slices, wrong field of view'
   assert.equal(p.length, 5, all);
 });
 
-test('test-fixture models are described as untrained', () => {
-  assert.match(describeModelKind({ kind: 'test-fixture' }), /Untrained test fixture/);
+test('test-fixture models are described as test fixtures, not product models', () => {
+  assert.match(
+    describeModelKind({ kind: 'test-fixture' }),
+    /Test fixture .*not a trained product model/,
+  );
   assert.doesNotMatch(describeModelKind({ kind: 'rrl-medsam' }), /fixture/);
 });
