@@ -83,3 +83,49 @@ export function apDecoderTask(
   const { loss, dice } = segLoss(g, net.logits, target, w);
   return { graph: g, image: net.image, target, logits: net.logits, loss, metrics: { dice } };
 }
+
+export interface MutualTask extends RrlSegmentationTask {
+  /** General branch logits (`logits` is the medical branch's). */
+  generalLogits: Value;
+  /** Pairs (eg.<p>, em.<p>) of encoder parameters for the engine's mutual EMA. */
+  emaPairs: [string, string][];
+}
+
+/**
+ * Mutual stage: both branches (E_g + head, E_m + head) on the same image, each supervised by the
+ * (pseudo) labels, plus `mutual` · MSE between their softmax outputs (mutual supervision). Pass
+ * `emaPairs` with the plan's `emaAlpha` to `buildTrainingGraph({ ema })`: after each optimiser step
+ * the encoders are mixed, eg' = α·eg + (1−α)·em and em' = α·em + (1−α)·eg.
+ */
+export function mutualTask(
+  args: RrlNetArgs,
+  grid: readonly [number, number, number],
+  w: SegmentationWeights & { mutual: number },
+): MutualTask {
+  checkGrid(args, grid, 'mutualTask');
+  const g = new Graph();
+  const image = g.input('image', [1, args.inChannels, ...grid]);
+  const target = g.input('target', [1, args.classes, ...grid]);
+  const generalLogits = segmentationHead(g, 'eg_head', rrlEncoder(g, 'eg', image, args), args);
+  const logits = segmentationHead(g, 'em_head', rrlEncoder(g, 'em', image, args), args);
+  const sg = segLoss(g, generalLogits, target, w);
+  const sm = segLoss(g, logits, target, w);
+  let loss = g.add(sg.loss, sm.loss);
+  if (w.mutual !== 0) {
+    const d = g.sub(g.softmax(generalLogits, 1), g.softmax(logits, 1));
+    loss = g.add(loss, g.mul(g.reduceMean(g.mul(d, d), undefined, false), w.mutual));
+  }
+  const emaPairs: [string, string][] = [...g.params.keys()]
+    .filter((n) => n.startsWith('eg.'))
+    .map((n) => [n, `em.${n.slice(3)}`]);
+  return {
+    graph: g,
+    image,
+    target,
+    logits,
+    generalLogits,
+    loss,
+    metrics: { dice: sm.dice, diceGeneral: sg.dice },
+    emaPairs,
+  };
+}

@@ -5,7 +5,11 @@ import { buildTrainingGraph } from '../../../models/src/engine/autodiff/training
 import type { Graph, Value } from '../../../models/src/engine/graph/graph.js';
 import { defaultPlan } from '../../../models/src/rrl/plan.js';
 import { rrlInferenceNet, rrlNetArgsFromPlan } from '../../../models/src/rrl/networks.js';
-import { apDecoderTask, branchSegmentationTask } from '../../../models/src/rrl/tasks.js';
+import {
+  apDecoderTask,
+  branchSegmentationTask,
+  mutualTask,
+} from '../../../models/src/rrl/tasks.js';
 
 const args = {
   ...rrlNetArgsFromPlan(defaultPlan()),
@@ -38,10 +42,12 @@ async function train(
   loss: Value,
   steps: number,
   params = graph.initialParams(4),
+  o: { lr?: number; ema?: { pairs: [string, string][]; alpha: number } } = {},
 ): Promise<{ losses: number[]; final: Map<string, Float32Array> }> {
   const { model, spec } = buildTrainingGraph({
     graph,
     loss,
+    ema: o.ema,
     optimizer: { type: 'adamw', beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
   });
   const state = new Map<string, Float32Array>();
@@ -64,7 +70,7 @@ async function train(
       const feeds: Record<string, ort.Tensor> = {
         image: new ort.Tensor('float32', image, [1, 1, ...grid]),
         target: new ort.Tensor('float32', target, [1, 3, ...grid]),
-        lr: new ort.Tensor('float32', Float32Array.of(0.01), []),
+        lr: new ort.Tensor('float32', Float32Array.of(o.lr ?? 0.01), []),
         step: new ort.Tensor('float32', Float32Array.of(step), []),
       };
       for (const s of spec.stateInputs)
@@ -121,5 +127,36 @@ test('tasks reject a zero loss and a bad grid', () => {
   assert.throws(
     () => apDecoderTask(args, [8, 6, 8], { dice: 1, crossEntropy: 0 }),
     /must be 3 sizes divisible by 4/,
+  );
+});
+
+test('mutual task: both branches learn, the encoders are mixed by the mutual EMA', async () => {
+  const t = mutualTask(args, grid, { dice: 1, crossEntropy: 1, mutual: 0.5 });
+  assert.ok(t.emaPairs.length > 0);
+  assert.ok(t.emaPairs.every(([a, b]) => a.startsWith('eg.') && b === `em.${a.slice(3)}`));
+  const names = new Set(t.graph.params.keys());
+  assert.ok(t.emaPairs.every(([, b]) => names.has(b)));
+  // lr 0: AdamW leaves the parameters, so one step is exactly the EMA of the initial values.
+  const init = t.graph.initialParams(4);
+  const alpha = 0.75;
+  const { final } = await train(t.graph, t.loss, 1, init, {
+    lr: 0,
+    ema: { pairs: t.emaPairs, alpha },
+  });
+  const a = init.get('eg.level1.0.conv.w')!;
+  const b = init.get('em.level1.0.conv.w')!;
+  const a1 = final.get('eg.level1.0.conv.w')!;
+  const b1 = final.get('em.level1.0.conv.w')!;
+  assert.notDeepEqual(a, b, 'the branches start from different weights');
+  for (let i = 0; i < a.length; i += 17) {
+    assert.ok(Math.abs(a1[i]! - (alpha * a[i]! + (1 - alpha) * b[i]!)) < 1e-6);
+    assert.ok(Math.abs(b1[i]! - (alpha * b[i]! + (1 - alpha) * a[i]!)) < 1e-6);
+  }
+  const { losses } = await train(t.graph, t.loss, 15, init, {
+    ema: { pairs: t.emaPairs, alpha: 0.99 },
+  });
+  assert.ok(
+    losses[14]! < losses[0]! * 0.8,
+    `loss did not fall: ${losses.map((l) => l.toFixed(3)).join(' ')}`,
   );
 });
