@@ -1,0 +1,60 @@
+/**
+ * Export of the RRL-MedSAM inference graph (E_g + head → prompt; E_m + AP decoder → labels) as
+ * one ONNX file with the trained weights baked in, and its `metadata.json` in the published model
+ * format (`models/src/format`, formatVersion 1), validated before it is returned.
+ */
+import { createHash } from 'node:crypto';
+import { buildForwardGraph } from '../engine/autodiff/training.js';
+import { FORMAT_VERSION, validateMetadata, type ModelMetadata } from '../format/metadata.js';
+import { rrlInferenceNet, type RrlNetArgs } from './networks.js';
+
+export type RrlModelInfo = Omit<ModelMetadata, 'formatVersion' | 'kind' | 'onnx' | 'grid'>;
+
+export interface RrlExportOptions {
+  args: RrlNetArgs;
+  /** [D, H, W] training grid. */
+  grid: readonly [number, number, number];
+  /** Trained parameters (names as in `rrlInferenceNet`). */
+  params: ReadonlyMap<string, Float32Array>;
+  /** [x, y, z] mm: the nominal spacing the model was trained at. */
+  spacing: [number, number, number];
+  info: RrlModelInfo;
+  /** Notices recorded in provenance.notes (e.g. "stage 1 (SAM distillation) skipped: no teacher"). */
+  notices?: readonly string[];
+  /** ONNX file name inside the model folder (default model.onnx). */
+  file?: string;
+}
+
+/** Builds the inference ONNX (input `image`, output `logits`) and its validated metadata. */
+export function exportRrlModel(o: RrlExportOptions): { onnx: Uint8Array; metadata: ModelMetadata } {
+  if (o.info.labels.length !== o.args.classes - 1) {
+    throw new Error(
+      `exportRrlModel: the network has ${o.args.classes} output classes (background + ${o.args.classes - 1} labels) but ${o.info.labels.length} labels were given; give one label per foreground class.`,
+    );
+  }
+  const net = rrlInferenceNet(o.args, o.grid);
+  const { model } = buildForwardGraph({
+    graph: net.graph,
+    outputs: { logits: net.logits },
+    params: o.params,
+  });
+  const [D, H, W] = o.grid;
+  const notes = [o.info.provenance.notes, ...(o.notices ?? [])].filter(
+    (s): s is string => typeof s === 'string' && s !== '',
+  );
+  const meta: ModelMetadata = {
+    formatVersion: FORMAT_VERSION,
+    ...o.info,
+    kind: 'rrl-medsam',
+    onnx: {
+      file: o.file ?? 'model.onnx',
+      sha256: createHash('sha256').update(model).digest('hex'),
+      opset: 18,
+      input: { name: 'image', shape: [1, o.args.inChannels, D, H, W] },
+      output: { name: 'logits', shape: [1, o.args.classes, D, H, W] },
+    },
+    grid: { size: [W, H, D], spacing: o.spacing, resample: 'fit-extent' },
+    provenance: { ...o.info.provenance, ...(notes.length ? { notes: notes.join(' ') } : {}) },
+  };
+  return { onnx: model, metadata: validateMetadata(JSON.parse(JSON.stringify(meta)), meta.id) };
+}
