@@ -104,6 +104,58 @@ async function cornerstoneLabelCounts(
  * A small synthetic MR study that is NOT a usable volume: 'single-slice' (one 64×64 slice) or
  * 'missing-slice' (16 slices with the 9th left out). Returns its StudyInstanceUID.
  */
+/** Waits until a display set of this modality is active (the tool can then read the volume). */
+async function waitForActiveModality(page: Page, modality: string, ms: number): Promise<void> {
+  await waitFor(
+    `the ${modality} series in the viewport`,
+    () =>
+      page.evaluate(
+        (m) =>
+          (
+            window as unknown as {
+              services?: {
+                displaySetService: { getActiveDisplaySets(): { Modality: string }[] };
+              };
+            }
+          ).services?.displaySetService
+            .getActiveDisplaySets()
+            .some((d) => d.Modality === m),
+        modality,
+      ),
+    ms,
+  );
+}
+
+/** Waits until the panel's status is one of `final`, and returns it. */
+async function waitForPanelStatus(
+  page: Page,
+  what: string,
+  final: readonly string[],
+  ms: number,
+): Promise<string> {
+  const status = page.locator('[data-testid="oneshot-status"]');
+  return waitFor(
+    what,
+    async () => {
+      const s = await status.getAttribute('data-status');
+      return s !== null && final.includes(s) ? s : undefined;
+    },
+    ms,
+  );
+}
+
+/** How many segmentations the viewer's segmentation service holds. */
+async function segmentationCount(page: Page): Promise<number> {
+  return page.evaluate(
+    () =>
+      (
+        window as unknown as {
+          services: { segmentationService: { getSegmentations(): unknown[] } };
+        }
+      ).services.segmentationService.getSegmentations().length,
+  );
+}
+
 async function storeBadStudy(
   client: DicomWebClient,
   kind: 'single-slice' | 'missing-slice',
@@ -291,31 +343,13 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
     await page.locator('[data-testid="oneshot-provider-select"]').selectOption('wasm');
     const run = page.locator('[data-testid="oneshot-run"]');
     // The series must be in the viewports before the tool can read the volume.
-    await waitFor(
-      'the MR volume in the viewport',
-      async () =>
-        page.evaluate(() => {
-          const w = window as unknown as {
-            services: {
-              viewportGridService: { getState(): { viewports: Map<string, unknown> } };
-              displaySetService: { getActiveDisplaySets(): { Modality: string }[] };
-            };
-          };
-          return w.services.displaySetService
-            .getActiveDisplaySets()
-            .some((d) => d.Modality === 'MR');
-        }),
-      90_000,
-    );
+    await waitForActiveModality(page, 'MR', 90_000);
     await waitFor('the run button to be enabled', async () => run.isEnabled(), 60_000);
     await run.click();
-    const status = page.locator('[data-testid="oneshot-status"]');
-    const final = await waitFor(
+    const final = await waitForPanelStatus(
+      page,
       'the panel to finish the segmentation',
-      async () => {
-        const s = await status.getAttribute('data-status');
-        return s === 'done' || s === 'error' ? s : undefined;
-      },
+      ['done', 'error'],
       240_000,
     );
     // The labelmap is shown in every view (axial, sagittal, coronal).
@@ -424,13 +458,10 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
     assert.ok(Object.keys(panelCounts).length > 0, 'the segmentation step succeeded');
     const before = await direct.seriesOfStudy(studyUID, 'SEG');
     await page.locator('[data-testid="oneshot-save"]').click();
-    const status = page.locator('[data-testid="oneshot-status"]');
-    const final = await waitFor(
+    const final = await waitForPanelStatus(
+      page,
       'the panel to finish saving',
-      async () => {
-        const s = await status.getAttribute('data-status');
-        return s === 'saved' || s === 'error' ? s : undefined;
-      },
+      ['saved', 'error'],
       120_000,
     );
     await browser.screenshot(page, 'e2e-04-saved-panel', '[data-testid="oneshot-panel"]');
@@ -590,33 +621,16 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
       const segBefore = await direct.seriesOfStudy(uid, 'SEG');
       await page.goto(`${stack.url}/oneshot?StudyInstanceUIDs=${uid}`);
       await page.locator('[data-testid="oneshot-panel"]').waitFor({ timeout: 90_000 });
-      await waitFor(
-        'the series in the viewport',
-        () =>
-          page.evaluate(() => {
-            const w = window as unknown as {
-              services?: {
-                displaySetService: { getActiveDisplaySets(): { Modality: string }[] };
-              };
-            };
-            return w.services?.displaySetService
-              .getActiveDisplaySets()
-              .some((d) => d.Modality === 'MR');
-          }),
-        60_000,
-      );
+      await waitForActiveModality(page, 'MR', 60_000);
       const run = page.locator(
         via === 'toolbar tool' ? '[data-cy="OneShotSegment"]' : '[data-testid="oneshot-run"]',
       );
       await waitFor('the run control to be enabled', async () => run.first().isEnabled(), 60_000);
       await run.first().click();
-      const status = page.locator('[data-testid="oneshot-status"]');
-      const final = await waitFor(
+      const final = await waitForPanelStatus(
+        page,
         'the panel to finish',
-        async () => {
-          const st = await status.getAttribute('data-status');
-          return st === 'done' || st === 'error' ? st : undefined;
-        },
+        ['done', 'error'],
         60_000,
       );
       await browser.screenshot(page, `e2e-06-bad-${kind}`, '[data-testid="oneshot-panel"]');
@@ -626,13 +640,7 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
       assert.equal(await message.getAttribute('data-kind'), 'error');
       assert.match(text, kind === 'single-slice' ? /slice/i : /missing/i);
       assert.ok(!/undefined|\[object|TypeError/.test(text), `a user-facing message: ${text}`);
-      const segs = await page.evaluate(() => {
-        const w = window as unknown as {
-          services: { segmentationService: { getSegmentations(): unknown[] } };
-        };
-        return w.services.segmentationService.getSegmentations().length;
-      });
-      assert.equal(segs, 0, 'no half-made segmentation');
+      assert.equal(await segmentationCount(page), 0, 'no half-made segmentation');
       assert.equal(await page.locator('[data-testid="oneshot-save"]').isEnabled(), false);
       assert.equal((await direct.seriesOfStudy(uid, 'SEG')).length, segBefore.length);
     });
@@ -643,47 +651,19 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
     await page.goto(`${stack.url}/oneshot?StudyInstanceUIDs=${uid}`);
     const select = page.locator('[data-testid="oneshot-model"]');
     await select.waitFor({ timeout: 90_000 });
-    await waitFor(
-      'the series in the viewport',
-      () =>
-        page.evaluate(() => {
-          const w = window as unknown as {
-            services?: {
-              displaySetService: { getActiveDisplaySets(): { Modality: string }[] };
-            };
-          };
-          return w.services?.displaySetService
-            .getActiveDisplaySets()
-            .some((d) => d.Modality === 'MR');
-        }),
-      60_000,
-    );
+    await waitForActiveModality(page, 'MR', 60_000);
     await select.selectOption(CT_MODEL_ID);
     const run = page.locator('[data-testid="oneshot-run"]');
     await waitFor('the run button to be enabled', async () => run.isEnabled(), 60_000);
     await run.click();
-    const status = page.locator('[data-testid="oneshot-status"]');
-    const final = await waitFor(
-      'the panel to finish',
-      async () => {
-        const st = await status.getAttribute('data-status');
-        return st === 'done' || st === 'error' ? st : undefined;
-      },
-      60_000,
-    );
+    const final = await waitForPanelStatus(page, 'the panel to finish', ['done', 'error'], 60_000);
     await browser.screenshot(page, 'e2e-07-model-does-not-fit', '[data-testid="oneshot-panel"]');
     const message = page.locator('[data-testid="oneshot-message"]');
     const text = await message.innerText();
     assert.equal(final, 'error', `status ${final}: ${text}`);
     assert.match(text, /CT/);
     assert.match(text, /MR/);
-    const segs = await page.evaluate(() => {
-      const w = window as unknown as {
-        services: { segmentationService: { getSegmentations(): unknown[] } };
-      };
-      return w.services.segmentationService.getSegmentations().length;
-    });
-    assert.equal(segs, 0, 'no half-made segmentation');
+    assert.equal(await segmentationCount(page), 0, 'no half-made segmentation');
     assert.equal((await direct.seriesOfStudy(uid, 'SEG')).length, 0);
   });
 });
