@@ -1,10 +1,11 @@
 /**
  * Parameter counts and CPU forward time of the RRL inference network (default plan widths):
- * `node --import tsx models/src/rrl/bench.ts [D H W]` (default 64 64 64).
+ * `node --import tsx models/src/rrl/bench.ts [D H W]` (default 64 64 64); environment
+ * `RRL_CHANNELS=16,32,64,128` sets the encoder channels (decoder = half of them).
  */
 import * as ort from 'onnxruntime-node';
 import { buildForwardGraph } from '../engine/autodiff/training.js';
-import { defaultPlan } from './plan.js';
+import { parsePlan } from './plan.js';
 import { countParams, rrlInferenceNet, rrlNetArgsFromPlan } from './networks.js';
 
 const dims = process.argv.slice(2).map(Number);
@@ -12,7 +13,10 @@ const grid: [number, number, number] =
   dims.length === 3 && dims.every((d) => Number.isInteger(d) && d > 0)
     ? [dims[0]!, dims[1]!, dims[2]!]
     : [64, 64, 64];
-const args = rrlNetArgsFromPlan(defaultPlan());
+const channels = process.env.RRL_CHANNELS?.split(',').map(Number);
+const args = rrlNetArgsFromPlan(
+  parsePlan(channels ? { channels, grid: [grid[0], grid[1], grid[2]] } : { grid: [...grid] }),
+);
 const net = rrlInferenceNet(args, grid);
 for (const p of ['eg.', 'eg_head.', 'em.', 'em_head.', 'ap.', ''])
   console.log(`params ${p || 'total'} ${countParams(net.graph, p)}`);
