@@ -13,6 +13,7 @@ import {
   type Value,
 } from '../../../models/src/engine/index.js';
 import { randn, runModel } from './gradcheck-helper.js';
+import { trainSteps } from '../../helpers/train.js';
 
 function tinyNet(g: Graph): { x: Value; t: Value; y: Value; loss: Value } {
   const x = g.input('image', [1, 2, 6, 5, 4]);
@@ -163,41 +164,15 @@ test('training graph (AdamW): one run equals a hand-computed AdamW step', async 
 test('training graph (SGD with momentum): repeated steps reduce the loss', async () => {
   const g = new Graph();
   const { loss } = tinyNet(g);
-  const { model, spec } = buildTrainingGraph({
+  const tg = buildTrainingGraph({
     graph: g,
     loss,
     optimizer: { type: 'sgd', momentum: 0.9 },
   });
   const rng = new Rng(9);
-  const state = new Map<string, Float32Array>();
-  const params = g.initialParams(2);
-  for (const s of spec.stateInputs) {
-    state.set(
-      s.name,
-      s.kind === 'param'
-        ? params.get(s.name)!
-        : new Float32Array(s.dims.reduce((a, b) => a * b, 1)),
-    );
-  }
   const x = randn(240, rng);
   const t = randn(360, rng);
-  const session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'] });
-  const losses: number[] = [];
-  for (let step = 1; step <= 15; step++) {
-    const feeds: Record<string, ort.Tensor> = {
-      image: new ort.Tensor('float32', x, [1, 2, 6, 5, 4]),
-      target: new ort.Tensor('float32', t, [1, 3, 6, 5, 4]),
-      lr: new ort.Tensor('float32', Float32Array.of(0.02), []),
-      step: new ort.Tensor('float32', Float32Array.of(step), []),
-    };
-    for (const s of spec.stateInputs)
-      feeds[s.name] = new ort.Tensor('float32', state.get(s.name)!, s.dims);
-    const out = await session.run(feeds);
-    losses.push((out['loss']!.data as Float32Array)[0]!);
-    for (const s of spec.stateInputs)
-      state.set(s.name, out[spec.stateOutputs[s.name]!]!.data as Float32Array);
-  }
-  await session.release();
+  const { losses } = await trainSteps(tg, g.initialParams(2), { image: x, target: t }, 15, 0.02);
   assert.ok(
     losses[14]! < losses[0]! * 0.9,
     `loss did not fall: ${losses.map((l) => l.toFixed(4)).join(' ')}`,

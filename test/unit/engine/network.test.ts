@@ -1,7 +1,6 @@
 /** Whole-network gradient checks (small U-Net and registration net on tiny grids) and training runs. */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as ort from 'onnxruntime-node';
 import {
   Rng,
   buildTrainingGraph,
@@ -16,6 +15,7 @@ import {
   type UNet3DArgs,
 } from '../../../models/src/engine/index.js';
 import { gradCheck, randn } from './gradcheck-helper.js';
+import { trainSteps } from '../../helpers/train.js';
 
 function oneHot(c: number, n: number, rng: Rng): Float32Array {
   const t = new Float32Array(c * n);
@@ -116,72 +116,26 @@ describe('whole networks', () => {
   });
 });
 
-async function trainSteps(
-  model: Uint8Array,
-  spec: ReturnType<typeof buildTrainingGraph>['spec'],
-  params: Map<string, Float32Array>,
-  data: Record<string, Float32Array>,
-  steps: number,
-  lr: number,
-): Promise<number[]> {
-  const state = new Map<string, Float32Array>();
-  for (const s of spec.stateInputs) {
-    state.set(
-      s.name,
-      s.kind === 'param'
-        ? params.get(s.name)!
-        : new Float32Array(s.dims.reduce((a, b) => a * b, 1)),
-    );
-  }
-  const session = await ort.InferenceSession.create(model, {
-    executionProviders: ['cpu'],
-    intraOpNumThreads: 2,
-  });
-  const losses: number[] = [];
-  try {
-    for (let step = 1; step <= steps; step++) {
-      const feeds: Record<string, ort.Tensor> = {
-        lr: new ort.Tensor('float32', Float32Array.of(lr), []),
-        step: new ort.Tensor('float32', Float32Array.of(step), []),
-      };
-      for (const d of spec.dataInputs)
-        feeds[d.name] = new ort.Tensor('float32', data[d.name]!, d.dims);
-      for (const s of spec.stateInputs)
-        feeds[s.name] = new ort.Tensor('float32', state.get(s.name)!, s.dims);
-      const out = await session.run(feeds);
-      const l = (out['loss']!.data as Float32Array)[0]!;
-      assert.ok(Number.isFinite(l), `loss is not finite at step ${step}`);
-      losses.push(l);
-      for (const s of spec.stateInputs)
-        state.set(s.name, out[spec.stateOutputs[s.name]!]!.data as Float32Array);
-    }
-  } finally {
-    await session.release();
-  }
-  return losses;
-}
-
 describe('training graphs of the networks', () => {
   test('segmentation U-Net (AdamW): the loss falls when fitting one volume', async () => {
     const t = segmentationTask({ inChannels: 1, outChannels: 2, base: 4, depth: 3 }, [8, 8, 8], {
       dice: 1,
       crossEntropy: 1,
     });
-    const { model, spec } = buildTrainingGraph({
+    const tg = buildTrainingGraph({
       graph: t.graph,
       loss: t.loss,
       metrics: t.metrics,
       optimizer: { type: 'adamw', weightDecay: 1e-4 },
     });
-    assert.deepEqual(spec.metricOutputs, ['metric:dice']);
+    assert.deepEqual(tg.spec.metricOutputs, ['metric:dice']);
     const rng = new Rng(4);
     const img = randn(512, rng);
     // target: voxels brighter than 0 are foreground, so the net can learn it
     const tgt = new Float32Array(1024);
     img.forEach((v, i) => (tgt[(v > 0 ? 1 : 0) * 512 + i] = 1));
-    const losses = await trainSteps(
-      model,
-      spec,
+    const { losses } = await trainSteps(
+      tg,
       t.graph.initialParams(0),
       { image: img, target: tgt },
       12,
@@ -195,7 +149,7 @@ describe('training graphs of the networks', () => {
 
   test('registration net (SGD): the loss falls when aligning a shifted image', async () => {
     const t = registrationTask({ base: 4, depth: 2, window: 3, smoothness: 0.1 }, [8, 8, 8]);
-    const { model, spec } = buildTrainingGraph({
+    const tg = buildTrainingGraph({
       graph: t.graph,
       loss: t.loss,
       optimizer: { type: 'adamw' },
@@ -210,14 +164,7 @@ describe('training graphs of the networks', () => {
           fixed[(z * 8 + y) * 8 + x] = blob(3.5);
           moving[(z * 8 + y) * 8 + x] = blob(4.5);
         }
-    const losses = await trainSteps(
-      model,
-      spec,
-      t.graph.initialParams(1),
-      { moving, fixed },
-      15,
-      3e-2,
-    );
+    const { losses } = await trainSteps(tg, t.graph.initialParams(1), { moving, fixed }, 15, 3e-2);
     assert.ok(
       losses[14]! < losses[0]! - 0.01,
       `losses ${losses.map((l) => l.toFixed(4)).join(' ')}`,

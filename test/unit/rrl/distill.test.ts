@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as ort from 'onnxruntime-node';
 import { buildTrainingGraph } from '../../../models/src/engine/autodiff/training.js';
+import { trainSteps } from '../../helpers/train.js';
 import { defaultPlan } from '../../../models/src/rrl/plan.js';
 import { rrlInferenceNet, rrlNetArgsFromPlan } from '../../../models/src/rrl/networks.js';
 import { distillationTask, resampleFeatureVolume } from '../../../models/src/rrl/distill.js';
@@ -58,44 +58,18 @@ test('stage-1 distillation from the stand-in teacher: E_g names match the infere
   }
   const target = resampleFeatureVolume(fv, [2, 2, 2]);
 
-  const { model, spec } = buildTrainingGraph({
+  const tg = buildTrainingGraph({
     graph: task.graph,
     loss: task.loss,
     optimizer: { type: 'adamw', beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
   });
-  const params = task.graph.initialParams(3);
-  const state = new Map<string, Float32Array>();
-  for (const s of spec.stateInputs) {
-    state.set(
-      s.name,
-      s.kind === 'param'
-        ? params.get(s.name)!
-        : new Float32Array(s.dims.reduce((a, b) => a * b, 1)),
-    );
-  }
-  const session = await ort.InferenceSession.create(model, {
-    executionProviders: ['cpu'],
-    intraOpNumThreads: 2,
-  });
-  const losses: number[] = [];
-  try {
-    for (let step = 1; step <= 20; step++) {
-      const feeds: Record<string, ort.Tensor> = {
-        image: new ort.Tensor('float32', vol, [1, 1, ...grid]),
-        target: new ort.Tensor('float32', target, [1, 256, 2, 2, 2]),
-        lr: new ort.Tensor('float32', Float32Array.of(0.01), []),
-        step: new ort.Tensor('float32', Float32Array.of(step), []),
-      };
-      for (const s of spec.stateInputs)
-        feeds[s.name] = new ort.Tensor('float32', state.get(s.name)!, s.dims);
-      const out = await session.run(feeds);
-      losses.push((out['loss']!.data as Float32Array)[0]!);
-      for (const s of spec.stateInputs)
-        state.set(s.name, out[spec.stateOutputs[s.name]!]!.data as Float32Array);
-    }
-  } finally {
-    await session.release();
-  }
+  const { losses } = await trainSteps(
+    tg,
+    task.graph.initialParams(3),
+    { image: vol, target },
+    20,
+    0.01,
+  );
   assert.ok(losses.every(Number.isFinite));
   assert.ok(
     losses[19]! < losses[0]! * 0.7,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as ort from 'onnxruntime-node';
 import { buildTrainingGraph } from '../../../models/src/engine/autodiff/training.js';
+import { trainSteps } from '../../helpers/train.js';
 import type { Graph, Value } from '../../../models/src/engine/graph/graph.js';
 import { defaultPlan } from '../../../models/src/rrl/plan.js';
 import { rrlInferenceNet, rrlNetArgsFromPlan } from '../../../models/src/rrl/networks.js';
@@ -50,39 +50,14 @@ async function train(
     ema: o.ema,
     optimizer: { type: 'adamw', beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
   });
-  const state = new Map<string, Float32Array>();
-  for (const s of spec.stateInputs) {
-    state.set(
-      s.name,
-      s.kind === 'param'
-        ? params.get(s.name)!
-        : new Float32Array(s.dims.reduce((a, b) => a * b, 1)),
-    );
-  }
   const { image, target } = data();
-  const session = await ort.InferenceSession.create(model, {
-    executionProviders: ['cpu'],
-    intraOpNumThreads: 2,
-  });
-  const losses: number[] = [];
-  try {
-    for (let step = 1; step <= steps; step++) {
-      const feeds: Record<string, ort.Tensor> = {
-        image: new ort.Tensor('float32', image, [1, 1, ...grid]),
-        target: new ort.Tensor('float32', target, [1, 3, ...grid]),
-        lr: new ort.Tensor('float32', Float32Array.of(o.lr ?? 0.01), []),
-        step: new ort.Tensor('float32', Float32Array.of(step), []),
-      };
-      for (const s of spec.stateInputs)
-        feeds[s.name] = new ort.Tensor('float32', state.get(s.name)!, s.dims);
-      const out = await session.run(feeds);
-      losses.push((out['loss']!.data as Float32Array)[0]!);
-      for (const s of spec.stateInputs)
-        state.set(s.name, out[spec.stateOutputs[s.name]!]!.data as Float32Array);
-    }
-  } finally {
-    await session.release();
-  }
+  const { losses, state } = await trainSteps(
+    { model, spec },
+    params,
+    { image, target },
+    steps,
+    o.lr ?? 0.01,
+  );
   return { losses, final: state };
 }
 
