@@ -13,7 +13,8 @@
  *        --allow-software (run WebGPU on a software adapter, e.g. lavapipe)   --threads N
  *        --conv-grad gemm27|batchAsChannel|im2col   --profile   --json FILE
  *        --parallel N (ORT parallel execution mode with N inter-op threads)
- *        --no-spin (ORT threads do not spin-wait: better where other processes share the cores)
+ *        --no-spin (ORT threads do not spin-wait; the Trainer's default on the CPU provider)
+ *        --spin (ORT threads spin-wait: ORT's own default)
  *        --opt-level disabled|basic|extended|all (ORT graph optimisations of the training session)
  */
 import { spawn } from 'node:child_process';
@@ -47,6 +48,7 @@ interface Args {
   convGrad?: ConvGradWeightMode;
   profile: boolean;
   noSpin: boolean;
+  spin: boolean;
   parallel?: number;
   optLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   json?: string;
@@ -83,6 +85,7 @@ function parseArgs(argv: string[]): Args {
     allowSoftware: false,
     profile: false,
     noSpin: false,
+    spin: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
@@ -112,6 +115,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--allow-software') a.allowSoftware = true;
     else if (k === '--profile') a.profile = true;
     else if (k === '--no-spin') a.noSpin = true;
+    else if (k === '--spin') a.spin = true;
     else if (k === '--parallel') a.parallel = Number(v());
     else if (k === '--opt-level') a.optLevel = v() as Args['optLevel'];
     else if (k === '--json') a.json = v();
@@ -203,7 +207,7 @@ async function runOne(provider: Provider, config: BenchConfig, args: Args): Prom
       provider,
       initialState: params,
       ...(args.threads ? { intraOpNumThreads: args.threads } : {}),
-      ...(args.noSpin ? { allowSpinning: false } : {}),
+      ...(args.noSpin ? { allowSpinning: false } : args.spin ? { allowSpinning: true } : {}),
       ...(args.parallel
         ? { executionMode: 'parallel' as const, interOpNumThreads: args.parallel }
         : {}),

@@ -12,7 +12,7 @@ import {
   isOutOfMemoryError,
 } from '../../../models/src/engine/runtime/errors.js';
 import { probeProvider } from '../../../models/src/engine/runtime/providers.js';
-import { Trainer } from '../../../models/src/engine/runtime/trainer.js';
+import { Trainer, sessionConfigEntries } from '../../../models/src/engine/runtime/trainer.js';
 import { tinyBatch, tinyTraining } from './tiny-net.js';
 
 async function withTmp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -320,4 +320,18 @@ test('a checkpoint of a WebGPU run (state on the GPU) resumes on the CPU provide
       await cpu.dispose();
     }
   });
+});
+
+test('session config: no spin-waiting by default on the CPU provider only, explicit option wins', () => {
+  const key = 'session.intra_op.allow_spinning';
+  assert.equal(sessionConfigEntries('cpu', {})[key], '0');
+  assert.equal(sessionConfigEntries('cpu', { allowSpinning: true })[key], undefined);
+  assert.equal(sessionConfigEntries('webgpu', {})[key], undefined);
+  assert.equal(sessionConfigEntries('webgpu', { allowSpinning: false })[key], '0');
+  assert.deepEqual(
+    sessionConfigEntries('webgpu', { allowSpinning: true, forceCpuNodeNames: ['a', 'b'] }),
+    {
+      'ep.WebGpuExecutionProvider.forceCpuNodeNames': 'a\nb',
+    },
+  );
 });
