@@ -1,0 +1,138 @@
+/**
+ * RRL-MedSAM stage 1 of issue #4 (registration; joint segmentation is NOT implemented yet):
+ * trains the engine's registration network on atlas → target pairs (moving = atlas image,
+ * fixed = a target image chosen by the trainer's seeded RNG each step) with −LNCC + λ‖∇φ‖²
+ * (`registrationTask`) on the engine `Trainer`, resumable from its checkpoint file, reporting
+ * progress through a callback; then warps the atlas labels onto every target (pseudo labels).
+ */
+import { existsSync } from 'node:fs';
+import { buildTrainingGraph } from '../../engine/autodiff/training.js';
+import { registrationTask, type RegistrationArgs } from '../../engine/nn/registration.js';
+import { Trainer } from '../../engine/runtime/trainer.js';
+import { pseudoLabels, type Grid } from '../pseudoLabels.js';
+
+export interface StageProgress {
+  phase: 'registration' | 'pseudo-labels';
+  /** Steps (registration) or targets (pseudo labels) done, and their total. */
+  step: number;
+  total: number;
+  /** Training loss and its terms (registration phase only). */
+  loss?: number;
+  metrics?: Record<string, number>;
+}
+
+export interface RegistrationStageInput {
+  grid: Grid;
+  classes: number;
+  atlasImage: Float32Array;
+  atlasLabels: ArrayLike<number>;
+  /** Unlabelled target images, each on the plan grid. */
+  targets: readonly Float32Array[];
+  /** Registration network (base width, smoothness λ, LNCC window …). */
+  args?: RegistrationArgs;
+  steps: number;
+  lr: number;
+  seed?: number;
+  provider?: 'auto' | 'cpu' | 'webgpu' | 'cuda';
+  /** Checkpoint file: loaded when it exists (resume), written every `every` steps and at the end. */
+  checkpoint?: { path: string; every: number };
+  onProgress?: (p: StageProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface RegistrationStageResult {
+  params: Map<string, Float32Array>;
+  args: RegistrationArgs;
+  /** Loss of every step trained in this call (not the resumed ones). */
+  losses: number[];
+  /** Step reached (including resumed steps). */
+  step: number;
+  /** Pseudo labels (uint8 per voxel) of every target, in order. */
+  pseudoLabels: Uint8Array[];
+}
+
+export async function runRegistrationStage(
+  i: RegistrationStageInput,
+): Promise<RegistrationStageResult> {
+  const m = i.grid[0] * i.grid[1] * i.grid[2];
+  if (i.targets.length === 0) {
+    throw new Error('registration stage: expected at least one target image, found none');
+  }
+  for (const [name, arr] of [
+    ['atlas image', i.atlasImage],
+    ['atlas labels', i.atlasLabels],
+    ...i.targets.map((t, k) => [`target ${k}`, t] as const),
+  ] as const) {
+    if (arr.length !== m) {
+      throw new Error(
+        `registration stage: ${name} has ${arr.length} voxels, expected ${m} (grid ` +
+          `[${i.grid.join(',')}]); resample it to the plan grid`,
+      );
+    }
+  }
+  const args: RegistrationArgs = { similarity: 'lncc', ...i.args, channels: 1 };
+  const task = registrationTask(args, i.grid);
+  const built = buildTrainingGraph({
+    graph: task.graph,
+    loss: task.loss,
+    metrics: task.metrics,
+    optimizer: { type: 'adamw', weightDecay: 0 },
+  });
+  const seed = i.seed ?? 0;
+  const trainer = await Trainer.create(built, {
+    provider: i.provider ?? 'cpu',
+    seed,
+    initialState: task.graph.initialParams(seed),
+    intraOpNumThreads: 2,
+  });
+  const losses: number[] = [];
+  let params: Map<string, Float32Array>;
+  try {
+    if (i.checkpoint && existsSync(i.checkpoint.path))
+      await trainer.loadCheckpoint(i.checkpoint.path);
+    const remaining = Math.max(0, i.steps - trainer.stepsCompleted);
+    const dims = [1, 1, ...i.grid];
+    await trainer.train({
+      steps: remaining,
+      lr: i.lr,
+      batch: (_step, rng) => {
+        const k = rng.int(i.targets.length);
+        return {
+          moving: { data: i.atlasImage, dims },
+          fixed: { data: i.targets[k]!, dims },
+        };
+      },
+      checkpoint: i.checkpoint,
+      signal: i.signal,
+      onStep: (r) => {
+        losses.push(r.loss);
+        i.onProgress?.({
+          phase: 'registration',
+          step: r.step,
+          total: i.steps,
+          loss: r.loss,
+          metrics: r.metrics,
+        });
+      },
+    });
+    params = new Map([...(await trainer.readParams())].map(([k, v]) => [k, v.data]));
+  } finally {
+    await trainer.dispose();
+  }
+  const step = i.steps;
+  const labels: Uint8Array[] = [];
+  for (const [k, target] of i.targets.entries()) {
+    const r = await pseudoLabels({
+      params,
+      args,
+      grid: i.grid,
+      classes: i.classes,
+      atlasImage: i.atlasImage,
+      atlasLabels: i.atlasLabels,
+      target,
+    });
+    labels.push(r.labels);
+    i.onProgress?.({ phase: 'pseudo-labels', step: k + 1, total: i.targets.length });
+  }
+  return { params, args, losses, step, pseudoLabels: labels };
+}
