@@ -97,3 +97,55 @@ test('registration stage: loss falls, pseudo labels beat the unregistered atlas,
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('joint segmentation term pulls the warp towards the segmentation branch prediction', async () => {
+  // The target image equals the atlas image (the image term favours no motion); only the
+  // segmentation prediction (the one-hot of the shifted label) says where the structure is.
+  const atlas = blob([7, 7, 7]);
+  const shifted = blob([9, 7, 8]);
+  const prediction = new Float32Array(2 * m);
+  for (let v = 0; v < m; v++) prediction[shifted.label[v]! * m + v] = 1;
+  const unregistered = dice(atlas.label, shifted.label);
+  const segLosses: number[] = [];
+  const r = await runRegistrationStage({
+    grid,
+    classes: 2,
+    atlasImage: atlas.image,
+    atlasLabels: atlas.label,
+    targets: [atlas.image],
+    args: { base: 8, depth: 3, smoothness: 1, window: 9 },
+    steps: 60,
+    lr: 3e-3,
+    seed: 2,
+    jointSegmentation: { weight: 1, predictions: [prediction] },
+    onProgress: (p) => {
+      if (p.phase === 'registration') segLosses.push(p.metrics!['segmentation']!);
+    },
+  });
+  assert.equal(segLosses.length, 60);
+  assert.ok(
+    segLosses.at(-1)! < segLosses[0]!,
+    `segmentation term ${segLosses[0]} → ${segLosses.at(-1)}`,
+  );
+  const registered = dice(r.pseudoLabels[0]!, shifted.label);
+  assert.ok(
+    registered > unregistered + 0.15,
+    `Dice with the joint term ${registered.toFixed(3)} vs unregistered ${unregistered.toFixed(3)}`,
+  );
+  console.log(
+    `# joint: segmentation term ${segLosses[0]!.toFixed(3)} → ${segLosses.at(-1)!.toFixed(3)}; Dice ${unregistered.toFixed(3)} → ${registered.toFixed(3)}`,
+  );
+  await assert.rejects(
+    runRegistrationStage({
+      grid,
+      classes: 2,
+      atlasImage: atlas.image,
+      atlasLabels: atlas.label,
+      targets: [atlas.image],
+      steps: 1,
+      lr: 1e-3,
+      jointSegmentation: { weight: 1, predictions: [] },
+    }),
+    /one prediction per target/,
+  );
+});

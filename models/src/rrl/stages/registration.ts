@@ -1,5 +1,5 @@
 /**
- * RRL-MedSAM stage 1 of issue #4 (registration; joint segmentation is NOT implemented yet):
+ * RRL-MedSAM stage 1 of issue #4 (registration, optionally joint with a segmentation branch):
  * trains the engine's registration network on atlas → target pairs (moving = atlas image,
  * fixed = a target image chosen by the trainer's seeded RNG each step) with −LNCC + λ‖∇φ‖²
  * (`registrationTask`) on the engine `Trainer`, resumable from its checkpoint file, reporting
@@ -8,8 +8,8 @@
 import { existsSync } from 'node:fs';
 import { buildTrainingGraph } from '../../engine/autodiff/training.js';
 import { registrationTask, type RegistrationArgs } from '../../engine/nn/registration.js';
-import { Trainer } from '../../engine/runtime/trainer.js';
-import { pseudoLabels, type Grid } from '../pseudoLabels.js';
+import { Trainer, type Batch } from '../../engine/runtime/trainer.js';
+import { oneHot, pseudoLabels, type Grid } from '../pseudoLabels.js';
 
 export interface StageProgress {
   phase: 'registration' | 'pseudo-labels';
@@ -38,6 +38,12 @@ export interface RegistrationStageInput {
   checkpoint?: { path: string; every: number };
   onProgress?: (p: StageProgress) => void;
   signal?: AbortSignal;
+  /**
+   * Joint registration–segmentation term: `weight` · (1 − soft Dice) between the warped one-hot
+   * atlas labels and a segmentation branch's prediction of each target (probabilities
+   * [classes, D, H, W], one per target, in order; background excluded from the Dice).
+   */
+  jointSegmentation?: { weight: number; predictions: readonly Float32Array[] };
 }
 
 export interface RegistrationStageResult {
@@ -72,10 +78,52 @@ export async function runRegistrationStage(
   }
   const args: RegistrationArgs = { similarity: 'lncc', ...i.args, channels: 1 };
   const task = registrationTask(args, i.grid);
+  const joint = i.jointSegmentation;
+  let loss = task.loss;
+  const metrics = { ...task.metrics };
+  let atlasOnehot: Float32Array | undefined;
+  if (joint) {
+    if (joint.predictions.length !== i.targets.length) {
+      throw new Error(
+        `registration stage: jointSegmentation needs one prediction per target ` +
+          `(${i.targets.length}), found ${joint.predictions.length}`,
+      );
+    }
+    for (const [k, p] of joint.predictions.entries()) {
+      if (p.length !== i.classes * m) {
+        throw new Error(
+          `registration stage: segmentation prediction ${k} has ${p.length} values, expected ` +
+            `${i.classes * m} (${i.classes} classes × grid [${i.grid.join(',')}])`,
+        );
+      }
+    }
+    atlasOnehot = oneHot(i.atlasLabels, i.classes);
+    const g = task.graph;
+    const shape = [1, i.classes, ...i.grid];
+    const warpedLabels = g.warp3d(g.input('atlasOnehot', shape), task.displacement);
+    const seg = g.input('targetSegmentation', shape);
+    const axes = [0, 2, 3, 4];
+    const inter = g.slice(
+      g.reduceSum(g.mul(warpedLabels, seg), axes, false),
+      [1],
+      [i.classes],
+      [0],
+    );
+    const denom = g.slice(
+      g.add(g.reduceSum(warpedLabels, axes, false), g.reduceSum(seg, axes, false)),
+      [1],
+      [i.classes],
+      [0],
+    );
+    const dice = g.div(g.add(g.mul(inter, 2), 1e-5), g.add(denom, 1e-5));
+    const segLoss = g.sub(1, g.reduceMean(dice, [0], false));
+    metrics['segmentation'] = segLoss;
+    loss = g.add(loss, g.mul(segLoss, joint.weight));
+  }
   const built = buildTrainingGraph({
     graph: task.graph,
-    loss: task.loss,
-    metrics: task.metrics,
+    loss,
+    metrics,
     optimizer: { type: 'adamw', weightDecay: 0 },
   });
   const seed = i.seed ?? 0;
@@ -95,11 +143,17 @@ export async function runRegistrationStage(
     await trainer.train({
       steps: remaining,
       lr: i.lr,
-      batch: (_step, rng) => {
+      batch: (_step, rng): Batch => {
         const k = rng.int(i.targets.length);
+        const fixed = { data: i.targets[k]!, dims };
+        const moving = { data: i.atlasImage, dims };
+        if (!joint || !atlasOnehot) return { moving, fixed };
+        const ldims = [1, i.classes, ...i.grid];
         return {
-          moving: { data: i.atlasImage, dims },
-          fixed: { data: i.targets[k]!, dims },
+          moving,
+          fixed,
+          atlasOnehot: { data: atlasOnehot, dims: ldims },
+          targetSegmentation: { data: joint.predictions[k]!, dims: ldims },
         };
       },
       checkpoint: i.checkpoint,
