@@ -204,6 +204,29 @@ function convGrad(c: VjpContext): (Value | undefined)[] {
                 : g.slice(dyF, [maxOff - off], [maxOff - off + total], [1]);
             return g.gemm(u, xf, false, true);
           });
+        } else if (K[sd - 1]! > 1) {
+          // Offsets along the fastest axis are consecutive flat offsets: stack the kl shifts of
+          // x once per conv ([kl·Cin, len]) so each Gemm covers kl offsets (N = kl·Cin fills
+          // MLAS's 16-wide column blocks better than N = Cin; 9 Gemms instead of 27).
+          const kl = K[sd - 1]!;
+          const np = total - maxOff;
+          const dy2 = g.slice(dyf, [0], [np], [1]);
+          const len = total - (kl - 1);
+          const xs = g.concat(
+            Array.from({ length: kl }, (_, j) => g.slice(xf, [j], [j + len], [1])),
+            0,
+          );
+          const groups = offs.filter((_, i) => offsets[i]![sd - 1] === 0);
+          const gparts = groups.map((off) =>
+            g.reshape(g.gemm(dy2, g.slice(xs, [off], [off + np], [1]), false, true), [
+              cout,
+              1,
+              kl,
+              cin,
+            ]),
+          );
+          out[1] = g.reshape(g.transpose(g.concat(gparts, 1), [0, 3, 1, 2]), w.shape);
+          parts = [];
         } else {
           const np = total - maxOff; // dyf is zero from np on
           const dy2 = maxOff === 0 ? dyf : g.slice(dyf, [0], [np], [1]);
@@ -216,13 +239,15 @@ function convGrad(c: VjpContext): (Value | undefined)[] {
             ),
           );
         }
-        out[1] = g.reshape(
-          g.concat(
-            parts.map((q) => g.reshape(q, [cout, cin, 1])),
-            2,
-          ),
-          w.shape,
-        );
+        if (parts.length) {
+          out[1] = g.reshape(
+            g.concat(
+              parts.map((q) => g.reshape(q, [cout, cin, 1])),
+              2,
+            ),
+            w.shape,
+          );
+        }
       } else {
         const np = n * numel(Y);
         const dy2 = g.reshape(dyt, [cout, np]);
