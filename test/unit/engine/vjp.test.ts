@@ -136,6 +136,8 @@ describe('convolution', () => {
       [1, 3, 2, 3, [9, 7, 8], 3, 2],
       [2, 4, 2, 3, [5, 6, 7], 1, 1], // Cout < Cin: dy is shifted instead of x
       [1, 3, 1, 3, [6, 5, 7], 1, 2],
+      [2, 2, 2, 2, [5, 4, 6], 1, 0], // kernel 2: two fastest-axis shifts of x stacked per Gemm
+      [1, 3, 2, 2, [4, 5, 6], 1, 1], // same with dy shifted (Cout < Cin)
     ];
     for (let i = 0; i < 3; i++) {
       const k = pick(0, 1) === 0 ? 3 : pick(1, 3);

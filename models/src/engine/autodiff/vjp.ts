@@ -194,7 +194,29 @@ function convGrad(c: VjpContext): (Value | undefined)[] {
         const xf = g.reshape(xp, [cin, total]);
         const offs = offsets.map((o) => o.reduce((acc, k, i) => acc + k * rowStrides[i]!, 0));
         let parts: Value[];
-        if (cout < cin) {
+        if (cout < cin && K[sd - 1]! > 1) {
+          // As below with the roles swapped: stack the kl fastest-axis shifts of dy once per conv
+          // ([kl·Cout, L]), one Gemm per kl offsets (xf is packed 9 instead of 27 times).
+          const kl = K[sd - 1]!;
+          const dyF = g.pad(dyf, [0, maxOff, 0, 0]);
+          const L = total + maxOff - (kl - 1);
+          const ds = g.concat(
+            Array.from({ length: kl }, (_, j) => g.slice(dyF, [kl - 1 - j], [kl - 1 - j + L], [1])),
+            0,
+          );
+          const groups = offs.filter((_, i) => offsets[i]![sd - 1] === 0);
+          const gparts = groups.map((off) => {
+            const base = maxOff - off - (kl - 1);
+            return g.reshape(g.gemm(g.slice(ds, [base], [base + total], [1]), xf, false, true), [
+              1,
+              kl,
+              cout,
+              cin,
+            ]);
+          });
+          out[1] = g.reshape(g.transpose(g.concat(gparts, 0), [2, 3, 0, 1]), w.shape);
+          parts = [];
+        } else if (cout < cin) {
           // shift dy right by off (zeros in front): Σ_r dyf[o, r−off]·xf[c, r]
           const dyF = g.pad(dyf, [0, maxOff, 0, 0]);
           parts = offs.map((off) => {
