@@ -2,6 +2,7 @@
  * A tiny synthetic MR series (Part 10 files written with dcmjs through the PACS team's wrapper)
  * and a STOW-RS multipart body builder, for the server's proxy tests.
  */
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 
 import { newUid, writePart10 } from '../../../models/src/dicom/dcmjs';
@@ -94,4 +95,16 @@ export function stowBody(files: ArrayBuffer[]): {
     body: new Uint8Array(Buffer.concat(parts)),
     contentType: `multipart/related; type="application/dicom"; boundary=${boundary}`,
   };
+}
+
+/** STOW-RS of `files` to `<origin>/dicom-web/studies` (through the companion server); asserts 200. */
+export async function stowThrough(origin: string, files: ArrayBuffer[]): Promise<void> {
+  const { body, contentType } = stowBody(files);
+  const stow = await fetch(`${origin}/dicom-web/studies`, {
+    method: 'POST',
+    headers: { 'Content-Type': contentType },
+    body,
+  });
+  assert.equal(stow.status, 200, `STOW through ${origin}: HTTP ${stow.status}`);
+  await stow.arrayBuffer();
 }

@@ -13,7 +13,13 @@ import vm from 'node:vm';
 
 import { makeTestModel } from '../../fixtures/test-model';
 import { startTestStack, type TestStack } from '../../helpers/server';
-import { makeTinySeries, SECRET_PATIENT_ID, SECRET_PATIENT_NAME, stowBody } from './dicom-data';
+import {
+  makeTinySeries,
+  SECRET_PATIENT_ID,
+  SECRET_PATIENT_NAME,
+  stowBody,
+  stowThrough,
+} from './dicom-data';
 
 function assertIsolation(res: Response, what: string): void {
   assert.equal(res.headers.get('cross-origin-opener-policy'), 'same-origin', `COOP on ${what}`);
@@ -324,14 +330,7 @@ describe('companion server with a real Orthanc', () => {
 
   test('proxy keeps Host: BulkDataURIs in metadata point at the viewer origin and work', async () => {
     const series = makeTinySeries(2);
-    const { body, contentType } = stowBody(series.files);
-    const stow = await fetch(`${stack.url}/dicom-web/studies`, {
-      method: 'POST',
-      headers: { 'Content-Type': contentType },
-      body,
-    });
-    assert.equal(stow.status, 200);
-    await stow.arrayBuffer();
+    await stowThrough(stack.url, series.files);
     const meta = (await (
       await fetch(
         `${stack.url}/dicom-web/studies/${series.studyUID}/series/${series.seriesUID}/metadata`,
@@ -433,14 +432,7 @@ describe('companion server with a real Orthanc', () => {
 
   test('a browser that goes away mid-download does not disturb the server', async () => {
     const series = makeTinySeries(8, 256, 256);
-    const { body, contentType } = stowBody(series.files);
-    const stow = await fetch(`${stack.url}/dicom-web/studies`, {
-      method: 'POST',
-      headers: { 'Content-Type': contentType },
-      body,
-    });
-    assert.equal(stow.status, 200);
-    await stow.arrayBuffer();
+    await stowThrough(stack.url, series.files);
     const controller = new AbortController();
     const res = await fetch(
       `${stack.url}/dicom-web/studies/${series.studyUID}/series/${series.seriesUID}`,

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { REPO_ROOT } from '../../../server/src/config';
-import { makeTinySeries, stowBody } from './dicom-data';
+import { makeTinySeries, stowThrough } from './dicom-data';
 
 interface Started {
   child: ChildProcess;
@@ -99,14 +99,7 @@ test('product start: comes up, stops cleanly on SIGINT/SIGTERM, reuses var/, cle
     const modelMtime = (await stat(path.join(modelDir, 'model.onnx'))).mtimeMs;
 
     const series = makeTinySeries(2);
-    const { body, contentType } = stowBody(series.files);
-    const stow = await fetch(`${first.url}/dicom-web/studies`, {
-      method: 'POST',
-      headers: { 'Content-Type': contentType },
-      body,
-    });
-    assert.equal(stow.status, 200);
-    await stow.arrayBuffer();
+    await stowThrough(first.url, series.files);
 
     first.child.kill('SIGINT');
     const firstExit = await first.exit;

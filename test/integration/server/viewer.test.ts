@@ -11,7 +11,7 @@ import { test } from 'node:test';
 
 import { launchBrowser } from '../../helpers/browser';
 import { startTestStack } from '../../helpers/server';
-import { makeTinySeries, stowBody } from './dicom-data';
+import { makeTinySeries, stowThrough } from './dicom-data';
 
 test('OHIF loads through the server: isolated, study list from Orthanc, images rendered', async () => {
   // No plugin bundles: this checks the host viewer and the server alone.
@@ -20,14 +20,7 @@ test('OHIF loads through the server: isolated, study list from Orthanc, images r
   const browser = await launchBrowser();
   try {
     const series = makeTinySeries(12, 64, 64, 'RRL viewer smoke study');
-    const { body, contentType } = stowBody(series.files);
-    const stow = await fetch(`${stack.url}/dicom-web/studies`, {
-      method: 'POST',
-      headers: { 'Content-Type': contentType },
-      body,
-    });
-    assert.equal(stow.status, 200);
-    await stow.arrayBuffer();
+    await stowThrough(stack.url, series.files);
 
     const page = await browser.newPage();
     const dicomWeb: { url: string; status: number }[] = [];

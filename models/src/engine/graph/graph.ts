@@ -4,7 +4,13 @@
  * an initialiser and a seed. The same Graph is later pruned and emitted (graph/emit.ts), or
  * differentiated (autodiff/).
  */
-import type { DType, OnnxAttr, OnnxTensor, TensorData } from '../onnx/model.js';
+import {
+  dtypeCode,
+  type DType,
+  type OnnxAttr,
+  type OnnxTensor,
+  type TensorData,
+} from '../onnx/model.js';
 import { hashSeed, initialise, type Initializer } from './init.js';
 
 export interface Value {
@@ -40,15 +46,6 @@ export const attr = {
   f: (value: number): OnnxAttr => ({ kind: 'float', value }),
   fs: (value: readonly number[]): OnnxAttr => ({ kind: 'floats', value }),
   s: (value: string): OnnxAttr => ({ kind: 'string', value }),
-};
-
-const DTYPE_CODES: Record<DType, number> = {
-  float32: 1,
-  uint8: 2,
-  int32: 6,
-  int64: 7,
-  bool: 9,
-  float64: 11,
 };
 
 export function numel(shape: readonly number[]): number {
@@ -395,7 +392,7 @@ export class Graph {
     return y;
   }
   cast(x: Value, to: DType): Value {
-    return this.unary('Cast', x, { to: attr.i(DTYPE_CODES[to]) }, to);
+    return this.unary('Cast', x, { to: attr.i(dtypeCode(to)) }, to);
   }
   clip(x: Value, min?: number, max?: number): Value {
     const lo = min === undefined ? '' : this.operand(min, x);
