@@ -9,6 +9,7 @@ import type {
   ExecutionProvider,
   InferenceReply,
   InferenceRequest,
+  InferenceResult,
   InferencePhase,
 } from './protocol.js';
 
@@ -241,44 +242,28 @@ async function runSession(
   const outData = (await out.getData(true)) as Float32Array;
   const outDims = [...out.dims];
   progress(req.requestId, 'postprocess', 'Reading the result');
-  let reply: InferenceReply;
+  // Labels (argmax over channels, batch kept) or the raw logits, moved to the caller without a copy.
+  let payload: Pick<InferenceResult, 'labels' | 'logits' | 'dims'>;
+  let transfer: ArrayBuffer;
   if (req.output === 'labels') {
     const labels = argmaxAxis1(outData, outDims);
-    const t4 = performance.now();
-    reply = {
-      type: 'result',
-      requestId: req.requestId,
-      provider,
-      fallbackReason,
-      labels,
-      dims: [outDims[0], ...outDims.slice(2)],
-      timings: {
-        loadMs,
-        sessionMs,
-        inferenceMs: t3 - t2,
-        postprocessMs: t4 - t3,
-      },
-    };
-    scope.postMessage(reply, [labels.buffer]);
+    payload = { labels, dims: [outDims[0], ...outDims.slice(2)] };
+    transfer = labels.buffer as ArrayBuffer;
   } else {
     const logits = new Float32Array(outData);
-    const t4 = performance.now();
-    reply = {
-      type: 'result',
-      requestId: req.requestId,
-      provider,
-      fallbackReason,
-      logits,
-      dims: outDims,
-      timings: {
-        loadMs,
-        sessionMs,
-        inferenceMs: t3 - t2,
-        postprocessMs: t4 - t3,
-      },
-    };
-    scope.postMessage(reply, [logits.buffer]);
+    payload = { logits, dims: outDims };
+    transfer = logits.buffer;
   }
+  const t4 = performance.now();
+  const reply: InferenceReply = {
+    type: 'result',
+    requestId: req.requestId,
+    provider,
+    fallbackReason,
+    ...payload,
+    timings: { loadMs, sessionMs, inferenceMs: t3 - t2, postprocessMs: t4 - t3 },
+  };
+  scope.postMessage(reply, [transfer]);
 }
 
 scope.onmessage = (e: MessageEvent<unknown>) => {

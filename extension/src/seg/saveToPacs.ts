@@ -3,7 +3,11 @@
  * (models/src/dicom/seg.ts) → STOW-RS through the companion server. Each save is a new series.
  * On failure the labelmap stays in the viewer and saving again works.
  */
-import { writeBinarySeg, type SegmentDescription } from '../../../models/src/dicom/seg.js';
+import {
+  segmentsFromLabels,
+  writeBinarySeg,
+  type SegmentDescription,
+} from '../../../models/src/dicom/seg.js';
 import type { ModelMetadata } from '../../../models/src/format/metadata.js';
 import { getCornerstoneLibraries } from '../ohif/types.js';
 import type { OneShotContext } from '../inference/runOneShot.js';
@@ -17,17 +21,12 @@ import { StowError, stowInstances } from './stow.js';
 export const SOFTWARE_VERSION = 'rrl-medsam-ohif 0.1.0';
 
 export function segmentDescriptions(meta: ModelMetadata): SegmentDescription[] {
-  return meta.labels.map((l) => ({
-    labelValue: l.value,
-    label: l.name,
-    color: l.color,
-    category: l.category,
-    type: l.type,
-    modifier: l.modifier,
-    // The reader may have corrected the model's output with brushes before saving.
-    algorithmType: 'SEMIAUTOMATIC',
-    algorithmName: `${meta.name} ${meta.version}`.slice(0, 64),
-  }));
+  // The reader may have corrected the model's output with brushes before saving.
+  return segmentsFromLabels(
+    meta.labels,
+    'SEMIAUTOMATIC',
+    `${meta.name} ${meta.version}`.slice(0, 64),
+  );
 }
 
 /** The next free series number in the study (max existing + 1, at least 9001 for our results). */

@@ -49,6 +49,34 @@ export interface SegmentDescription {
   algorithmName?: string;
 }
 
+/** A label as models and atlases describe it (value, name, colour, coded anatomy). */
+export interface CodedLabel {
+  value: number;
+  name: string;
+  color: [number, number, number];
+  category: Code;
+  type: Code;
+  modifier?: Code;
+}
+
+/** The labels as SEG segment descriptions, all made by one algorithm (or by hand). */
+export function segmentsFromLabels(
+  labels: readonly CodedLabel[],
+  algorithmType: SegmentDescription['algorithmType'],
+  algorithmName?: string,
+): SegmentDescription[] {
+  return labels.map((l) => ({
+    labelValue: l.value,
+    label: l.name,
+    color: l.color,
+    category: l.category,
+    type: l.type,
+    modifier: l.modifier,
+    algorithmType,
+    ...(algorithmName ? { algorithmName } : {}),
+  }));
+}
+
 export interface WriteBinarySegArgs {
   sourceInstances: Record<string, unknown>[];
   labelmap: Uint8Array | Uint16Array;

@@ -9,20 +9,18 @@
 import { Graph, type Value } from '../engine/graph/graph.js';
 import { crossEntropyLoss, softDiceLoss } from '../engine/losses/losses.js';
 import { rrlEncoder, rrlInferenceNet, segmentationHead, type RrlNetArgs } from './networks.js';
+import type { SegmentationTask } from '../engine/nn/unet.js';
 
 export interface SegmentationWeights {
   dice: number;
   crossEntropy: number;
 }
 
-export interface RrlSegmentationTask {
-  graph: Graph;
-  image: Value; // [1, inChannels, D, H, W]
-  target: Value; // [1, classes, D, H, W] one-hot float32
-  logits: Value;
-  loss: Value;
-  metrics: Record<string, Value>;
-}
+/** A segmentation training task of the RRL networks: the engine's task without its U-Net args. */
+export type RrlSegmentationTask = Pick<
+  SegmentationTask,
+  'graph' | 'image' | 'target' | 'logits' | 'loss' | 'metrics'
+>;
 
 function segLoss(
   g: Graph,

@@ -4,7 +4,11 @@
  * CID 244). Same values, names and colours as the test-fixture model's labels
  * (test/fixtures/test-model.ts).
  */
-import type { Code, SegmentDescription } from '../../../models/src/dicom/seg';
+import {
+  segmentsFromLabels,
+  type Code,
+  type SegmentDescription,
+} from '../../../models/src/dicom/seg';
 
 export interface DemoLabel {
   value: number;
@@ -52,14 +56,5 @@ export function demoSegments(
   algorithmType: SegmentDescription['algorithmType'] = 'MANUAL',
   algorithmName?: string,
 ): SegmentDescription[] {
-  return DEMO_LABELS.map((l) => ({
-    labelValue: l.value,
-    label: l.name,
-    color: l.color,
-    category: l.category,
-    type: l.type,
-    modifier: l.modifier,
-    algorithmType,
-    ...(algorithmName ? { algorithmName } : {}),
-  }));
+  return segmentsFromLabels(DEMO_LABELS, algorithmType, algorithmName);
 }
