@@ -43,3 +43,11 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "Installing npm dependencies"
   npm ci --no-audit --no-fund
 fi
+# better-sqlite3 (the server's job store) is a native addon: its install script builds it with
+# node-gyp when no prebuilt binary can be fetched. npm 11 may skip install scripts that are not
+# allowed (`allowScripts`); rebuild it explicitly when it does not load.
+if ! node -e "new (require('better-sqlite3'))(':memory:').close()" >/dev/null 2>&1; then
+  echo "Building better-sqlite3 (native addon)"
+  npm rebuild better-sqlite3 --foreground-scripts
+  node -e "new (require('better-sqlite3'))(':memory:').close()"
+fi
