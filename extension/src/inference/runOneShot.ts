@@ -166,7 +166,7 @@ export async function runOneShot(ctx: OneShotContext): Promise<void> {
 
     // 3. Pre-processing.
     store.set({ phase: 'Preparing the input' });
-    const input = prepareModelInput(volumeVoxels(volume), dims, meta);
+    const input = prepareModelInput(volumeVoxels(volume), dims, meta, geometry.spacing);
     const t2 = performance.now();
     checkCancelled();
 
@@ -195,7 +195,7 @@ export async function runOneShot(ctx: OneShotContext): Promise<void> {
     // 5. Back to the source grid.
     store.set({ phase: 'Resampling the result', progress: undefined });
     const t3 = performance.now();
-    const labels = labelsFromLogits(result.logits, meta, dims);
+    const labels = labelsFromLogits(result.logits, meta, dims, geometry.spacing);
     const counts = countLabels(labels, meta.labels.length);
     const t4 = performance.now();
 

@@ -39,13 +39,23 @@ export interface OnnxSpec {
   output: TensorSpec;
 }
 
+export type GridResample = 'fit-extent' | 'fixed-spacing';
+export const GRID_RESAMPLE_MODES: readonly GridResample[] = Object.freeze([
+  'fit-extent',
+  'fixed-spacing',
+]);
+
 export interface GridSpec {
   /** [x, y, z] voxels. */
   size: [number, number, number];
   /** [x, y, z] millimetres: nominal spacing the model was trained at. */
   spacing: [number, number, number];
-  /** "fit-extent": the source volume's voxel extent is scaled to the grid. */
-  resample: 'fit-extent';
+  /**
+   * "fit-extent": the source volume's voxel extent is scaled to the grid.
+   * "fixed-spacing": the source is resampled at `spacing`, centre of its extent at the grid's centre;
+   * grid voxels outside the source are padding, source voxels outside the grid are cropped.
+   */
+  resample: GridResample;
 }
 
 export type IntensitySpec =
@@ -215,8 +225,10 @@ export function validateMetadata(json: unknown, modelRef = 'metadata.json'): Mod
     ) {
       c.fail(`grid.spacing must be three positive numbers in mm [x, y, z], found ${describe(sp)}.`);
     }
-    if (grid.resample !== 'fit-extent') {
-      c.fail(`grid.resample must be "fit-extent", found ${describe(grid.resample)}.`);
+    if (!GRID_RESAMPLE_MODES.includes(grid.resample as GridResample)) {
+      c.fail(
+        `grid.resample must be one of ${GRID_RESAMPLE_MODES.map((m) => `"${m}"`).join(', ')}, found ${describe(grid.resample)}.`,
+      );
     }
   }
 
@@ -373,7 +385,10 @@ export interface SeriesSummary {
   spacing: [number, number, number];
 }
 
-/** Hard limits beyond which a fit-extent resample no longer makes anatomical sense. */
+/**
+ * Hard limits beyond which resampling no longer makes anatomical sense: a fit-extent grid would
+ * distort the anatomy too much, a fixed-spacing grid would crop or pad too much.
+ */
 export const FIT_LIMITS = Object.freeze({
   /** Physical extent of the series per axis divided by the model grid's extent. */
   maxExtentRatio: 4,
@@ -406,12 +421,19 @@ export function checkModelFitsSeries(meta: ModelMetadata, series: SeriesSummary)
     const gridExt = meta.grid.size[a] * meta.grid.spacing[a];
     const r = ext / gridExt;
     if (!(r <= FIT_LIMITS.maxExtentRatio && r >= FIT_LIMITS.minExtentRatio)) {
+      // fixed-spacing grids crop a larger series and pad a smaller one around its centre.
+      const effect =
+        meta.grid.resample !== 'fixed-spacing'
+          ? ''
+          : r > 1
+            ? ` At the model's fixed spacing only the central ${(100 / r).toFixed(0)} % of it would be segmented.`
+            : ` At the model's fixed spacing it would fill only ${(100 * r).toFixed(0)} % of the grid.`;
       problems.push(
         `Along ${axes[a]} ${where} covers ${ext.toFixed(0)} mm, but the model "${meta.name}" expects about ${gridExt.toFixed(
           0,
         )} mm (grid ${meta.grid.size[a]} × ${meta.grid.spacing[a]} mm); the field of view differs too much (ratio ${r.toFixed(
           2,
-        )}). Use a series with a field of view like the model's training data.`,
+        )}).${effect} Use a series with a field of view like the model's training data.`,
       );
     }
   }

@@ -3,8 +3,16 @@
  * source volume → model input tensor data, and model logits → label map on the source grid.
  */
 import type { ModelMetadata } from '../format/metadata.js';
-import { normalizeIntensity } from './normalize.js';
-import { logitsToSourceLabels, resampleTrilinear, type Dims } from './resample.js';
+import { normalizeIntensity, normalizeIntensityInside } from './normalize.js';
+import {
+  logitsToSourceLabels,
+  logitsToSourceLabelsCentred,
+  resampleNearest,
+  resampleNearestCentred,
+  resampleTrilinear,
+  resampleTrilinearCentred,
+  type Dims,
+} from './resample.js';
 
 /** Grid dims [x, y, z] of a model. */
 export function modelGridDims(meta: Pick<ModelMetadata, 'grid'>): Dims {
@@ -17,23 +25,106 @@ export function modelInputDims(meta: Pick<ModelMetadata, 'grid'>): number[] {
   return [1, 1, z, y, x];
 }
 
-/** Resamples the source voxels onto the model grid (trilinear, fit-extent) and normalises them. */
+function requireSpacing(
+  meta: Pick<ModelMetadata, 'grid'>,
+  srcSpacing: readonly number[] | undefined,
+  what: string,
+): readonly number[] {
+  if (!srcSpacing) {
+    throw new RangeError(
+      `${what}: the model's grid is "fixed-spacing" (${meta.grid.spacing.join(' × ')} mm), so the source spacing [x, y, z] in mm is needed, but none was given. Pass the series' voxel spacing.`,
+    );
+  }
+  return srcSpacing;
+}
+
+/**
+ * Resamples the source voxels onto the model grid (trilinear) and normalises them.
+ * - 'fit-extent': the source extent is scaled onto the grid; statistics over all grid voxels.
+ * - 'fixed-spacing' (needs `srcSpacing`, [x, y, z] mm): sampled at the grid spacing, centre of the
+ *   source extent ↦ centre of the grid; statistics from in-source voxels only; voxels outside the
+ *   source take the normalised value of the source minimum.
+ */
 export function prepareModelInput(
   voxels: ArrayLike<number>,
   srcDims: Dims,
   meta: Pick<ModelMetadata, 'grid' | 'intensity'>,
+  srcSpacing?: readonly number[],
 ): Float32Array {
+  if (meta.grid.resample === 'fixed-spacing') {
+    const sp = requireSpacing(meta, srcSpacing, 'prepareModelInput');
+    const { data, inside } = resampleTrilinearCentred(
+      voxels,
+      srcDims,
+      sp,
+      modelGridDims(meta),
+      meta.grid.spacing,
+    );
+    let min = Infinity;
+    for (let i = 0; i < voxels.length; i++) if (voxels[i] < min) min = voxels[i];
+    return normalizeIntensityInside(data, inside, meta.intensity, min).data;
+  }
   const onGrid = resampleTrilinear(voxels, srcDims, modelGridDims(meta));
   return normalizeIntensity(onGrid, meta.intensity).data;
 }
 
-/** Logits [1, C, D, H, W] on the model grid → label values on the source grid. */
+/**
+ * Logits [1, C, D, H, W] on the model grid → label values on the source grid (argmax of the
+ * trilinearly interpolated channels). For 'fixed-spacing' (needs `srcSpacing`), source voxels
+ * outside the grid's extent get label 0. Works on probabilities too (argmax is the same).
+ */
 export function labelsFromLogits(
   logits: Float32Array,
   meta: Pick<ModelMetadata, 'grid' | 'labels'>,
   srcDims: Dims,
+  srcSpacing?: readonly number[],
 ): Uint8Array {
-  return logitsToSourceLabels(logits, meta.labels.length + 1, modelGridDims(meta), srcDims);
+  const channels = meta.labels.length + 1;
+  if (meta.grid.resample === 'fixed-spacing') {
+    const sp = requireSpacing(meta, srcSpacing, 'labelsFromLogits');
+    return logitsToSourceLabelsCentred(
+      logits,
+      channels,
+      modelGridDims(meta),
+      meta.grid.spacing,
+      srcDims,
+      sp,
+    );
+  }
+  return logitsToSourceLabels(logits, channels, modelGridDims(meta), srcDims);
+}
+
+/** Probabilities [1, C, D, H, W] on the grid → source labels: the same as labelsFromLogits. */
+export const probabilitiesToSourceLabels = labelsFromLogits;
+
+/**
+ * A label map on the source grid → the model grid (nearest neighbour), as a Uint8Array. For
+ * 'fixed-spacing' (needs `srcSpacing`), grid voxels outside the source extent get 0.
+ */
+export function labelsToModelGrid(
+  labels: Uint8Array | Uint16Array,
+  srcDims: Dims,
+  meta: Pick<ModelMetadata, 'grid'>,
+  srcSpacing?: readonly number[],
+): Uint8Array {
+  let src: Uint8Array;
+  if (labels instanceof Uint8Array) src = labels;
+  else {
+    src = new Uint8Array(labels.length);
+    for (let i = 0; i < labels.length; i++) {
+      if (labels[i] > 255) {
+        throw new RangeError(
+          `labelsToModelGrid: label values must be 0..255 on the model grid, found ${labels[i]}. Map label values to class indices first.`,
+        );
+      }
+      src[i] = labels[i];
+    }
+  }
+  if (meta.grid.resample === 'fixed-spacing') {
+    const sp = requireSpacing(meta, srcSpacing, 'labelsToModelGrid');
+    return resampleNearestCentred(src, srcDims, sp, modelGridDims(meta), meta.grid.spacing);
+  }
+  return resampleNearest(src, srcDims, modelGridDims(meta));
 }
 
 /** Voxel count per label value (index = value). */

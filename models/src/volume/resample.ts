@@ -1,7 +1,8 @@
 /**
- * Resampling between a source volume and a model grid ("fit-extent": the source's voxel extent is
+ * Resampling between a source volume and a model grid. "fit-extent": the source's voxel extent is
  * scaled onto the grid; voxel centres map by u_src = (j + 0.5) * S / G - 0.5, clamped to the
- * volume). Flat arrays are x fastest, then y, then z. Browser-safe.
+ * volume. "fixed-spacing" (the *Centred functions): the grid is sampled at its own spacing with the
+ * centres of both extents aligned. Flat arrays are x fastest, then y, then z. Browser-safe.
  */
 
 export type Dims = readonly [number, number, number];
@@ -75,11 +76,23 @@ export function resampleTrilinear(
 ): Float32Array {
   checkDims('source dims', srcDims, src.length);
   checkDims('target dims', dstDims);
+  const tx = linearTable(srcDims[0], dstDims[0]);
+  const ty = linearTable(srcDims[1], dstDims[1]);
+  const tz = linearTable(srcDims[2], dstDims[2]);
+  return trilinearWithTables(src, srcDims, dstDims, tx, ty, tz, out);
+}
+
+function trilinearWithTables(
+  src: ArrayLike<number>,
+  srcDims: Dims,
+  dstDims: Dims,
+  tx: AxisTable,
+  ty: AxisTable,
+  tz: AxisTable,
+  out?: Float32Array,
+): Float32Array {
   const [sx, sy] = srcDims;
   const [dx, dy, dz] = dstDims;
-  const tx = linearTable(srcDims[0], dx);
-  const ty = linearTable(srcDims[1], dy);
-  const tz = linearTable(srcDims[2], dz);
   const res = out ?? new Float32Array(dx * dy * dz);
   const sxy = sx * sy;
   let o = 0;
@@ -145,6 +158,14 @@ export function logitsToSourceLabels(
   gridDims: Dims,
   srcDims: Dims,
 ): Uint8Array {
+  checkLogits(logits, channels, gridDims, srcDims);
+  const tx = linearTable(gridDims[0], srcDims[0]);
+  const ty = linearTable(gridDims[1], srcDims[1]);
+  const tz = linearTable(gridDims[2], srcDims[2]);
+  return logitsWithTables(logits, channels, gridDims, srcDims, tx, ty, tz);
+}
+
+function checkLogits(logits: Float32Array, channels: number, gridDims: Dims, srcDims: Dims): void {
   checkDims('grid dims', gridDims);
   checkDims('source dims', srcDims);
   if (!Number.isInteger(channels) || channels < 1 || channels > 256) {
@@ -156,20 +177,38 @@ export function logitsToSourceLabels(
       `logits must hold ${channels} × ${gv} values for grid [${gridDims.join(', ')}], found ${logits.length}.`,
     );
   }
+}
+
+/** Tables map destination (source-volume) samples onto grid samples; `inside` masks → label 0. */
+function logitsWithTables(
+  logits: Float32Array,
+  channels: number,
+  gridDims: Dims,
+  srcDims: Dims,
+  tx: AxisTable & { inside?: Uint8Array },
+  ty: AxisTable & { inside?: Uint8Array },
+  tz: AxisTable & { inside?: Uint8Array },
+): Uint8Array {
+  const gv = voxelCount(gridDims);
   const [gx, gy] = gridDims;
   const [dx, dy, dz] = srcDims;
-  const tx = linearTable(gridDims[0], dx);
-  const ty = linearTable(gridDims[1], dy);
-  const tz = linearTable(gridDims[2], dz);
   const out = new Uint8Array(dx * dy * dz);
   const gridArg = argmaxChannels(logits, channels);
   const gxy = gx * gy;
   let o = 0;
   for (let k = 0; k < dz; k++) {
+    if (tz.inside && !tz.inside[k]) {
+      o += dx * dy;
+      continue;
+    }
     const z0 = tz.i0[k] * gxy;
     const z1 = tz.i1[k] * gxy;
     const wz = tz.w1[k];
     for (let j = 0; j < dy; j++) {
+      if (ty.inside && !ty.inside[j]) {
+        o += dx;
+        continue;
+      }
       const y0 = ty.i0[j] * gx;
       const y1 = ty.i1[j] * gx;
       const wy = ty.w1[j];
@@ -178,6 +217,10 @@ export function logitsToSourceLabels(
       const a10 = z1 + y0;
       const a11 = z1 + y1;
       for (let i = 0; i < dx; i++) {
+        if (tx.inside && !tx.inside[i]) {
+          o++;
+          continue;
+        }
         const x0 = tx.i0[i];
         const x1 = tx.i1[i];
         // When the 8 surrounding grid voxels share one argmax, the interpolated argmax is that
@@ -217,6 +260,156 @@ export function logitsToSourceLabels(
     }
   }
   return out;
+}
+
+// ---- fixed-spacing ("centred") mapping -------------------------------------------------------
+// Grid voxel j (of G, spacing g) and source voxel i (of S, spacing s) share a physical frame whose
+// origin is the centre of both extents: x = (j + 0.5 - G/2)·g = (i + 0.5 - S/2)·s. A sample lies
+// inside the other volume when its continuous index u is within [-0.5, n - 0.5] (the extent).
+
+const EDGE_EPS = 1e-6;
+
+/** Continuous index in the `to` volume of sample `j` of the `from` volume (centred mapping). */
+export function centredCoordinate(
+  j: number,
+  from: number,
+  fromSpacing: number,
+  to: number,
+  toSpacing: number,
+): number {
+  return ((j + 0.5 - from / 2) * fromSpacing) / toSpacing + to / 2 - 0.5;
+}
+
+/** Linear table for `dst` samples (spacing dstSp) read from `src` samples (spacing srcSp), centred. */
+function centredLinearTable(
+  src: number,
+  srcSp: number,
+  dst: number,
+  dstSp: number,
+): AxisTable & { inside: Uint8Array } {
+  const i0 = new Int32Array(dst);
+  const i1 = new Int32Array(dst);
+  const w1 = new Float32Array(dst);
+  const inside = new Uint8Array(dst);
+  for (let j = 0; j < dst; j++) {
+    let u = centredCoordinate(j, dst, dstSp, src, srcSp);
+    inside[j] = u >= -0.5 - EDGE_EPS && u <= src - 0.5 + EDGE_EPS ? 1 : 0;
+    if (u < 0) u = 0;
+    if (u > src - 1) u = src - 1;
+    const f = Math.floor(u);
+    i0[j] = f;
+    i1[j] = Math.min(f + 1, src - 1);
+    w1[j] = u - f;
+  }
+  return { i0, i1, w1, inside };
+}
+
+function centredNearestTable(src: number, srcSp: number, dst: number, dstSp: number): Int32Array {
+  const t = new Int32Array(dst);
+  for (let j = 0; j < dst; j++) {
+    const u = centredCoordinate(j, dst, dstSp, src, srcSp);
+    const inside = u >= -0.5 - EDGE_EPS && u <= src - 0.5 + EDGE_EPS;
+    t[j] = inside ? Math.min(src - 1, Math.max(0, Math.floor(u + 0.5))) : -1;
+  }
+  return t;
+}
+
+function checkSpacing(name: string, sp: readonly number[] | undefined): void {
+  if (!sp || sp.length !== 3 || !sp.every((v) => Number.isFinite(v) && v > 0)) {
+    throw new RangeError(
+      `${name} must be three positive numbers in mm [x, y, z], found ${sp ? `[${sp.join(', ')}]` : 'nothing'}.`,
+    );
+  }
+}
+
+/**
+ * Trilinear resample at a fixed spacing, centred (centre of the source extent ↦ centre of the
+ * target extent). Returns the values and a mask of target voxels inside the source extent
+ * (outside voxels hold the clamped edge value; callers replace them).
+ */
+export function resampleTrilinearCentred(
+  src: ArrayLike<number>,
+  srcDims: Dims,
+  srcSpacing: readonly number[],
+  dstDims: Dims,
+  dstSpacing: readonly number[],
+): { data: Float32Array; inside: Uint8Array } {
+  checkDims('source dims', srcDims, src.length);
+  checkDims('target dims', dstDims);
+  checkSpacing('source spacing', srcSpacing);
+  checkSpacing('target spacing', dstSpacing);
+  const t = [0, 1, 2].map((a) =>
+    centredLinearTable(srcDims[a], srcSpacing[a], dstDims[a], dstSpacing[a]),
+  );
+  const data = trilinearWithTables(src, srcDims, dstDims, t[0], t[1], t[2]);
+  const inside = new Uint8Array(data.length);
+  let o = 0;
+  for (let k = 0; k < dstDims[2]; k++)
+    for (let j = 0; j < dstDims[1]; j++)
+      for (let i = 0; i < dstDims[0]; i++, o++)
+        inside[o] = t[2].inside[k] & t[1].inside[j] & t[0].inside[i];
+  return { data, inside };
+}
+
+/** Nearest-neighbour resample at a fixed spacing, centred; voxels outside the source get `fill`. */
+export function resampleNearestCentred<T extends NumericArray>(
+  src: T,
+  srcDims: Dims,
+  srcSpacing: readonly number[],
+  dstDims: Dims,
+  dstSpacing: readonly number[],
+  fill = 0,
+): T {
+  checkDims('source dims', srcDims, src.length);
+  checkDims('target dims', dstDims);
+  checkSpacing('source spacing', srcSpacing);
+  checkSpacing('target spacing', dstSpacing);
+  const [sx, sy] = srcDims;
+  const [dx, dy, dz] = dstDims;
+  const tx = centredNearestTable(srcDims[0], srcSpacing[0], dx, dstSpacing[0]);
+  const ty = centredNearestTable(srcDims[1], srcSpacing[1], dy, dstSpacing[1]);
+  const tz = centredNearestTable(srcDims[2], srcSpacing[2], dz, dstSpacing[2]);
+  const Ctor = src.constructor as new (n: number) => T;
+  const res = new Ctor(dx * dy * dz);
+  if (fill !== 0) res.fill(fill);
+  let o = 0;
+  for (let k = 0; k < dz; k++) {
+    if (tz[k] < 0) {
+      o += dx * dy;
+      continue;
+    }
+    const zo = tz[k] * sx * sy;
+    for (let j = 0; j < dy; j++) {
+      if (ty[j] < 0) {
+        o += dx;
+        continue;
+      }
+      const yo = zo + ty[j] * sx;
+      for (let i = 0; i < dx; i++, o++) if (tx[i] >= 0) res[o] = src[yo + tx[i]];
+    }
+  }
+  return res;
+}
+
+/**
+ * logitsToSourceLabels for a fixed-spacing grid: each source voxel reads the grid at its centred
+ * physical position; source voxels outside the grid's extent get label 0.
+ */
+export function logitsToSourceLabelsCentred(
+  logits: Float32Array,
+  channels: number,
+  gridDims: Dims,
+  gridSpacing: readonly number[],
+  srcDims: Dims,
+  srcSpacing: readonly number[],
+): Uint8Array {
+  checkLogits(logits, channels, gridDims, srcDims);
+  checkSpacing('grid spacing', gridSpacing);
+  checkSpacing('source spacing', srcSpacing);
+  const t = [0, 1, 2].map((a) =>
+    centredLinearTable(gridDims[a], gridSpacing[a], srcDims[a], srcSpacing[a]),
+  );
+  return logitsWithTables(logits, channels, gridDims, srcDims, t[0], t[1], t[2]);
 }
 
 /** Argmax over channels of logits [C, N] → labels [N] (on the model grid). */
