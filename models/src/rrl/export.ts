@@ -5,8 +5,14 @@
  */
 import { createHash } from 'node:crypto';
 import { buildForwardGraph } from '../engine/autodiff/training.js';
-import { FORMAT_VERSION, validateMetadata, type ModelMetadata } from '../format/metadata.js';
+import {
+  FORMAT_VERSION,
+  validateMetadata,
+  type GridSpec,
+  type ModelMetadata,
+} from '../format/metadata.js';
 import { rrlInferenceNet, type RrlNetArgs } from './networks.js';
+import type { ResampleMode } from './plan.js';
 
 export type RrlModelInfo = Omit<ModelMetadata, 'formatVersion' | 'kind' | 'onnx' | 'grid'>;
 
@@ -23,6 +29,8 @@ export interface RrlExportOptions {
   notices?: readonly string[];
   /** ONNX file name inside the model folder (default model.onnx). */
   file?: string;
+  /** metadata.grid.resample (default 'fit-extent'; the plan's `preprocess.resample`). */
+  resample?: ResampleMode;
 }
 
 /** Builds the inference ONNX (input `image`, output `logits`) and its validated metadata. */
@@ -53,8 +61,32 @@ export function exportRrlModel(o: RrlExportOptions): { onnx: Uint8Array; metadat
       input: { name: 'image', shape: [1, o.args.inChannels, D, H, W] },
       output: { name: 'logits', shape: [1, o.args.classes, D, H, W] },
     },
-    grid: { size: [W, H, D], spacing: o.spacing, resample: 'fit-extent' },
+    grid: {
+      size: [W, H, D],
+      spacing: o.spacing,
+      resample: (o.resample ?? 'fit-extent') as GridSpec['resample'],
+    },
     provenance: { ...o.info.provenance, ...(notes.length ? { notes: notes.join(' ') } : {}) },
   };
   return { onnx: model, metadata: validateMetadata(JSON.parse(JSON.stringify(meta)), meta.id) };
+}
+
+/**
+ * The evaluation model: the same inference graph and weights with three outputs — `logits` (full
+ * pipeline), `medicalLogits` (E_m + head, no prompt) and `generalLogits` (E_g + head) — each
+ * [1, classes, D, H, W]; input `image` [1, inChannels, D, H, W].
+ */
+export function exportRrlEvalModel(
+  o: Pick<RrlExportOptions, 'args' | 'grid' | 'params'>,
+): Uint8Array {
+  const net = rrlInferenceNet(o.args, o.grid);
+  return buildForwardGraph({
+    graph: net.graph,
+    outputs: {
+      logits: net.logits,
+      medicalLogits: net.medicalLogits,
+      generalLogits: net.generalLogits,
+    },
+    params: o.params,
+  }).model;
 }

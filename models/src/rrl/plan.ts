@@ -1,3 +1,5 @@
+import type { GridSpec, IntensitySpec } from '../format/metadata.js';
+
 /**
  * The RRL-MedSAM training plan: one JSON file with the grid, the network widths, the loss weights,
  * the schedule of every stage and the seeds. `parsePlan` fills defaults and validates, throwing a
@@ -9,6 +11,29 @@ export interface StageSchedule {
   steps: number;
   /** Learning rate (AdamW). */
   lr: number;
+}
+
+/** How a source volume is put on the plan grid (see `models/src/volume`). */
+export type ResampleMode = 'fit-extent' | 'fixed-spacing';
+
+export interface PreprocessSpec {
+  /**
+   * 'fit-extent': the source extent is scaled onto the grid; 'fixed-spacing': the volume is
+   * resampled at `spacing`, centred on the grid.
+   */
+  resample: ResampleMode;
+  /** [x, y, z] mm: the grid spacing (nominal for 'fit-extent'). */
+  spacing: [number, number, number];
+  /** Per-volume intensity normalisation (written to metadata.intensity). */
+  intensity: IntensitySpec;
+}
+
+export interface SamplingSpec {
+  /** Probability that a training step uses the atlas (true labels) instead of an unlabelled volume. */
+  atlasProbability: number;
+  /** Augmentation: image · (1 + u·intensityScale) + v·intensityShift, u, v uniform in [−1, 1]. */
+  intensityScale: number;
+  intensityShift: number;
 }
 
 export interface RrlPlan {
@@ -50,6 +75,10 @@ export interface RrlPlan {
   teacher?: string;
   /** Slices of the volume given to the teacher: every `teacherSliceStride`-th slice along D. */
   teacherSliceStride: number;
+  /** Resampling and intensity normalisation of every volume onto the grid. */
+  preprocess: PreprocessSpec;
+  /** Which volume a training step uses, and the light intensity augmentation. */
+  sampling: SamplingSpec;
 }
 
 export class PlanError extends Error {
@@ -89,6 +118,32 @@ export function defaultPlan(): RrlPlan {
     },
     seeds: { init: 42, data: 7 },
     teacherSliceStride: 1,
+    preprocess: {
+      resample: 'fit-extent',
+      spacing: [1, 1, 1],
+      intensity: { method: 'percentile', low: 1, high: 99 },
+    },
+    sampling: { atlasProbability: 0.2, intensityScale: 0.1, intensityShift: 0.1 },
+  };
+}
+
+/**
+ * The `{ grid, intensity }` that `prepareModelInput` takes for volumes of this plan: grid size
+ * [x, y, z] = [W, H, D] of `plan.grid`, spacing and resampling mode from `plan.preprocess`.
+ */
+export function planModelGrid(plan: Pick<RrlPlan, 'grid' | 'preprocess'>): {
+  grid: GridSpec;
+  intensity: IntensitySpec;
+} {
+  const [D, H, W] = plan.grid;
+  return {
+    grid: {
+      size: [W, H, D],
+      spacing: [...plan.preprocess.spacing],
+      // 'fixed-spacing' joins GridSpec['resample'] with the io work (models/src/format).
+      resample: plan.preprocess.resample as GridSpec['resample'],
+    },
+    intensity: { ...plan.preprocess.intensity } as IntensitySpec,
   };
 }
 
@@ -180,6 +235,8 @@ export function parsePlan(input: unknown): RrlPlan {
     'seeds',
     'teacher',
     'teacherSliceStride',
+    'preprocess',
+    'sampling',
   ]);
   const channels = intArray('channels', input.channels, d.channels, 1);
   const convsDefault =
@@ -285,7 +342,92 @@ export function parsePlan(input: unknown): RrlPlan {
       int: true,
       min: 1,
     }),
+    preprocess: parsePreprocess(input.preprocess, d.preprocess),
+    sampling: parseSampling(input.sampling, d.sampling),
   };
   if (teacher !== undefined) plan.teacher = teacher;
   return plan;
+}
+
+function parseIntensity(v: unknown, d: IntensitySpec): IntensitySpec {
+  const field = 'preprocess.intensity';
+  if (v === undefined) return { ...d } as IntensitySpec;
+  if (!isObj(v)) throw new PlanError(`plan.${field}: expected an object, found ${describe(v)}.`);
+  if (v.method === 'zscore') {
+    checkKeys(field, v, ['method', 'clip']);
+    if (v.clip === undefined) return { method: 'zscore' };
+    const c = v.clip;
+    if (
+      !Array.isArray(c) ||
+      c.length !== 2 ||
+      !c.every((x) => typeof x === 'number' && Number.isFinite(x)) ||
+      (c[0] as number) >= (c[1] as number)
+    ) {
+      throw new PlanError(
+        `plan.${field}.clip: expected [low, high] with low < high, found ${describe(c)}.`,
+      );
+    }
+    return { method: 'zscore', clip: [c[0] as number, c[1] as number] };
+  }
+  if (v.method === 'percentile') {
+    checkKeys(field, v, ['method', 'low', 'high']);
+    const low = num(`${field}.low`, v.low, 1, { min: 0, max: 100 });
+    const high = num(`${field}.high`, v.high, 99, { min: 0, max: 100 });
+    if (low >= high) {
+      throw new PlanError(
+        `plan.${field}: expected low < high (percentiles 0..100), found low ${low} and high ${high}.`,
+      );
+    }
+    return { method: 'percentile', low, high };
+  }
+  throw new PlanError(
+    `plan.${field}.method: expected "zscore" or "percentile", found ${describe(v.method)}.`,
+  );
+}
+
+function parsePreprocess(v: unknown, d: PreprocessSpec): PreprocessSpec {
+  if (v === undefined) return { ...d, spacing: [...d.spacing], intensity: { ...d.intensity } };
+  if (!isObj(v)) throw new PlanError(`plan.preprocess: expected an object, found ${describe(v)}.`);
+  checkKeys('preprocess', v, ['resample', 'spacing', 'intensity']);
+  let resample = d.resample;
+  if (v.resample !== undefined) {
+    if (v.resample !== 'fit-extent' && v.resample !== 'fixed-spacing') {
+      throw new PlanError(
+        `plan.preprocess.resample: expected "fit-extent" or "fixed-spacing", found ${describe(v.resample)}.`,
+      );
+    }
+    resample = v.resample;
+  }
+  let spacing: [number, number, number] = [...d.spacing];
+  if (v.spacing !== undefined) {
+    if (!Array.isArray(v.spacing) || v.spacing.length !== 3) {
+      throw new PlanError(
+        `plan.preprocess.spacing: expected three positive numbers [x, y, z] in mm, found ${describe(v.spacing)}.`,
+      );
+    }
+    const sp = v.spacing.map((x, i) =>
+      num(`preprocess.spacing[${i}]`, x, 1, { min: 0, minExclusive: true }),
+    );
+    spacing = [sp[0]!, sp[1]!, sp[2]!];
+  }
+  return { resample, spacing, intensity: parseIntensity(v.intensity, d.intensity) };
+}
+
+function parseSampling(v: unknown, d: SamplingSpec): SamplingSpec {
+  if (v === undefined) return { ...d };
+  if (!isObj(v)) throw new PlanError(`plan.sampling: expected an object, found ${describe(v)}.`);
+  checkKeys('sampling', v, Object.keys(d));
+  return {
+    atlasProbability: num('sampling.atlasProbability', v.atlasProbability, d.atlasProbability, {
+      min: 0,
+      max: 1,
+    }),
+    intensityScale: num('sampling.intensityScale', v.intensityScale, d.intensityScale, {
+      min: 0,
+      max: 1,
+    }),
+    intensityShift: num('sampling.intensityShift', v.intensityShift, d.intensityShift, {
+      min: 0,
+    }),
+  };
 }

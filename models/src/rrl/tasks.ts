@@ -7,7 +7,7 @@
  *   frozen (non-trainable) and the prompt behind stopGradient; only the AP decoder (`ap.`) learns.
  */
 import { Graph, type Value } from '../engine/graph/graph.js';
-import { crossEntropyLoss, softDiceLoss } from '../engine/losses/losses.js';
+import { crossEntropyLoss, l1Loss, softDiceLoss } from '../engine/losses/losses.js';
 import { rrlEncoder, rrlInferenceNet, segmentationHead, type RrlNetArgs } from './networks.js';
 import type { SegmentationTask } from '../engine/nn/unet.js';
 
@@ -63,6 +63,42 @@ export function branchSegmentationTask(
   const logits = segmentationHead(g, `${branch}_head`, rrlEncoder(g, branch, image, args), args);
   const { loss, dice } = segLoss(g, logits, target, w);
   return { graph: g, image, target, logits, loss, metrics: { dice } };
+}
+
+/** Scope of the frozen stage-1 E_g copy in `taskDistillationTask`. */
+export const EG_REFERENCE = 'eg_ref';
+
+/**
+ * Stage 2 of the dual-stage distillation (on the task's volumes): E_g + head (`eg.`, `eg_head.`)
+ * trained on one-hot (pseudo) labels, plus `featureWeight` · the L1 distance, averaged over the
+ * encoder scales, between E_g's features and those of a frozen copy of the stage-1 E_g
+ * (`eg_ref.` = the E_g snapshot after SAM distillation, non-trainable, behind stopGradient), so
+ * that E_g keeps the general knowledge while it learns the task. Metrics: `dice`, `featureL1`.
+ */
+export function taskDistillationTask(
+  args: RrlNetArgs,
+  grid: readonly [number, number, number],
+  w: SegmentationWeights & { featureWeight: number },
+): RrlSegmentationTask {
+  checkGrid(args, grid, 'taskDistillationTask');
+  const g = new Graph();
+  const image = g.input('image', [1, args.inChannels, ...grid]);
+  const target = g.input('target', [1, args.classes, ...grid]);
+  const feats = rrlEncoder(g, 'eg', image, args);
+  const logits = segmentationHead(g, 'eg_head', feats, args);
+  const ref = rrlEncoder(g, EG_REFERENCE, image, args);
+  for (const [name, p] of g.params) {
+    if (name.startsWith(`${EG_REFERENCE}.`)) g.params.set(name, { ...p, trainable: false });
+  }
+  const seg = segLoss(g, logits, target, w);
+  let fm: Value | undefined;
+  feats.forEach((f, l) => {
+    const d = l1Loss(g, f, g.stopGradient(ref[l]!));
+    fm = fm ? g.add(fm, d) : d;
+  });
+  const featureL1 = g.mul(fm!, 1 / feats.length);
+  const loss = g.add(seg.loss, g.mul(featureL1, w.featureWeight));
+  return { graph: g, image, target, logits, loss, metrics: { dice: seg.dice, featureL1 } };
 }
 
 /** The full inference graph; only `ap.` parameters are trainable. */

@@ -10,6 +10,7 @@ import { buildTrainingGraph } from '../../engine/autodiff/training.js';
 import { registrationTask, type RegistrationArgs } from '../../engine/nn/registration.js';
 import { Trainer, type Batch } from '../../engine/runtime/trainer.js';
 import { oneHot, pseudoLabels, type Grid } from '../pseudoLabels.js';
+import { StageAbortedError } from './abort.js';
 
 export interface StageProgress {
   phase: 'registration' | 'pseudo-labels';
@@ -44,6 +45,8 @@ export interface RegistrationStageInput {
    * [classes, D, H, W], one per target, in order; background excluded from the Dice).
    */
   jointSegmentation?: { weight: number; predictions: readonly Float32Array[] };
+  /** Compute the pseudo labels of every target after training (default true). */
+  pseudoLabels?: boolean;
 }
 
 export interface RegistrationStageResult {
@@ -169,13 +172,23 @@ export async function runRegistrationStage(
         });
       },
     });
+    if (i.signal?.aborted && trainer.stepsCompleted < i.steps) {
+      // Cancelled: keep what was trained (steps are totals, a rerun continues from here).
+      if (i.checkpoint) await trainer.saveCheckpoint(i.checkpoint.path);
+      throw new StageAbortedError(
+        'registration',
+        trainer.stepsCompleted,
+        i.steps,
+        i.checkpoint?.path,
+      );
+    }
     params = new Map([...(await trainer.readParams())].map(([k, v]) => [k, v.data]));
   } finally {
     await trainer.dispose();
   }
   const step = i.steps;
   const labels: Uint8Array[] = [];
-  for (const [k, target] of i.targets.entries()) {
+  for (const [k, target] of i.pseudoLabels === false ? [] : i.targets.entries()) {
     const r = await pseudoLabels({
       params,
       args,

@@ -1,0 +1,804 @@
+/**
+ * RRL-MedSAM training pipeline (issue #4): one labelled atlas + unlabelled volumes, all already on
+ * the plan grid and normalised → a published model (model.onnx + metadata.json) and an evaluation
+ * model. Stages, in order, each resumable from its own checkpoint under `outDir/checkpoints`:
+ *
+ * 1. registration — the registration net (atlas → each unlabelled volume), then the pseudo labels
+ *    (atlas labels warped) of every unlabelled volume, saved under `outDir/pseudo-labels`;
+ * 2. distill-sam — stage 1 of the dual-stage distillation: SAM teacher features → E_g (skipped,
+ *    with a notice, when the plan has no teacher);
+ * 3. distill-task — stage 2: E_g + head on the task volumes (pseudo labels; atlas: true labels)
+ *    plus an L1 feature-matching term to the frozen stage-1 E_g when stage 1 ran;
+ * 4. mutual — both branches supervised by the labels and by each other, with the mutual EMA;
+ * 5. decoder — the auto-prompting decoder alone (everything else frozen);
+ * 6. export — model.onnx + metadata.json (written last, atomically) and eval-model.onnx.
+ *
+ * Parameters flow between stages by name (every task graph uses the inference net's names).
+ * `state.json` records finished stages; a rerun on the same `outDir` skips them and continues an
+ * interrupted stage from its checkpoint (steps are totals).
+ */
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildTrainingGraph } from '../engine/autodiff/training.js';
+import type { Graph } from '../engine/graph/graph.js';
+import { readCheckpoint, writeCheckpoint } from '../engine/runtime/checkpoint.js';
+import { selectProvider, type Provider } from '../engine/runtime/providers.js';
+import type { SeededRng } from '../engine/runtime/rng.js';
+import { Trainer, type Batch } from '../engine/runtime/trainer.js';
+import type { RegistrationArgs } from '../engine/nn/registration.js';
+import { distillationTask, resampleFeatureVolume } from './distill.js';
+import { exportRrlEvalModel, exportRrlModel, type RrlModelInfo } from './export.js';
+import { rrlInferenceNet, rrlNetArgsFromPlan, type RrlNetArgs } from './networks.js';
+import type { RrlPlan } from './plan.js';
+import { oneHot, pseudoLabels } from './pseudoLabels.js';
+import { StageAbortedError } from './stages/abort.js';
+import { runRegistrationStage } from './stages/registration.js';
+import {
+  apDecoderTask,
+  branchSegmentationTask,
+  EG_REFERENCE,
+  mutualTask,
+  taskDistillationTask,
+} from './tasks.js';
+import { loadTeacher, teacherFeatureVolume } from './teacher.js';
+
+export { StageAbortedError } from './stages/abort.js';
+
+export type PipelineStage =
+  | 'registration'
+  | 'pseudo-labels'
+  | 'distill-sam'
+  | 'distill-task'
+  | 'mutual'
+  | 'decoder'
+  | 'export';
+
+/** The stages in order ('pseudo-labels' is the second phase of 'registration'). */
+export const PIPELINE_STAGES = Object.freeze([
+  'registration',
+  'distill-sam',
+  'distill-task',
+  'mutual',
+  'decoder',
+  'export',
+] as const);
+type StageName = (typeof PIPELINE_STAGES)[number];
+
+export const NO_TEACHER_NOTICE =
+  'stage 1 (SAM ViT-B distillation) skipped: no teacher given in the plan';
+
+export interface PipelineInput {
+  plan: RrlPlan;
+  outDir: string;
+  /** On the plan grid [D, H, W] (x fastest), normalised; labels are class indices 0..classes−1. */
+  atlas: { image: Float32Array; labels: Uint8Array };
+  unlabeled: { id: string; image: Float32Array }[];
+  /** Names, labels, modalities, provenance … for metadata.json (intensity is taken from the plan). */
+  info: RrlModelInfo;
+  provider?: 'auto' | 'cpu' | 'webgpu' | 'cuda';
+  onProgress?: (p: PipelineProgress) => void;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+export interface PipelineProgress {
+  stage: PipelineStage;
+  stageIndex: number;
+  stageCount: number;
+  step: number;
+  total: number;
+  loss?: number;
+  metrics?: Record<string, number>;
+}
+
+export interface StageRecord {
+  stage: string;
+  steps: number;
+  seconds: number;
+  firstLoss?: number;
+  lastLoss?: number;
+  skipped?: string;
+}
+
+export interface PipelineResult {
+  modelPath: string;
+  metadataPath: string;
+  evalModelPath: string;
+  stages: StageRecord[];
+  notices: string[];
+  seconds: number;
+}
+
+interface PipelineState {
+  formatVersion: 1;
+  stages: StageRecord[];
+  notices: string[];
+  /** Seconds already spent in an interrupted stage. */
+  partial?: { stage: string; seconds: number };
+}
+
+type Params = Map<string, Float32Array>;
+
+const OPTIMIZER = { type: 'adamw', beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 } as const;
+
+function safeId(id: string): string {
+  return id.replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+export interface PipelinePaths {
+  plan: string;
+  state: string;
+  log: string;
+  checkpoints: string;
+  pseudoLabels: string;
+  registration: string;
+  teacherFeatures: string;
+  model: string;
+  metadata: string;
+  evalModel: string;
+}
+
+export function pipelinePaths(outDir: string): PipelinePaths {
+  return {
+    plan: join(outDir, 'plan.json'),
+    state: join(outDir, 'state.json'),
+    log: join(outDir, 'training-log.jsonl'),
+    checkpoints: join(outDir, 'checkpoints'),
+    pseudoLabels: join(outDir, 'pseudo-labels'),
+    registration: join(outDir, 'registration'),
+    teacherFeatures: join(outDir, 'teacher-features'),
+    model: join(outDir, 'model.onnx'),
+    metadata: join(outDir, 'metadata.json'),
+    evalModel: join(outDir, 'eval-model.onnx'),
+  };
+}
+
+async function atomicWrite(file: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, data);
+  await rename(tmp, file);
+}
+
+async function saveParams(file: string, params: ReadonlyMap<string, Float32Array>): Promise<void> {
+  await writeCheckpoint(
+    file,
+    { step: 0, seed: 0, rng: [1, 2, 3, 4], specHash: 'params', provider: 'none' },
+    [...params].map(([name, data]) => ({
+      name,
+      kind: 'param' as const,
+      tensor: { data, dims: [data.length] },
+    })),
+  );
+}
+
+async function loadParams(file: string): Promise<Params> {
+  const c = await readCheckpoint(file);
+  const out: Params = new Map();
+  for (const e of c.header.tensors)
+    if (e.kind === 'param') out.set(e.name, c.tensors.get(e.name)!.data);
+  return out;
+}
+
+function checkInput(i: PipelineInput): number {
+  const [D, H, W] = i.plan.grid;
+  const m = D * H * W;
+  const fix = 'resample it to the plan grid (prepareModelInput with planModelGrid(plan))';
+  if (i.atlas.image.length !== m) {
+    throw new Error(
+      `runPipeline: the atlas image has ${i.atlas.image.length} voxels, expected ${m} for the plan grid [${i.plan.grid.join(', ')}]; ${fix}.`,
+    );
+  }
+  if (i.atlas.labels.length !== m) {
+    throw new Error(
+      `runPipeline: the atlas labels have ${i.atlas.labels.length} voxels, expected ${m} for the plan grid [${i.plan.grid.join(', ')}]; resample them with labelsToModelGrid.`,
+    );
+  }
+  let fg = 0;
+  for (let k = 0; k < m; k++) {
+    const l = i.atlas.labels[k]!;
+    if (l >= i.plan.classes) {
+      throw new Error(
+        `runPipeline: atlas label ${l} at voxel ${k} is not a class index 0..${i.plan.classes - 1} (plan.classes = ${i.plan.classes}); map the label values to class indices or raise plan.classes.`,
+      );
+    }
+    if (l > 0) fg++;
+  }
+  if (fg === 0) {
+    throw new Error(
+      'runPipeline: the atlas label volume is empty on the plan grid (no foreground voxel); check the label file and the grid.',
+    );
+  }
+  if (i.unlabeled.length === 0) {
+    throw new Error(
+      'runPipeline: no unlabelled volumes were given; the registration stage needs at least one target to make pseudo labels for.',
+    );
+  }
+  const ids = new Set<string>();
+  for (const u of i.unlabeled) {
+    if (u.image.length !== m) {
+      throw new Error(
+        `runPipeline: unlabelled volume ${u.id} has ${u.image.length} voxels, expected ${m} for the plan grid [${i.plan.grid.join(', ')}]; ${fix}.`,
+      );
+    }
+    const key = safeId(u.id);
+    if (ids.has(key)) throw new Error(`runPipeline: two unlabelled volumes share the id ${u.id}.`);
+    ids.add(key);
+  }
+  return m;
+}
+
+/** Summary of the losses logged for `stage` (first and last step) in training-log.jsonl. */
+async function lossSummary(
+  logFile: string,
+  stage: string,
+): Promise<{ firstLoss?: number; lastLoss?: number }> {
+  if (!existsSync(logFile)) return {};
+  const byStep = new Map<number, number>();
+  for (const line of (await readFile(logFile, 'utf8')).split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const r = JSON.parse(line) as { stage?: string; step?: number; loss?: number };
+      if (r.stage === stage && typeof r.step === 'number' && typeof r.loss === 'number') {
+        byStep.set(r.step, r.loss);
+      }
+    } catch {
+      // a line cut by a crash: ignore it
+    }
+  }
+  if (byStep.size === 0) return {};
+  const steps = [...byStep.keys()].sort((a, b) => a - b);
+  return { firstLoss: byStep.get(steps[0]!), lastLoss: byStep.get(steps[steps.length - 1]!) };
+}
+
+class Run {
+  readonly paths: PipelinePaths;
+  readonly args: RrlNetArgs;
+  readonly grid: [number, number, number];
+  readonly voxels: number;
+  state: PipelineState = { formatVersion: 1, stages: [], notices: [] };
+  provider: Provider = 'cpu';
+  params: Params = new Map();
+  pseudo: Uint8Array[] = [];
+  private logQueue: Promise<void> = Promise.resolve();
+
+  constructor(readonly input: PipelineInput) {
+    this.voxels = checkInput(input);
+    this.paths = pipelinePaths(input.outDir);
+    this.args = rrlNetArgsFromPlan(input.plan);
+    this.grid = [...input.plan.grid];
+  }
+
+  get plan(): RrlPlan {
+    return this.input.plan;
+  }
+
+  stageIndex(stage: StageName): number {
+    return PIPELINE_STAGES.indexOf(stage);
+  }
+
+  say(line: string): void {
+    this.input.log?.(line);
+  }
+
+  progress(
+    stage: PipelineStage,
+    p: Omit<PipelineProgress, 'stage' | 'stageIndex' | 'stageCount'>,
+  ): void {
+    const stageIndex = this.stageIndex(stage === 'pseudo-labels' ? 'registration' : stage);
+    this.input.onProgress?.({ stage, stageIndex, stageCount: PIPELINE_STAGES.length, ...p });
+    const rec = { time: new Date().toISOString(), stage, ...p };
+    const line = `${JSON.stringify(rec)}\n`;
+    this.logQueue = this.logQueue.then(() => appendFile(this.paths.log, line));
+  }
+
+  async flushLog(): Promise<void> {
+    await this.logQueue;
+  }
+
+  async saveState(): Promise<void> {
+    await atomicWrite(this.paths.state, `${JSON.stringify(this.state, null, 2)}\n`);
+  }
+
+  done(stage: StageName): StageRecord | undefined {
+    return this.state.stages.find((s) => s.stage === stage);
+  }
+
+  checkAbort(stage: StageName, step = 0, total = 0): void {
+    if (this.input.signal?.aborted) throw new StageAbortedError(stage, step, total);
+  }
+
+  async finish(
+    stage: StageName,
+    rec: Omit<StageRecord, 'stage' | 'seconds'>,
+    t0: number,
+  ): Promise<void> {
+    await this.flushLog();
+    const before = this.state.partial?.stage === stage ? this.state.partial.seconds : 0;
+    const seconds = before + (performance.now() - t0) / 1000;
+    const loss = rec.skipped ? {} : await lossSummary(this.paths.log, stage);
+    const full: StageRecord = { stage, seconds: Math.round(seconds * 100) / 100, ...loss, ...rec };
+    this.state.stages.push(full);
+    delete this.state.partial;
+    if (stage !== 'registration' && stage !== 'export' && !rec.skipped) {
+      await saveParams(join(this.paths.checkpoints, `after-${stage}.params`), this.params);
+    }
+    await this.saveState();
+    this.say(
+      rec.skipped
+        ? `[${stage}] skipped: ${rec.skipped}`
+        : `[${stage}] done: ${full.steps} steps in ${full.seconds.toFixed(1)} s` +
+            (full.firstLoss !== undefined
+              ? `, loss ${full.firstLoss.toFixed(4)} → ${full.lastLoss!.toFixed(4)}`
+              : ''),
+    );
+  }
+
+  async interrupted(stage: StageName, t0: number): Promise<void> {
+    await this.flushLog();
+    const before = this.state.partial?.stage === stage ? this.state.partial.seconds : 0;
+    this.state.partial = { stage, seconds: before + (performance.now() - t0) / 1000 };
+    await this.saveState();
+  }
+
+  /** One training sample: the atlas (true labels) or an unlabelled volume (pseudo labels). */
+  sample(rng: SeededRng): { index: number; image: Float32Array; labels: Uint8Array } {
+    const s = this.plan.sampling;
+    const atlas = rng.next() < s.atlasProbability;
+    const index = atlas ? -1 : rng.int(this.input.unlabeled.length);
+    const src = atlas ? this.input.atlas.image : this.input.unlabeled[index]!.image;
+    const labels = atlas ? this.input.atlas.labels : this.pseudo[index]!;
+    const u = 2 * rng.next() - 1;
+    const v = 2 * rng.next() - 1;
+    if (s.intensityScale === 0 && s.intensityShift === 0) return { index, image: src, labels };
+    const a = 1 + u * s.intensityScale;
+    const b = v * s.intensityShift;
+    const image = new Float32Array(src.length);
+    for (let k = 0; k < src.length; k++) image[k] = src[k]! * a + b;
+    return { index, image, labels };
+  }
+
+  segBatch(rng: SeededRng): Batch {
+    const { image, labels } = this.sample(rng);
+    return {
+      image: { data: image, dims: [1, 1, ...this.grid] },
+      target: {
+        data: oneHot(labels, this.plan.classes),
+        dims: [1, this.plan.classes, ...this.grid],
+      },
+    };
+  }
+
+  /**
+   * Trains one stage's graph on the engine Trainer: initial values from the parameter store
+   * (by name; `extra` overrides), resumed from `checkpoints/<stage>.ckpt` when it exists; on
+   * cancellation the checkpoint is written and StageAbortedError thrown. The trained parameters
+   * whose names the inference net uses go back into the store.
+   */
+  async trainStage(o: {
+    stage: StageName;
+    graph: Graph;
+    built: ReturnType<typeof buildTrainingGraph>;
+    steps: number;
+    lr: number;
+    batch: (rng: SeededRng) => Batch;
+    extra?: ReadonlyMap<string, Float32Array>;
+  }): Promise<void> {
+    const init = o.graph.initialParams(this.plan.seeds.init);
+    for (const [k, v] of this.params) if (init.has(k)) init.set(k, v);
+    for (const [k, v] of o.extra ?? []) if (init.has(k)) init.set(k, v);
+    const ckpt = join(this.paths.checkpoints, `${o.stage}.ckpt`);
+    const trainer = await Trainer.create(o.built, {
+      provider: this.provider,
+      seed: this.plan.seeds.data + this.stageIndex(o.stage),
+      initialState: init,
+      intraOpNumThreads: 2,
+    });
+    try {
+      if (existsSync(ckpt)) {
+        await trainer.loadCheckpoint(ckpt);
+        this.say(`[${o.stage}] resuming from step ${trainer.stepsCompleted} of ${o.steps}`);
+      }
+      await trainer.train({
+        steps: Math.max(0, o.steps - trainer.stepsCompleted),
+        lr: o.lr,
+        batch: (_step, rng) => o.batch(rng),
+        checkpoint: { path: ckpt, every: Math.max(1, Math.min(50, Math.ceil(o.steps / 4))) },
+        signal: this.input.signal,
+        onStep: (r) =>
+          this.progress(o.stage, {
+            step: r.step,
+            total: o.steps,
+            loss: r.loss,
+            metrics: r.metrics,
+          }),
+      });
+      if (trainer.stepsCompleted < o.steps) {
+        await trainer.saveCheckpoint(ckpt);
+        throw new StageAbortedError(o.stage, trainer.stepsCompleted, o.steps, ckpt);
+      }
+      for (const [k, v] of await trainer.readParams()) {
+        if (!k.startsWith(`${EG_REFERENCE}.`)) this.params.set(k, v.data);
+      }
+    } finally {
+      await trainer.dispose();
+    }
+  }
+
+  // ---------------------------------------------------------------- stages
+
+  async registration(): Promise<Omit<StageRecord, 'stage' | 'seconds'>> {
+    const p = this.plan;
+    const sched = p.schedule.registration;
+    const args: RegistrationArgs = {
+      base: p.registrationBase,
+      smoothness: p.loss.smoothness,
+      similarity: 'lncc',
+      channels: 1,
+    };
+    const targets = this.input.unlabeled.map((u) => u.image);
+    const reg = await runRegistrationStage({
+      grid: this.grid,
+      classes: p.classes,
+      atlasImage: this.input.atlas.image,
+      atlasLabels: this.input.atlas.labels,
+      targets,
+      args,
+      steps: sched.steps,
+      lr: sched.lr,
+      seed: p.seeds.init,
+      provider: this.provider,
+      checkpoint: {
+        path: join(this.paths.checkpoints, 'registration.ckpt'),
+        every: Math.max(1, Math.min(50, Math.ceil(sched.steps / 4))),
+      },
+      signal: this.input.signal,
+      pseudoLabels: false,
+      onProgress: (q) =>
+        this.progress('registration', {
+          step: q.step,
+          total: q.total,
+          loss: q.loss,
+          metrics: q.metrics,
+        }),
+    });
+    await mkdir(this.paths.registration, { recursive: true });
+    await saveParams(join(this.paths.registration, 'params.ckpt'), reg.params);
+    await atomicWrite(
+      join(this.paths.registration, 'registration.json'),
+      `${JSON.stringify({ formatVersion: 1, args: reg.args, grid: this.grid, classes: p.classes, steps: sched.steps }, null, 2)}\n`,
+    );
+    await mkdir(this.paths.pseudoLabels, { recursive: true });
+    const total = targets.length;
+    for (const [k, u] of this.input.unlabeled.entries()) {
+      this.checkAbort('registration', sched.steps, sched.steps);
+      const file = join(this.paths.pseudoLabels, `${safeId(u.id)}.u8`);
+      if (!existsSync(file)) {
+        const r = await pseudoLabels({
+          params: reg.params,
+          args: reg.args,
+          grid: this.grid,
+          classes: p.classes,
+          atlasImage: this.input.atlas.image,
+          atlasLabels: this.input.atlas.labels,
+          target: u.image,
+        });
+        await atomicWrite(file, r.labels);
+      }
+      this.progress('pseudo-labels', { step: k + 1, total });
+    }
+    await this.loadPseudoLabels();
+    return { steps: sched.steps };
+  }
+
+  async loadPseudoLabels(): Promise<void> {
+    this.pseudo = [];
+    for (const u of this.input.unlabeled) {
+      const file = join(this.paths.pseudoLabels, `${safeId(u.id)}.u8`);
+      if (!existsSync(file)) {
+        throw new Error(
+          `runPipeline: the pseudo labels of ${u.id} are missing (${file}) although the registration stage is recorded as done; the unlabelled volumes differ from the first run — use a new output folder.`,
+        );
+      }
+      const b = new Uint8Array(await readFile(file));
+      if (b.length !== this.voxels) {
+        throw new Error(
+          `runPipeline: ${file} has ${b.length} voxels, expected ${this.voxels}; use a new output folder.`,
+        );
+      }
+      this.pseudo.push(b);
+    }
+  }
+
+  async distillSam(): Promise<Omit<StageRecord, 'stage' | 'seconds'>> {
+    const p = this.plan;
+    const sched = p.schedule.distillSam;
+    if (!p.teacher) {
+      if (!this.state.notices.includes(NO_TEACHER_NOTICE))
+        this.state.notices.push(NO_TEACHER_NOTICE);
+      return { steps: 0, skipped: NO_TEACHER_NOTICE };
+    }
+    if (sched.steps === 0) return { steps: 0, skipped: 'schedule.distillSam.steps is 0' };
+    const task = distillationTask(this.args, this.grid, { weight: p.loss.distillation });
+    const tdims = task.target.shape;
+    const tShape: [number, number, number] = [tdims[2]!, tdims[3]!, tdims[4]!];
+    // Teacher features of the atlas (index −1) and of every unlabelled volume, cached on disk.
+    await mkdir(this.paths.teacherFeatures, { recursive: true });
+    const feats = new Map<number, Float32Array>();
+    const vols = [
+      { index: -1, id: 'atlas', image: this.input.atlas.image },
+      ...this.input.unlabeled.map((u, k) => ({
+        index: k,
+        id: `u-${safeId(u.id)}`,
+        image: u.image,
+      })),
+    ];
+    const need = vols.filter((v) => !existsSync(join(this.paths.teacherFeatures, `${v.id}.f32`)));
+    if (need.length > 0) {
+      const teacher = await loadTeacher(p.teacher);
+      try {
+        for (const [n, v] of need.entries()) {
+          this.checkAbort('distill-sam');
+          const fv = await teacherFeatureVolume(
+            teacher,
+            { data: v.image, dims: this.grid },
+            { sliceStride: p.teacherSliceStride },
+          );
+          const r = resampleFeatureVolume(fv, tShape);
+          await atomicWrite(
+            join(this.paths.teacherFeatures, `${v.id}.f32`),
+            new Uint8Array(r.buffer),
+          );
+          this.say(`[distill-sam] teacher features ${n + 1}/${need.length}`);
+        }
+      } finally {
+        await teacher.session.release();
+      }
+    }
+    for (const v of vols) {
+      const b = await readFile(join(this.paths.teacherFeatures, `${v.id}.f32`));
+      feats.set(v.index, new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4).slice());
+    }
+    const built = buildTrainingGraph({ graph: task.graph, loss: task.loss, optimizer: OPTIMIZER });
+    await this.trainStage({
+      stage: 'distill-sam',
+      graph: task.graph,
+      built,
+      steps: sched.steps,
+      lr: sched.lr,
+      batch: (rng) => {
+        const s = this.sample(rng);
+        return {
+          image: { data: s.image, dims: [1, 1, ...this.grid] },
+          target: { data: feats.get(s.index)!, dims: [...tdims] },
+        };
+      },
+    });
+    return { steps: sched.steps };
+  }
+
+  async distillTask(): Promise<Omit<StageRecord, 'stage' | 'seconds'>> {
+    const p = this.plan;
+    const sched = p.schedule.distillTask;
+    if (sched.steps === 0) return { steps: 0, skipped: 'schedule.distillTask.steps is 0' };
+    const w = { dice: p.loss.dice, crossEntropy: p.loss.crossEntropy };
+    const stage1 = this.done('distill-sam');
+    const withRef = stage1 !== undefined && !stage1.skipped;
+    let extra: Params | undefined;
+    let t;
+    if (withRef) {
+      t = taskDistillationTask(this.args, this.grid, { ...w, featureWeight: p.loss.distillation });
+      const snap = await loadParams(join(this.paths.checkpoints, 'after-distill-sam.params'));
+      extra = new Map(
+        [...snap]
+          .filter(([k]) => k.startsWith('eg.'))
+          .map(([k, v]) => [`${EG_REFERENCE}.${k.slice(3)}`, v]),
+      );
+    } else {
+      t = branchSegmentationTask(this.args, this.grid, 'eg', w);
+    }
+    const built = buildTrainingGraph({
+      graph: t.graph,
+      loss: t.loss,
+      metrics: t.metrics,
+      optimizer: OPTIMIZER,
+    });
+    await this.trainStage({
+      stage: 'distill-task',
+      graph: t.graph,
+      built,
+      steps: sched.steps,
+      lr: sched.lr,
+      batch: (rng) => this.segBatch(rng),
+      ...(extra ? { extra } : {}),
+    });
+    return { steps: sched.steps };
+  }
+
+  async mutual(): Promise<Omit<StageRecord, 'stage' | 'seconds'>> {
+    const p = this.plan;
+    const sched = p.schedule.mutual;
+    if (sched.steps === 0) return { steps: 0, skipped: 'schedule.mutual.steps is 0' };
+    const t = mutualTask(this.args, this.grid, {
+      dice: p.loss.dice,
+      crossEntropy: p.loss.crossEntropy,
+      mutual: p.loss.mutual,
+    });
+    const built = buildTrainingGraph({
+      graph: t.graph,
+      loss: t.loss,
+      metrics: t.metrics,
+      optimizer: OPTIMIZER,
+      ema: { pairs: t.emaPairs, alpha: sched.emaAlpha },
+    });
+    await this.trainStage({
+      stage: 'mutual',
+      graph: t.graph,
+      built,
+      steps: sched.steps,
+      lr: sched.lr,
+      batch: (rng) => this.segBatch(rng),
+    });
+    return { steps: sched.steps };
+  }
+
+  async decoder(): Promise<Omit<StageRecord, 'stage' | 'seconds'>> {
+    const p = this.plan;
+    const sched = p.schedule.decoder;
+    if (sched.steps === 0) return { steps: 0, skipped: 'schedule.decoder.steps is 0' };
+    const t = apDecoderTask(this.args, this.grid, {
+      dice: p.loss.dice,
+      crossEntropy: p.loss.crossEntropy,
+    });
+    const built = buildTrainingGraph({
+      graph: t.graph,
+      loss: t.loss,
+      metrics: t.metrics,
+      optimizer: OPTIMIZER,
+    });
+    await this.trainStage({
+      stage: 'decoder',
+      graph: t.graph,
+      built,
+      steps: sched.steps,
+      lr: sched.lr,
+      batch: (rng) => this.segBatch(rng),
+    });
+    return { steps: sched.steps };
+  }
+
+  async export(): Promise<Omit<StageRecord, 'stage' | 'seconds'>> {
+    const p = this.plan;
+    const net = rrlInferenceNet(this.args, this.grid);
+    const init = net.graph.initialParams(p.seeds.init);
+    const params: Params = new Map();
+    for (const [k, v] of init) params.set(k, this.params.get(k) ?? v);
+    const { onnx, metadata } = exportRrlModel({
+      args: this.args,
+      grid: this.grid,
+      params,
+      spacing: [...p.preprocess.spacing],
+      info: { ...this.input.info, intensity: { ...p.preprocess.intensity } },
+      notices: this.state.notices,
+      resample: p.preprocess.resample,
+    });
+    this.progress('export', { step: 1, total: 3 });
+    await atomicWrite(
+      this.paths.evalModel,
+      exportRrlEvalModel({ args: this.args, grid: this.grid, params }),
+    );
+    this.progress('export', { step: 2, total: 3 });
+    await atomicWrite(this.paths.model, onnx);
+    await atomicWrite(this.paths.metadata, `${JSON.stringify(metadata, null, 2)}\n`);
+    this.progress('export', { step: 3, total: 3 });
+    return { steps: 0 };
+  }
+}
+
+/**
+ * Runs (or resumes) the whole training pipeline in `input.outDir`. Rejects with a
+ * `StageAbortedError` (name 'AbortError') when `signal` is aborted; its checkpoint is kept.
+ */
+export async function runPipeline(input: PipelineInput): Promise<PipelineResult> {
+  const t0 = performance.now();
+  const run = new Run(input);
+  const { paths } = run;
+  await mkdir(paths.checkpoints, { recursive: true });
+  const planJson = `${JSON.stringify(input.plan, null, 2)}\n`;
+  if (existsSync(paths.plan)) {
+    const old = await readFile(paths.plan, 'utf8');
+    if (JSON.stringify(JSON.parse(old)) !== JSON.stringify(input.plan)) {
+      throw new Error(
+        `runPipeline: ${input.outDir} holds a run of a different plan (plan.json differs); give a new output folder, or rerun with the same plan to resume.`,
+      );
+    }
+  } else {
+    await atomicWrite(paths.plan, planJson);
+  }
+  if (existsSync(paths.state)) {
+    run.state = JSON.parse(await readFile(paths.state, 'utf8')) as PipelineState;
+  }
+  run.provider = (await selectProvider(input.provider ?? 'auto')).provider;
+  // Parameters after the last finished training stage.
+  const finished = PIPELINE_STAGES.filter(
+    (s) => run.done(s) && !run.done(s)!.skipped && s !== 'export' && s !== 'registration',
+  );
+  const last = finished[finished.length - 1];
+  if (last) run.params = await loadParams(join(paths.checkpoints, `after-${last}.params`));
+  if (run.done('registration')) await run.loadPseudoLabels();
+
+  const bodies: Record<StageName, () => Promise<Omit<StageRecord, 'stage' | 'seconds'>>> = {
+    registration: () => run.registration(),
+    'distill-sam': () => run.distillSam(),
+    'distill-task': () => run.distillTask(),
+    mutual: () => run.mutual(),
+    decoder: () => run.decoder(),
+    export: () => run.export(),
+  };
+  for (const stage of PIPELINE_STAGES) {
+    if (run.done(stage)) {
+      run.say(`[${stage}] already done`);
+      continue;
+    }
+    run.checkAbort(stage);
+    run.say(`[${stage}] starting`);
+    const ts = performance.now();
+    try {
+      const rec = await bodies[stage]();
+      await run.finish(stage, rec, ts);
+    } catch (e) {
+      if (e instanceof StageAbortedError) await run.interrupted(stage, ts);
+      else await run.flushLog();
+      throw e;
+    }
+  }
+  return {
+    modelPath: paths.model,
+    metadataPath: paths.metadata,
+    evalModelPath: paths.evalModel,
+    stages: run.state.stages,
+    notices: run.state.notices,
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/** Registration saved by a pipeline run ("registration only" evaluation of test volumes). */
+export interface SavedRegistration {
+  register(
+    atlasImage: Float32Array,
+    atlasLabels: Uint8Array,
+    target: Float32Array,
+  ): Promise<{ labels: Uint8Array; probabilities: Float32Array }>;
+  release(): Promise<void>;
+}
+
+export async function loadRegistration(outDir: string): Promise<SavedRegistration> {
+  const dir = pipelinePaths(outDir).registration;
+  const metaFile = join(dir, 'registration.json');
+  if (!existsSync(metaFile)) {
+    throw new Error(
+      `loadRegistration: ${metaFile} does not exist; the registration stage of this training folder has not finished. Run (or resume) the training first.`,
+    );
+  }
+  const meta = JSON.parse(await readFile(metaFile, 'utf8')) as {
+    args: RegistrationArgs;
+    grid: [number, number, number];
+    classes: number;
+  };
+  const params = await loadParams(join(dir, 'params.ckpt'));
+  return {
+    register: async (atlasImage, atlasLabels, target) => {
+      const r = await pseudoLabels({
+        params,
+        args: meta.args,
+        grid: meta.grid,
+        classes: meta.classes,
+        atlasImage,
+        atlasLabels,
+        target,
+      });
+      return { labels: r.labels, probabilities: r.probabilities };
+    },
+    release: async () => {},
+  };
+}
