@@ -13,6 +13,7 @@ import * as ort from 'onnxruntime-node';
 import { readImageVolume, readLabelVolume } from '../io/index.js';
 import { decodeModel } from '../engine/onnx/model.js';
 import { validateMetadata, type ModelMetadata } from '../format/metadata.js';
+import { rrlInferenceNet, rrlNetArgsFromPlan } from '../rrl/networks.js';
 import { parsePlan, type RrlPlan } from '../rrl/plan.js';
 import { loadRegistration } from '../rrl/pipeline.js';
 import { dice, hd95 } from '../rrl/metrics.js';
@@ -76,15 +77,26 @@ export const EVAL_SPEC: CommandSpec = {
   ],
 };
 
-/** Parameters of an ONNX model: the element count of its float initializers. */
-export function countOnnxParameters(bytes: Uint8Array): number {
+/**
+ * Parameters of an ONNX model: the element count of its float initializers whose names are in
+ * `paramNames` (the network's trainable parameters; constants such as up-sampling matrices are
+ * initializers too), or of every float initializer when `paramNames` is not given.
+ */
+export function countOnnxParameters(bytes: Uint8Array, paramNames?: ReadonlySet<string>): number {
   const { graph } = decodeModel(bytes);
   let n = 0;
   for (const t of graph.initializers) {
     if (t.dtype !== 'float32' && t.dtype !== 'float64') continue;
+    if (paramNames && !paramNames.has(t.name)) continue;
     n += t.dims.reduce((a, b) => a * b, 1);
   }
   return n;
+}
+
+/** Names of the trainable parameters of the plan's inference network. */
+export function planParamNames(plan: RrlPlan): Set<string> {
+  const net = rrlInferenceNet(rrlNetArgsFromPlan(plan), plan.grid);
+  return new Set([...net.graph.params.values()].map((p) => p.name));
 }
 
 /** One-hot [C, D, H, W] of class labels (for mapping labels back through labelsFromLogits). */
@@ -222,8 +234,9 @@ export async function evaluate(argv: string[], io: Io = processIo): Promise<numb
       path.join(modelDir, 'eval-model.onnx'),
       'evaluation model',
     );
-    const parameters = countOnnxParameters(modelBytes);
-    const evalModelParameters = countOnnxParameters(evalBytes);
+    const paramNames = plan ? planParamNames(plan) : undefined;
+    const parameters = countOnnxParameters(modelBytes, paramNames);
+    const evalModelParameters = countOnnxParameters(evalBytes, paramNames);
 
     const atlas = await readAtlas(split.atlas.image, split.atlas.labels, set);
     const atlasInput = prepareModelInput(

@@ -1,0 +1,158 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { train } from '../../../models/src/cli/train.js';
+import { evaluate, type EvalReport } from '../../../models/src/cli/eval.js';
+import { validateMetadata } from '../../../models/src/format/metadata.js';
+import {
+  countParams,
+  rrlInferenceNet,
+  rrlNetArgsFromPlan,
+} from '../../../models/src/rrl/networks.js';
+import { parsePlan } from '../../../models/src/rrl/plan.js';
+import { blobVolume, capture, writeNifti, type Dims3 } from './helpers.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const tinyPlan = path.join(root, 'models/plans/tiny.json');
+const labelSet = path.join(root, 'models/labelsets/hippocampus.json');
+let dir = '';
+
+// Subjects of different sizes, positions and intensity scales (each evaluated on its own grid).
+const SUBJECTS: [string, Dims3, Dims3, Dims3, number][] = [
+  ['atlas', [20, 24, 18], [10, 12, 9], [6, 7, 5], 1],
+  ['u1', [22, 24, 18], [11, 12, 9], [6, 8, 5], 2],
+  ['u2', [20, 26, 20], [9, 13, 10], [7, 7, 6], 0.5],
+  ['t1', [21, 25, 19], [10, 12, 10], [6, 7, 5], 3],
+  ['t2', [19, 23, 17], [10, 11, 8], [5, 7, 5], 1],
+];
+
+before(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'rrl-cli-e2e-'));
+  await mkdir(path.join(dir, 'data/unlabeled'), { recursive: true });
+  for (const [id, dims, centre, radii, gain] of SUBJECTS) {
+    const v = blobVolume(dims, centre, radii, gain);
+    const sub = id.startsWith('u') ? 'data/unlabeled' : 'data';
+    await writeNifti(path.join(dir, sub, `${id}.nii.gz`), dims, v.image);
+    if (!id.startsWith('u'))
+      await writeNifti(path.join(dir, 'data', `${id}_seg.nii.gz`), dims, v.labels);
+  }
+  // An unreadable volume among the unlabelled ones: skipped with its reason, not fatal.
+  await writeFile(path.join(dir, 'data/unlabeled/corrupt.nii.gz'), 'this is not a NIfTI file');
+  await writeFile(
+    path.join(dir, 'split.json'),
+    JSON.stringify({
+      atlas: { id: 'atlas', image: 'atlas.nii.gz', labels: 'atlas_seg.nii.gz' },
+      test: ['t1', 't2'].map((id) => ({ id, image: `${id}.nii.gz`, labels: `${id}_seg.nii.gz` })),
+    }),
+  );
+});
+
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('train (tiny plan) publishes a valid model, resumes on rerun, and eval reports Dice for a-d', async () => {
+  const out = path.join(dir, 'model');
+  const argv = [
+    '--plan',
+    tinyPlan,
+    '--labels',
+    labelSet,
+    '--atlas-image',
+    path.join(dir, 'data/atlas.nii.gz'),
+    '--atlas-labels',
+    path.join(dir, 'data/atlas_seg.nii.gz'),
+    '--unlabeled',
+    path.join(dir, 'data/unlabeled'),
+    '--out',
+    out,
+    '--provider',
+    'cpu',
+  ];
+  const c1 = capture();
+  assert.equal(await train(argv, c1.io), 0, c1.stderr());
+  assert.match(c1.stderr(), /skipped unlabelled volume corrupt: /);
+  assert.match(c1.stderr(), /2 unlabelled volume\(s\) read, 1 skipped/);
+  assert.match(c1.stderr(), /stage 1\/6 registration \[[#.]+\] \d+\/\d+ loss -?\d/);
+  assert.match(c1.stdout(), /model: +.*model\.onnx/);
+  for (const f of ['model.onnx', 'metadata.json', 'eval-model.onnx', 'labelset.json', 'plan.json'])
+    assert.ok(existsSync(path.join(out, f)), `${f} missing`);
+  const meta = validateMetadata(
+    JSON.parse(await readFile(path.join(out, 'metadata.json'), 'utf8')),
+  );
+  assert.deepEqual(
+    meta.labels.map((l) => [l.value, l.name]),
+    [
+      [1, 'Anterior hippocampus'],
+      [2, 'Posterior hippocampus'],
+    ],
+  );
+  assert.equal(meta.labels[0]!.type.value, '5366008');
+
+  // Rerun on the same folder: every stage is already done.
+  const c2 = capture();
+  assert.equal(await train(argv, c2.io), 0, c2.stderr());
+  assert.match(c2.stderr(), /\[registration\] already done/);
+  assert.match(c2.stderr(), /\[export\] already done/);
+
+  const reportFile = path.join(dir, 'report.json');
+  const c3 = capture();
+  const code = await evaluate(
+    [
+      '--model',
+      out,
+      '--split',
+      path.join(dir, 'split.json'),
+      '--data-dir',
+      path.join(dir, 'data'),
+      '--wasm-runs',
+      '1',
+      '--report',
+      reportFile,
+    ],
+    c3.io,
+  );
+  assert.equal(code, 0, c3.stderr());
+  assert.match(c3.stdout(), /\(a\) atlas labels copied/);
+  assert.match(c3.stdout(), /\(d\) full pipeline/);
+  assert.match(c3.stdout(), /onnxruntime-web wasm/);
+  const report = JSON.parse(await readFile(reportFile, 'utf8')) as EvalReport;
+  assert.equal(typeof report.date, 'string');
+  assert.ok(report.gitCommit === null || /^[0-9a-f]{40}$/.test(report.gitCommit));
+  assert.deepEqual(report.plan, parsePlan(JSON.parse(await readFile(tinyPlan, 'utf8'))));
+  assert.deepEqual(report.split.test, ['t1', 't2']);
+  assert.equal(report.perSubject.length, 2);
+  assert.deepEqual(report.perSubject[0]!.dims, [21, 25, 19]);
+  const names = ['Anterior hippocampus', 'Posterior hippocampus'];
+  for (const m of ['a', 'b', 'c', 'd'] as const) {
+    const s = report.methods[m];
+    assert.deepEqual(Object.keys(s.perLabel), names);
+    for (const n of names) {
+      assert.ok(s.perLabel[n]!.mean >= 0 && s.perLabel[n]!.mean <= 1, `${m} ${n} mean`);
+      assert.ok(s.perLabel[n]!.std >= 0 && s.perLabel[n]!.std <= 0.5, `${m} ${n} std`);
+      for (const subj of report.perSubject) {
+        const d = subj.dice[m][n]!;
+        assert.ok(d >= 0 && d <= 1, `${m} ${n} ${subj.id} Dice ${d}`);
+      }
+    }
+    assert.ok(s.mean >= 0 && s.mean <= 1);
+    assert.ok(s.hd95 === null || s.hd95 >= 0);
+  }
+  // The blobs overlap well without registration: (a) is far from 0.
+  assert.ok(report.methods.a.mean > 0.5, `method a mean Dice ${report.methods.a.mean}`);
+  // Parameters: exactly the inference net's parameters (model.onnx has no medical head).
+  const plan = parsePlan(JSON.parse(await readFile(path.join(out, 'plan.json'), 'utf8')));
+  const net = rrlInferenceNet(rrlNetArgsFromPlan(plan), plan.grid);
+  assert.equal(report.model.evalModelParameters, countParams(net.graph));
+  assert.equal(
+    report.model.parameters,
+    countParams(net.graph) - countParams(net.graph, 'em_head.'),
+  );
+  assert.ok(report.timing.nodeCpuMs.median > 0);
+  assert.equal(report.timing.wasmMs?.runs.length, 1);
+  assert.ok(report.machine.cpuCount > 0);
+});
