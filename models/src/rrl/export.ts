@@ -5,12 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { buildForwardGraph } from '../engine/autodiff/training.js';
-import {
-  FORMAT_VERSION,
-  validateMetadata,
-  type GridSpec,
-  type ModelMetadata,
-} from '../format/metadata.js';
+import { FORMAT_VERSION, validateMetadata, type ModelMetadata } from '../format/metadata.js';
 import { rrlInferenceNet, type RrlNetArgs } from './networks.js';
 import type { ResampleMode } from './plan.js';
 
@@ -64,7 +59,7 @@ export function exportRrlModel(o: RrlExportOptions): { onnx: Uint8Array; metadat
     grid: {
       size: [W, H, D],
       spacing: o.spacing,
-      resample: (o.resample ?? 'fit-extent') as GridSpec['resample'],
+      resample: o.resample ?? 'fit-extent',
     },
     provenance: { ...o.info.provenance, ...(notes.length ? { notes: notes.join(' ') } : {}) },
   };

@@ -1,4 +1,4 @@
-import type { GridSpec, IntensitySpec } from '../format/metadata.js';
+import type { GridResample, GridSpec, IntensitySpec } from '../format/metadata.js';
 
 /**
  * The RRL-MedSAM training plan: one JSON file with the grid, the network widths, the loss weights,
@@ -14,7 +14,7 @@ export interface StageSchedule {
 }
 
 /** How a source volume is put on the plan grid (see `models/src/volume`). */
-export type ResampleMode = 'fit-extent' | 'fixed-spacing';
+export type ResampleMode = GridResample;
 
 export interface PreprocessSpec {
   /**
@@ -140,10 +140,9 @@ export function planModelGrid(plan: Pick<RrlPlan, 'grid' | 'preprocess'>): {
     grid: {
       size: [W, H, D],
       spacing: [...plan.preprocess.spacing],
-      // 'fixed-spacing' joins GridSpec['resample'] with the io work (models/src/format).
-      resample: plan.preprocess.resample as GridSpec['resample'],
+      resample: plan.preprocess.resample,
     },
-    intensity: { ...plan.preprocess.intensity } as IntensitySpec,
+    intensity: { ...plan.preprocess.intensity },
   };
 }
 

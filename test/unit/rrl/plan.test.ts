@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultPlan, parsePlan, PlanError } from '../../../models/src/rrl/plan.js';
+import { readFileSync } from 'node:fs';
+import { defaultPlan, parsePlan, planModelGrid, PlanError } from '../../../models/src/rrl/plan.js';
 
 test('defaults: an empty plan gives the default plan; given values are kept', () => {
   assert.deepEqual(parsePlan({}), defaultPlan());
@@ -61,4 +62,48 @@ test('validation errors name the field, what was expected and what was found', (
   rejects({ loss: { distillation: -0.1 } }, /loss\.distillation/);
   rejects({ teacher: '' }, /plan\.teacher: expected the path or file: URL/, /skip stage 1/);
   rejects({ classes: 1 }, /plan\.classes: expected an integer ≥ 2, found 1/);
+});
+
+test('plan preprocess and sampling: defaults, validation, planModelGrid', () => {
+  const d = parsePlan({});
+  assert.deepEqual(d.preprocess, {
+    resample: 'fit-extent',
+    spacing: [1, 1, 1],
+    intensity: { method: 'percentile', low: 1, high: 99 },
+  });
+  assert.equal(d.sampling.atlasProbability, 0.2);
+  const p = parsePlan({
+    grid: [48, 56, 40],
+    preprocess: {
+      resample: 'fixed-spacing',
+      spacing: [1, 1, 1.5],
+      intensity: { method: 'zscore', clip: [-4, 4] },
+    },
+  });
+  assert.deepEqual(planModelGrid(p), {
+    grid: { size: [40, 56, 48], spacing: [1, 1, 1.5], resample: 'fixed-spacing' },
+    intensity: { method: 'zscore', clip: [-4, 4] },
+  });
+  assert.throws(
+    () => parsePlan({ preprocess: { resample: 'stretch' } }),
+    /"fit-extent" or "fixed-spacing"/,
+  );
+  assert.throws(
+    () => parsePlan({ preprocess: { spacing: [1, 0, 1] } }),
+    /preprocess\.spacing\[1\]/,
+  );
+  assert.throws(
+    () => parsePlan({ preprocess: { intensity: { method: 'percentile', low: 99, high: 1 } } }),
+    /low < high/,
+  );
+  assert.throws(
+    () => parsePlan({ sampling: { atlasProbability: 2 } }),
+    /sampling\.atlasProbability/,
+  );
+  for (const f of ['tiny', 'hippocampus', 'brain-aseg']) {
+    const json = JSON.parse(
+      readFileSync(new URL(`../../../models/plans/${f}.json`, import.meta.url), 'utf8'),
+    );
+    assert.doesNotThrow(() => parsePlan(json), `models/plans/${f}.json parses`);
+  }
 });

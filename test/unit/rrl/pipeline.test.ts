@@ -1,0 +1,270 @@
+/**
+ * The whole RRL-MedSAM pipeline on a 16³ grid (models/plans/tiny.json) with synthetic volumes and
+ * the generated stand-in teacher (so stage 1 runs): every stage's loss falls, the exported model
+ * validates and runs, a run cancelled in the middle of a stage resumes without redoing finished
+ * stages and ends where an uninterrupted run ends; a run without teacher records the notice.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { validateMetadata } from '../../../models/src/format/metadata.js';
+import { parsePlan, type RrlPlan } from '../../../models/src/rrl/plan.js';
+import {
+  loadRegistration,
+  NO_TEACHER_NOTICE,
+  runPipeline,
+  type PipelineInput,
+  type PipelineProgress,
+} from '../../../models/src/rrl/pipeline.js';
+import { buildStandInTeacher } from '../../../models/src/rrl/teacher.js';
+import type { RrlModelInfo } from '../../../models/src/rrl/export.js';
+
+const N = 16;
+const m = N ** 3;
+const tinyPlan = JSON.parse(
+  readFileSync(new URL('../../../models/plans/tiny.json', import.meta.url), 'utf8'),
+) as Record<string, unknown>;
+
+/** Textured ellipsoid centred at c; label 1 = its upper half (z < c), 2 = lower half. */
+function blob(c: [number, number, number]): { image: Float32Array; labels: Uint8Array } {
+  const image = new Float32Array(m);
+  const labels = new Uint8Array(m);
+  for (let z = 0; z < N; z++)
+    for (let y = 0; y < N; y++)
+      for (let x = 0; x < N; x++) {
+        const r2 = ((z - c[0]) / 4) ** 2 + ((y - c[1]) / 3.5) ** 2 + ((x - c[2]) / 3) ** 2;
+        const i = (z * N + y) * N + x;
+        image[i] =
+          Math.exp(-r2) +
+          0.3 *
+            Math.sin(0.9 * (x - c[2]) + 0.6 * (y - c[1]) + 0.7 * (z - c[0])) *
+            Math.exp(-r2 / 4);
+        labels[i] = r2 < 1 ? (z < c[0] ? 1 : 2) : 0;
+      }
+  return { image, labels };
+}
+
+function info(): RrlModelInfo {
+  const label = (value: number, name: string): RrlModelInfo['labels'][number] => ({
+    value,
+    name,
+    color: [200, 100 + value, 140],
+    category: { value: '123037004', scheme: 'SCT', meaning: 'Anatomical Structure' },
+    type: { value: '5976005', scheme: 'SCT', meaning: 'Hippocampus' },
+  });
+  return {
+    id: 'rrl-pipeline-test@0.0.1',
+    name: 'RRL pipeline test',
+    version: '0.0.1',
+    task: 'blob',
+    modalities: ['MR'],
+    intensity: { method: 'zscore' },
+    labels: [label(1, 'Upper half'), label(2, 'Lower half')],
+    provenance: { createdAt: '2026-11-26T00:00:00Z', trainer: 'pipeline unit test' },
+    changelog: [{ version: '0.0.1', date: '2026-11-26', changes: 'test' }],
+  };
+}
+
+const atlas = blob([7, 7, 7]);
+const targets: [number, number, number][] = [
+  [9, 7, 8],
+  [5, 7, 6],
+  [7, 9, 8],
+];
+const unlabeled = targets.map((c, k) => ({ id: `case ${k}`, image: blob(c).image }));
+
+function input(plan: RrlPlan, outDir: string, extra: Partial<PipelineInput> = {}): PipelineInput {
+  return { plan, outDir, atlas, unlabeled, info: info(), provider: 'cpu', ...extra };
+}
+
+/** Loss of every step of every stage from training-log.jsonl (a resumed step overwrites). */
+function logLosses(outDir: string): Map<string, number[]> {
+  const byStage = new Map<string, Map<number, number>>();
+  for (const line of readFileSync(join(outDir, 'training-log.jsonl'), 'utf8').split('\n')) {
+    if (!line) continue;
+    const r = JSON.parse(line) as { stage: string; step: number; loss?: number };
+    if (r.loss === undefined) continue;
+    if (!byStage.has(r.stage)) byStage.set(r.stage, new Map());
+    byStage.get(r.stage)!.set(r.step, r.loss);
+  }
+  return new Map(
+    [...byStage].map(([s, steps]) => [s, [...steps].sort((a, b) => a[0] - b[0]).map(([, l]) => l)]),
+  );
+}
+
+const mean = (a: number[]): number => a.reduce((s, v) => s + v, 0) / a.length;
+
+async function runModel(file: string, image: Float32Array): Promise<Record<string, ort.Tensor>> {
+  const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'] });
+  try {
+    return await s.run({ image: new ort.Tensor('float32', image, [1, 1, N, N, N]) });
+  } finally {
+    await s.release();
+  }
+}
+
+test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and resumed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rrl-pipeline-'));
+  try {
+    const teacher = join(dir, 'standin-teacher.onnx');
+    writeFileSync(teacher, buildStandInTeacher(3));
+    const plan = parsePlan({ ...tinyPlan, teacher });
+    const out = join(dir, 'run');
+
+    // 1. cancel in the middle of the mutual stage
+    const ctrl = new AbortController();
+    const first: PipelineProgress[] = [];
+    await assert.rejects(
+      runPipeline(
+        input(plan, out, {
+          signal: ctrl.signal,
+          onProgress: (p) => {
+            first.push(p);
+            if (p.stage === 'mutual' && p.step === 5) ctrl.abort();
+          },
+        }),
+      ),
+      (e: Error) => e.name === 'AbortError' && /stage "mutual" after step 5 of 12/.test(e.message),
+    );
+    const stateAfterAbort = JSON.parse(readFileSync(join(out, 'state.json'), 'utf8')) as {
+      stages: { stage: string; seconds: number }[];
+    };
+    assert.deepEqual(
+      stateAfterAbort.stages.map((s) => s.stage),
+      ['registration', 'distill-sam', 'distill-task'],
+    );
+    assert.ok(existsSync(join(out, 'checkpoints', 'mutual.ckpt')));
+    assert.ok(!existsSync(join(out, 'model.onnx')));
+    assert.equal(
+      first.filter((p) => p.stage === 'pseudo-labels').length,
+      unlabeled.length,
+      'one pseudo-label event per unlabelled volume',
+    );
+    assert.ok(first.every((p) => p.stageCount === 6));
+
+    // 2. rerun: finished stages are not rerun, mutual continues at step 6
+    const second: PipelineProgress[] = [];
+    const result = await runPipeline(input(plan, out, { onProgress: (p) => second.push(p) }));
+    const stagesRun = new Set(second.map((p) => p.stage));
+    assert.deepEqual([...stagesRun], ['mutual', 'decoder', 'export']);
+    assert.equal(second.find((p) => p.stage === 'mutual')!.step, 6);
+    assert.deepEqual(
+      result.stages.slice(0, 3).map((s) => s.seconds),
+      stateAfterAbort.stages.map((s) => s.seconds),
+    );
+    assert.deepEqual(
+      result.stages.map((s) => [s.stage, s.steps]),
+      [
+        ['registration', 20],
+        ['distill-sam', 12],
+        ['distill-task', 12],
+        ['mutual', 12],
+        ['decoder', 12],
+        ['export', 0],
+      ],
+    );
+    assert.deepEqual(result.notices, []);
+
+    // every stage's loss falls (mean of the first 3 steps vs the last 3)
+    const losses = logLosses(out);
+    for (const stage of ['registration', 'distill-sam', 'distill-task', 'mutual', 'decoder']) {
+      const l = losses.get(stage)!;
+      assert.equal(l.length, stage === 'registration' ? 20 : 12, `${stage}: steps logged`);
+      assert.ok(
+        mean(l.slice(-3)) < mean(l.slice(0, 3)),
+        `${stage}: loss did not fall: ${l.map((v) => v.toFixed(3)).join(' ')}`,
+      );
+    }
+    const log = readFileSync(join(out, 'training-log.jsonl'), 'utf8');
+    assert.match(log, /"stage":"distill-task".*"featureL1"/, 'stage 2 matches stage-1 features');
+
+    // the published model: valid metadata, runs with the right output shape
+    const meta = validateMetadata(JSON.parse(readFileSync(result.metadataPath, 'utf8')));
+    assert.deepEqual(meta.grid.size, [16, 16, 16]);
+    assert.deepEqual(meta.intensity, { method: 'zscore', clip: [-5, 5] }, 'from the plan');
+    const r = await runModel(result.modelPath, atlas.image);
+    assert.deepEqual(r['logits']!.dims, [1, 3, N, N, N]);
+    const e = await runModel(result.evalModelPath, atlas.image);
+    assert.deepEqual(Object.keys(e).sort(), ['generalLogits', 'logits', 'medicalLogits']);
+    const a = r['logits']!.data as Float32Array;
+    const b = e['logits']!.data as Float32Array;
+    assert.ok(
+      a.every((v, i) => Math.abs(v - b[i]!) < 1e-4),
+      'eval model has the same weights',
+    );
+
+    // registration only, from the saved registration
+    const reg = await loadRegistration(out);
+    const p = await reg.register(atlas.image, atlas.labels, unlabeled[0]!.image);
+    await reg.release();
+    assert.equal(p.labels.length, m);
+    assert.equal(p.probabilities.length, 3 * m);
+    const saved = readFileSync(join(out, 'pseudo-labels', 'case_0.u8'));
+    assert.deepEqual(new Uint8Array(saved), p.labels);
+
+    // 3. an uninterrupted run ends with the same model
+    const whole = await runPipeline(input(plan, join(dir, 'whole')));
+    const w = (await runModel(whole.modelPath, atlas.image))['logits']!.data as Float32Array;
+    const diff = a.reduce((mx, v, i) => Math.max(mx, Math.abs(v - w[i]!)), 0);
+    assert.ok(diff < 1e-3, `resumed and uninterrupted runs differ by ${diff}`);
+
+    // rerunning a finished folder does nothing; another plan in the same folder is refused
+    const again: PipelineProgress[] = [];
+    await runPipeline(input(plan, out, { onProgress: (q) => again.push(q) }));
+    assert.equal(again.length, 0);
+    await assert.rejects(
+      runPipeline(input(parsePlan({ ...tinyPlan }), out)),
+      /holds a run of a different plan/,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('pipeline without a teacher: stage 1 skipped, the notice reaches metadata.json', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rrl-pipeline-noteacher-'));
+  try {
+    const plan = parsePlan({
+      ...tinyPlan,
+      schedule: {
+        registration: { steps: 4, lr: 0.003 },
+        distillTask: { steps: 3, lr: 0.01 },
+        mutual: { steps: 3, lr: 0.01, emaAlpha: 0.99 },
+        decoder: { steps: 3, lr: 0.01 },
+      },
+    });
+    const result = await runPipeline(input(plan, dir));
+    assert.deepEqual(result.notices, [NO_TEACHER_NOTICE]);
+    assert.deepEqual(result.stages[1], {
+      stage: 'distill-sam',
+      steps: 0,
+      seconds: result.stages[1]!.seconds,
+      skipped: NO_TEACHER_NOTICE,
+    });
+    const meta = validateMetadata(JSON.parse(readFileSync(result.metadataPath, 'utf8')));
+    assert.ok(meta.provenance.notes?.includes(NO_TEACHER_NOTICE), meta.provenance.notes);
+    const state = readFileSync(join(dir, 'state.json'), 'utf8');
+    assert.ok(state.includes(NO_TEACHER_NOTICE));
+    assert.ok(!readFileSync(join(dir, 'training-log.jsonl'), 'utf8').includes('featureL1'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('pipeline input errors name the problem', async () => {
+  const plan = parsePlan({ ...tinyPlan });
+  const dir = join(tmpdir(), 'rrl-pipeline-never-created');
+  await assert.rejects(
+    runPipeline(input(plan, dir, { atlas: { image: atlas.image, labels: new Uint8Array(m) } })),
+    /atlas label volume is empty/,
+  );
+  await assert.rejects(
+    runPipeline(input(plan, dir, { unlabeled: [{ id: 'x', image: new Float32Array(10) }] })),
+    /unlabelled volume x has 10 voxels, expected 4096/,
+  );
+  await assert.rejects(runPipeline(input(plan, dir, { unlabeled: [] })), /no unlabelled volumes/);
+  assert.ok(!existsSync(dir));
+});
