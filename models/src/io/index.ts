@@ -7,7 +7,7 @@ import path from 'node:path';
 import { VolumeReadError } from './errors.js';
 import { isNiftiPath, niftiId, readNiftiVolume } from './nifti.js';
 import type { ImageVolume, LabelVolume } from './types.js';
-import { readDicomImageFolder, readDicomLabel } from './dicom.js';
+import { dicomFilesUnder, readDicomImageFolder, readDicomLabel } from './dicom.js';
 
 export { VolumeReadError } from './errors.js';
 export type { ImageVolume, LabelVolume } from './types.js';
@@ -127,23 +127,19 @@ export async function readLabelVolume(p: string, reference?: ImageVolume): Promi
 }
 
 async function folderHasDicom(dir: string): Promise<boolean> {
-  let names: string[];
+  let files: string[];
   try {
-    names = await readdir(dir);
+    files = await dicomFilesUnder(dir);
   } catch {
     return false;
   }
-  for (const n of names.sort()) {
-    if (n.startsWith('.')) continue;
-    const f = path.join(dir, n);
-    const st = await stat(f).catch(() => undefined);
-    if (st?.isFile() && (await isDicomFile(f))) return true;
-  }
+  for (const f of files) if (await isDicomFile(f)) return true;
   return false;
 }
 
 /**
- * The volumes in a folder: .nii / .nii.gz files and sub-folders containing DICOM files, sorted by
+ * The volumes in a folder: .nii / .nii.gz files and sub-folders containing DICOM files (at any
+ * depth up to 4, as readImageVolume reads them), sorted by
  * id (file name without extension, or folder name). Hidden entries are skipped.
  */
 export async function listVolumes(dir: string): Promise<{ id: string; path: string }[]> {

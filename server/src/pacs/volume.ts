@@ -5,111 +5,25 @@
  * Volume layout: x (column) fastest, then y (row), then z (slice); slices sorted ascending along
  * the slice normal (row × column direction), as cornerstone does. Geometry in LPS mm.
  */
-import { first, readPart10, str, type NaturalDataset } from '../../../models/src/dicom/dcmjs';
-import { readBinarySeg, sourceGeometry } from '../../../models/src/dicom/seg';
+import { readBinarySeg } from '../../../models/src/dicom/seg';
 import type { VolumeGeometry } from '../../../models/src/dicom/series';
+import {
+  VolumeError,
+  volumeFromInstances,
+  type SeriesVolume,
+} from '../../../models/src/volume/part10';
 import { DicomWebClient, PacsError, jsonString } from './dicomweb';
 
+// Assembling a volume from Part 10 instances is shared with models/src/io (DICOM folders).
+export {
+  UNCOMPRESSED_SYNTAXES,
+  VolumeError,
+  volumeFromDatasets,
+  volumeFromInstances,
+  type SeriesVolume,
+} from '../../../models/src/volume/part10';
+
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
-
-export const UNCOMPRESSED_SYNTAXES = new Set([
-  '1.2.840.10008.1.2', // implicit VR little endian
-  '1.2.840.10008.1.2.1', // explicit VR little endian
-]);
-
-export interface SeriesVolume {
-  geometry: VolumeGeometry;
-  /** Modality values (RescaleSlope/Intercept applied), x fastest. */
-  voxels: Float32Array;
-  /** The instances' datasets without PixelData, in volume slice order (z = 0 first). */
-  instances: NaturalDataset[];
-  studyUID: string;
-  seriesUID: string;
-  modality: string;
-}
-
-export class VolumeError extends Error {
-  override name = 'VolumeError';
-}
-
-function sliceValues(ds: NaturalDataset, rows: number, columns: number, k: number): Float32Array {
-  const ts = str((ds._meta as NaturalDataset | undefined)?.TransferSyntaxUID);
-  if (ts && !UNCOMPRESSED_SYNTAXES.has(ts)) {
-    throw new VolumeError(
-      `Instance ${k} is stored compressed (transfer syntax ${ts}) and the PACS did not transcode ` +
-        'it: only uncompressed little-endian images can be read here.',
-    );
-  }
-  const bits = Number(first(ds.BitsAllocated));
-  const signed = Number(first(ds.PixelRepresentation)) === 1;
-  const spp = Number(first(ds.SamplesPerPixel) ?? 1);
-  if (spp !== 1) throw new VolumeError(`Instance ${k} is not a greyscale image (${spp} samples).`);
-  const raw = ds.PixelData;
-  const buf = Array.isArray(raw) ? raw[0] : raw;
-  if (!(buf instanceof ArrayBuffer)) throw new VolumeError(`Instance ${k} has no pixel data.`);
-  const n = rows * columns;
-  let src: ArrayLike<number>;
-  if (bits === 16) src = signed ? new Int16Array(buf, 0, n) : new Uint16Array(buf, 0, n);
-  else if (bits === 8) src = signed ? new Int8Array(buf, 0, n) : new Uint8Array(buf, 0, n);
-  else if (bits === 32) src = signed ? new Int32Array(buf, 0, n) : new Uint32Array(buf, 0, n);
-  else throw new VolumeError(`Instance ${k} has BitsAllocated ${bits}; expected 8, 16 or 32.`);
-  const slope = Number(first(ds.RescaleSlope) ?? 1) || 1;
-  const intercept = Number(first(ds.RescaleIntercept) ?? 0) || 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = src[i] * slope + intercept;
-  return out;
-}
-
-/**
- * Builds a volume from Part 10 instances of one series (any order). Checks one image size, one
- * orientation, one instance per position and (within 1 %) uniform slice spacing.
- */
-export function volumeFromInstances(files: ArrayBuffer[]): SeriesVolume {
-  if (files.length < 2) {
-    throw new VolumeError(
-      `A volume needs at least 2 slices; the series has ${files.length} instance(s).`,
-    );
-  }
-  const parsed = files.map((f) => readPart10(f));
-  const geo = sourceGeometry(parsed);
-  const { rows, columns } = geo;
-  const d = geo.sorted.map((k) => geo.distance[k]);
-  for (let i = 1; i < d.length; i++) {
-    const gap = d[i] - d[i - 1];
-    if (Math.abs(gap - geo.sliceSpacing) > 0.01 * geo.sliceSpacing + 1e-3) {
-      throw new VolumeError(
-        `Non-uniform slice spacing: ${gap.toFixed(3)} mm between slices ${i} and ${i + 1}, ` +
-          `${geo.sliceSpacing.toFixed(3)} mm elsewhere (a missing slice?).`,
-      );
-    }
-  }
-  const o = geo.orientation;
-  const first0 = parsed[geo.sorted[0]];
-  const origin = geo.positions[geo.sorted[0]];
-  const geometry: VolumeGeometry = {
-    dims: [columns, rows, parsed.length],
-    // PixelSpacing is row spacing \ column spacing
-    spacing: [geo.pixelSpacing[1], geo.pixelSpacing[0], geo.sliceSpacing],
-    origin: [origin[0], origin[1], origin[2]],
-    direction: [o[0], o[1], o[2], o[3], o[4], o[5], geo.normal[0], geo.normal[1], geo.normal[2]],
-  };
-  const frame = rows * columns;
-  const voxels = new Float32Array(frame * parsed.length);
-  const instances: NaturalDataset[] = [];
-  geo.sorted.forEach((k, z) => {
-    voxels.set(sliceValues(parsed[k], rows, columns, k), z * frame);
-    const { PixelData: _pixels, ...rest } = parsed[k];
-    instances.push(rest);
-  });
-  return {
-    geometry,
-    voxels,
-    instances,
-    studyUID: str(first0.StudyInstanceUID) ?? '',
-    seriesUID: str(first0.SeriesInstanceUID) ?? '',
-    modality: str(first0.Modality) ?? '',
-  };
-}
 
 /** Retrieves a series over WADO-RS and builds its volume. */
 export async function fetchSeriesVolume(
