@@ -88,42 +88,38 @@ export function summarizeMethods(
 
 const f3 = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : '—');
 
-/** The printed table: one row per method, Dice per label (mean ± std), mean Dice, HD95. */
+/**
+ * The printed table: one row per label (Dice mean ± std over subjects), then the mean Dice (mean ±
+ * std over subjects of each subject's mean) and HD95; one column per method (a)–(d).
+ */
 export function formatTable(
   methods: Record<Method, MethodSummary>,
   labelNames: readonly string[],
   extra: { parameters: number; nodeMs: number; wasmMs: number | null },
 ): string {
-  const maxLabels = 8;
-  const shown = labelNames.slice(0, maxLabels);
-  const head = [
-    'method',
-    ...shown.map((n) => `Dice ${n}`),
-    ...(labelNames.length > maxLabels ? [`(+${labelNames.length - maxLabels} labels)`] : []),
-    'mean Dice',
-    'HD95 mm',
+  const pm = (x: Stat): string => `${f3(x.mean)} ± ${f3(x.std)}`;
+  const head = ['Dice', ...METHODS.map((m) => `(${m})`)];
+  const rows = [
+    ...labelNames.map((n) => [n, ...METHODS.map((m) => pm(methods[m].perLabel[n]!))]),
+    ['mean Dice', ...METHODS.map((m) => pm(methods[m]))],
+    [
+      'HD95 mm (mean)',
+      ...METHODS.map((m) => (methods[m].hd95 === null ? '—' : methods[m].hd95!.toFixed(2))),
+    ],
   ];
-  const rows = METHODS.map((m) => {
-    const s = methods[m];
-    return [
-      `(${m}) ${s.name}`,
-      ...shown.map((n) => `${f3(s.perLabel[n]!.mean)} ± ${f3(s.perLabel[n]!.std)}`),
-      ...(labelNames.length > maxLabels ? [''] : []),
-      `${f3(s.mean)} ± ${f3(s.std)}`,
-      s.hd95 === null ? '—' : s.hd95.toFixed(2),
-    ];
-  });
   const all = [head, ...rows];
   const w = head.map((_, c) => Math.max(...all.map((r) => r[c]!.length)));
   const line = (r: string[]): string =>
-    r
-      .map((v, c) => v.padEnd(w[c]!))
-      .join(' | ')
-      .trimEnd();
+    r.map((v, c) => (c === 0 ? v.padEnd(w[c]!) : v.padStart(w[c]!))).join(' | ');
+  const sep = w.map((x) => '-'.repeat(x)).join('-|-');
   return [
+    ...METHODS.map((m) => `(${m}) ${METHOD_NAMES[m]}`),
+    '',
     line(head),
-    w.map((x) => '-'.repeat(x)).join('-|-'),
-    ...rows.map(line),
+    sep,
+    ...rows.slice(0, -2).map(line),
+    sep,
+    ...rows.slice(-2).map(line),
     '',
     `parameters (model.onnx): ${extra.parameters.toLocaleString('en-US')}`,
     `inference per volume (median, model.onnx): onnxruntime-node CPU ${extra.nodeMs.toFixed(0)} ms` +

@@ -16,7 +16,7 @@ import {
   type ImageVolume,
 } from '../io/index.js';
 import { parsePlan, planModelGrid, PlanError, type RrlPlan } from '../rrl/plan.js';
-import { runPipeline, type PipelineResult } from '../rrl/pipeline.js';
+import { runPipeline, StageAbortedError, type PipelineResult } from '../rrl/pipeline.js';
 import type { RrlModelInfo } from '../rrl/export.js';
 import { labelsToModelGrid, prepareModelInput } from '../volume/preprocess.js';
 import {
@@ -431,6 +431,10 @@ export function reportError(e: unknown, err: (line: string) => void): number {
   ) {
     err(`error: ${e.message}`);
     return EXIT_USAGE;
+  }
+  if (e instanceof StageAbortedError) {
+    err(`stopped: ${e.message}`);
+    return EXIT_FAILURE;
   }
   const m = e instanceof Error ? (e.stack ?? e.message) : String(e);
   err(`failed: ${m}`);
