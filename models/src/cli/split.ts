@@ -27,6 +27,8 @@ export interface Split {
   atlas: SplitSubject;
   unlabeled: SplitImage[];
   test: SplitSubject[];
+  /** train_unlabeled ids left out because they are the atlas or a test subject (ids format). */
+  excluded: string[];
 }
 
 export class SplitError extends Error {
@@ -92,13 +94,15 @@ export function parseSplit(json: unknown, file: string, dataDirOverride?: string
     };
     const test = list('test');
     const testSet = new Set(test);
-    const unl = list('train_unlabeled').filter((id) => id !== atlasId && !testSet.has(id));
+    const all = list('train_unlabeled');
+    const unl = all.filter((id) => id !== atlasId && !testSet.has(id));
     return {
       format: 'ids',
       file,
       atlas: { id: atlasId, image: niftiFor(images, atlasId), labels: niftiFor(labels, atlasId) },
       unlabeled: unl.map((id) => ({ id, image: niftiFor(images, id) })),
       test: test.map((id) => ({ id, image: niftiFor(images, id), labels: niftiFor(labels, id) })),
+      excluded: all.filter((id) => !unl.includes(id)),
     };
   }
   if (isObj(json.atlas)) {
@@ -129,6 +133,7 @@ export function parseSplit(json: unknown, file: string, dataDirOverride?: string
       atlas: subj(json.atlas, 'atlas', true),
       unlabeled: arr('train_unlabeled', false).map(({ id, image }) => ({ id, image })),
       test: arr('test', true),
+      excluded: [],
     };
   }
   throw new SplitError(

@@ -277,6 +277,11 @@ export async function train(argv: string[], io: Io = processIo): Promise<number>
       atlasLabelsPath ??= split.atlas.labels;
       atlasId = split.atlas.id;
       refs = split.unlabeled.map((u) => ({ id: u.id, path: u.image }));
+      if (split.excluded.length > 0) {
+        err(
+          `notice: ${split.excluded.length} train_unlabeled id(s) of ${path.basename(splitFile)} left out because they are the atlas or a test subject: ${split.excluded.join(', ')}`,
+        );
+      }
       const testIds = new Set(split.test.map((t) => t.id));
       for (const r of refs) {
         if (testIds.has(r.id)) {

@@ -81,6 +81,7 @@ test('splits: hippocampus-style ids resolve under images/ and labels/, test ids 
     s.unlabeled.map((u) => u.id),
     ['h_2', 'h_3'],
   );
+  assert.deepEqual(s.excluded, ['h_9']);
   assert.deepEqual(
     s.test.map((t) => [t.id, t.labels]),
     [
