@@ -471,7 +471,14 @@ class Run {
     await mkdir(this.paths.pseudoLabels, { recursive: true });
     const total = targets.length;
     for (const [k, u] of this.input.unlabeled.entries()) {
-      this.checkAbort('registration', sched.steps, sched.steps);
+      if (this.input.signal?.aborted) {
+        throw new StageAbortedError(
+          'registration (pseudo labels)',
+          sched.steps,
+          sched.steps,
+          this.paths.pseudoLabels,
+        );
+      }
       const file = join(this.paths.pseudoLabels, `${safeId(u.id)}.u8`);
       if (!existsSync(file)) {
         const r = await pseudoLabels({
