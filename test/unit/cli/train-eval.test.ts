@@ -14,6 +14,7 @@ import {
   rrlNetArgsFromPlan,
 } from '../../../models/src/rrl/networks.js';
 import { parsePlan } from '../../../models/src/rrl/plan.js';
+import { writeImageSeries } from '../../../models/src/dicom/series.js';
 import { blobVolume, capture, writeNifti, type Dims3 } from './helpers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -40,6 +41,24 @@ before(async () => {
     if (!id.startsWith('u'))
       await writeNifti(path.join(dir, 'data', `${id}_seg.nii.gz`), dims, v.labels);
   }
+  // One unlabelled volume as a folder of DICOM files (synthetic MR series, no patient data).
+  const d = blobVolume([22, 22, 16], [11, 11, 8], [6, 7, 5], 4);
+  const series = writeImageSeries({
+    modality: 'MR',
+    geometry: {
+      dims: [22, 22, 16],
+      spacing: [1, 1, 1.2],
+      origin: [0, 0, 0],
+      direction: [1, 0, 0, 0, 1, 0, 0, 0, 1],
+    },
+    voxels: Int16Array.from(d.image, (x) => Math.round(x)),
+    patient: { name: 'SYNTHETIC^CLI', id: 'SYN-CLI', sex: 'O' },
+    study: { studyInstanceUID: '2.25.777', description: 'SYNTHETIC cli test' },
+    synthetic: true,
+  });
+  await mkdir(path.join(dir, 'data/unlabeled/dicom_u3'));
+  for (const [k, f] of series.files.entries())
+    await writeFile(path.join(dir, `data/unlabeled/dicom_u3/IM${k}.dcm`), Buffer.from(f));
   // An unreadable volume among the unlabelled ones: skipped with its reason, not fatal.
   await writeFile(path.join(dir, 'data/unlabeled/corrupt.nii.gz'), 'this is not a NIfTI file');
   await writeFile(
@@ -76,7 +95,7 @@ test('train (tiny plan) publishes a valid model, resumes on rerun, and eval repo
   const c1 = capture();
   assert.equal(await train(argv, c1.io), 0, c1.stderr());
   assert.match(c1.stderr(), /skipped unlabelled volume corrupt: /);
-  assert.match(c1.stderr(), /2 unlabelled volume\(s\) read, 1 skipped/);
+  assert.match(c1.stderr(), /3 unlabelled volume\(s\) read, 1 skipped/);
   assert.match(c1.stderr(), /stage 1\/6 registration \[[#.]+\] \d+\/\d+ loss -?\d/);
   assert.match(c1.stdout(), /model: +.*model\.onnx/);
   for (const f of ['model.onnx', 'metadata.json', 'eval-model.onnx', 'labelset.json', 'plan.json'])
