@@ -16,6 +16,7 @@ import {
   type ImageVolume,
 } from '../io/index.js';
 import { parsePlan, planModelGrid, PlanError, type RrlPlan } from '../rrl/plan.js';
+import { ProviderUnavailableError } from '../engine/runtime/providers.js';
 import { runPipeline, StageAbortedError, type PipelineResult } from '../rrl/pipeline.js';
 import type { RrlModelInfo } from '../rrl/export.js';
 import { labelsToModelGrid, prepareModelInput } from '../volume/preprocess.js';
@@ -432,7 +433,8 @@ export function reportError(e: unknown, err: (line: string) => void): number {
     e instanceof VolumeReadError ||
     e instanceof LabelSetError ||
     e instanceof SplitError ||
-    e instanceof PlanError
+    e instanceof PlanError ||
+    e instanceof ProviderUnavailableError
   ) {
     err(`error: ${e.message}`);
     return EXIT_USAGE;
