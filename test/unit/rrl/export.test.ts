@@ -74,3 +74,22 @@ test('export refuses labels that do not match the output classes', () => {
     /3 output classes \(background \+ 2 labels\) but 1 labels were given/,
   );
 });
+
+test('export writes the plan resampling mode into metadata.grid', () => {
+  const params = rrlInferenceNet(args, grid).graph.initialParams(9);
+  const { metadata } = exportRrlModel({
+    args,
+    grid,
+    params,
+    spacing: [1, 1, 1.5],
+    info: info(),
+    resample: 'fixed-spacing',
+  });
+  assert.deepEqual(metadata.grid, {
+    size: [12, 8, 8],
+    spacing: [1, 1, 1.5],
+    resample: 'fixed-spacing',
+  });
+  const fit = exportRrlModel({ args, grid, params, spacing: [1, 1, 1], info: info() }).metadata;
+  assert.equal(fit.grid.resample, 'fit-extent');
+});
