@@ -10,6 +10,8 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
+import { Api } from './api/index.js';
+import type { JobExecutor } from './jobs/runner.js';
 import { loadConfig, REPO_ROOT, type ServerConfig, type ServerConfigInput } from './config.js';
 import { sendError, sendJson, setIsolationHeaders } from './http/headers.js';
 import {
@@ -46,6 +48,10 @@ export interface StartServerOptions {
   /** Config file (default: RRL_CONFIG). */
   configFile?: string;
   proxy?: ProxyOptions;
+  /** Training job executor (default: the PACS training pipeline in a worker thread). */
+  jobExecutor?: JobExecutor;
+  /** Server-sent events heartbeat interval, ms (default 15 s). */
+  sseHeartbeatMs?: number;
 }
 
 export const SERVER_VERSION: string = (() => {
@@ -65,6 +71,7 @@ interface Ctx {
   models: ModelRegistry;
   proxy: ReturnType<typeof createDicomWebProxy>;
   listenHost: () => string;
+  api: Api;
 }
 
 async function pluginUrls(
@@ -190,6 +197,10 @@ async function route(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promi
     ctx.proxy(req, res, pathname.slice('/dicom-web'.length));
     return;
   }
+  if (pathname.startsWith('/api/') && pathname !== '/api/health') {
+    await ctx.api.handle(req, res, pathname);
+    return;
+  }
   if (method !== 'GET' && method !== 'HEAD') {
     req.resume();
     sendError(res, 405, `${method} is not supported on ${pathname}; only GET and HEAD are.`);
@@ -280,12 +291,22 @@ export async function startServer(
   const cfg = loadConfig(config, options.env ?? process.env, options.configFile);
   const log = createLogger(cfg.logLevel, options.logSink);
   let boundHost = cfg.host;
+  const models = new ModelRegistry(cfg.modelsDir, log);
+  const api = new Api({
+    config: cfg,
+    log,
+    models,
+    listenHost: () => boundHost,
+    ...(options.jobExecutor ? { executor: options.jobExecutor } : {}),
+    ...(options.sseHeartbeatMs ? { heartbeatMs: options.sseHeartbeatMs } : {}),
+  });
   const ctx: Ctx = {
     config: cfg,
     log,
-    models: new ModelRegistry(cfg.modelsDir, log),
+    models,
     proxy: createDicomWebProxy(cfg.pacs, log, options.proxy),
     listenHost: () => boundHost,
+    api,
   };
 
   const server = http.createServer(
@@ -319,13 +340,18 @@ export async function startServer(
     else socket.destroy();
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(cfg.port, cfg.host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(cfg.port, cfg.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (e) {
+    await api.close();
+    throw e;
+  }
   const port = (server.address() as AddressInfo).port;
   const shownHost =
     cfg.host === '0.0.0.0' || cfg.host === '::'
@@ -353,7 +379,11 @@ export async function startServer(
         server.closeIdleConnections();
         // Give in-flight responses a moment, then cut what is left.
         setTimeout(() => server.closeAllConnections(), 2_000).unref();
-      }).then(() => log.info('server stopped', {}));
+        // Ends event streams, stops running jobs (they resume on the next start), closes the store.
+        void api.close();
+      })
+        .then(() => api.close())
+        .then(() => log.info('server stopped', {}));
       return closing;
     },
   };

@@ -32,7 +32,25 @@ export interface ServerConfig {
   /** Server data (jobs, caches). */
   dataDir: string;
   logLevel: LogLevel;
+  /**
+   * Bearer token every `/api/*` call needs (except health, session and openapi.json). Unset: the
+   * server generates one at start and keeps it in `<dataDir>/api-token` (mode 0600).
+   */
+  apiToken?: string;
+  /** SQLite file of tasks and jobs (default `<dataDir>/state.sqlite`). */
+  databaseFile?: string;
+  /** Training provider for jobs: auto | cpu | webgpu | cuda. */
+  trainingProvider: TrainingProvider;
+  /** Jobs that run at once (one per GPU). */
+  jobSlots: number;
+  /** Most unlabelled series one training job may use. */
+  maxSeriesPerJob: number;
+  /** Largest API request body, bytes. */
+  maxRequestBytes: number;
 }
+
+export type TrainingProvider = 'auto' | 'cpu' | 'webgpu' | 'cuda';
+export const TRAINING_PROVIDERS: readonly TrainingProvider[] = ['auto', 'cpu', 'webgpu', 'cuda'];
 
 /** A partial config as given by a file, the environment or a caller. */
 export type ServerConfigInput = Partial<Omit<ServerConfig, 'pacs'>> & {
@@ -66,6 +84,10 @@ export function defaultConfig(): ServerConfig {
     pluginsDir: path.join(REPO_ROOT, 'dist'),
     dataDir: path.join(REPO_ROOT, 'var', 'server'),
     logLevel: 'info',
+    trainingProvider: 'auto',
+    jobSlots: 1,
+    maxSeriesPerJob: 200,
+    maxRequestBytes: 256 * 1024,
   };
 }
 
@@ -82,6 +104,11 @@ export const ENV_VARS = {
   RRL_PLUGINS_DIR: 'webpack output with extension/ and mode/ (default dist)',
   RRL_DATA_DIR: 'server data folder (default var/server)',
   RRL_LOG_LEVEL: 'debug | info | warn | error (default info)',
+  RRL_API_TOKEN: 'bearer token for /api/* (default: generated, kept in <dataDir>/api-token)',
+  RRL_DATABASE: 'SQLite file for tasks and jobs (default <dataDir>/state.sqlite)',
+  RRL_TRAINING_PROVIDER: 'auto | cpu | webgpu | cuda (default auto)',
+  RRL_JOB_SLOTS: 'training jobs run at once, one per GPU (default 1)',
+  RRL_MAX_SERIES_PER_JOB: 'most unlabelled series per training job (default 200)',
 } as const;
 
 /** Reads the `RRL_*` variables into a partial config (no validation yet). */
@@ -108,6 +135,24 @@ export function configFromEnv(env: NodeJS.ProcessEnv): ServerConfigInput {
   if (env.RRL_PLUGINS_DIR) out.pluginsDir = env.RRL_PLUGINS_DIR;
   if (env.RRL_DATA_DIR) out.dataDir = env.RRL_DATA_DIR;
   if (env.RRL_LOG_LEVEL) out.logLevel = env.RRL_LOG_LEVEL as LogLevel;
+  if (env.RRL_API_TOKEN) out.apiToken = env.RRL_API_TOKEN;
+  if (env.RRL_DATABASE) out.databaseFile = env.RRL_DATABASE;
+  if (env.RRL_TRAINING_PROVIDER) {
+    out.trainingProvider = env.RRL_TRAINING_PROVIDER as TrainingProvider;
+  }
+  for (const [name, key] of [
+    ['RRL_JOB_SLOTS', 'jobSlots'],
+    ['RRL_MAX_SERIES_PER_JOB', 'maxSeriesPerJob'],
+  ] as const) {
+    const v = env[name];
+    if (v !== undefined && v !== '') {
+      const n = Number(v);
+      if (!Number.isInteger(n)) {
+        throw new ConfigError(`${name} must be a positive integer; found "${v}".`);
+      }
+      out[key] = n;
+    }
+  }
   return out;
 }
 
@@ -120,6 +165,12 @@ const TOP_KEYS = new Set([
   'pluginsDir',
   'dataDir',
   'logLevel',
+  'apiToken',
+  'databaseFile',
+  'trainingProvider',
+  'jobSlots',
+  'maxSeriesPerJob',
+  'maxRequestBytes',
 ]);
 const PACS_KEYS = new Set(['dicomWebRoot', 'username', 'password']);
 
@@ -167,7 +218,7 @@ export function configFromFile(file: string): ServerConfigInput {
   }
   const base = path.dirname(path.resolve(file));
   const out = { ...obj } as ServerConfigInput & Record<string, unknown>;
-  for (const k of ['modelsDir', 'viewerDir', 'pluginsDir', 'dataDir'] as const) {
+  for (const k of ['modelsDir', 'viewerDir', 'pluginsDir', 'dataDir', 'databaseFile'] as const) {
     const v = out[k];
     if (typeof v === 'string' && v !== '') out[k] = path.resolve(base, v);
   }
@@ -256,6 +307,30 @@ export function validateConfig(c: ServerConfig): ServerConfig {
     );
   }
   const dicomWebRoot = url.toString().replace(/\/+$/, '');
+  if (c.apiToken !== undefined && (typeof c.apiToken !== 'string' || c.apiToken.length < 16)) {
+    throw new ConfigError(
+      'apiToken (RRL_API_TOKEN) must be a string of at least 16 characters; generate one with ' +
+        '`openssl rand -hex 24`, or leave it unset to let the server generate one.',
+    );
+  }
+  if (!TRAINING_PROVIDERS.includes(c.trainingProvider)) {
+    throw new ConfigError(
+      `trainingProvider (RRL_TRAINING_PROVIDER) must be one of ${TRAINING_PROVIDERS.join(', ')}; ` +
+        `found ${JSON.stringify(c.trainingProvider)}.`,
+    );
+  }
+  for (const [k, max] of [
+    ['jobSlots', 64],
+    ['maxSeriesPerJob', 100_000],
+    ['maxRequestBytes', 64 * 1024 * 1024],
+  ] as const) {
+    const v = c[k];
+    if (!Number.isInteger(v) || v < 1 || v > max) {
+      throw new ConfigError(
+        `${k} must be an integer from 1 to ${max}; found ${JSON.stringify(v)}.`,
+      );
+    }
+  }
   return {
     host: c.host,
     port: c.port,
@@ -274,6 +349,12 @@ export function validateConfig(c: ServerConfig): ServerConfig {
     pluginsDir: checkDir('pluginsDir', c.pluginsDir, false, ''),
     dataDir: checkDir('dataDir', c.dataDir, false, ''),
     logLevel: c.logLevel,
+    ...(c.apiToken !== undefined ? { apiToken: c.apiToken } : {}),
+    ...(c.databaseFile ? { databaseFile: path.resolve(c.databaseFile) } : {}),
+    trainingProvider: c.trainingProvider,
+    jobSlots: c.jobSlots,
+    maxSeriesPerJob: c.maxSeriesPerJob,
+    maxRequestBytes: c.maxRequestBytes,
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, readdir } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { ModelMetadataError, validateMetadata } from '../../../models/src/format/index.js';
@@ -46,7 +46,8 @@ export class ModelRegistry {
     let entries: string[];
     try {
       entries = (await readdir(this.modelsDir, { withFileTypes: true }))
-        .filter((d) => d.isDirectory())
+        // Dot folders (e.g. `.staging`, where versions are assembled before publishing) are not models.
+        .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
         .map((d) => d.name)
         .sort();
     } catch (e) {
@@ -141,4 +142,88 @@ export class ModelRegistry {
     this.hashes.set(file, { key, sha256 });
     return sha256;
   }
+
+  /** Published versions of a task (metadata.task), oldest first, with their version numbers. */
+  async versions(taskId: string): Promise<ModelMetadata[]> {
+    const { models } = await this.list();
+    return models
+      .filter((m) => m.task === taskId)
+      .sort((a, b) => versionNumber(a.version) - versionNumber(b.version));
+  }
+
+  /** `model-card.json` beside a model (training data, parameters, timing, evaluation), if any. */
+  async modelCard(modelId: string): Promise<Record<string, unknown> | undefined> {
+    const f = await this.modelFile(modelId, 'model-card.json');
+    if (!f) return undefined;
+    return JSON.parse(await readFile(f.file, 'utf8')) as Record<string, unknown>;
+  }
+
+  /**
+   * Publishes the model in `srcDir` (model.onnx + metadata.json) as the next version of `taskId`:
+   * `<modelsDir>/<taskId>@<n>/` with metadata id/version/task rewritten and `model-card.json`
+   * written beside it. The folder is assembled under `<modelsDir>/.staging/` and renamed into
+   * place in one step, so a half-written model is never listed. Returns the new model id.
+   */
+  async publishVersion(
+    taskId: string,
+    srcDir: string,
+    card: Record<string, unknown>,
+    changes = 'trained by the companion server',
+  ): Promise<string> {
+    const raw = JSON.parse(await readFile(path.join(srcDir, 'metadata.json'), 'utf8')) as unknown;
+    validateMetadata(raw, `${srcDir}/metadata.json`);
+    const meta = raw as ModelMetadata & {
+      onnx: { file: string };
+      changelog?: { version: string; date: string; changes: string }[];
+    };
+    const staging = path.join(this.modelsDir, '.staging', `${taskId}-${process.pid}-${Date.now()}`);
+    await mkdir(staging, { recursive: true });
+    try {
+      await copyFile(path.join(srcDir, meta.onnx.file), path.join(staging, meta.onnx.file));
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const existing = await this.versions(taskId);
+        let next = 1;
+        for (const m of existing) next = Math.max(next, versionNumber(m.version) + 1);
+        // Folders that exist but are not (valid) models still take their number.
+        for (;;) {
+          const taken = await this.modelFile(`${taskId}@${next}`, 'metadata.json');
+          if (!taken) break;
+          next++;
+        }
+        const id = `${taskId}@${next}`;
+        const date = new Date().toISOString().slice(0, 10);
+        const published = {
+          ...meta,
+          id,
+          version: String(next),
+          task: taskId,
+          changelog: [...(meta.changelog ?? []), { version: String(next), date, changes }],
+        };
+        validateMetadata(published, `${id}/metadata.json`);
+        await writeFile(path.join(staging, 'metadata.json'), JSON.stringify(published, null, 2));
+        await writeFile(
+          path.join(staging, 'model-card.json'),
+          JSON.stringify({ id, task: taskId, version: String(next), ...card }, null, 2),
+        );
+        try {
+          await rename(staging, path.join(this.modelsDir, id));
+          this.log.info('model published', { model: id, task: taskId });
+          return id;
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e;
+        }
+      }
+      throw new Error(
+        `Could not find a free version folder for task ${taskId} in ${this.modelsDir}.`,
+      );
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
+}
+
+function versionNumber(v: unknown): number {
+  const n = Number.parseInt(String(v), 10);
+  return Number.isFinite(n) ? n : 0;
 }

@@ -1,0 +1,679 @@
+/**
+ * The companion server's REST API under `/api/` (besides `/api/health`, which app.ts answers):
+ * tasks, training jobs (queue, status, progress as server-sent events, cancel, log), models
+ * (versions per task, model card, ONNX download), PACS series search with a count preview, and
+ * capabilities. Every route is listed in `ROUTES` and documented in the OpenAPI document
+ * (`openapi.ts`, served at /api/openapi.json). Security: see auth.ts.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import type { ServerConfig } from '../config.js';
+import { sendError, sendJson } from '../http/headers.js';
+import { CACHE_REVALIDATE, sendFile } from '../http/static.js';
+import type { Logger } from '../log.js';
+import type { ModelRegistry } from '../models/registry.js';
+import { DicomWebClient, PacsError } from '../pacs/dicomweb.js';
+import { AtlasError, loadAtlas } from '../jobs/atlas.js';
+import { JobRunner, type JobExecutor, type RunnerEvent } from '../jobs/runner.js';
+import { workerExecutor } from '../jobs/workerExecutor.js';
+import {
+  FINAL_STATUSES,
+  Store,
+  type JobRecord,
+  type SeriesRef,
+  type TaskRecord,
+} from '../store/db.js';
+import {
+  crossOriginProblem,
+  isSameOriginBrowser,
+  requestToken,
+  resolveApiToken,
+  tokenMatches,
+} from './auth.js';
+import { openApiDocument } from './openapi.js';
+import { QueryError, parseSeriesQuery, searchSeries } from './pacsSearch.js';
+
+export interface ApiOptions {
+  config: ServerConfig;
+  log: Logger;
+  models: ModelRegistry;
+  /** host:port the server listens on (fallback when a request has no Host). */
+  listenHost: () => string;
+  /** The job executor (default: the PACS training pipeline in a worker thread). */
+  executor?: JobExecutor;
+  /** SSE heartbeat interval, ms (default 15 s). */
+  heartbeatMs?: number;
+}
+
+interface Req {
+  req: IncomingMessage;
+  res: ServerResponse;
+  params: Record<string, string>;
+  query: URLSearchParams;
+}
+
+export interface RouteDef {
+  method: 'GET' | 'POST';
+  /** OpenAPI path template, e.g. /api/jobs/{jobId}. */
+  path: string;
+  auth: boolean;
+  handler: (r: Req) => Promise<void> | void;
+}
+
+interface CompiledRoute {
+  def: RouteDef;
+  re: RegExp;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const TASK_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const UID = /^[0-9]+(\.[0-9]+)*$/;
+const PLAN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const TRAIN_TASK_MODULE = path.join(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  'jobs',
+  'trainTask.ts',
+);
+
+function slug(name: string): string {
+  return name
+    .toLowerCase()
+    .normalize('NFKD')
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63);
+}
+
+function str(v: unknown, what: string, max = 256): string {
+  if (typeof v !== 'string' || v.trim() === '' || v.length > max) {
+    throw new HttpError(400, `${what} must be a non-empty string of at most ${max} characters.`);
+  }
+  return v.trim();
+}
+
+function uid(v: unknown, what: string): string {
+  const s = str(v, what, 64);
+  if (!UID.test(s))
+    throw new HttpError(
+      400,
+      `${what} must be a DICOM UID (digits and dots); found ${JSON.stringify(s)}.`,
+    );
+  return s;
+}
+
+async function readJson(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
+  const type = String(req.headers['content-type'] ?? '');
+  if (!/^application\/json\b/i.test(type)) {
+    req.resume();
+    throw new HttpError(
+      415,
+      `Send a JSON body (Content-Type: application/json); found ${JSON.stringify(type)}.`,
+    );
+  }
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume();
+    throw new HttpError(
+      413,
+      `The request body is ${declared} bytes; at most ${limit} are accepted.`,
+    );
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > limit) {
+      req.resume();
+      throw new HttpError(413, `The request body exceeds ${limit} bytes.`);
+    }
+    chunks.push(c as Buffer);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (e) {
+    throw new HttpError(400, `The body is not valid JSON (${(e as Error).message}).`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+    throw new HttpError(400, 'The body must be a JSON object.');
+  }
+  return v as Record<string, unknown>;
+}
+
+function compile(template: string): RegExp {
+  const re = template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{(\w+)\}/g, '(?<$1>[^/]+)');
+  return new RegExp(`^${re}$`);
+}
+
+export class Api {
+  readonly store: Store;
+  readonly runner: JobRunner;
+  readonly token: string;
+  readonly routes: RouteDef[];
+  private readonly compiled: CompiledRoute[];
+  private readonly streams = new Set<ServerResponse>();
+  private readonly client: DicomWebClient;
+  private providers?: { name: string; bundled: boolean }[];
+  private closing?: Promise<void>;
+
+  constructor(private readonly o: ApiOptions) {
+    const c = o.config;
+    this.token = resolveApiToken(c.apiToken, c.dataDir);
+    this.store = new Store(c.databaseFile ?? path.join(c.dataDir, 'state.sqlite'));
+    this.client = new DicomWebClient({
+      root: c.pacs.dicomWebRoot,
+      ...(c.pacs.username !== undefined ? { username: c.pacs.username } : {}),
+      ...(c.pacs.password !== undefined ? { password: c.pacs.password } : {}),
+    });
+    const executor =
+      o.executor ??
+      workerExecutor({
+        modulePath: TRAIN_TASK_MODULE,
+        exportName: 'pacsTrainingTask',
+        pacs: c.pacs,
+        provider: c.trainingProvider,
+      });
+    this.runner = new JobRunner({
+      store: this.store,
+      executor,
+      jobsDir: path.join(c.dataDir, 'jobs'),
+      log: o.log,
+      slots: c.jobSlots,
+      publish: (job, task, modelDir) => this.publish(job, task, modelDir),
+    });
+    this.routes = this.routeTable();
+    this.compiled = this.routes.map((def) => ({ def, re: compile(def.path) }));
+    this.runner.start();
+  }
+
+  /** Ends event streams, stops running jobs (re-queued for the next start), closes the store. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const s of this.streams) s.end();
+      this.streams.clear();
+      await this.runner.stop();
+      this.store.close();
+    })();
+    return this.closing;
+  }
+
+  /** Handles an /api/* request (not /api/health). */
+  async handle(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
+    const method = req.method ?? 'GET';
+    const problem = crossOriginProblem(req, this.o.listenHost());
+    if (problem) {
+      req.resume();
+      sendError(res, 403, problem);
+      return;
+    }
+    if (method === 'OPTIONS') {
+      // Same-origin callers never need a preflight; nothing is granted to anyone else.
+      req.resume();
+      res.statusCode = 204;
+      res.setHeader('Allow', 'GET, HEAD, POST');
+      res.end();
+      return;
+    }
+    const matches = this.compiled
+      .map((c) => ({ c, m: c.re.exec(pathname) }))
+      .filter((x): x is { c: CompiledRoute; m: RegExpExecArray } => !!x.m);
+    if (matches.length === 0) {
+      req.resume();
+      sendError(res, 404, `No API endpoint ${pathname}. GET /api/openapi.json lists them.`);
+      return;
+    }
+    const effective = method === 'HEAD' ? 'GET' : method;
+    const hit = matches.find((x) => x.c.def.method === effective);
+    if (!hit) {
+      req.resume();
+      const allowed = [...new Set(matches.map((x) => x.c.def.method))].join(', ');
+      res.setHeader('Allow', allowed);
+      sendError(res, 405, `${method} is not supported on ${pathname}; use ${allowed}.`);
+      return;
+    }
+    const def = hit.c.def;
+    if (def.auth) {
+      const given = requestToken(req, def.path.endsWith('/events'));
+      if (!tokenMatches(given, this.token)) {
+        req.resume();
+        res.setHeader('WWW-Authenticate', 'Bearer realm="rrl-medsam"');
+        sendError(
+          res,
+          401,
+          given
+            ? "The API token is wrong. The viewer gets the token from /api/session; scripts use RRL_API_TOKEN or the server's <dataDir>/api-token."
+            : 'This API call needs a token: send "Authorization: Bearer <token>". The viewer gets it from /api/session; scripts use RRL_API_TOKEN or the server\'s <dataDir>/api-token.',
+        );
+        return;
+      }
+    }
+    const params: Record<string, string> = {};
+    for (const [k, v] of Object.entries(hit.m.groups ?? {})) {
+      try {
+        params[k] = decodeURIComponent(v);
+      } catch {
+        params[k] = v;
+      }
+    }
+    const query = new URL(req.url ?? '/', 'http://x').searchParams;
+    try {
+      await def.handler({ req, res, params, query });
+    } catch (e) {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (e instanceof HttpError) sendError(res, e.status, e.message);
+      else if (e instanceof AtlasError) sendError(res, e.status, e.message);
+      else if (e instanceof QueryError) sendError(res, 400, e.message);
+      else if (e instanceof PacsError) {
+        sendError(res, e.kind === 'not-found' ? 404 : 502, e.message);
+      } else throw e;
+    }
+  }
+
+  private routeTable(): RouteDef[] {
+    const r = (
+      method: RouteDef['method'],
+      p: string,
+      handler: RouteDef['handler'],
+      auth = true,
+    ): RouteDef => ({ method, path: p, auth, handler });
+    return [
+      r('GET', '/api/openapi.json', ({ res }) => sendJson(res, 200, openApiDocument()), false),
+      r('GET', '/api/session', (x) => this.session(x), false),
+      r('GET', '/api/capabilities', (x) => this.capabilities(x)),
+      r('GET', '/api/pacs/series', (x) => this.searchSeries(x)),
+      r('GET', '/api/tasks', ({ res }) => sendJson(res, 200, { tasks: this.store.listTasks() })),
+      r('POST', '/api/tasks', (x) => this.createTask(x)),
+      r('GET', '/api/tasks/{taskId}', ({ res, params }) =>
+        sendJson(res, 200, this.task(params.taskId)),
+      ),
+      r('GET', '/api/tasks/{taskId}/models', (x) => this.taskModels(x)),
+      r('GET', '/api/models/{modelId}', (x) => this.modelCard(x)),
+      r('GET', '/api/models/{modelId}/model.onnx', (x) => this.modelOnnx(x)),
+      r('GET', '/api/jobs', (x) => this.listJobs(x)),
+      r('POST', '/api/jobs', (x) => this.createJob(x)),
+      r('GET', '/api/jobs/{jobId}', ({ res, params }) =>
+        sendJson(res, 200, this.job(params.jobId)),
+      ),
+      r('GET', '/api/jobs/{jobId}/events', (x) => this.events(x)),
+      r('GET', '/api/jobs/{jobId}/log', (x) => this.jobLog(x)),
+      r('POST', '/api/jobs/{jobId}/cancel', (x) => this.cancelJob(x)),
+    ];
+  }
+
+  // ---- handlers
+  private session({ req, res }: Req): void {
+    if (!isSameOriginBrowser(req, this.o.listenHost())) {
+      throw new HttpError(
+        403,
+        'The session token is given only to the viewer this server serves (same-origin browser requests). ' +
+          "Scripts use the configured token (RRL_API_TOKEN) or the server's <dataDir>/api-token file.",
+      );
+    }
+    sendJson(res, 200, { token: this.token, tokenType: 'Bearer' });
+  }
+
+  private async capabilities({ res }: Req): Promise<void> {
+    if (!this.providers) {
+      try {
+        const ort = (await import('onnxruntime-node')) as unknown as {
+          listSupportedBackends?: () => { name: string; bundled: boolean }[];
+        };
+        this.providers = ort.listSupportedBackends?.() ?? [{ name: 'cpu', bundled: true }];
+      } catch {
+        this.providers = [];
+      }
+    }
+    const bundled = (n: string): boolean =>
+      this.providers?.some((p) => p.name === n && p.bundled) ?? false;
+    const running = this.store.listJobs({ status: 'running' });
+    const configured = this.o.config.trainingProvider;
+    sendJson(res, 200, {
+      providers: [
+        { name: 'cpu', available: bundled('cpu'), note: 'onnxruntime-node CPU execution provider' },
+        {
+          name: 'webgpu',
+          available: bundled('webgpu'),
+          note: 'onnxruntime-node WebGPU execution provider (Dawn); needs a Vulkan/Metal/D3D12 adapter at run time',
+        },
+        {
+          name: 'cuda',
+          available: bundled('cuda'),
+          note: bundled('cuda')
+            ? 'onnxruntime-node CUDA execution provider'
+            : 'the CUDA binaries of onnxruntime-node are not installed on this server',
+        },
+      ],
+      configured,
+      inUse: running.length > 0 ? running.map((j) => ({ job: j.id, provider: j.provider })) : [],
+      slots: this.o.config.jobSlots,
+      limits: {
+        maxSeriesPerJob: this.o.config.maxSeriesPerJob,
+        maxRequestBytes: this.o.config.maxRequestBytes,
+      },
+    });
+  }
+
+  private async searchSeries({ res, query }: Req): Promise<void> {
+    const q = parseSeriesQuery(Object.fromEntries(query.entries()));
+    const limit = Math.min(Number(query.get('limit') ?? this.o.config.maxSeriesPerJob) || 0, 1000);
+    const found = await searchSeries(this.client, q, Math.max(0, limit));
+    sendJson(res, 200, { ...found, limit: this.o.config.maxSeriesPerJob });
+  }
+
+  private task(id: string | undefined): TaskRecord {
+    const t = id ? this.store.getTask(id) : undefined;
+    if (!t) throw new HttpError(404, `No task ${id ?? ''}. GET /api/tasks lists the tasks.`);
+    return t;
+  }
+
+  private job(id: string | undefined): JobRecord {
+    const j = id ? this.runner.job(id) : undefined;
+    if (!j) throw new HttpError(404, `No job ${id ?? ''}. GET /api/jobs lists the jobs.`);
+    return j;
+  }
+
+  private async createTask({ req, res }: Req): Promise<void> {
+    const body = await readJson(req, this.o.config.maxRequestBytes);
+    const name = str(body.name, 'name', 120);
+    const id = body.id !== undefined ? str(body.id, 'id', 63) : slug(name);
+    if (!TASK_ID.test(id)) {
+      throw new HttpError(
+        400,
+        `id must be lower-case letters, digits and dashes (${TASK_ID.source}); found ${JSON.stringify(id)}.`,
+      );
+    }
+    if (this.store.getTask(id))
+      throw new HttpError(409, `A task ${id} exists already; choose another name or id.`);
+    const plan = body.plan === undefined ? 'hippocampus' : str(body.plan, 'plan', 64);
+    if (!PLAN.test(plan))
+      throw new HttpError(
+        400,
+        `plan must be a plan name such as "hippocampus"; found ${JSON.stringify(plan)}.`,
+      );
+    const a = body.atlas as Record<string, unknown> | undefined;
+    if (!a || typeof a !== 'object') {
+      throw new HttpError(400, 'atlas must be an object { studyUID, seriesUID, segSeriesUID? }.');
+    }
+    const ref = {
+      studyUID: uid(a.studyUID, 'atlas.studyUID'),
+      seriesUID: uid(a.seriesUID, 'atlas.seriesUID'),
+      ...(a.segSeriesUID !== undefined
+        ? { segSeriesUID: uid(a.segSeriesUID, 'atlas.segSeriesUID') }
+        : {}),
+    };
+    const atlas = await loadAtlas(this.client, ref);
+    const modality =
+      body.modality === undefined ? atlas.volume.modality : str(body.modality, 'modality', 16);
+    if (modality !== atlas.volume.modality) {
+      throw new HttpError(
+        422,
+        `The task's modality is ${modality} but the atlas series ${ref.seriesUID} is ${atlas.volume.modality}.`,
+      );
+    }
+    const present = new Set<number>();
+    for (let i = 0; i < atlas.labelmap.length; i++) present.add(atlas.labelmap[i]);
+    const labels = atlas.segments
+      .filter((s) => present.has(s.labelValue))
+      .sort((x, y) => x.labelValue - y.labelValue)
+      .map((s) => ({
+        value: s.labelValue,
+        name: s.label,
+        color: s.color,
+        category: s.category,
+        type: s.type,
+      }));
+    const task: TaskRecord = {
+      id,
+      name,
+      modality,
+      atlas: { studyUID: ref.studyUID, seriesUID: ref.seriesUID, segSeriesUID: atlas.segSeriesUID },
+      plan,
+      labels,
+      createdAt: new Date().toISOString(),
+    };
+    this.store.insertTask(task);
+    this.o.log.info('task created', { task: id, atlasSeries: ref.seriesUID });
+    sendJson(res, 201, task, { Location: `/api/tasks/${id}` });
+  }
+
+  private async taskModels({ res, params }: Req): Promise<void> {
+    const t = this.task(params.taskId);
+    const versions = await this.o.models.versions(t.id);
+    sendJson(res, 200, {
+      task: t.id,
+      models: versions.map((m) => ({
+        id: m.id,
+        version: m.version,
+        name: m.name,
+        createdAt: (m.provenance as { createdAt?: string } | undefined)?.createdAt,
+        onnx: `/api/models/${encodeURIComponent(m.id)}/model.onnx`,
+        card: `/api/models/${encodeURIComponent(m.id)}`,
+      })),
+    });
+  }
+
+  private async modelCard({ res, params }: Req): Promise<void> {
+    const id = params.modelId ?? '';
+    const { models } = await this.o.models.list();
+    const meta = models.find((m) => m.id === id);
+    if (!meta)
+      throw new HttpError(
+        404,
+        `No model ${id}. GET /models/index.json lists the published models.`,
+      );
+    const card = (await this.o.models.modelCard(id)) ?? {};
+    sendJson(res, 200, { id, metadata: meta, card });
+  }
+
+  private async modelOnnx({ req, res, params }: Req): Promise<void> {
+    const id = params.modelId ?? '';
+    const { models } = await this.o.models.list();
+    const meta = models.find((m) => m.id === id) as { onnx?: { file: string } } | undefined;
+    const found = meta?.onnx ? await this.o.models.modelFile(id, meta.onnx.file) : undefined;
+    if (!found) throw new HttpError(404, `No model ${id}.`);
+    const sha = await this.o.models.sha256(found.file, found.info);
+    await sendFile(req, res, found.file, found.info, {
+      cacheControl: CACHE_REVALIDATE,
+      etag: `"${sha}"`,
+      extraHeaders: {
+        'X-Content-SHA256': sha,
+        'Content-Disposition': `attachment; filename="${id}.onnx"`,
+      },
+    });
+  }
+
+  private listJobs({ res, query }: Req): void {
+    const status = query.get('status') ?? undefined;
+    const taskId = query.get('task') ?? undefined;
+    const jobs = this.store
+      .listJobs({
+        ...(taskId ? { taskId } : {}),
+        ...(status ? { status: status as JobRecord['status'] } : {}),
+      })
+      .map((j) => this.runner.job(j.id) ?? j);
+    sendJson(res, 200, { jobs });
+  }
+
+  private async createJob({ req, res }: Req): Promise<void> {
+    const body = await readJson(req, this.o.config.maxRequestBytes);
+    const task = this.task(str(body.taskId, 'taskId', 63));
+    const sel = body.series as Record<string, unknown> | undefined;
+    if (!sel || typeof sel !== 'object') {
+      throw new HttpError(
+        400,
+        'series must be { uids: [{ studyUID, seriesUID }] } or { query: { modality?, description?, from?, to? } }.',
+      );
+    }
+    const max = this.o.config.maxSeriesPerJob;
+    let series: SeriesRef[];
+    let selection: Record<string, unknown>;
+    if (Array.isArray(sel.uids)) {
+      if (sel.uids.length > max) {
+        throw new HttpError(
+          422,
+          `${sel.uids.length} series were given; a job may use at most ${max} (server setting maxSeriesPerJob).`,
+        );
+      }
+      series = sel.uids.map((u: unknown, i: number) => {
+        const o = (u ?? {}) as Record<string, unknown>;
+        return {
+          studyUID: uid(o.studyUID, `series.uids[${i}].studyUID`),
+          seriesUID: uid(o.seriesUID, `series.uids[${i}].seriesUID`),
+        };
+      });
+      selection = { kind: 'uids' };
+    } else if (sel.query && typeof sel.query === 'object') {
+      const q = parseSeriesQuery(sel.query as Record<string, unknown>);
+      const found = await searchSeries(this.client, { modality: task.modality, ...q }, max + 1);
+      if (found.count > max) {
+        throw new HttpError(
+          422,
+          `The query matches ${found.count} series; a job may use at most ${max}. Narrow the query (date range, description).`,
+        );
+      }
+      series = found.series.map((s) => ({ studyUID: s.studyUID, seriesUID: s.seriesUID }));
+      selection = { kind: 'query', query: q };
+    } else {
+      throw new HttpError(400, 'series must hold "uids" (an array) or "query" (an object).');
+    }
+    const seen = new Set<string>();
+    series = series.filter((s) => {
+      if (s.seriesUID === task.atlas.seriesUID || seen.has(s.seriesUID)) return false;
+      seen.add(s.seriesUID);
+      return true;
+    });
+    if (series.length === 0) {
+      throw new HttpError(
+        422,
+        'No unlabelled series to train on (the atlas series itself does not count). Choose other series.',
+      );
+    }
+    const provider =
+      body.provider === undefined
+        ? this.o.config.trainingProvider
+        : str(body.provider, 'provider', 16);
+    if (!['auto', 'cpu', 'webgpu', 'cuda'].includes(provider)) {
+      throw new HttpError(
+        400,
+        `provider must be auto, cpu, webgpu or cuda; found ${JSON.stringify(provider)}.`,
+      );
+    }
+    const job = this.store.insertJob({
+      id: randomUUID(),
+      taskId: task.id,
+      series,
+      selection,
+      provider,
+      createdAt: new Date().toISOString(),
+    });
+    this.o.log.info('job queued', { job: job.id, task: task.id, series: series.length });
+    this.runner.enqueued();
+    sendJson(res, 201, this.runner.job(job.id), { Location: `/api/jobs/${job.id}` });
+  }
+
+  private jobLog({ res, params, query }: Req): void {
+    const j = this.job(params.jobId);
+    const after = Number(query.get('after') ?? 0) || 0;
+    sendJson(res, 200, { job: j.id, status: j.status, lines: this.store.log(j.id, after) });
+  }
+
+  private async cancelJob({ req, res, params }: Req): Promise<void> {
+    let reason: string | undefined;
+    if (req.headers['content-type']) {
+      const body = await readJson(req, this.o.config.maxRequestBytes);
+      if (body.reason !== undefined) reason = str(body.reason, 'reason', 500);
+    } else req.resume();
+    const r = this.runner.cancel(params.jobId ?? '', reason);
+    if ('error' in r) throw new HttpError(r.status, r.error);
+    sendJson(res, 202, r.job);
+  }
+
+  private events({ req, res, params }: Req): void {
+    const j = this.job(params.jobId);
+    res.statusCode = 200;
+    res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('X-Accel-Buffering', 'no');
+    res.flushHeaders();
+    const send = (event: string, data: unknown): void => {
+      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    };
+    res.write('retry: 3000\n\n');
+    send('status', j);
+    if (j.progress) send('progress', j.progress);
+    const isFinal = (s: JobRecord['status']): boolean => FINAL_STATUSES.includes(s);
+    if (isFinal(j.status)) {
+      send('end', { status: j.status });
+      res.end();
+      return;
+    }
+    this.streams.add(res);
+    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), this.o.heartbeatMs ?? 15_000);
+    const unsubscribe = this.runner.subscribe(j.id, (e: RunnerEvent) => {
+      if (e.type === 'progress') send('progress', e.progress);
+      else if (e.type === 'log') send('log', { n: e.n, time: e.time, line: e.line });
+      else {
+        send('status', e.job);
+        if (isFinal(e.job.status)) {
+          send('end', { status: e.job.status });
+          res.end();
+        }
+      }
+    });
+    const cleanup = (): void => {
+      clearInterval(heartbeat);
+      unsubscribe();
+      this.streams.delete(res);
+    };
+    res.on('close', cleanup);
+    req.on('close', cleanup);
+  }
+
+  private async publish(job: JobRecord, task: TaskRecord, modelDir: string): Promise<string> {
+    const started = job.startedAt ?? this.store.getJob(job.id)?.startedAt;
+    const readJsonFile = async (f: string): Promise<unknown> => {
+      try {
+        return JSON.parse(await readFile(f, 'utf8')) as unknown;
+      } catch {
+        return undefined;
+      }
+    };
+    const workDir = path.join(this.o.config.dataDir, 'jobs', job.id);
+    const card = {
+      job: job.id,
+      createdAt: new Date().toISOString(),
+      trainingData: {
+        atlas: task.atlas,
+        unlabeledSeries: job.series,
+        selection: job.selection,
+      },
+      parameters: {
+        plan: task.plan,
+        planJson: (await readJsonFile(path.join(workDir, 'plan.json'))) ?? null,
+        provider: job.provider,
+      },
+      trainingSeconds: started ? Math.round((Date.now() - Date.parse(started)) / 1000) : null,
+      stages:
+        ((await readJsonFile(path.join(workDir, 'state.json'))) as
+          Record<string, unknown> | undefined) ?? null,
+      evaluation: (await readJsonFile(path.join(modelDir, 'evaluation.json'))) ?? null,
+    };
+    return this.o.models.publishVersion(task.id, modelDir, card, `trained by job ${job.id}`);
+  }
+}

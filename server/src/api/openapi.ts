@@ -1,0 +1,465 @@
+/**
+ * The API's OpenAPI 3.1 document, written by hand (served at /api/openapi.json). A test checks
+ * that every route the router knows is listed here.
+ */
+import { SERIES_LIMITS } from '../jobs/validate.js';
+
+type Json = Record<string, unknown>;
+
+const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: Json, description: string): Json => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+const err = (description: string): Json => json(ref('Error'), description);
+const pathParam = (name: string, description: string): Json => ({
+  name,
+  in: 'path',
+  required: true,
+  schema: { type: 'string' },
+  description,
+});
+const common401 = { '401': err('No or wrong token'), '403': err('Cross-origin request') };
+
+const SeriesRef = {
+  type: 'object',
+  required: ['studyUID', 'seriesUID'],
+  properties: { studyUID: { type: 'string' }, seriesUID: { type: 'string' } },
+};
+
+export const OPENAPI: Json = {
+  openapi: '3.1.0',
+  info: {
+    title: 'RRL-MedSAM companion server API',
+    version: '1',
+    description:
+      'Tasks, training jobs and models of the RRL-MedSAM one-shot segmentation server. Every call ' +
+      'except health, session and this document needs `Authorization: Bearer <token>` (the event ' +
+      'stream also accepts `?access_token=`). The viewer this server serves gets the token from ' +
+      "/api/session; scripts use RRL_API_TOKEN or the server's `<dataDir>/api-token`. Requests " +
+      'from other origins are refused. Records hold DICOM UIDs only, never patient identifiers.',
+  },
+  servers: [{ url: '/' }],
+  security: [{ bearer: [] }],
+  paths: {
+    '/api/health': {
+      get: {
+        summary: 'Server, PACS and models health',
+        security: [],
+        responses: { '200': json({ type: 'object' }, 'Health report') },
+      },
+    },
+    '/api/openapi.json': {
+      get: {
+        summary: 'This document',
+        security: [],
+        responses: { '200': json({ type: 'object' }, 'OpenAPI 3.1 document') },
+      },
+    },
+    '/api/session': {
+      get: {
+        summary:
+          'The API token, for the viewer this server serves (same-origin browser requests only)',
+        security: [],
+        responses: {
+          '200': json(
+            {
+              type: 'object',
+              properties: { token: { type: 'string' }, tokenType: { const: 'Bearer' } },
+            },
+            'Token',
+          ),
+          '403': err('Not a same-origin browser request'),
+        },
+      },
+    },
+    '/api/capabilities': {
+      get: {
+        summary: 'Training providers (CPU, WebGPU, CUDA) available and in use, job slots, limits',
+        responses: { '200': json(ref('Capabilities'), 'Capabilities'), ...common401 },
+      },
+    },
+    '/api/pacs/series': {
+      get: {
+        summary: 'Find series in the PACS (QIDO-RS) with a count preview',
+        parameters: [
+          { name: 'modality', in: 'query', schema: { type: 'string' } },
+          {
+            name: 'description',
+            in: 'query',
+            schema: { type: 'string' },
+            description: 'Substring of the series description',
+          },
+          { name: 'from', in: 'query', schema: { type: 'string', format: 'date' } },
+          { name: 'to', in: 'query', schema: { type: 'string', format: 'date' } },
+          {
+            name: 'limit',
+            in: 'query',
+            schema: { type: 'integer' },
+            description: 'Most series listed (count is always the total)',
+          },
+        ],
+        responses: {
+          '200': json(
+            {
+              type: 'object',
+              properties: {
+                count: { type: 'integer' },
+                limit: { type: 'integer', description: 'Most series a job may use' },
+                series: { type: 'array', items: ref('FoundSeries') },
+              },
+            },
+            'Matching series',
+          ),
+          '400': err('Bad query'),
+          '502': err('PACS failure'),
+          ...common401,
+        },
+      },
+    },
+    '/api/tasks': {
+      get: {
+        summary: 'List tasks',
+        responses: {
+          '200': json(
+            { type: 'object', properties: { tasks: { type: 'array', items: ref('Task') } } },
+            'Tasks',
+          ),
+          ...common401,
+        },
+      },
+      post: {
+        summary: 'Create a task from an atlas in the PACS (image series + the SEG that labels it)',
+        requestBody: {
+          required: true,
+          content: { 'application/json': { schema: ref('TaskCreate') } },
+        },
+        responses: {
+          '201': json(ref('Task'), 'Created'),
+          '400': err('Bad request'),
+          '404': err('Atlas series or SEG not found'),
+          '409': err('Task exists'),
+          '413': err('Body too large'),
+          '422': err('No SEG for the atlas series, SEG does not reference it, or empty'),
+          '502': err('PACS failure'),
+          ...common401,
+        },
+      },
+    },
+    '/api/tasks/{taskId}': {
+      get: {
+        summary: 'One task',
+        parameters: [pathParam('taskId', 'Task id')],
+        responses: { '200': json(ref('Task'), 'Task'), '404': err('No such task'), ...common401 },
+      },
+    },
+    '/api/tasks/{taskId}/models': {
+      get: {
+        summary: 'Published model versions of a task',
+        parameters: [pathParam('taskId', 'Task id')],
+        responses: {
+          '200': json({ type: 'object' }, 'Versions, oldest first'),
+          '404': err('No such task'),
+          ...common401,
+        },
+      },
+    },
+    '/api/models/{modelId}': {
+      get: {
+        summary:
+          'Model card: metadata.json, training data UIDs, parameters, training time, evaluation',
+        parameters: [pathParam('modelId', 'Model id (task@version)')],
+        responses: {
+          '200': json(ref('ModelCard'), 'Model card'),
+          '404': err('No such model'),
+          ...common401,
+        },
+      },
+    },
+    '/api/models/{modelId}/model.onnx': {
+      get: {
+        summary: 'Download the ONNX file (strong ETag = sha256; X-Content-SHA256 header)',
+        parameters: [pathParam('modelId', 'Model id (task@version)')],
+        responses: {
+          '200': { description: 'ONNX bytes', content: { 'application/octet-stream': {} } },
+          '304': { description: 'Not modified (If-None-Match)' },
+          '404': err('No such model'),
+          ...common401,
+        },
+      },
+    },
+    '/api/jobs': {
+      get: {
+        summary: 'List jobs in queue order',
+        parameters: [
+          { name: 'task', in: 'query', schema: { type: 'string' } },
+          { name: 'status', in: 'query', schema: ref('JobStatus') },
+        ],
+        responses: {
+          '200': json(
+            { type: 'object', properties: { jobs: { type: 'array', items: ref('Job') } } },
+            'Jobs',
+          ),
+          ...common401,
+        },
+      },
+      post: {
+        summary: 'Queue a training job for a task on unlabelled PACS series (by query or UIDs)',
+        requestBody: {
+          required: true,
+          content: { 'application/json': { schema: ref('JobCreate') } },
+        },
+        responses: {
+          '201': json(ref('Job'), 'Queued'),
+          '400': err('Bad request'),
+          '404': err('No such task'),
+          '413': err('Body too large'),
+          '422': err('No series, or more than the server allows per job'),
+          ...common401,
+        },
+      },
+    },
+    '/api/jobs/{jobId}': {
+      get: {
+        summary: 'Job status and latest progress',
+        parameters: [pathParam('jobId', 'Job id')],
+        responses: { '200': json(ref('Job'), 'Job'), '404': err('No such job'), ...common401 },
+      },
+    },
+    '/api/jobs/{jobId}/events': {
+      get: {
+        summary:
+          'Server-sent events: `status`, `progress` (phase, step, loss, ETA), `log`, `end`; heartbeat comments',
+        parameters: [
+          pathParam('jobId', 'Job id'),
+          {
+            name: 'access_token',
+            in: 'query',
+            schema: { type: 'string' },
+            description: 'Token for EventSource clients that cannot set headers',
+          },
+        ],
+        responses: {
+          '200': { description: 'Event stream', content: { 'text/event-stream': {} } },
+          '404': err('No such job'),
+          ...common401,
+        },
+      },
+    },
+    '/api/jobs/{jobId}/log': {
+      get: {
+        summary: 'Job log lines (UIDs only; skipped series with their reason)',
+        parameters: [
+          pathParam('jobId', 'Job id'),
+          {
+            name: 'after',
+            in: 'query',
+            schema: { type: 'integer' },
+            description: 'Only lines after this number',
+          },
+        ],
+        responses: {
+          '200': json({ type: 'object' }, 'Log'),
+          '404': err('No such job'),
+          ...common401,
+        },
+      },
+    },
+    '/api/jobs/{jobId}/cancel': {
+      post: {
+        summary: 'Cancel a queued or running job (no model is published)',
+        parameters: [pathParam('jobId', 'Job id')],
+        requestBody: {
+          required: false,
+          content: {
+            'application/json': {
+              schema: { type: 'object', properties: { reason: { type: 'string' } } },
+            },
+          },
+        },
+        responses: {
+          '202': json(ref('Job'), 'Cancelled (queued) or stopping (running)'),
+          '404': err('No such job'),
+          '409': err('Already finished'),
+          ...common401,
+        },
+      },
+    },
+  },
+  components: {
+    securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+    schemas: {
+      Error: {
+        type: 'object',
+        properties: {
+          error: {
+            type: 'object',
+            properties: { status: { type: 'integer' }, message: { type: 'string' } },
+          },
+        },
+      },
+      SeriesRef,
+      FoundSeries: {
+        type: 'object',
+        properties: {
+          studyUID: { type: 'string' },
+          seriesUID: { type: 'string' },
+          modality: { type: 'string' },
+          description: { type: 'string' },
+          studyDate: { type: 'string' },
+          instances: { type: 'integer' },
+        },
+      },
+      Label: {
+        type: 'object',
+        properties: {
+          value: { type: 'integer' },
+          name: { type: 'string' },
+          color: { type: 'array', items: { type: 'integer' } },
+          category: { type: 'object' },
+          type: { type: 'object' },
+        },
+      },
+      Task: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' },
+          name: { type: 'string' },
+          modality: { type: 'string' },
+          atlas: {
+            type: 'object',
+            properties: {
+              studyUID: { type: 'string' },
+              seriesUID: { type: 'string' },
+              segSeriesUID: { type: 'string' },
+            },
+          },
+          plan: { type: 'string' },
+          labels: { type: 'array', items: ref('Label') },
+          createdAt: { type: 'string', format: 'date-time' },
+        },
+      },
+      TaskCreate: {
+        type: 'object',
+        required: ['name', 'atlas'],
+        properties: {
+          name: { type: 'string' },
+          id: {
+            type: 'string',
+            pattern: '^[a-z0-9][a-z0-9-]{0,62}$',
+            description: 'Default: derived from name',
+          },
+          modality: { type: 'string', description: "Default: the atlas series' modality" },
+          plan: {
+            type: 'string',
+            description: 'A plan name from models/plans (default hippocampus)',
+          },
+          atlas: {
+            type: 'object',
+            required: ['studyUID', 'seriesUID'],
+            properties: {
+              studyUID: { type: 'string' },
+              seriesUID: { type: 'string' },
+              segSeriesUID: {
+                type: 'string',
+                description: "Default: the study's SEG that references the series",
+              },
+            },
+          },
+        },
+      },
+      JobStatus: {
+        type: 'string',
+        enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled'],
+      },
+      Progress: {
+        type: 'object',
+        properties: {
+          phase: { type: 'string' },
+          stageIndex: { type: 'integer' },
+          stageCount: { type: 'integer' },
+          step: { type: 'integer' },
+          total: { type: 'integer' },
+          loss: { type: 'number' },
+          metrics: { type: 'object', additionalProperties: { type: 'number' } },
+          etaSeconds: { type: 'number' },
+          time: { type: 'string', format: 'date-time' },
+        },
+      },
+      Job: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' },
+          taskId: { type: 'string' },
+          status: ref('JobStatus'),
+          seq: { type: 'integer', description: 'Queue order' },
+          series: { type: 'array', items: ref('SeriesRef') },
+          selection: { type: 'object' },
+          provider: { type: 'string' },
+          createdAt: { type: 'string' },
+          startedAt: { type: 'string' },
+          finishedAt: { type: 'string' },
+          reason: { type: 'string', description: 'Why it failed or was cancelled' },
+          modelId: { type: 'string' },
+          progress: ref('Progress'),
+          attempts: { type: 'integer' },
+        },
+      },
+      JobCreate: {
+        type: 'object',
+        required: ['taskId', 'series'],
+        properties: {
+          taskId: { type: 'string' },
+          provider: { type: 'string', enum: ['auto', 'cpu', 'webgpu', 'cuda'] },
+          series: {
+            oneOf: [
+              {
+                type: 'object',
+                required: ['uids'],
+                properties: { uids: { type: 'array', items: ref('SeriesRef') } },
+              },
+              {
+                type: 'object',
+                required: ['query'],
+                properties: {
+                  query: {
+                    type: 'object',
+                    properties: {
+                      modality: { type: 'string' },
+                      description: { type: 'string' },
+                      from: { type: 'string', format: 'date' },
+                      to: { type: 'string', format: 'date' },
+                    },
+                  },
+                },
+              },
+            ],
+          },
+        },
+      },
+      Capabilities: {
+        type: 'object',
+        properties: {
+          providers: { type: 'array', items: { type: 'object' } },
+          configured: { type: 'string' },
+          inUse: { type: 'array', items: { type: 'object' } },
+          slots: { type: 'integer' },
+          limits: { type: 'object' },
+        },
+      },
+      ModelCard: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' },
+          metadata: { type: 'object' },
+          card: { type: 'object' },
+        },
+      },
+    },
+  },
+  'x-series-limits': SERIES_LIMITS,
+};
+
+export function openApiDocument(): Json {
+  return OPENAPI;
+}

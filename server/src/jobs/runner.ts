@@ -1,0 +1,312 @@
+/**
+ * The job runner: a queue of training jobs persisted in the store, `slots` jobs at a time (one per
+ * GPU; default 1). Each job runs an executor `(job, ctx) => Promise<{ modelDir }>` with an abort
+ * signal, a progress callback and a log; on success the model folder is published as the task's
+ * next version. Progress is kept in memory (for fast status answers and server-sent events) and
+ * persisted, throttled, to the store.
+ *
+ * Restart: `start()` puts jobs left `running` by a stopped or crashed server back in the queue
+ * (keeping their place); the executor gets the same work folder, which the pipeline resumes from.
+ * `stop()` aborts running jobs and re-queues them rather than failing them.
+ * A cancelled or failed job records a reason and never publishes a model.
+ */
+import { EventEmitter } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+
+import type { JobProgress, JobRecord, Store, TaskRecord } from '../store/db.js';
+import type { Logger } from '../log.js';
+
+export interface ExecutorProgress {
+  phase: string;
+  stageIndex?: number;
+  stageCount?: number;
+  step: number;
+  total: number;
+  loss?: number;
+  metrics?: Record<string, number>;
+}
+
+export interface ExecutorContext {
+  signal: AbortSignal;
+  progress(p: ExecutorProgress): void;
+  log(line: string): void;
+  /** The job's own folder; the same folder on every attempt (resume from it). */
+  workDir: string;
+  task: TaskRecord;
+}
+
+export type JobExecutor = (job: JobRecord, ctx: ExecutorContext) => Promise<{ modelDir: string }>;
+
+/** Publishes a finished job's model folder; returns the published model id. */
+export type ModelPublisher = (
+  job: JobRecord,
+  task: TaskRecord,
+  modelDir: string,
+) => Promise<string>;
+
+export interface RunnerOptions {
+  store: Store;
+  executor: JobExecutor;
+  publish: ModelPublisher;
+  /** `<jobsDir>/<jobId>/` is each job's work folder. */
+  jobsDir: string;
+  log: Logger;
+  /** Jobs run at once (one per GPU). Default 1. */
+  slots?: number;
+  /** Minimum interval between persisted progress rows, ms (default 1000). */
+  progressIntervalMs?: number;
+}
+
+export type RunnerEvent =
+  | { type: 'progress'; progress: JobProgress }
+  | { type: 'status'; job: JobRecord }
+  | { type: 'log'; n: number; time: string; line: string };
+
+class ShutdownSignal extends Error {
+  override name = 'ShutdownSignal';
+}
+class CancelSignal extends Error {
+  override name = 'CancelSignal';
+}
+
+interface Running {
+  controller: AbortController;
+  done: Promise<void>;
+  startedMs: number;
+  startFraction?: number;
+  lastRowMs: number;
+  lastPhase?: string;
+}
+
+const now = (): string => new Date().toISOString();
+
+export class JobRunner {
+  private readonly running = new Map<string, Running>();
+  private readonly live = new Map<string, JobProgress>();
+  private readonly events = new EventEmitter();
+  private stopping = false;
+  private started = false;
+  private readonly slots: number;
+  private readonly progressIntervalMs: number;
+
+  constructor(private readonly o: RunnerOptions) {
+    this.slots = Math.max(1, o.slots ?? 1);
+    this.progressIntervalMs = o.progressIntervalMs ?? 1000;
+    this.events.setMaxListeners(0);
+  }
+
+  /** Re-queues jobs a previous server left running, then starts the queue. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    for (const j of this.o.store.listJobs({ status: 'running' })) {
+      this.o.store.requeue(
+        j.id,
+        'The server stopped while the job ran; it resumes from its last checkpoint.',
+      );
+      this.o.store.appendLog(
+        j.id,
+        now(),
+        'server restarted: job re-queued, resuming from its work folder',
+      );
+    }
+    this.pump();
+  }
+
+  /** Aborts running jobs (they go back to the queue) and waits for them to settle. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const all = [...this.running.values()];
+    for (const r of all) r.controller.abort(new ShutdownSignal('server stopping'));
+    await Promise.all(all.map((r) => r.done));
+  }
+
+  /** Adds a new job (already inserted in the store) to the queue. */
+  enqueued(): void {
+    this.pump();
+  }
+
+  isRunning(id: string): boolean {
+    return this.running.has(id);
+  }
+
+  /** The latest progress (memory first, else the store). */
+  progress(id: string): JobProgress | undefined {
+    return this.live.get(id) ?? this.o.store.getJob(id)?.progress;
+  }
+
+  /** The job as stored, with the in-memory progress when it is running. */
+  job(id: string): JobRecord | undefined {
+    const j = this.o.store.getJob(id);
+    if (!j) return undefined;
+    const p = this.live.get(id);
+    return p ? { ...j, progress: p } : j;
+  }
+
+  subscribe(id: string, fn: (e: RunnerEvent) => void): () => void {
+    const key = `job:${id}`;
+    this.events.on(key, fn);
+    return () => this.events.off(key, fn);
+  }
+
+  /**
+   * Cancels a queued or running job. Returns the job, or a message saying why it cannot be
+   * cancelled (unknown, already finished).
+   */
+  cancel(id: string, reason?: string): { job: JobRecord } | { error: string; status: number } {
+    const j = this.o.store.getJob(id);
+    if (!j) return { error: `No job ${id}.`, status: 404 };
+    const why = `Cancelled by the user${reason ? `: ${reason}` : '.'}`;
+    if (j.status === 'queued') {
+      this.o.store.finish(id, 'cancelled', now(), { reason: why });
+      this.appendLog(id, 'cancelled while queued');
+      this.emitStatus(id);
+      return { job: this.job(id) as JobRecord };
+    }
+    const r = this.running.get(id);
+    if (j.status === 'running' && r) {
+      r.controller.abort(new CancelSignal(why));
+      this.appendLog(id, 'cancel requested: stopping the job');
+      return { job: this.job(id) as JobRecord };
+    }
+    return {
+      error: `Job ${id} has already finished (${j.status}); only queued or running jobs can be cancelled.`,
+      status: 409,
+    };
+  }
+
+  private emit(id: string, e: RunnerEvent): void {
+    this.events.emit(`job:${id}`, e);
+  }
+
+  private emitStatus(id: string): void {
+    const j = this.job(id);
+    if (j) this.emit(id, { type: 'status', job: j });
+  }
+
+  private appendLog(id: string, line: string): void {
+    const time = now();
+    const n = this.o.store.appendLog(id, time, line);
+    this.emit(id, { type: 'log', n, time, line });
+  }
+
+  private pump(): void {
+    if (!this.started || this.stopping) return;
+    if (this.running.size >= this.slots) return;
+    for (const j of this.o.store.queuedJobs()) {
+      if (this.running.size >= this.slots) break;
+      if (this.running.has(j.id)) continue;
+      this.launch(j);
+    }
+  }
+
+  private launch(job: JobRecord): void {
+    const controller = new AbortController();
+    const entry: Running = {
+      controller,
+      done: Promise.resolve(),
+      startedMs: Date.now(),
+      lastRowMs: 0,
+    };
+    this.running.set(job.id, entry);
+    entry.done = this.execute(job, entry).finally(() => {
+      this.running.delete(job.id);
+      this.live.delete(job.id);
+      this.pump();
+    });
+  }
+
+  private onProgress(job: JobRecord, entry: Running, p: ExecutorProgress): void {
+    const stageCount = p.stageCount ?? 1;
+    const stageIndex = p.stageIndex ?? 0;
+    const frac = Math.min(1, (stageIndex + (p.total > 0 ? p.step / p.total : 0)) / stageCount);
+    entry.startFraction ??= frac;
+    let etaSeconds: number | undefined;
+    const done = frac - entry.startFraction;
+    if (done > 0.001) {
+      const elapsed = (Date.now() - entry.startedMs) / 1000;
+      etaSeconds = Math.round((elapsed / done) * (1 - frac));
+    }
+    const progress: JobProgress = {
+      phase: p.phase,
+      stageIndex,
+      stageCount,
+      step: p.step,
+      total: p.total,
+      ...(p.loss !== undefined && Number.isFinite(p.loss) ? { loss: p.loss } : {}),
+      ...(p.metrics ? { metrics: p.metrics } : {}),
+      ...(etaSeconds !== undefined ? { etaSeconds } : {}),
+      time: now(),
+    };
+    this.live.set(job.id, progress);
+    const t = Date.now();
+    const keepRow =
+      t - entry.lastRowMs >= this.progressIntervalMs ||
+      p.phase !== entry.lastPhase ||
+      p.step >= p.total;
+    if (keepRow) {
+      entry.lastRowMs = t;
+      entry.lastPhase = p.phase;
+    }
+    this.o.store.setProgress(job.id, progress, keepRow);
+    this.emit(job.id, { type: 'progress', progress });
+  }
+
+  private async execute(job: JobRecord, entry: Running): Promise<void> {
+    const { store, log } = this.o;
+    const task = store.getTask(job.taskId);
+    if (!task) {
+      store.finish(job.id, 'failed', now(), {
+        reason: `The job's task ${job.taskId} no longer exists.`,
+      });
+      this.emitStatus(job.id);
+      return;
+    }
+    const workDir = path.join(this.o.jobsDir, job.id);
+    store.markRunning(job.id, now());
+    this.emitStatus(job.id);
+    const attempt = store.getJob(job.id)?.attempts ?? 1;
+    this.appendLog(job.id, attempt > 1 ? `job resumed (attempt ${attempt})` : 'job started');
+    log.info('job started', { job: job.id, task: task.id, attempt });
+    const signal = entry.controller.signal;
+    try {
+      await mkdir(workDir, { recursive: true });
+      const result = await this.o.executor(job, {
+        signal,
+        workDir,
+        task,
+        progress: (p) => {
+          if (!signal.aborted) this.onProgress(job, entry, p);
+        },
+        log: (line) => this.appendLog(job.id, line),
+      });
+      if (signal.aborted) throw signal.reason;
+      this.appendLog(job.id, 'training finished; publishing the model');
+      const modelId = await this.o.publish(job, task, result.modelDir);
+      store.finish(job.id, 'succeeded', now(), { modelId });
+      this.appendLog(job.id, `published model ${modelId}`);
+      log.info('job succeeded', { job: job.id, model: modelId });
+    } catch (e) {
+      const reason = signal.aborted ? signal.reason : e;
+      if (reason instanceof ShutdownSignal) {
+        store.requeue(
+          job.id,
+          'The server stopped while the job ran; it resumes from its last checkpoint.',
+        );
+        this.appendLog(job.id, 'server stopping: job interrupted, it resumes on restart');
+        log.info('job interrupted', { job: job.id });
+      } else if (reason instanceof CancelSignal) {
+        store.finish(job.id, 'cancelled', now(), { reason: reason.message });
+        this.appendLog(job.id, 'job cancelled; no model was published');
+        log.info('job cancelled', { job: job.id });
+      } else {
+        const message = reason instanceof Error ? reason.message : String(reason);
+        store.finish(job.id, 'failed', now(), { reason: message });
+        this.appendLog(job.id, `job failed: ${message}`);
+        log.warn('job failed', { job: job.id, error: message });
+      }
+    }
+    this.emitStatus(job.id);
+  }
+}

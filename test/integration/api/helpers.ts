@@ -1,0 +1,167 @@
+/** Helpers for the API tests: a server with the smoothing job executor, calls, SSE, waiting. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { startServer, type RunningServer } from '../../../server/src/app';
+import { workerExecutor } from '../../../server/src/jobs/workerExecutor';
+import type { JobRecord } from '../../../server/src/store/db';
+import type { TestOrthanc } from '../../helpers/orthanc';
+
+export const TOKEN = 'test-token-0123456789abcdef';
+export const SMOOTHING_TASK = path.join(
+  path.dirname(fileURLToPath(import.meta.url)),
+  'smoothingTask.ts',
+);
+
+export interface ApiServer {
+  server: RunningServer;
+  url: string;
+  logs: Record<string, unknown>[];
+  call(p: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
+  json<T = Record<string, unknown>>(
+    p: string,
+    init?: RequestInit & { json?: unknown },
+  ): Promise<{ status: number; body: T }>;
+}
+
+export async function tmpDir(): Promise<{ dir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'rrl-api-'));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export async function startApiServer(
+  pacs: TestOrthanc,
+  dir: string,
+  opts: { apiToken?: string | null } = {},
+): Promise<ApiServer> {
+  const pacsCfg = {
+    dicomWebRoot: pacs.dicomWebRoot,
+    username: pacs.username,
+    password: pacs.password,
+  };
+  const logs: Record<string, unknown>[] = [];
+  const server = await startServer(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      modelsDir: path.join(dir, 'models'),
+      dataDir: path.join(dir, 'data'),
+      pacs: pacsCfg,
+      ...(opts.apiToken === null ? {} : { apiToken: opts.apiToken ?? TOKEN }),
+      trainingProvider: 'cpu',
+    },
+    {
+      env: {},
+      logSink: (line) => logs.push(JSON.parse(line) as Record<string, unknown>),
+      jobExecutor: workerExecutor({
+        modulePath: SMOOTHING_TASK,
+        exportName: 'smoothingTask',
+        pacs: pacsCfg,
+        provider: 'cpu',
+      }),
+      sseHeartbeatMs: 100,
+    },
+  );
+  const call = (p: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> => {
+    const headers = new Headers(init.headers);
+    if (!headers.has('Authorization')) headers.set('Authorization', `Bearer ${TOKEN}`);
+    let body = init.body;
+    if (init.json !== undefined) {
+      headers.set('Content-Type', 'application/json');
+      body = JSON.stringify(init.json);
+    }
+    return fetch(server.url + p, { ...init, headers, body });
+  };
+  return {
+    server,
+    url: server.url,
+    logs,
+    call,
+    async json<T>(p: string, init?: RequestInit & { json?: unknown }) {
+      const r = await call(p, init);
+      return { status: r.status, body: (await r.json()) as T };
+    },
+  };
+}
+
+export interface SseEvent {
+  event: string;
+  data: unknown;
+}
+
+/**
+ * Reads a job's event stream until `until` returns true for an event (or the stream ends);
+ * returns the events and the number of heartbeat comments seen.
+ */
+export async function readEvents(
+  api: ApiServer,
+  jobId: string,
+  until: (e: SseEvent, all: SseEvent[]) => boolean,
+  auth: 'header' | 'query' = 'header',
+): Promise<{ events: SseEvent[]; heartbeats: number; contentType: string | null }> {
+  const controller = new AbortController();
+  const p = `/api/jobs/${jobId}/events${auth === 'query' ? `?access_token=${TOKEN}` : ''}`;
+  const res = await fetch(api.url + p, {
+    headers: auth === 'header' ? { Authorization: `Bearer ${TOKEN}` } : {},
+    signal: controller.signal,
+  });
+  if (res.status !== 200 || !res.body) throw new Error(`events: HTTP ${res.status}`);
+  const events: SseEvent[] = [];
+  let heartbeats = 0;
+  let buf = '';
+  const decoder = new TextDecoder();
+  const reader = res.body.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += decoder.decode(value, { stream: true });
+      let k: number;
+      while ((k = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, k);
+        buf = buf.slice(k + 2);
+        if (block.startsWith(':')) {
+          heartbeats++;
+          if (until({ event: ':heartbeat', data: heartbeats }, events)) {
+            return { events, heartbeats, contentType: res.headers.get('content-type') };
+          }
+          continue;
+        }
+        let event = 'message';
+        let data = '';
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event: ')) event = line.slice(7);
+          else if (line.startsWith('data: ')) data += line.slice(6);
+        }
+        if (!data) continue;
+        const e = { event, data: JSON.parse(data) as unknown };
+        events.push(e);
+        if (until(e, events))
+          return { events, heartbeats, contentType: res.headers.get('content-type') };
+      }
+    }
+  } finally {
+    controller.abort();
+  }
+  return { events, heartbeats, contentType: res.headers.get('content-type') };
+}
+
+/** Polls a job until `pred` holds (60 s at most: a deadline, not an expected duration). */
+export async function waitForJob(
+  api: ApiServer,
+  id: string,
+  pred: (j: JobRecord) => boolean,
+  what: string,
+): Promise<JobRecord> {
+  const deadline = Date.now() + 60_000;
+  let last: JobRecord | undefined;
+  while (Date.now() < deadline) {
+    const { body } = await api.json<JobRecord>(`/api/jobs/${id}`);
+    last = body;
+    if (pred(body)) return body;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`job ${id} never reached: ${what}; last ${JSON.stringify(last)}`);
+}
