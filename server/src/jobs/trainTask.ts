@@ -7,12 +7,15 @@
  * after a restart resume. Returns the folder holding model.onnx + metadata.json; the runner
  * publishes it.
  *
- * The contract modules are imported at run time by path (`CONTRACTS`), typed here by their agreed
- * signatures, so the server compiles before the pipeline lands.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
+import type { ModelLabel } from '../../../models/src/format/metadata.js';
+import type { RrlModelInfo } from '../../../models/src/rrl/export.js';
+import { runPipeline } from '../../../models/src/rrl/pipeline.js';
+import { parsePlan, planModelGrid, type RrlPlan } from '../../../models/src/rrl/plan.js';
+import { labelsToModelGrid, prepareModelInput } from '../../../models/src/volume/preprocess.js';
 import { REPO_ROOT } from '../config.js';
 import { DicomWebClient } from '../pacs/dicomweb.js';
 import { fetchSeriesVolume } from '../pacs/volume.js';
@@ -21,83 +24,25 @@ import { loadAtlas } from './atlas.js';
 import { seriesProblem } from './validate.js';
 import type { WorkerTaskContext } from './workerExecutor.js';
 
-type Dims = [number, number, number];
-interface GridAndIntensity {
-  grid: { size: Dims; spacing: Dims; resample: string };
-  intensity: unknown;
-}
-interface PlanModule {
-  parsePlan(input: unknown): { grid: Dims; classes: number } & Record<string, unknown>;
-  planModelGrid(plan: unknown): GridAndIntensity;
-}
-interface PreprocessModule {
-  prepareModelInput(
-    voxels: ArrayLike<number>,
-    srcDims: Dims,
-    meta: GridAndIntensity,
-    srcSpacing?: readonly number[],
-  ): Float32Array;
-  labelsToModelGrid(
-    labels: Uint8Array,
-    srcDims: Dims,
-    meta: Pick<GridAndIntensity, 'grid'>,
-    srcSpacing?: readonly number[],
-  ): Uint8Array;
-}
-interface PipelineModule {
-  runPipeline(input: {
-    plan: unknown;
-    outDir: string;
-    atlas: { image: Float32Array; labels: Uint8Array };
-    unlabeled: { id: string; image: Float32Array }[];
-    info: Record<string, unknown>;
-    provider?: string;
-    onProgress?: (p: {
-      stage: string;
-      stageIndex: number;
-      stageCount: number;
-      step: number;
-      total: number;
-      loss?: number;
-      metrics?: Record<string, number>;
-    }) => void;
-    signal?: AbortSignal;
-    log?: (line: string) => void;
-  }): Promise<{ modelPath: string; metadataPath: string; seconds: number; notices: string[] }>;
-}
+type Provider = 'auto' | 'cpu' | 'webgpu' | 'cuda';
+const PROVIDERS: readonly string[] = ['auto', 'cpu', 'webgpu', 'cuda'];
 
-/** Where the contract modules live (relative to the repository root). */
-export const CONTRACTS = {
-  plan: 'models/src/rrl/plan.ts',
-  preprocess: 'models/src/volume/preprocess.ts',
-  pipeline: 'models/src/rrl/pipeline.ts',
-  plansDir: 'models/plans',
-} as const;
+/** Where the plans live (relative to the repository root). */
+export const PLANS_DIR = 'models/plans';
 
-async function importContract<T>(rel: string): Promise<T> {
-  const file = path.join(REPO_ROOT, rel);
-  try {
-    return (await import(file)) as T;
-  } catch (e) {
-    throw new Error(
-      `The training pipeline module ${rel} could not be loaded (${(e as Error).message}); ` +
-        'this server build cannot train yet.',
-    );
-  }
-}
-
-export async function loadTaskPlan(planName: string): Promise<unknown> {
-  const planMod = await importContract<PlanModule>(CONTRACTS.plan);
-  const file = path.join(REPO_ROOT, CONTRACTS.plansDir, `${planName}.json`);
+/** Reads and validates `models/plans/<planName>.json`. */
+export async function loadTaskPlan(planName: string): Promise<RrlPlan> {
+  const file = path.join(REPO_ROOT, PLANS_DIR, `${planName}.json`);
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(file, 'utf8'));
   } catch (e) {
     throw new Error(
-      `The task's plan ${planName} cannot be read from ${file}: ${(e as Error).message}`,
+      `The task's plan ${planName} cannot be read from ${file}: ${(e as Error).message}. ` +
+        `Use a plan name from ${PLANS_DIR} (e.g. hippocampus, tiny).`,
     );
   }
-  return planMod.parsePlan(raw);
+  return parsePlan(raw);
 }
 
 /** The worker task: PACS → plan grid → runPipeline → model folder. */
@@ -111,11 +56,14 @@ export async function pacsTrainingTask(
     ...(ctx.pacs.username !== undefined ? { username: ctx.pacs.username } : {}),
     ...(ctx.pacs.password !== undefined ? { password: ctx.pacs.password } : {}),
   });
-  const planMod = await importContract<PlanModule>(CONTRACTS.plan);
-  const pre = await importContract<PreprocessModule>(CONTRACTS.preprocess);
-  const pipeline = await importContract<PipelineModule>(CONTRACTS.pipeline);
   const plan = await loadTaskPlan(task.plan);
-  const grid = planMod.planModelGrid(plan);
+  if (plan.classes !== task.labels.length + 1) {
+    throw new Error(
+      `Plan ${task.plan} trains ${plan.classes - 1} labels but task ${task.id} has ${task.labels.length}; ` +
+        'choose a plan with classes = labels + 1.',
+    );
+  }
+  const grid = planModelGrid(plan);
 
   ctx.progress({ phase: 'fetch', step: 0, total: job.series.length + 1 });
   ctx.log(`reading the atlas: series ${task.atlas.seriesUID}, SEG ${task.atlas.segSeriesUID}`);
@@ -139,8 +87,8 @@ export async function pacsTrainingTask(
   for (let i = 0; i < classes.length; i++) classes[i] = lut[atlas.labelmap[i]];
   const aDims = atlas.volume.geometry.dims;
   const aSpacing = atlas.volume.geometry.spacing;
-  const atlasImage = pre.prepareModelInput(atlas.volume.voxels, aDims, grid, aSpacing);
-  const atlasLabels = pre.labelsToModelGrid(classes, aDims, grid, aSpacing);
+  const atlasImage = prepareModelInput(atlas.volume.voxels, aDims, grid, aSpacing);
+  const atlasLabels = labelsToModelGrid(classes, aDims, grid, aSpacing);
 
   const unlabeled: { id: string; image: Float32Array }[] = [];
   const skipped: { seriesUID: string; reason: string }[] = [];
@@ -160,7 +108,7 @@ export async function pacsTrainingTask(
       }
       unlabeled.push({
         id: s.seriesUID,
-        image: pre.prepareModelInput(v.voxels, v.geometry.dims, grid, v.geometry.spacing),
+        image: prepareModelInput(v.voxels, v.geometry.dims, grid, v.geometry.spacing),
       });
     } catch (e) {
       const reason = (e as Error).message;
@@ -174,14 +122,23 @@ export async function pacsTrainingTask(
     );
   }
   ctx.log(`training on the atlas and ${unlabeled.length} series (${skipped.length} skipped)`);
-  const info = {
+  // The model's label values are its output channels 1..C-1 (models/src/format); names, colours
+  // and codes come from the atlas SEG's segments in the task's order.
+  const labels: ModelLabel[] = task.labels.map((l, i) => ({
+    value: i + 1,
+    name: l.name,
+    color: l.color,
+    category: l.category ?? { value: '', scheme: '', meaning: '' },
+    type: l.type ?? { value: '', scheme: '', meaning: '' },
+  }));
+  const info: RrlModelInfo = {
     id: `${task.id}@pending`,
     name: task.name,
     version: '0',
     task: task.id,
     modalities: [task.modality],
     intensity: grid.intensity,
-    labels: task.labels,
+    labels,
     provenance: {
       createdAt: new Date().toISOString(),
       trainer: 'rrl-medsam companion server',
@@ -189,13 +146,13 @@ export async function pacsTrainingTask(
     },
     changelog: [],
   };
-  const result = await pipeline.runPipeline({
+  const result = await runPipeline({
     plan,
     outDir: ctx.workDir,
     atlas: { image: atlasImage, labels: atlasLabels },
     unlabeled,
     info,
-    provider: ctx.provider,
+    provider: PROVIDERS.includes(ctx.provider as Provider) ? (ctx.provider as Provider) : 'auto',
     signal: ctx.signal,
     log: ctx.log,
     onProgress: (p) =>

@@ -86,6 +86,8 @@ export function workerExecutor(o: WorkerExecutorOptions): JobExecutor {
         ctx.signal.removeEventListener('abort', onAbort);
         if (killTimer) clearTimeout(killTimer);
         f();
+        // A task's leftovers (sockets, native thread pools) must not keep the worker alive.
+        void worker.terminate();
       };
       const onAbort = (): void => {
         const reason = ctx.signal.reason instanceof Error ? ctx.signal.reason.message : 'aborted';

@@ -34,7 +34,7 @@ export async function tmpDir(): Promise<{ dir: string; remove(): Promise<void> }
 export async function startApiServer(
   pacs: TestOrthanc,
   dir: string,
-  opts: { apiToken?: string | null } = {},
+  opts: { apiToken?: string | null; realTraining?: boolean } = {},
 ): Promise<ApiServer> {
   const pacsCfg = {
     dicomWebRoot: pacs.dicomWebRoot,
@@ -55,12 +55,16 @@ export async function startApiServer(
     {
       env: {},
       logSink: (line) => logs.push(JSON.parse(line) as Record<string, unknown>),
-      jobExecutor: workerExecutor({
-        modulePath: SMOOTHING_TASK,
-        exportName: 'smoothingTask',
-        pacs: pacsCfg,
-        provider: 'cpu',
-      }),
+      ...(opts.realTraining
+        ? {}
+        : {
+            jobExecutor: workerExecutor({
+              modulePath: SMOOTHING_TASK,
+              exportName: 'smoothingTask',
+              pacs: pacsCfg,
+              provider: 'cpu',
+            }),
+          }),
       sseHeartbeatMs: 100,
     },
   );
@@ -154,8 +158,9 @@ export async function waitForJob(
   id: string,
   pred: (j: JobRecord) => boolean,
   what: string,
+  deadlineMs = 60_000,
 ): Promise<JobRecord> {
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + deadlineMs;
   let last: JobRecord | undefined;
   while (Date.now() < deadline) {
     const { body } = await api.json<JobRecord>(`/api/jobs/${id}`);
