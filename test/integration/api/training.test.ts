@@ -59,6 +59,26 @@ test(
       },
     });
     assert.equal(job.status, 201);
+    // Status answers while the job trains in its worker thread (printed; asserted only loosely).
+    const times: number[] = [];
+    for (let i = 0; i < 200 && times.length < 21; i++) {
+      const t0 = performance.now();
+      const r = await api.json<JobRecord>(`/api/jobs/${job.body.id}`);
+      const ms = performance.now() - t0;
+      if (r.body.status !== 'running') {
+        if (r.body.status === 'queued') continue;
+        break;
+      }
+      times.push(ms);
+    }
+    if (times.length > 0) {
+      times.sort((a, b) => a - b);
+      const median = times[times.length >> 1];
+      console.log(
+        `# status request while a job trains: median ${median.toFixed(1)} ms over ${times.length}, max ${times[times.length - 1].toFixed(1)} ms`,
+      );
+      assert.ok(median < 1000);
+    }
     const stream = await readEvents(api, job.body.id, (e) => e.event === 'end');
     const phases = new Set(
       stream.events
@@ -119,3 +139,31 @@ test(
     assert.ok((await onnx.arrayBuffer()).byteLength > 1000);
   },
 );
+
+test('a job whose plan cannot be used fails with a clear reason and publishes nothing', async () => {
+  const client = pacsClient(pacs);
+  const atlas = await storeSeries(client, { description: 'T1 atlas 2' });
+  await storeSeg(client, atlas, atlas.labels);
+  const u1 = await storeSeries(client, { shift: 1, description: 'T1 unlabelled 2' });
+  const task = await api.json<TaskRecord>('/api/tasks', {
+    method: 'POST',
+    json: {
+      name: 'No plan',
+      plan: 'no-such-plan',
+      atlas: { studyUID: atlas.studyUID, seriesUID: atlas.seriesUID },
+    },
+  });
+  assert.equal(task.status, 201);
+  const job = await api.json<JobRecord>('/api/jobs', {
+    method: 'POST',
+    json: {
+      taskId: 'no-plan',
+      series: { uids: [{ studyUID: u1.studyUID, seriesUID: u1.seriesUID }] },
+    },
+  });
+  const done = await waitForJob(api, job.body.id, (j) => j.status === 'failed', 'failed');
+  assert.match(done.reason ?? '', /plan no-such-plan cannot be read/);
+  assert.equal(done.modelId, undefined);
+  const versions = await api.json<{ models: unknown[] }>('/api/tasks/no-plan/models');
+  assert.deepEqual(versions.body.models, []);
+});
