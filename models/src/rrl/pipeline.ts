@@ -20,7 +20,8 @@
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildTrainingGraph } from '../engine/autodiff/training.js';
+import * as ort from 'onnxruntime-node';
+import { buildForwardGraph, buildTrainingGraph } from '../engine/autodiff/training.js';
 import type { Graph } from '../engine/graph/graph.js';
 import { readCheckpoint, writeCheckpoint } from '../engine/runtime/checkpoint.js';
 import { selectProvider, type Provider } from '../engine/runtime/providers.js';
@@ -31,9 +32,10 @@ import { distillationTask, resampleFeatureVolume } from './distill.js';
 import { exportRrlEvalModel, exportRrlModel, type RrlModelInfo } from './export.js';
 import { rrlInferenceNet, rrlNetArgsFromPlan, type RrlNetArgs } from './networks.js';
 import type { RrlPlan } from './plan.js';
-import { oneHot, pseudoLabels } from './pseudoLabels.js';
+import type { PrealignSpec } from './prealign.js';
+import { argmaxClasses, oneHot, pseudoLabels } from './pseudoLabels.js';
 import { StageAbortedError } from './stages/abort.js';
-import { runRegistrationStage } from './stages/registration.js';
+import { PrealignedAtlas, runRegistrationStage } from './stages/registration.js';
 import {
   apDecoderTask,
   branchSegmentationTask,
@@ -50,6 +52,7 @@ export type PipelineStage =
   | 'pseudo-labels'
   | 'distill-sam'
   | 'distill-task'
+  | 'joint'
   | 'mutual'
   | 'decoder'
   | 'export';
@@ -59,6 +62,7 @@ export const PIPELINE_STAGES = Object.freeze([
   'registration',
   'distill-sam',
   'distill-task',
+  'joint',
   'mutual',
   'decoder',
   'export',
@@ -284,8 +288,11 @@ class Run {
   progress(
     stage: PipelineStage,
     p: Omit<PipelineProgress, 'stage' | 'stageIndex' | 'stageCount'>,
+    of?: StageName,
   ): void {
-    const stageIndex = this.stageIndex(stage === 'pseudo-labels' ? 'registration' : stage);
+    const stageIndex = this.stageIndex(
+      of ?? (stage === 'pseudo-labels' ? 'registration' : (stage as StageName)),
+    );
     this.input.onProgress?.({ stage, stageIndex, stageCount: PIPELINE_STAGES.length, ...p });
     const rec = { time: new Date().toISOString(), stage, ...p };
     const line = `${JSON.stringify(rec)}\n`;
@@ -454,6 +461,7 @@ class Run {
       },
       signal: this.input.signal,
       pseudoLabels: false,
+      ...(p.registrationPrealign ? { prealign: p.registrationPrealign } : {}),
       onProgress: (q) =>
         this.progress('registration', {
           step: q.step,
@@ -462,13 +470,9 @@ class Run {
           metrics: q.metrics,
         }),
     });
-    await mkdir(this.paths.registration, { recursive: true });
-    await saveParams(join(this.paths.registration, 'params.ckpt'), reg.params);
-    await atomicWrite(
-      join(this.paths.registration, 'registration.json'),
-      `${JSON.stringify({ formatVersion: 1, args: reg.args, grid: this.grid, classes: p.classes, steps: sched.steps }, null, 2)}\n`,
-    );
+    await this.saveRegistration(reg.params, reg.args, { steps: sched.steps });
     await mkdir(this.paths.pseudoLabels, { recursive: true });
+    const pre = this.prealigned();
     const total = targets.length;
     for (const [k, u] of this.input.unlabeled.entries()) {
       if (this.input.signal?.aborted) {
@@ -486,8 +490,8 @@ class Run {
           args: reg.args,
           grid: this.grid,
           classes: p.classes,
-          atlasImage: this.input.atlas.image,
-          atlasLabels: this.input.atlas.labels,
+          atlasImage: pre.get(k).image,
+          atlasLabels: pre.get(k).labels,
           target: u.image,
         });
         await atomicWrite(file, r.labels);
@@ -498,10 +502,50 @@ class Run {
     return { steps: sched.steps };
   }
 
+  /** The atlas shifted per unlabelled volume by the plan's pre-alignment (identity without). */
+  prealigned(): PrealignedAtlas {
+    return new PrealignedAtlas(
+      this.grid,
+      this.input.atlas.image,
+      this.input.atlas.labels,
+      this.input.unlabeled.map((u) => u.image),
+      this.plan.registrationPrealign,
+    );
+  }
+
+  /** What `loadRegistration` needs: args, params and the pre-alignment setting. */
+  async saveRegistration(
+    params: ReadonlyMap<string, Float32Array>,
+    args: RegistrationArgs,
+    extra: Record<string, unknown>,
+  ): Promise<void> {
+    await mkdir(this.paths.registration, { recursive: true });
+    await saveParams(join(this.paths.registration, 'params.ckpt'), params);
+    const meta = {
+      formatVersion: 1,
+      args,
+      grid: this.grid,
+      classes: this.plan.classes,
+      ...(this.plan.registrationPrealign ? { prealign: this.plan.registrationPrealign } : {}),
+      ...extra,
+    };
+    await atomicWrite(
+      join(this.paths.registration, 'registration.json'),
+      `${JSON.stringify(meta, null, 2)}\n`,
+    );
+  }
+
+  /** Pseudo-label file of one volume: round 0 (registration) or 1 (joint refinement, fused). */
+  pseudoFile(id: string, round: number): string {
+    return join(this.paths.pseudoLabels, `${safeId(id)}${round > 0 ? `.r${round}` : ''}.u8`);
+  }
+
   async loadPseudoLabels(): Promise<void> {
     this.pseudo = [];
+    const j = this.done('joint');
+    const round = j && !j.skipped ? 1 : 0;
     for (const u of this.input.unlabeled) {
-      const file = join(this.paths.pseudoLabels, `${safeId(u.id)}.u8`);
+      const file = this.pseudoFile(u.id, round);
       if (!existsSync(file)) {
         throw new Error(
           `runPipeline: the pseudo labels of ${u.id} are missing (${file}) although the registration stage is recorded as done; the unlabelled volumes differ from the first run — use a new output folder.`,
@@ -622,6 +666,141 @@ class Run {
     return { steps: sched.steps };
   }
 
+  /** Softmax of the E_g branch (current parameters) for every unlabelled volume, [C, D, H, W]. */
+  async branchPredictions(): Promise<Float32Array[]> {
+    const net = rrlInferenceNet(this.args, this.grid);
+    const init = net.graph.initialParams(this.plan.seeds.init);
+    const params: Params = new Map();
+    for (const [k, v] of init) params.set(k, this.params.get(k) ?? v);
+    const { model } = buildForwardGraph({
+      graph: net.graph,
+      outputs: { generalLogits: net.generalLogits },
+      params,
+    });
+    const session = await ort.InferenceSession.create(model, {
+      executionProviders: ['cpu'],
+      intraOpNumThreads: 2,
+    });
+    const C = this.plan.classes;
+    const m = this.voxels;
+    const out: Float32Array[] = [];
+    try {
+      for (const u of this.input.unlabeled) {
+        this.checkAbort('joint');
+        const r = await session.run(
+          { image: new ort.Tensor('float32', u.image, [1, 1, ...this.grid]) },
+          ['generalLogits'],
+        );
+        const logits = r['generalLogits']!.data as Float32Array;
+        const prob = new Float32Array(C * m);
+        for (let i = 0; i < m; i++) {
+          let mx = -Infinity;
+          for (let c = 0; c < C; c++) mx = Math.max(mx, logits[c * m + i]!);
+          let sum = 0;
+          for (let c = 0; c < C; c++) {
+            const e = Math.exp(logits[c * m + i]! - mx);
+            prob[c * m + i] = e;
+            sum += e;
+          }
+          for (let c = 0; c < C; c++) prob[c * m + i]! /= sum;
+        }
+        out.push(prob);
+      }
+    } finally {
+      await session.release();
+    }
+    return out;
+  }
+
+  /**
+   * Joint registration–segmentation refinement: the registration net is fine-tuned with the
+   * extra term weight·(1 − soft Dice(warped atlas labels, E_g softmax)), then the pseudo labels
+   * are recomputed and fused with the branch: argmax((1 − f)·warped one-hot + f·softmax).
+   */
+  async joint(): Promise<Omit<StageRecord, 'stage' | 'seconds'>> {
+    const p = this.plan;
+    const sched = p.schedule.joint;
+    if (sched.steps === 0) return { steps: 0, skipped: 'schedule.joint.steps is 0' };
+    const metaFile = join(this.paths.registration, 'registration.json');
+    const meta = JSON.parse(await readFile(metaFile, 'utf8')) as { args: RegistrationArgs };
+    // Fine-tune from the registration stage's weights (the joint checkpoint wins on resume).
+    // Snapshot of the registration stage's weights (registration/ is overwritten at the end).
+    const snap = join(this.paths.checkpoints, 'registration-final.params');
+    if (!existsSync(snap)) {
+      await saveParams(snap, await loadParams(join(this.paths.registration, 'params.ckpt')));
+    }
+    const initial = await loadParams(snap);
+    this.say('[joint] E_g predictions of the unlabelled volumes');
+    const predictions = await this.branchPredictions();
+    const reg = await runRegistrationStage({
+      grid: this.grid,
+      classes: p.classes,
+      atlasImage: this.input.atlas.image,
+      atlasLabels: this.input.atlas.labels,
+      targets: this.input.unlabeled.map((u) => u.image),
+      args: meta.args,
+      steps: sched.steps,
+      lr: sched.lr,
+      seed: p.seeds.init + this.stageIndex('joint'),
+      provider: this.provider,
+      initialParams: initial,
+      jointSegmentation: { weight: p.loss.registrationSegmentation, predictions },
+      checkpoint: {
+        path: join(this.paths.checkpoints, 'joint.ckpt'),
+        every: Math.max(1, Math.min(50, Math.ceil(sched.steps / 4))),
+      },
+      signal: this.input.signal,
+      pseudoLabels: false,
+      ...(p.registrationPrealign ? { prealign: p.registrationPrealign } : {}),
+      onProgress: (q) =>
+        this.progress('joint', { step: q.step, total: q.total, loss: q.loss, metrics: q.metrics }),
+    });
+    const pre = this.prealigned();
+    const f = p.jointFusion;
+    const C = p.classes;
+    const m = this.voxels;
+    for (const [k, u] of this.input.unlabeled.entries()) {
+      if (this.input.signal?.aborted) {
+        throw new StageAbortedError('joint (pseudo labels)', sched.steps, sched.steps);
+      }
+      const file = this.pseudoFile(u.id, 1);
+      if (!existsSync(file)) {
+        const r = await pseudoLabels({
+          params: reg.params,
+          args: reg.args,
+          grid: this.grid,
+          classes: C,
+          atlasImage: pre.get(k).image,
+          atlasLabels: pre.get(k).labels,
+          target: u.image,
+        });
+        const fused = new Float32Array(C * m);
+        const pr = predictions[k]!;
+        for (let i = 0; i < C * m; i++) fused[i] = (1 - f) * r.probabilities[i]! + f * pr[i]!;
+        await atomicWrite(file, argmaxClasses(fused, C));
+      }
+      this.progress('pseudo-labels', { step: k + 1, total: this.input.unlabeled.length }, 'joint');
+    }
+    await this.saveRegistration(reg.params, reg.args, {
+      steps: p.schedule.registration.steps,
+      jointSteps: sched.steps,
+    });
+    const old = this.pseudo;
+    this.pseudo = [];
+    for (const u of this.input.unlabeled) {
+      this.pseudo.push(new Uint8Array(await readFile(this.pseudoFile(u.id, 1))));
+    }
+    let changed = 0;
+    for (const [k, a] of old.entries()) {
+      const b = this.pseudo[k]!;
+      for (let i = 0; i < m; i++) if (a[i] !== b[i]) changed++;
+    }
+    this.say(
+      `[joint] fused pseudo labels (branch weight ${f}): ${((100 * changed) / (m * Math.max(1, old.length))).toFixed(2)} % of voxels changed`,
+    );
+    return { steps: sched.steps };
+  }
+
   async mutual(): Promise<Omit<StageRecord, 'stage' | 'seconds'>> {
     const p = this.plan;
     const sched = p.schedule.mutual;
@@ -738,6 +917,7 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
     registration: () => run.registration(),
     'distill-sam': () => run.distillSam(),
     'distill-task': () => run.distillTask(),
+    joint: () => run.joint(),
     mutual: () => run.mutual(),
     decoder: () => run.decoder(),
     export: () => run.export(),
@@ -791,17 +971,19 @@ export async function loadRegistration(outDir: string): Promise<SavedRegistratio
     args: RegistrationArgs;
     grid: [number, number, number];
     classes: number;
+    prealign?: PrealignSpec;
   };
   const params = await loadParams(join(dir, 'params.ckpt'));
   return {
     register: async (atlasImage, atlasLabels, target) => {
+      const pre = new PrealignedAtlas(meta.grid, atlasImage, atlasLabels, [target], meta.prealign);
       const r = await pseudoLabels({
         params,
         args: meta.args,
         grid: meta.grid,
         classes: meta.classes,
-        atlasImage,
-        atlasLabels,
+        atlasImage: pre.get(0).image,
+        atlasLabels: pre.get(0).labels,
         target,
       });
       return { labels: r.labels, probabilities: r.probabilities };

@@ -69,7 +69,13 @@ export interface RrlPlan {
     distillTask: StageSchedule;
     mutual: StageSchedule & { emaAlpha: number };
     decoder: StageSchedule;
+    /** Joint registration–segmentation refinement after distill-task (steps 0 = skipped). */
+    joint: StageSchedule;
   };
+  /** Translation pre-alignment of the atlas before the registration net (absent = none). */
+  registrationPrealign?: { maxShift: number };
+  /** Weight of the E_g branch's softmax in the fused pseudo labels of the joint stage, 0..1. */
+  jointFusion: number;
   seeds: { init: number; data: number };
   /** SAM ViT-B image encoder ONNX file (path or file: URL); absent = stage 1 skipped. */
   teacher?: string;
@@ -115,7 +121,9 @@ export function defaultPlan(): RrlPlan {
       distillTask: { steps: 500, lr: 1e-3 },
       mutual: { steps: 1500, lr: 1e-3, emaAlpha: 0.99 },
       decoder: { steps: 1000, lr: 1e-3 },
+      joint: { steps: 0, lr: 1e-3 },
     },
+    jointFusion: 0.5,
     seeds: { init: 42, data: 7 },
     teacherSliceStride: 1,
     preprocess: {
@@ -229,6 +237,8 @@ export function parsePlan(input: unknown): RrlPlan {
     'decoderConvs',
     'classes',
     'registrationBase',
+    'registrationPrealign',
+    'jointFusion',
     'loss',
     'schedule',
     'seeds',
@@ -305,7 +315,25 @@ export function parsePlan(input: unknown): RrlPlan {
       ),
     },
     decoder: stage('schedule.decoder', schedIn.decoder, d.schedule.decoder),
+    joint: stage('schedule.joint', schedIn.joint, d.schedule.joint),
   };
+  let registrationPrealign: RrlPlan['registrationPrealign'];
+  const preIn = input.registrationPrealign;
+  if (preIn !== undefined && preIn !== null) {
+    if (!isObj(preIn)) {
+      throw new PlanError(
+        `plan.registrationPrealign: expected an object { maxShift } or no field, found ${describe(preIn)}.`,
+      );
+    }
+    checkKeys('registrationPrealign', preIn, ['maxShift']);
+    registrationPrealign = {
+      maxShift: num('registrationPrealign.maxShift', preIn.maxShift, 8, {
+        int: true,
+        min: 0,
+        max: 64,
+      }),
+    };
+  }
   const seedsIn = input.seeds ?? {};
   if (!isObj(seedsIn))
     throw new PlanError(`plan.seeds: expected an object, found ${describe(seedsIn)}.`);
@@ -336,6 +364,7 @@ export function parsePlan(input: unknown): RrlPlan {
     }),
     loss,
     schedule,
+    jointFusion: num('jointFusion', input.jointFusion, d.jointFusion, { min: 0, max: 1 }),
     seeds,
     teacherSliceStride: num('teacherSliceStride', input.teacherSliceStride, d.teacherSliceStride, {
       int: true,
@@ -345,6 +374,7 @@ export function parsePlan(input: unknown): RrlPlan {
     sampling: parseSampling(input.sampling, d.sampling),
   };
   if (teacher !== undefined) plan.teacher = teacher;
+  if (registrationPrealign) plan.registrationPrealign = registrationPrealign;
   return plan;
 }
 

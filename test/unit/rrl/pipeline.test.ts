@@ -134,16 +134,26 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
     };
     assert.deepEqual(
       stateAfterAbort.stages.map((s) => s.stage),
-      ['registration', 'distill-sam', 'distill-task'],
+      ['registration', 'distill-sam', 'distill-task', 'joint'],
     );
     assert.ok(existsSync(join(out, 'checkpoints', 'mutual.ckpt')));
     assert.ok(!existsSync(join(out, 'model.onnx')));
     assert.equal(
-      first.filter((p) => p.stage === 'pseudo-labels').length,
+      first.filter((p) => p.stage === 'pseudo-labels' && p.stageIndex === 0).length,
       unlabeled.length,
       'one pseudo-label event per unlabelled volume',
     );
-    assert.ok(first.every((p) => p.stageCount === 6));
+    assert.ok(first.every((p) => p.stageCount === 7));
+    assert.ok(
+      first.some((p) => p.stage === 'joint' && p.stageIndex === 3 && p.loss !== undefined),
+      'joint stage is the 4th',
+    );
+    assert.equal(
+      first.filter((p) => p.stage === 'pseudo-labels' && p.stageIndex === 3).length,
+      unlabeled.length,
+      'the joint stage recomputes one pseudo label per unlabelled volume',
+    );
+    for (const k of [0, 1, 2]) assert.ok(existsSync(join(out, 'pseudo-labels', `case_${k}.r1.u8`)));
 
     // 2. rerun: finished stages are not rerun, mutual continues at step 6
     const second: PipelineProgress[] = [];
@@ -152,7 +162,7 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
     assert.deepEqual([...stagesRun], ['mutual', 'decoder', 'export']);
     assert.equal(second.find((p) => p.stage === 'mutual')!.step, 6);
     assert.deepEqual(
-      result.stages.slice(0, 3).map((s) => s.seconds),
+      result.stages.slice(0, 4).map((s) => s.seconds),
       stateAfterAbort.stages.map((s) => s.seconds),
     );
     assert.deepEqual(
@@ -161,6 +171,7 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
         ['registration', 20],
         ['distill-sam', 12],
         ['distill-task', 12],
+        ['joint', 8],
         ['mutual', 12],
         ['decoder', 12],
         ['export', 0],
@@ -170,9 +181,17 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
 
     // every stage's loss falls (mean of the first 3 steps vs the last 3)
     const losses = logLosses(out);
-    for (const stage of ['registration', 'distill-sam', 'distill-task', 'mutual', 'decoder']) {
+    for (const stage of [
+      'registration',
+      'distill-sam',
+      'distill-task',
+      'joint',
+      'mutual',
+      'decoder',
+    ]) {
       const l = losses.get(stage)!;
-      assert.equal(l.length, stage === 'registration' ? 20 : 12, `${stage}: steps logged`);
+      const n = stage === 'registration' ? 20 : stage === 'joint' ? 8 : 12;
+      assert.equal(l.length, n, `${stage}: steps logged`);
       assert.ok(
         mean(l.slice(-3)) < mean(l.slice(0, 3)),
         `${stage}: loss did not fall: ${l.map((v) => v.toFixed(3)).join(' ')}`,
@@ -180,6 +199,7 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
     }
     const log = readFileSync(join(out, 'training-log.jsonl'), 'utf8');
     assert.match(log, /"stage":"distill-task".*"featureL1"/, 'stage 2 matches stage-1 features');
+    assert.match(log, /"stage":"joint".*"segmentation"/, 'joint stage has the segmentation term');
 
     // the published model: valid metadata, runs with the right output shape
     const meta = validateMetadata(JSON.parse(readFileSync(result.metadataPath, 'utf8')));
@@ -196,14 +216,17 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
       'eval model has the same weights',
     );
 
-    // registration only, from the saved registration
+    // registration only, from the saved (joint-refined) registration with its pre-alignment
+    const regMeta = JSON.parse(
+      readFileSync(join(out, 'registration', 'registration.json'), 'utf8'),
+    ) as { prealign?: { maxShift: number }; jointSteps?: number };
+    assert.deepEqual(regMeta.prealign, { maxShift: 2 });
+    assert.equal(regMeta.jointSteps, 8);
     const reg = await loadRegistration(out);
     const p = await reg.register(atlas.image, atlas.labels, unlabeled[0]!.image);
     await reg.release();
     assert.equal(p.labels.length, m);
     assert.equal(p.probabilities.length, 3 * m);
-    const saved = readFileSync(join(out, 'pseudo-labels', 'case_0.u8'));
-    assert.deepEqual(new Uint8Array(saved), p.labels);
 
     // 3. an uninterrupted run ends with the same model
     const whole = await runPipeline(input(plan, join(dir, 'whole')));
@@ -234,6 +257,7 @@ test('pipeline without a teacher: stage 1 skipped, the notice reaches metadata.j
         distillTask: { steps: 3, lr: 0.01 },
         mutual: { steps: 3, lr: 0.01, emaAlpha: 0.99 },
         decoder: { steps: 3, lr: 0.01 },
+        joint: { steps: 0, lr: 0.01 },
       },
     });
     const result = await runPipeline(input(plan, dir));
@@ -248,6 +272,13 @@ test('pipeline without a teacher: stage 1 skipped, the notice reaches metadata.j
     assert.ok(meta.provenance.notes?.includes(NO_TEACHER_NOTICE), meta.provenance.notes);
     const state = readFileSync(join(dir, 'state.json'), 'utf8');
     assert.ok(state.includes(NO_TEACHER_NOTICE));
+    // joint skipped: loadRegistration (with the plan's pre-alignment) reproduces the pseudo labels
+    assert.equal(result.stages[3]!.skipped, 'schedule.joint.steps is 0');
+    const reg = await loadRegistration(dir);
+    const p = await reg.register(atlas.image, atlas.labels, unlabeled[0]!.image);
+    await reg.release();
+    const saved = readFileSync(join(dir, 'pseudo-labels', 'case_0.u8'));
+    assert.deepEqual(new Uint8Array(saved), p.labels);
     assert.ok(!readFileSync(join(dir, 'training-log.jsonl'), 'utf8').includes('featureL1'));
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { buildTrainingGraph } from '../../engine/autodiff/training.js';
 import { registrationTask, type RegistrationArgs } from '../../engine/nn/registration.js';
 import { Trainer, type Batch } from '../../engine/runtime/trainer.js';
+import { findShift, shiftImage, shiftLabels, type PrealignSpec, type Shift } from '../prealign.js';
 import { oneHot, pseudoLabels, type Grid } from '../pseudoLabels.js';
 import { StageAbortedError } from './abort.js';
 
@@ -47,6 +48,14 @@ export interface RegistrationStageInput {
   jointSegmentation?: { weight: number; predictions: readonly Float32Array[] };
   /** Compute the pseudo labels of every target after training (default true). */
   pseudoLabels?: boolean;
+  /**
+   * Translation pre-alignment: the atlas (image and labels) is shifted by the integer shift
+   * maximising the global NCC with each target (`findShift`, cached per target) before the
+   * registration net sees it — in training and for the pseudo labels.
+   */
+  prealign?: PrealignSpec;
+  /** Initial registration parameters (fine-tuning); default: the net's seeded initialisation. */
+  initialParams?: ReadonlyMap<string, Float32Array>;
 }
 
 export interface RegistrationStageResult {
@@ -58,6 +67,48 @@ export interface RegistrationStageResult {
   step: number;
   /** Pseudo labels (uint8 per voxel) of every target, in order. */
   pseudoLabels: Uint8Array[];
+  /** Pre-alignment shift of the atlas for every target (all [0,0,0] without `prealign`). */
+  shifts: Shift[];
+}
+
+/**
+ * The atlas as the registration net sees it for one target: shifted by the pre-alignment shift
+ * (identity without `prealign`). Cached per target index.
+ */
+export class PrealignedAtlas {
+  private cache = new Map<number, { shift: Shift; image: Float32Array; labels: Uint8Array }>();
+  private readonly labels: Uint8Array;
+  constructor(
+    readonly grid: Grid,
+    readonly atlasImage: Float32Array,
+    atlasLabels: ArrayLike<number>,
+    readonly targets: readonly Float32Array[],
+    readonly prealign?: PrealignSpec,
+  ) {
+    this.labels = Uint8Array.from(atlasLabels);
+  }
+  get(k: number): { shift: Shift; image: Float32Array; labels: Uint8Array } {
+    let e = this.cache.get(k);
+    if (!e) {
+      if (!this.prealign || this.prealign.maxShift === 0) {
+        e = { shift: [0, 0, 0], image: this.atlasImage, labels: this.labels };
+      } else {
+        const { shift } = findShift(
+          this.atlasImage,
+          this.targets[k]!,
+          this.grid,
+          this.prealign.maxShift,
+        );
+        e = {
+          shift,
+          image: shiftImage(this.atlasImage, this.grid, shift),
+          labels: shiftLabels(this.labels, this.grid, shift),
+        };
+      }
+      this.cache.set(k, e);
+    }
+    return e;
+  }
 }
 
 export async function runRegistrationStage(
@@ -84,7 +135,16 @@ export async function runRegistrationStage(
   const joint = i.jointSegmentation;
   let loss = task.loss;
   const metrics = { ...task.metrics };
-  let atlasOnehot: Float32Array | undefined;
+  const pre = new PrealignedAtlas(i.grid, i.atlasImage, i.atlasLabels, i.targets, i.prealign);
+  const onehots = new Map<number, Float32Array>();
+  const atlasOnehot = (k: number): Float32Array => {
+    let o = onehots.get(k);
+    if (!o) {
+      o = oneHot(pre.get(k).labels, i.classes);
+      onehots.set(k, o);
+    }
+    return o;
+  };
   if (joint) {
     if (joint.predictions.length !== i.targets.length) {
       throw new Error(
@@ -100,7 +160,6 @@ export async function runRegistrationStage(
         );
       }
     }
-    atlasOnehot = oneHot(i.atlasLabels, i.classes);
     const g = task.graph;
     const shape = [1, i.classes, ...i.grid];
     const warpedLabels = g.warp3d(g.input('atlasOnehot', shape), task.displacement);
@@ -130,10 +189,12 @@ export async function runRegistrationStage(
     optimizer: { type: 'adamw', weightDecay: 0 },
   });
   const seed = i.seed ?? 0;
+  const init = task.graph.initialParams(seed);
+  for (const [k, v] of i.initialParams ?? []) if (init.has(k)) init.set(k, v);
   const trainer = await Trainer.create(built, {
     provider: i.provider ?? 'cpu',
     seed,
-    initialState: task.graph.initialParams(seed),
+    initialState: init,
     intraOpNumThreads: 2,
   });
   const losses: number[] = [];
@@ -149,13 +210,13 @@ export async function runRegistrationStage(
       batch: (_step, rng): Batch => {
         const k = rng.int(i.targets.length);
         const fixed = { data: i.targets[k]!, dims };
-        const moving = { data: i.atlasImage, dims };
-        if (!joint || !atlasOnehot) return { moving, fixed };
+        const moving = { data: pre.get(k).image, dims };
+        if (!joint) return { moving, fixed };
         const ldims = [1, i.classes, ...i.grid];
         return {
           moving,
           fixed,
-          atlasOnehot: { data: atlasOnehot, dims: ldims },
+          atlasOnehot: { data: atlasOnehot(k), dims: ldims },
           targetSegmentation: { data: joint.predictions[k]!, dims: ldims },
         };
       },
@@ -194,12 +255,13 @@ export async function runRegistrationStage(
       args,
       grid: i.grid,
       classes: i.classes,
-      atlasImage: i.atlasImage,
-      atlasLabels: i.atlasLabels,
+      atlasImage: pre.get(k).image,
+      atlasLabels: pre.get(k).labels,
       target,
     });
     labels.push(r.labels);
     i.onProgress?.({ phase: 'pseudo-labels', step: k + 1, total: i.targets.length });
   }
-  return { params, args, losses, step, pseudoLabels: labels };
+  const shifts = i.targets.map((_, k) => pre.get(k).shift);
+  return { params, args, losses, step, pseudoLabels: labels, shifts };
 }
