@@ -107,3 +107,31 @@ test('plan preprocess and sampling: defaults, validation, planModelGrid', () => 
     assert.doesNotThrow(() => parsePlan(json), `models/plans/${f}.json parses`);
   }
 });
+
+test('plan registrationPrealign, schedule.joint and jointFusion: defaults and validation', () => {
+  const d = parsePlan({});
+  assert.equal(d.registrationPrealign, undefined, 'no pre-alignment by default');
+  assert.deepEqual(d.schedule.joint, { steps: 0, lr: 1e-3 }, 'joint stage skipped by default');
+  assert.equal(d.jointFusion, 0.5);
+  const p = parsePlan({
+    registrationPrealign: { maxShift: 8 },
+    schedule: { joint: { steps: 200, lr: 0.001 } },
+    jointFusion: 0.3,
+  });
+  assert.deepEqual(p.registrationPrealign, { maxShift: 8 });
+  assert.deepEqual(p.schedule.joint, { steps: 200, lr: 0.001 });
+  assert.equal(p.jointFusion, 0.3);
+  assert.throws(() => parsePlan({ jointFusion: 1.5 }), /plan\.jointFusion/);
+  assert.throws(
+    () => parsePlan({ registrationPrealign: { maxShift: 2.5 } }),
+    /registrationPrealign\.maxShift/,
+  );
+  assert.throws(() => parsePlan({ registrationPrealign: { shift: 2 } }), /unknown field "shift"/);
+  const hip = parsePlan(
+    JSON.parse(
+      readFileSync(new URL('../../../models/plans/hippocampus.json', import.meta.url), 'utf8'),
+    ),
+  );
+  assert.deepEqual(hip.registrationPrealign, { maxShift: 8 });
+  assert.ok(hip.schedule.joint.steps > 0);
+});
