@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -172,6 +173,8 @@ export class Api {
   constructor(private readonly o: ApiOptions) {
     const c = o.config;
     this.token = resolveApiToken(c.apiToken, c.dataDir);
+    // Versions half-assembled when a previous server stopped mid-publish (never listed as models).
+    rmSync(path.join(c.modelsDir, '.staging'), { recursive: true, force: true });
     this.store = new Store(c.databaseFile ?? path.join(c.dataDir, 'state.sqlite'));
     this.client = new DicomWebClient({
       root: c.pacs.dicomWebRoot,

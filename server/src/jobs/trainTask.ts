@@ -6,7 +6,6 @@
  * pipeline (contract 2: `runPipeline`) with outDir = the job's work folder, which makes a rerun
  * after a restart resume. Returns the folder holding model.onnx + metadata.json; the runner
  * publishes it.
- *
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
