@@ -5,10 +5,14 @@
  */
 import { createRoot, type Root } from 'react-dom/client';
 import { PANEL_NAME } from './id.js';
-import { OneShotPanel, type PanelActions } from './panels/OneShotPanel.js';
+import { OneShotPanel, type PanelActions, type TrainingHooks } from './panels/OneShotPanel.js';
 import type { Store } from './state/store.js';
 
-export function makeGetPanelModule(getStore: () => Store | undefined, actions: PanelActions) {
+export function makeGetPanelModule(
+  getStore: () => Store | undefined,
+  actions: PanelActions,
+  getTraining?: () => TrainingHooks | undefined,
+) {
   return function getPanelModule() {
     let root: Root | undefined;
     let mountedOn: HTMLElement | undefined;
@@ -20,7 +24,7 @@ export function makeGetPanelModule(getStore: () => Store | undefined, actions: P
         root?.unmount();
         mountedOn = el;
         root = createRoot(el);
-        root.render(<OneShotPanel store={store} actions={actions} />);
+        root.render(<OneShotPanel store={store} actions={actions} training={getTraining?.()} />);
       } else if (!el && root) {
         const r = root;
         root = undefined;

@@ -8,7 +8,7 @@ import { makeGetPanelModule } from './getPanelModule.js';
 import { makeGetToolbarModule } from './getToolbarModule.js';
 import { id } from './id.js';
 import { disposeWorker } from './inference/client.js';
-import { actions, loadModels, preRegistration, runtime } from './init.js';
+import { actions, loadModels, preRegistration, runtime, trainingHooks } from './init.js';
 
 const getStore = () => runtime.ctx?.store;
 
@@ -26,12 +26,16 @@ const extension = {
     disposeWorker();
     getStore()?.reset();
   },
-  getPanelModule: makeGetPanelModule(getStore, {
-    run: () => void actions.oneShotSegment(),
-    cancel: () => actions.oneShotCancel(),
-    save: () => void actions.oneShotSave(),
-    reloadModels: () => void actions.oneShotLoadModels(),
-  }),
+  getPanelModule: makeGetPanelModule(
+    getStore,
+    {
+      run: () => void actions.oneShotSegment(),
+      cancel: () => actions.oneShotCancel(),
+      save: () => void actions.oneShotSave(),
+      reloadModels: () => void actions.oneShotLoadModels(),
+    },
+    trainingHooks,
+  ),
   getCommandsModule: makeCommandsModule(actions),
   getToolbarModule: makeGetToolbarModule(getStore),
   getHangingProtocolModule,

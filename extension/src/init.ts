@@ -7,6 +7,9 @@ import { Store } from './state/store.js';
 import { resolveConfig } from './utils/config.js';
 import { fetchCatalog } from './utils/modelCatalog.js';
 import type { OneShotActions } from './commandsModule.js';
+import { ApiClient } from './api/client.js';
+import type { TrainingHooks } from './panels/OneShotPanel.js';
+import { activeImageDisplaySet } from './utils/viewerData.js';
 
 export interface Runtime {
   ctx?: OneShotContext;
@@ -96,3 +99,32 @@ export const actions: OneShotActions = {
     await loadModels();
   },
 };
+
+let api: ApiClient | undefined;
+
+/** The training workflow's connection to the viewer (API client, open series, model choice). */
+export function trainingHooks(): TrainingHooks | undefined {
+  const ctx = runtime.ctx;
+  if (!ctx) return undefined;
+  api ??= new ApiClient(); // same origin: the server that serves the viewer
+  return {
+    api,
+    openSeries() {
+      try {
+        const { displaySet } = activeImageDisplaySet(ctx.servicesManager);
+        return {
+          studyUID: displaySet.StudyInstanceUID,
+          seriesUID: displaySet.SeriesInstanceUID,
+          modality: displaySet.Modality,
+          description: displaySet.SeriesDescription,
+        };
+      } catch {
+        return undefined;
+      }
+    },
+    async useModel(modelId: string) {
+      if (!ctx.store.get().models.some((m) => m.metadata.id === modelId)) await loadModels();
+      ctx.store.set({ selectedModelId: modelId });
+    },
+  };
+}

@@ -6,6 +6,10 @@ import { useEffect, useState, useSyncExternalStore, type CSSProperties } from 'r
 import { describeModelKind } from '../../../models/src/format/metadata.js';
 import type { ExecutionProvider } from '../inference/protocol.js';
 import type { OneShotState, Store } from '../state/store.js';
+import { TrainingSection, type TrainingDeps } from './TrainingSection.js';
+
+/** What the training workflow needs from the viewer (the chosen model comes from the store). */
+export type TrainingHooks = Omit<TrainingDeps, 'selectedModelId'>;
 
 export interface PanelActions {
   run(): void;
@@ -106,7 +110,15 @@ function statusText(s: OneShotState): string {
   }
 }
 
-export function OneShotPanel({ store, actions }: { store: Store; actions: PanelActions }) {
+export function OneShotPanel({
+  store,
+  actions,
+  training,
+}: {
+  store: Store;
+  actions: PanelActions;
+  training?: TrainingHooks;
+}) {
   const s = useSyncExternalStore(
     (cb) => store.subscribe(cb),
     () => store.get(),
@@ -133,6 +145,10 @@ export function OneShotPanel({ store, actions }: { store: Store; actions: PanelA
   return (
     <div style={S.root} data-testid="oneshot-panel">
       <h3 style={S.h}>One-Shot Segmentation</h3>
+
+      {training && <TrainingSection deps={{ ...training, selectedModelId: s.selectedModelId }} />}
+
+      <div style={{ ...S.label, borderTop: '1px solid #2a3350', paddingTop: 8 }}>Segment</div>
 
       <div>
         <div style={S.label}>Model</div>

@@ -8,17 +8,18 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import type { ServerConfig } from '../config.js';
+import { REPO_ROOT, type ServerConfig } from '../config.js';
 import { sendError, sendJson } from '../http/headers.js';
 import { CACHE_REVALIDATE, sendFile } from '../http/static.js';
 import type { Logger } from '../log.js';
 import type { ModelRegistry } from '../models/registry.js';
 import { DicomWebClient, PacsError } from '../pacs/dicomweb.js';
 import { AtlasError, loadAtlas } from '../jobs/atlas.js';
+import { parsePlan } from '../../../models/src/rrl/plan.js';
 import { JobRunner, type JobExecutor, type RunnerEvent } from '../jobs/runner.js';
 import { workerExecutor } from '../jobs/workerExecutor.js';
 import {
@@ -299,6 +300,7 @@ export class Api {
       r('GET', '/api/openapi.json', ({ res }) => sendJson(res, 200, openApiDocument()), false),
       r('GET', '/api/session', (x) => this.session(x), false),
       r('GET', '/api/capabilities', (x) => this.capabilities(x)),
+      r('GET', '/api/plans', (x) => this.plans(x)),
       r('GET', '/api/pacs/series', (x) => this.searchSeries(x)),
       r('GET', '/api/tasks', ({ res }) => sendJson(res, 200, { tasks: this.store.listTasks() })),
       r('POST', '/api/tasks', (x) => this.createTask(x)),
@@ -320,6 +322,25 @@ export class Api {
   }
 
   // ---- handlers
+  /** The training plans in models/plans: name, classes (= labels + 1), grid, stage steps. */
+  private async plans({ res }: Req): Promise<void> {
+    const dir = path.join(REPO_ROOT, 'models', 'plans'); // trainTask.ts PLANS_DIR
+    const names = (await readdir(dir)).filter((f) => f.endsWith('.json')).sort();
+    const plans: { name: string; classes: number; grid: number[]; steps: number }[] = [];
+    for (const f of names) {
+      try {
+        const plan = parsePlan(JSON.parse(await readFile(path.join(dir, f), 'utf8')));
+        const steps = Object.values(plan.schedule as Record<string, { steps?: number } | undefined>)
+          .map((s) => s?.steps ?? 0)
+          .reduce((a, b) => a + b, 0);
+        plans.push({ name: f.slice(0, -5), classes: plan.classes, grid: [...plan.grid], steps });
+      } catch {
+        // an unreadable plan is not offered (loadTaskPlan explains it when a task uses it)
+      }
+    }
+    sendJson(res, 200, { plans });
+  }
+
   private session({ req, res }: Req): void {
     if (!isSameOriginBrowser(req, this.o.listenHost())) {
       throw new HttpError(

@@ -79,6 +79,35 @@ export const OPENAPI: Json = {
         responses: { '200': json(ref('Capabilities'), 'Capabilities'), ...common401 },
       },
     },
+    '/api/plans': {
+      get: {
+        summary:
+          'Training plans (models/plans): name, classes (= task labels + 1), grid, total steps',
+        responses: {
+          '200': json(
+            {
+              type: 'object',
+              properties: {
+                plans: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    properties: {
+                      name: { type: 'string' },
+                      classes: { type: 'integer' },
+                      grid: { type: 'array', items: { type: 'integer' } },
+                      steps: { type: 'integer' },
+                    },
+                  },
+                },
+              },
+            },
+            'Plans',
+          ),
+          ...common401,
+        },
+      },
+    },
     '/api/pacs/series': {
       get: {
         summary: 'Find series in the PACS (QIDO-RS) with a count preview',

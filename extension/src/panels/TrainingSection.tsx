@@ -1,0 +1,559 @@
+/**
+ * The panel's training workflow (issue #5): Task (list; new task from the open study's SEG),
+ * Training data (query with a live count preview), Train (start, progress, loss plot, cancel,
+ * log tail; shows a running job when the panel opens, in any tab), Models (versions of the task
+ * with their model card; the chosen version is the model the Segment button uses).
+ */
+import { useCallback, useEffect, useState, type CSSProperties } from 'react';
+import {
+  ApiError,
+  type ApiClient,
+  type Job,
+  type JobProgress,
+  type LogLine,
+  type ModelDetails,
+  type ModelVersion,
+  type Plan,
+  type SeriesQuery,
+  type SeriesRef,
+  type Task,
+} from '../api/client.js';
+import { LossPlot, type LossPoint } from './LossPlot.js';
+
+export interface TrainingDeps {
+  api: ApiClient;
+  /** The study/series shown in the active viewport (undefined when none). */
+  openSeries(): (SeriesRef & { modality?: string; description?: string }) | undefined;
+  /** Reloads the viewer's model list and selects `modelId` for the Segment button. */
+  useModel(modelId: string): Promise<void>;
+  /** The model the Segment button uses now. */
+  selectedModelId?: string;
+}
+
+const S: Record<string, CSSProperties> = {
+  section: { borderTop: '1px solid #2a3350', paddingTop: 8 },
+  label: { fontSize: 11, textTransform: 'uppercase', letterSpacing: 0.5, color: '#9aa4b8' },
+  input: {
+    width: '100%',
+    boxSizing: 'border-box',
+    background: '#151a2a',
+    color: '#e6e9ef',
+    border: '1px solid #3a4766',
+    borderRadius: 4,
+    padding: '4px 6px',
+  },
+  row: { display: 'flex', gap: 6, flexWrap: 'wrap', marginTop: 6 },
+  button: {
+    flex: '1 1 auto',
+    padding: '6px 10px',
+    borderRadius: 4,
+    border: '1px solid #5acce6',
+    background: '#1b3b55',
+    color: '#ffffff',
+    cursor: 'pointer',
+  },
+  disabled: { opacity: 0.45, cursor: 'not-allowed' },
+  small: { color: '#9aa4b8', fontSize: 12 },
+  box: { background: '#0f1422', borderRadius: 4, padding: 8, marginTop: 6 },
+  error: {
+    background: '#4a1c1c',
+    border: '1px solid #d9534f',
+    borderRadius: 4,
+    padding: 8,
+    marginTop: 6,
+  },
+  log: {
+    fontFamily: 'monospace',
+    fontSize: 11,
+    maxHeight: 90,
+    overflowY: 'auto',
+    whiteSpace: 'pre-wrap',
+    color: '#b8c2d8',
+  },
+};
+
+function Btn(p: { testId: string; onClick(): void; disabled?: boolean; children: string }) {
+  return (
+    <button
+      type="button"
+      data-testid={p.testId}
+      disabled={p.disabled}
+      onClick={p.onClick}
+      style={{ ...S.button, ...(p.disabled ? S.disabled : {}) }}
+    >
+      {p.children}
+    </button>
+  );
+}
+
+function message(e: unknown): string {
+  return e instanceof ApiError || e instanceof Error ? e.message : String(e);
+}
+
+function fmtSeconds(s: number): string {
+  if (s < 90) return `${Math.round(s)} s`;
+  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+const ACTIVE = (j: Job) => j.status === 'queued' || j.status === 'running';
+
+export function TrainingSection({ deps }: { deps: TrainingDeps }) {
+  const { api } = deps;
+  const [error, setError] = useState<string>();
+  const [tasks, setTasks] = useState<Task[]>([]);
+  const [plans, setPlans] = useState<Plan[]>([]);
+  const [taskId, setTaskId] = useState<string>('');
+  const [newName, setNewName] = useState('');
+  const [newPlan, setNewPlan] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [query, setQuery] = useState<SeriesQuery>({ modality: 'MR' });
+  const [count, setCount] = useState<{ count: number; series: SeriesRef[] } | 'loading'>();
+  const [job, setJob] = useState<Job>();
+  const [progress, setProgress] = useState<JobProgress>();
+  const [losses, setLosses] = useState<LossPoint[]>([]);
+  const [log, setLog] = useState<LogLine[]>([]);
+  const [models, setModels] = useState<ModelVersion[]>([]);
+  const [card, setCard] = useState<ModelDetails>();
+  const task = tasks.find((t) => t.id === taskId);
+
+  // Tasks and plans at start.
+  useEffect(() => {
+    Promise.all([api.tasks(), api.plans()])
+      .then(([t, p]) => {
+        setTasks(t);
+        setPlans(p);
+        setTaskId((cur) => cur || t[t.length - 1]?.id || '');
+        setNewPlan((cur) => cur || p[0]?.name || '');
+      })
+      .catch((e: unknown) => setError(message(e)));
+  }, [api]);
+
+  const refreshModels = useCallback(
+    async (t: string, select?: string) => {
+      const list = await api.taskModels(t);
+      setModels(list);
+      const pick = select ?? list[list.length - 1]?.id;
+      if (pick && (select || !list.some((m) => m.id === deps.selectedModelId))) {
+        await deps.useModel(pick);
+      }
+    },
+    [api, deps],
+  );
+
+  // Follow a job: SSE progress, loss points, log tail; on success list the new model.
+  const follow = useCallback(
+    (j: Job) => {
+      setJob(j);
+      setProgress(j.progress ?? undefined);
+      setLosses([]);
+      setLog([]);
+      api
+        .jobLog(j.id)
+        .then((l) => setLog(l.slice(-50)))
+        .catch(() => undefined);
+      return api.followJob(j.id, {
+        status: (s) => {
+          setJob(s);
+          setError(undefined);
+        },
+        progress: (p) => {
+          setProgress(p);
+          if (typeof p.loss === 'number' && p.phase && p.step !== undefined) {
+            const point = { stage: p.phase, step: p.step, loss: p.loss };
+            setLosses((ls) =>
+              ls.some((x) => x.stage === point.stage && x.step === point.step)
+                ? ls
+                : [...ls, point],
+            );
+          }
+        },
+        log: (l) => setLog((ls) => [...ls.slice(-49), l]),
+        end: () => {
+          void api
+            .job(j.id)
+            .then((done) => {
+              setJob(done);
+              if (done.status === 'succeeded' && done.modelId)
+                return refreshModels(done.taskId, done.modelId);
+              return undefined;
+            })
+            .catch((e: unknown) => setError(message(e)));
+        },
+        error: (m) => setError(m),
+      });
+    },
+    [api, refreshModels],
+  );
+
+  // When the task changes: its models, and its running (or last) job — also in a second tab.
+  useEffect(() => {
+    if (!taskId) return;
+    let stop: (() => void) | undefined;
+    let live = true;
+    setCard(undefined);
+    refreshModels(taskId).catch((e: unknown) => setError(message(e)));
+    api
+      .jobs(taskId)
+      .then((jobs) => {
+        if (!live) return;
+        const running = jobs.find(ACTIVE) ?? jobs[jobs.length - 1];
+        if (running) stop = follow(running);
+        else setJob(undefined);
+      })
+      .catch((e: unknown) => setError(message(e)));
+    return () => {
+      live = false;
+      stop?.();
+    };
+  }, [taskId]);
+
+  // Live count preview of the training data query (debounced), atlas series excluded.
+  useEffect(() => {
+    if (!task) return;
+    setCount('loading');
+    const t = setTimeout(() => {
+      api
+        .searchSeries(query, 200)
+        .then((r) => {
+          const series = r.series.filter(
+            (s) => s.seriesUID !== task.atlas.seriesUID && s.studyUID !== task.atlas.studyUID,
+          );
+          const atlasIn = r.series.length - series.length;
+          setCount({ count: r.count - atlasIn, series });
+          setError(undefined);
+        })
+        .catch((e: unknown) => {
+          setCount(undefined);
+          setError(message(e));
+        });
+    }, 300);
+    return () => clearTimeout(t);
+  }, [api, task, query]);
+
+  // The model card of the chosen version.
+  useEffect(() => {
+    const m = models.find((x) => x.id === deps.selectedModelId);
+    if (!m) {
+      setCard(undefined);
+      return;
+    }
+    api
+      .model(m.id)
+      .then(setCard)
+      .catch((e: unknown) => setError(message(e)));
+  }, [api, models, deps.selectedModelId]);
+
+  const open = deps.openSeries();
+
+  const createTask = async () => {
+    if (!open) {
+      setError('Open a study and show its image series first: the task’s atlas is that series.');
+      return;
+    }
+    setBusy(true);
+    try {
+      const t = await api.createTask({
+        name: newName.trim() || `Task ${new Date().toISOString().slice(0, 10)}`,
+        plan: newPlan,
+        atlas: { studyUID: open.studyUID, seriesUID: open.seriesUID },
+      });
+      setTasks((ts) => [...ts, t]);
+      setTaskId(t.id);
+      setNewName('');
+      setError(undefined);
+      if (open.modality) setQuery((q) => ({ ...q, modality: open.modality }));
+    } catch (e) {
+      setError(
+        message(e) +
+          (e instanceof ApiError && e.status === 422
+            ? ' The open study needs a SEG series that labels the displayed series.'
+            : ''),
+      );
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const startJob = async () => {
+    if (!task || !count || count === 'loading') return;
+    setBusy(true);
+    try {
+      const j = await api.startJob(task.id, count.series);
+      follow(j);
+      setError(undefined);
+    } catch (e) {
+      setError(message(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const running = job && ACTIVE(job);
+  const phase =
+    job?.status === 'succeeded'
+      ? 'published'
+      : job?.status === 'running'
+        ? (progress?.phase ?? 'starting')
+        : job?.status;
+  const frac =
+    progress && progress.total
+      ? Math.min(
+          1,
+          ((progress.stageIndex ?? 0) + (progress.step ?? 0) / progress.total) /
+            Math.max(1, progress.stageCount ?? 1),
+        )
+      : undefined;
+  const chosen = models.find((m) => m.id === deps.selectedModelId);
+  const cardData = card?.card;
+  const notices = (card?.metadata.notices as string[] | undefined) ?? [];
+
+  return (
+    <div
+      data-testid="oneshot-training"
+      style={{ display: 'flex', flexDirection: 'column', gap: 8 }}
+    >
+      <div style={S.section}>
+        <div style={S.label}>Task</div>
+        {tasks.length > 0 ? (
+          <select
+            data-testid="oneshot-task"
+            style={S.input}
+            value={taskId}
+            onChange={(e) => setTaskId(e.target.value)}
+          >
+            {tasks.map((t) => (
+              <option key={t.id} value={t.id}>
+                {t.name} ({t.labels.length} labels, plan {t.plan})
+              </option>
+            ))}
+          </select>
+        ) : (
+          <div style={S.small} data-testid="oneshot-no-tasks">
+            No task yet.
+          </div>
+        )}
+        <div style={S.box}>
+          <div style={S.small}>
+            New task from this study’s SEG (atlas: the displayed series
+            {open?.description ? ` “${open.description}”` : ''})
+          </div>
+          <input
+            data-testid="oneshot-task-name"
+            style={{ ...S.input, marginTop: 4 }}
+            placeholder="Task name"
+            value={newName}
+            onChange={(e) => setNewName(e.target.value)}
+          />
+          <select
+            data-testid="oneshot-task-plan"
+            style={{ ...S.input, marginTop: 4 }}
+            value={newPlan}
+            onChange={(e) => setNewPlan(e.target.value)}
+          >
+            {plans.map((p) => (
+              <option key={p.name} value={p.name}>
+                {p.name} ({p.classes - 1} labels, grid {p.grid.join('×')}, {p.steps} steps)
+              </option>
+            ))}
+          </select>
+          <div style={S.row}>
+            <Btn
+              testId="oneshot-task-create"
+              onClick={() => void createTask()}
+              disabled={busy || !open || !newPlan}
+            >
+              New task from this study’s SEG
+            </Btn>
+          </div>
+        </div>
+      </div>
+
+      {task && (
+        <div style={S.section}>
+          <div style={S.label}>Training data</div>
+          <div style={{ display: 'grid', gridTemplateColumns: '1fr 1fr', gap: 4 }}>
+            <input
+              data-testid="oneshot-query-modality"
+              style={S.input}
+              placeholder="Modality"
+              value={query.modality ?? ''}
+              onChange={(e) => setQuery({ ...query, modality: e.target.value })}
+            />
+            <input
+              data-testid="oneshot-query-description"
+              style={S.input}
+              placeholder="Series description"
+              value={query.description ?? ''}
+              onChange={(e) => setQuery({ ...query, description: e.target.value })}
+            />
+            <input
+              data-testid="oneshot-query-from"
+              style={S.input}
+              type="date"
+              title="Study date from"
+              value={query.from ?? ''}
+              onChange={(e) => setQuery({ ...query, from: e.target.value })}
+            />
+            <input
+              data-testid="oneshot-query-to"
+              style={S.input}
+              type="date"
+              title="Study date to"
+              value={query.to ?? ''}
+              onChange={(e) => setQuery({ ...query, to: e.target.value })}
+            />
+          </div>
+          <div
+            data-testid="oneshot-query-count"
+            data-count={count && count !== 'loading' ? count.count : ''}
+            style={{ ...S.small, marginTop: 4 }}
+          >
+            {count === 'loading'
+              ? 'Counting…'
+              : count
+                ? `${count.count} unlabelled series match (atlas excluded)`
+                : ''}
+          </div>
+        </div>
+      )}
+
+      {task && (
+        <div style={S.section}>
+          <div style={S.label}>Train</div>
+          <div style={S.row}>
+            <Btn
+              testId="oneshot-train-start"
+              onClick={() => void startJob()}
+              disabled={
+                busy || !!running || !count || count === 'loading' || count.series.length === 0
+              }
+            >
+              Start training
+            </Btn>
+            <Btn
+              testId="oneshot-train-cancel"
+              onClick={() => {
+                if (job) api.cancelJob(job.id).catch((e: unknown) => setError(message(e)));
+              }}
+              disabled={!running}
+            >
+              Cancel training
+            </Btn>
+          </div>
+          {job && (
+            <div style={S.box} data-testid="oneshot-job" data-job-id={job.id}>
+              <div>
+                Job:{' '}
+                <strong
+                  data-testid="oneshot-job-status"
+                  data-status={job.status}
+                  data-phase={phase}
+                >
+                  {phase}
+                </strong>
+                {progress && job.status === 'running' && progress.total ? (
+                  <span style={S.small}>
+                    {' '}
+                    — step {progress.step}/{progress.total}
+                    {progress.stageCount
+                      ? `, stage ${(progress.stageIndex ?? 0) + 1}/${progress.stageCount}`
+                      : ''}
+                    {progress.etaSeconds !== undefined
+                      ? `, about ${fmtSeconds(progress.etaSeconds)} left`
+                      : ''}
+                    {progress.loss !== undefined ? `, loss ${progress.loss.toPrecision(3)}` : ''}
+                  </span>
+                ) : null}
+              </div>
+              {running && (
+                <progress
+                  data-testid="oneshot-job-progress"
+                  style={{ width: '100%' }}
+                  max={1}
+                  value={frac}
+                />
+              )}
+              {job.reason && <div style={S.small}>{job.reason}</div>}
+              <LossPlot points={losses} />
+              {log.length > 0 && (
+                <div data-testid="oneshot-job-log" style={S.log}>
+                  {log.slice(-8).map((l) => (
+                    <div key={l.n}>{l.line}</div>
+                  ))}
+                </div>
+              )}
+            </div>
+          )}
+        </div>
+      )}
+
+      {task && (
+        <div style={S.section}>
+          <div style={S.label}>Models</div>
+          {models.length === 0 ? (
+            <div style={S.small} data-testid="oneshot-task-no-models">
+              No model trained for this task yet.
+            </div>
+          ) : (
+            <select
+              data-testid="oneshot-task-model"
+              style={S.input}
+              value={chosen?.id ?? ''}
+              onChange={(e) => void deps.useModel(e.target.value)}
+            >
+              {!chosen && <option value="">(another model is chosen)</option>}
+              {models.map((m, i) => (
+                <option key={m.id} value={m.id}>
+                  version {m.version}
+                  {i === models.length - 1 ? ' (newest)' : ''} — {m.createdAt?.slice(0, 16) ?? ''}
+                </option>
+              ))}
+            </select>
+          )}
+          {card && (
+            <div style={S.box} data-testid="oneshot-model-card" data-model-id={card.id}>
+              <div>
+                <strong>{String(card.metadata.name ?? card.id)}</strong>{' '}
+                <span style={S.small}>{card.id}</span>
+              </div>
+              <div style={S.small}>
+                {typeof card.metadata.parameters === 'number'
+                  ? `${card.metadata.parameters.toLocaleString('en')} parameters · `
+                  : ''}
+                plan {cardData?.parameters?.plan ?? '—'} · provider{' '}
+                {cardData?.parameters?.provider ?? '—'}
+                {typeof cardData?.trainingSeconds === 'number'
+                  ? ` · trained in ${fmtSeconds(cardData.trainingSeconds)}`
+                  : ''}
+              </div>
+              <div style={S.small} data-testid="oneshot-model-card-data">
+                Training data: 1 atlas + {cardData?.trainingData?.unlabeledSeries?.length ?? 0}{' '}
+                unlabelled series
+              </div>
+              {cardData?.evaluation ? (
+                <div style={S.small}>
+                  Evaluation: {JSON.stringify(cardData.evaluation).slice(0, 200)}
+                </div>
+              ) : (
+                <div style={S.small}>No evaluation recorded.</div>
+              )}
+              {notices.length > 0 && (
+                <ul style={{ ...S.small, margin: '4px 0 0 16px', padding: 0 }}>
+                  {notices.map((n) => (
+                    <li key={n}>{n}</li>
+                  ))}
+                </ul>
+              )}
+            </div>
+          )}
+        </div>
+      )}
+
+      {error && (
+        <div data-testid="oneshot-training-message" role="status" style={S.error}>
+          {error}
+        </div>
+      )}
+    </div>
+  );
+}
