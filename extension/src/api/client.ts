@@ -345,7 +345,6 @@ export class ApiClient {
         `${this.base}/api/jobs/${encodeURIComponent(id)}/events?access_token=${encodeURIComponent(token)}`,
       );
       source = es;
-      const parse = <T>(ev: Event): T => JSON.parse((ev as MessageEvent<string>).data) as T;
       es.addEventListener('open', () => {
         retries = 0;
       });
@@ -376,6 +375,11 @@ export class ApiClient {
       source?.close();
     };
   }
+}
+
+/** The JSON data of a server-sent event. */
+function parse<T>(ev: Event): T {
+  return JSON.parse((ev as MessageEvent<string>).data) as T;
 }
 
 export function seriesQueryString(q: SeriesQuery, limit?: number): string {

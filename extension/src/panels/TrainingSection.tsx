@@ -246,6 +246,7 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
   const open = deps.openSeries();
 
   const createTask = async () => {
+    const open = deps.openSeries();
     if (!open) {
       setError('Open a study and show its image series first: the task’s atlas is that series.');
       return;
@@ -360,7 +361,7 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
             <Btn
               testId="oneshot-task-create"
               onClick={() => void createTask()}
-              disabled={busy || !open || !newPlan}
+              disabled={busy || !newPlan}
             >
               New task from this study’s SEG
             </Btn>

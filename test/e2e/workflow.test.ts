@@ -1,0 +1,256 @@
+// End to end, the One-Shot panel's training workflow (issue #5 part 4) in headless Chromium
+// against a real Orthanc (the demo atlas + two demo subjects) and the companion server with its
+// real training executor:
+//   open the atlas → "New task from this study's SEG" (plan demo-tiny) → query the unlabelled
+//   series and see the count → train, watch the progress reach "published" (a second tab shows
+//   the same job) → open a demo subject → the task's newest model is chosen → segment (wasm) →
+//   save → QIDO/WADO: a SEG series in the subject's study referencing its MR series.
+// Screenshots go to test-artifacts/.
+import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Page } from 'playwright-core';
+
+import { chromiumAvailable, launchBrowser, type BrowserSession } from '../helpers/browser.js';
+import { startTestOrthanc, type TestOrthanc } from '../helpers/orthanc.js';
+import { startTestStack, type TestStack } from '../helpers/server.js';
+import { MRICRON_DIR } from '../fixtures/test-model.js';
+import { seedDemo, type SeedDemoResult } from '../../server/src/demo/seed.js';
+import { first, items, readPart10 } from '../../models/src/dicom/dcmjs.js';
+import { OrthancDirect, ensureBundles, tagString, waitFor } from './support.js';
+
+const missing: string[] = [];
+if (!chromiumAvailable()) missing.push('Chromium (/usr/bin/chromium)');
+if (!existsSync(path.join(MRICRON_DIR, 'ch2bet.nii.gz'))) missing.push('mricron-data');
+const skip = missing.length ? `not installed: ${missing.join(', ')}` : false;
+
+const TASK_NAME = 'Demo AAL structures';
+const TASK_ID = 'demo-aal-structures';
+const SEG_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
+
+/** Opens a study in the One-Shot mode and waits for the panel and an MR series in a viewport. */
+async function openInMode(page: Page, url: string, studyUID: string): Promise<void> {
+  await page.goto(`${url}/oneshot?StudyInstanceUIDs=${studyUID}`);
+  await page.locator('[data-testid="oneshot-panel"]').waitFor({ timeout: 90_000 });
+  await page.locator('[data-testid="oneshot-training"]').waitFor({ timeout: 30_000 });
+  await waitFor(
+    'the MR series in a viewport',
+    () =>
+      page.evaluate(() =>
+        (
+          window as unknown as {
+            services?: {
+              displaySetService: { getActiveDisplaySets(): { Modality: string }[] };
+            };
+          }
+        ).services?.displaySetService
+          .getActiveDisplaySets()
+          .some((d) => d.Modality === 'MR'),
+      ),
+    60_000,
+  );
+}
+
+describe('end to end: the panel trains a model and segments with it', { skip }, () => {
+  let tmp: string;
+  let pacs: TestOrthanc;
+  let stack: TestStack;
+  let browser: BrowserSession;
+  let page: Page;
+  let direct: OrthancDirect;
+  let demo: SeedDemoResult;
+  let jobId = '';
+  let modelId = '';
+  const started = Date.now();
+
+  before(async () => {
+    const bundles = await ensureBundles();
+    tmp = await mkdtemp(path.join(tmpdir(), 'rrl-e2e-workflow-'));
+    pacs = await startTestOrthanc();
+    direct = new OrthancDirect(pacs.dicomWebRoot, pacs.username, pacs.password);
+    demo = await seedDemo({
+      dicomWebRoot: pacs.dicomWebRoot,
+      username: pacs.username,
+      password: pacs.password,
+      outDir: path.join(tmp, 'demo'),
+      subjects: 2,
+    });
+    stack = await startTestStack({ pacs, config: { trainingProvider: 'cpu' } });
+    browser = await launchBrowser();
+    page = await browser.newPage();
+    if (bundles.built) console.log(`# built the browser bundles in ${bundles.ms} ms`);
+  });
+
+  let errorsSeen = 0;
+  afterEach(async (t) => {
+    if (page) await browser.screenshot(page, `workflow-after-${t.name}`).catch(() => '');
+    const fresh = browser?.errors.slice(errorsSeen) ?? [];
+    errorsSeen += fresh.length;
+    for (const e of fresh.slice(0, 5))
+      (t as TestContext).diagnostic(`browser ${e.type}: ${e.text.slice(0, 300)}`);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await stack?.stop();
+    await pacs?.stop();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+    console.log(`# workflow e2e: ${((Date.now() - started) / 1000).toFixed(0)} s in all`);
+  });
+
+  test('a new task from the atlas study’s SEG, created in the panel', async () => {
+    await openInMode(page, stack.url, demo.atlas.studyUID);
+    await page.locator('[data-testid="oneshot-no-tasks"]').waitFor({ timeout: 30_000 });
+    const plan = page.locator('[data-testid="oneshot-task-plan"]');
+    await waitFor(
+      'the plans list',
+      async () => (await plan.locator('option[value="demo-tiny"]').count()) > 0,
+      30_000,
+    );
+    await plan.selectOption('demo-tiny');
+    await page.locator('[data-testid="oneshot-task-name"]').fill(TASK_NAME);
+    await page.locator('[data-testid="oneshot-task-create"]').click();
+    const task = page.locator('[data-testid="oneshot-task"]');
+    await waitFor('the new task', async () => (await task.inputValue()) === TASK_ID, 60_000);
+    assert.match(await task.locator('option:checked').innerText(), /8 labels, plan demo-tiny/);
+    await browser.screenshot(page, 'workflow-01-task', '[data-testid="oneshot-panel"]');
+  });
+
+  test('the training data query shows a live count (atlas excluded)', async () => {
+    const count = page.locator('[data-testid="oneshot-query-count"]');
+    const countIs = (n: number) =>
+      waitFor(
+        `a count of ${n}`,
+        async () => (await count.getAttribute('data-count')) === String(n),
+        30_000,
+      );
+    // Modality MR: the atlas and both subjects, less the atlas.
+    await countIs(2);
+    await page.locator('[data-testid="oneshot-query-description"]').fill('no such series');
+    await countIs(0);
+    assert.equal(await page.locator('[data-testid="oneshot-train-start"]').isEnabled(), false);
+    await page.locator('[data-testid="oneshot-query-description"]').fill('synthetic');
+    await countIs(2);
+    assert.match(await count.innerText(), /2 unlabelled series match/);
+  });
+
+  test('training runs with progress, a loss plot and a log, and publishes a model', async () => {
+    await page.locator('[data-testid="oneshot-train-start"]').click();
+    const status = page.locator('[data-testid="oneshot-job-status"]');
+    await status.waitFor({ timeout: 30_000 });
+    jobId = (await page.locator('[data-testid="oneshot-job"]').getAttribute('data-job-id')) ?? '';
+    assert.ok(jobId, 'the job has an id');
+    // A second tab opened while the job is queued or running shows the same job.
+    const second = await browser.context.newPage();
+    try {
+      await openInMode(second, stack.url, demo.atlas.studyUID);
+      const secondJob = second.locator('[data-testid="oneshot-job"]');
+      await secondJob.waitFor({ timeout: 30_000 });
+      assert.equal(await secondJob.getAttribute('data-job-id'), jobId);
+      await browser.screenshot(second, 'workflow-02-second-tab', '[data-testid="oneshot-panel"]');
+    } finally {
+      await second.close();
+    }
+    // Progress with a loss plot while it trains.
+    await waitFor(
+      'loss points in the plot',
+      async () =>
+        Number(
+          await page
+            .locator('[data-testid="oneshot-loss-plot"]')
+            .getAttribute('data-points', { timeout: 1000 }),
+        ) >= 3,
+      180_000,
+      500,
+    ).catch(async (e: unknown) => {
+      // A job may finish between two looks; a published model is checked below either way.
+      if ((await status.getAttribute('data-phase')) !== 'published') throw e;
+    });
+    await browser.screenshot(page, 'workflow-03-training', '[data-testid="oneshot-panel"]');
+    const phase = await waitFor(
+      'the job to end',
+      async () => {
+        const p = await status.getAttribute('data-phase');
+        return p === 'published' || p === 'failed' || p === 'cancelled' ? p : undefined;
+      },
+      240_000,
+      500,
+    );
+    const log = await page
+      .locator('[data-testid="oneshot-job-log"]')
+      .innerText()
+      .catch(() => '');
+    assert.equal(phase, 'published', `job ended ${phase}; log tail: ${log.slice(-500)}`);
+    const card = page.locator('[data-testid="oneshot-model-card"]');
+    await card.waitFor({ timeout: 30_000 });
+    modelId = (await card.getAttribute('data-model-id')) ?? '';
+    assert.equal(modelId, `${TASK_ID}@1`);
+    assert.match(
+      await page.locator('[data-testid="oneshot-model-card-data"]').innerText(),
+      /1 atlas \+ 2 unlabelled series/,
+    );
+    // The Segment section uses the new model.
+    assert.equal(await page.locator('[data-testid="oneshot-model"]').inputValue(), modelId);
+    await browser.screenshot(page, 'workflow-04-published', '[data-testid="oneshot-panel"]');
+  });
+
+  test('a demo subject segmented with the new model and saved to the PACS', async () => {
+    assert.ok(modelId, 'a model was published');
+    const subject = demo.subjects[0];
+    await openInMode(page, stack.url, subject.studyUID);
+    // The task's newest model is chosen for the Segment button.
+    const model = page.locator('[data-testid="oneshot-model"]');
+    await waitFor(
+      'the new model chosen',
+      async () => (await model.inputValue()) === modelId,
+      60_000,
+    );
+    await page.locator('[data-testid="oneshot-provider-select"]').selectOption('wasm');
+    const run = page.locator('[data-testid="oneshot-run"]');
+    await waitFor('the run button', async () => run.isEnabled(), 30_000);
+    await run.click();
+    const st = page.locator('[data-testid="oneshot-status"]');
+    const final = await waitFor(
+      'the segmentation',
+      async () => {
+        const s = await st.getAttribute('data-status');
+        return s === 'done' || s === 'error' ? s : undefined;
+      },
+      120_000,
+    );
+    const message = await page
+      .locator('[data-testid="oneshot-message"]')
+      .innerText()
+      .catch(() => '');
+    assert.equal(final, 'done', message);
+    const segVoxels = await page
+      .locator('[data-testid="oneshot-segment"]')
+      .evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-voxels'))));
+    assert.ok(
+      segVoxels.some((v) => v > 0),
+      `labelled voxels: ${segVoxels.join(', ')}`,
+    );
+    await browser.screenshot(page, 'workflow-05-segmented');
+    const segBefore = await direct.seriesOfStudy(subject.studyUID, 'SEG');
+    await page.locator('[data-testid="oneshot-save"]').click();
+    const saved = page.locator('[data-testid="oneshot-saved-series"]');
+    await saved.waitFor({ timeout: 60_000 });
+    const seriesUID = (await saved.getAttribute('data-series-uid')) ?? '';
+    const segs = await direct.seriesOfStudy(subject.studyUID, 'SEG');
+    assert.equal(segs.length, segBefore.length + 1);
+    const found = segs.find((s) => tagString(s, '0020000E') === seriesUID);
+    assert.ok(found, 'the saved SEG series is in the PACS (QIDO)');
+    const inst = await direct.json(`/studies/${subject.studyUID}/series/${seriesUID}/instances`);
+    const sop = tagString(inst[0], '00080018') ?? '';
+    assert.equal(tagString(inst[0], '00080016'), SEG_SOP_CLASS);
+    const ds = readPart10(await direct.instance(subject.studyUID, seriesUID, sop));
+    const refSeries = items(ds.ReferencedSeriesSequence).map((r) =>
+      String(first(r.SeriesInstanceUID)),
+    );
+    assert.deepEqual(refSeries, [subject.seriesUID], 'the SEG references the subject’s series');
+    await browser.screenshot(page, 'workflow-06-saved');
+  });
+});
