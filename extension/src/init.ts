@@ -117,6 +117,11 @@ export function trainingHooks(): TrainingHooks | undefined {
           seriesUID: displaySet.SeriesInstanceUID,
           modality: displaySet.Modality,
           description: displaySet.SeriesDescription,
+          segSeriesInStudy: ctx.servicesManager.services.displaySetService
+            .getActiveDisplaySets()
+            .filter(
+              (d) => d.Modality === 'SEG' && d.StudyInstanceUID === displaySet.StudyInstanceUID,
+            ).length,
         };
       } catch {
         return undefined;

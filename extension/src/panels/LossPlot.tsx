@@ -17,24 +17,25 @@ export function LossPlot({ points }: { points: LossPoint[] }) {
   // Each stage gets its own slice of the x axis (its steps restart at 0).
   const byStage = stages.map((s) => points.filter((p) => p.stage === s));
   const totalSteps = byStage.reduce((n, ps) => n + Math.max(1, ps.length), 0);
-  const losses = points.map((p) => p.loss).filter((v) => Number.isFinite(v));
-  const lo = Math.min(...losses);
-  const hi = Math.max(...losses);
-  const span = hi - lo || 1;
+  // Each stage is scaled to its own loss range (the stages' losses are of different kinds).
   let offset = 0;
   const lines = byStage.map((ps, k) => {
     const n = Math.max(1, ps.length);
     const x0 = offset;
     offset += n;
-    const d = ps
-      .filter((p) => Number.isFinite(p.loss))
+    const finite = ps.filter((p) => Number.isFinite(p.loss));
+    const lo = Math.min(...finite.map((p) => p.loss));
+    const hi = Math.max(...finite.map((p) => p.loss));
+    const span = hi - lo || 1;
+    const d = finite
       .map((p, i) => {
         const x = pad + ((x0 + i) / Math.max(1, totalSteps - 1)) * (W - 2 * pad);
         const y = pad + (1 - (p.loss - lo) / span) * (H - 2 * pad);
         return `${i === 0 ? 'M' : 'L'}${x.toFixed(1)},${y.toFixed(1)}`;
       })
       .join(' ');
-    return { stage: stages[k], d, color: COLORS[k % COLORS.length] };
+    const last = finite[finite.length - 1]?.loss;
+    return { stage: stages[k], d, color: COLORS[k % COLORS.length], last };
   });
   return (
     <div data-testid="oneshot-loss-plot" data-points={points.length}>
@@ -50,10 +51,10 @@ export function LossPlot({ points }: { points: LossPoint[] }) {
         ))}
       </svg>
       <div style={{ fontSize: 11, color: '#9aa4b8' }}>
-        loss {lo.toPrecision(3)}–{hi.toPrecision(3)} ·{' '}
+        loss per stage (each scaled to its range; last value):{' '}
         {lines.map((l) => (
           <span key={l.stage} style={{ color: l.color, marginRight: 6 }}>
-            {l.stage}
+            {l.stage} {l.last !== undefined ? l.last.toPrecision(3) : ''}
           </span>
         ))}
       </div>

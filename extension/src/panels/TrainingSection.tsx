@@ -23,7 +23,9 @@ import { LossPlot, type LossPoint } from './LossPlot.js';
 export interface TrainingDeps {
   api: ApiClient;
   /** The study/series shown in the active viewport (undefined when none). */
-  openSeries(): (SeriesRef & { modality?: string; description?: string }) | undefined;
+  openSeries():
+    | (SeriesRef & { modality?: string; description?: string; segSeriesInStudy?: number })
+    | undefined;
   /** Reloads the viewer's model list and selects `modelId` for the Segment button. */
   useModel(modelId: string): Promise<void>;
   /** The model the Segment button uses now. */
@@ -338,6 +340,11 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
             New task from this study’s SEG (atlas: the displayed series
             {open?.description ? ` “${open.description}”` : ''})
           </div>
+          {open?.segSeriesInStudy === 0 && (
+            <div style={S.small} data-testid="oneshot-task-no-seg">
+              This study has no SEG series loaded: open a study whose SEG labels its image series.
+            </div>
+          )}
           <input
             data-testid="oneshot-task-name"
             style={{ ...S.input, marginTop: 4 }}
