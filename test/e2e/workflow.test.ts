@@ -192,6 +192,14 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
       await page.locator('[data-testid="oneshot-model-card-data"]').innerText(),
       /1 atlas \+ 2 unlabelled series/,
     );
+    assert.match(
+      await page.locator('[data-testid="oneshot-model-card-parameters"]').innerText(),
+      /plan demo-tiny, grid 24×24×24.*provider cpu.*trained in/,
+    );
+    assert.match(
+      await page.locator('[data-testid="oneshot-model-card-stages"]').innerText(),
+      /registration: 10 steps/,
+    );
     // The Segment section uses the new model.
     assert.equal(await page.locator('[data-testid="oneshot-model"]').inputValue(), modelId);
     await browser.screenshot(page, 'workflow-04-published', '[data-testid="oneshot-panel"]');

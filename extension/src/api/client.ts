@@ -104,7 +104,7 @@ export interface ModelCard {
 
 export interface ModelDetails {
   id: string;
-  metadata: Record<string, unknown> & { notices?: string[]; parameters?: number };
+  metadata: Record<string, unknown>;
   card: ModelCard | null;
 }
 

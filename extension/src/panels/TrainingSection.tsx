@@ -97,6 +97,47 @@ function fmtSeconds(s: number): string {
   return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
+/** What the model card shows, read defensively from metadata.json and model-card.json. */
+export function cardInfo(card: ModelDetails | undefined): {
+  grid?: string;
+  channels?: string;
+  stages: string[];
+  notices: string[];
+} {
+  const plan = (card?.card?.parameters?.planJson ?? {}) as { grid?: unknown; channels?: unknown };
+  const list = (v: unknown) =>
+    Array.isArray(v) && v.every((x) => typeof x === 'number') ? v : undefined;
+  const state = (card?.card?.stages ?? {}) as { stages?: unknown; notices?: unknown };
+  const stages = Array.isArray(state.stages)
+    ? (
+        state.stages as {
+          stage?: string;
+          steps?: number;
+          seconds?: number;
+          skipped?: string;
+          lastLoss?: number;
+        }[]
+      ).map((x) =>
+        x.skipped
+          ? `${x.stage}: skipped`
+          : `${x.stage}: ${x.steps ?? 0} steps${typeof x.seconds === 'number' ? ` ${x.seconds.toFixed(1)} s` : ''}${typeof x.lastLoss === 'number' ? `, loss ${x.lastLoss.toPrecision(3)}` : ''}`,
+      )
+    : [];
+  const provenance = (card?.metadata.provenance ?? {}) as { notes?: unknown };
+  const notices = [
+    ...(typeof provenance.notes === 'string' && provenance.notes ? [provenance.notes] : []),
+    ...(Array.isArray(state.notices)
+      ? state.notices.filter((n): n is string => typeof n === 'string')
+      : []),
+  ];
+  return {
+    grid: list(plan.grid)?.join('×'),
+    channels: list(plan.channels)?.join('-'),
+    stages,
+    notices: [...new Set(notices)],
+  };
+}
+
 const ACTIVE = (j: Job) => j.status === 'queued' || j.status === 'running';
 
 export function TrainingSection({ deps }: { deps: TrainingDeps }) {
@@ -308,7 +349,7 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
       : undefined;
   const chosen = models.find((m) => m.id === deps.selectedModelId);
   const cardData = card?.card;
-  const notices = (card?.metadata.notices as string[] | undefined) ?? [];
+  const info = cardInfo(card);
 
   return (
     <div
@@ -524,16 +565,20 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
                 <strong>{String(card.metadata.name ?? card.id)}</strong>{' '}
                 <span style={S.small}>{card.id}</span>
               </div>
-              <div style={S.small}>
-                {typeof card.metadata.parameters === 'number'
-                  ? `${card.metadata.parameters.toLocaleString('en')} parameters · `
-                  : ''}
-                plan {cardData?.parameters?.plan ?? '—'} · provider{' '}
+              <div style={S.small} data-testid="oneshot-model-card-parameters">
+                plan {cardData?.parameters?.plan ?? '—'}
+                {info.grid ? `, grid ${info.grid}` : ''}
+                {info.channels ? `, channels ${info.channels}` : ''} · provider{' '}
                 {cardData?.parameters?.provider ?? '—'}
                 {typeof cardData?.trainingSeconds === 'number'
                   ? ` · trained in ${fmtSeconds(cardData.trainingSeconds)}`
                   : ''}
               </div>
+              {info.stages.length > 0 && (
+                <div style={S.small} data-testid="oneshot-model-card-stages">
+                  {info.stages.join(' · ')}
+                </div>
+              )}
               <div style={S.small} data-testid="oneshot-model-card-data">
                 Training data: 1 atlas + {cardData?.trainingData?.unlabeledSeries?.length ?? 0}{' '}
                 unlabelled series
@@ -545,9 +590,12 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
               ) : (
                 <div style={S.small}>No evaluation recorded.</div>
               )}
-              {notices.length > 0 && (
-                <ul style={{ ...S.small, margin: '4px 0 0 16px', padding: 0 }}>
-                  {notices.map((n) => (
+              {info.notices.length > 0 && (
+                <ul
+                  data-testid="oneshot-model-card-notices"
+                  style={{ ...S.small, margin: '4px 0 0 16px', padding: 0 }}
+                >
+                  {info.notices.map((n) => (
                     <li key={n}>{n}</li>
                   ))}
                 </ul>
