@@ -155,3 +155,40 @@ test('startJob sends the chosen series; the query string drops empty fields', as
   );
   assert.match(describeHttpError(503, 'Listing the tasks'), /server failed \(HTTP 503\)/);
 });
+
+test('the model card summary reads the plan, the stages and the notices defensively', async () => {
+  const { cardInfo } = await import('../../../extension/src/panels/TrainingSection.js');
+  assert.deepEqual(cardInfo(undefined), {
+    grid: undefined,
+    channels: undefined,
+    stages: [],
+    notices: [],
+  });
+  const info = cardInfo({
+    id: 'demo@1',
+    metadata: { provenance: { createdAt: 'x', notes: 'trained on 2 series' } },
+    card: {
+      parameters: { plan: 'demo-tiny', planJson: { grid: [24, 24, 24], channels: [4, 8, 16] } },
+      stages: {
+        stages: [
+          { stage: 'registration', steps: 10, seconds: 4.56, lastLoss: -0.7512 },
+          { stage: 'distill-sam', steps: 0, seconds: 0, skipped: 'no teacher' },
+        ],
+        notices: ['stage 1 skipped: no teacher', 'trained on 2 series'],
+      },
+    },
+  });
+  assert.deepEqual(info, {
+    grid: '24×24×24',
+    channels: '4-8-16',
+    stages: ['registration: 10 steps 4.6 s, loss -0.751', 'distill-sam: skipped'],
+    notices: ['trained on 2 series', 'stage 1 skipped: no teacher'],
+  });
+  // Unexpected shapes are ignored, not shown as [object Object].
+  const odd = cardInfo({
+    id: 'x',
+    metadata: { provenance: 5 },
+    card: { parameters: { planJson: { grid: 'big' } }, stages: { stages: 'none' } },
+  });
+  assert.deepEqual(odd, { grid: undefined, channels: undefined, stages: [], notices: [] });
+});
