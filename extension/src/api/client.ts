@@ -294,6 +294,17 @@ export class ApiClient {
     ).lines;
   }
 
+  /** Kept progress rows of a job (oldest first): fills the loss plot of a reopened panel. */
+  async jobProgress(id: string): Promise<JobProgress[]> {
+    return (
+      await this.call<{ progress: JobProgress[] }>(
+        'GET',
+        `/api/jobs/${encodeURIComponent(id)}/progress`,
+        'Reading the job progress',
+      )
+    ).progress;
+  }
+
   async taskModels(taskId: string): Promise<ModelVersion[]> {
     return (
       await this.call<{ models: ModelVersion[] }>(

@@ -194,6 +194,23 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
         .jobLog(j.id)
         .then((l) => setLog(l.slice(-50)))
         .catch(() => undefined);
+      // The loss history so far (a reopened panel or a second tab), merged with live points.
+      api
+        .jobProgress(j.id)
+        .then((rows) => {
+          const past = rows
+            .filter((p) => typeof p.loss === 'number' && p.phase && p.step !== undefined)
+            .map((p) => ({
+              stage: p.phase as string,
+              step: p.step as number,
+              loss: p.loss as number,
+            }));
+          setLosses((live) => [
+            ...past.filter((x) => !live.some((y) => y.stage === x.stage && y.step === x.step)),
+            ...live,
+          ]);
+        })
+        .catch(() => undefined);
       return api.followJob(j.id, {
         status: (s) => {
           setJob(s);

@@ -317,6 +317,7 @@ export class Api {
       ),
       r('GET', '/api/jobs/{jobId}/events', (x) => this.events(x)),
       r('GET', '/api/jobs/{jobId}/log', (x) => this.jobLog(x)),
+      r('GET', '/api/jobs/{jobId}/progress', (x) => this.jobProgress(x)),
       r('POST', '/api/jobs/{jobId}/cancel', (x) => this.cancelJob(x)),
     ];
   }
@@ -615,6 +616,12 @@ export class Api {
     const j = this.job(params.jobId);
     const after = Number(query.get('after') ?? 0) || 0;
     sendJson(res, 200, { job: j.id, status: j.status, lines: this.store.log(j.id, after) });
+  }
+
+  /** The job's kept progress rows (at most one per second, plus phase changes), oldest first. */
+  private jobProgress({ res, params }: Req): void {
+    const j = this.job(params.jobId);
+    sendJson(res, 200, { job: j.id, status: j.status, progress: this.store.progressHistory(j.id) });
   }
 
   private async cancelJob({ req, res, params }: Req): Promise<void> {

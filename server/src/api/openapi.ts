@@ -294,6 +294,18 @@ export const OPENAPI: Json = {
         },
       },
     },
+    '/api/jobs/{jobId}/progress': {
+      get: {
+        summary:
+          'Progress history of a job (phase, step, losses; at most one row per second plus phase changes), oldest first — for loss plots',
+        parameters: [pathParam('jobId', 'Job id')],
+        responses: {
+          '200': json({ type: 'object' }, 'Progress rows'),
+          '404': err('No such job'),
+          ...common401,
+        },
+      },
+    },
     '/api/jobs/{jobId}/cancel': {
       post: {
         summary: 'Cancel a queued or running job (no model is published)',

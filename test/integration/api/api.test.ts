@@ -348,6 +348,21 @@ describe('companion server API', () => {
     assert.equal(typeof last.loss, 'number');
     assert.ok((last.loss as number) > 0);
     assert.ok(sawHeartbeat);
+    // The kept progress rows (for the panel's loss plot after a reload): oldest first, with losses.
+    const hist = await api.json<{ progress: { phase?: string; step?: number; loss?: number }[] }>(
+      `/api/jobs/${j1.id}/progress`,
+    );
+    assert.equal(hist.status, 200);
+    assert.ok(hist.body.progress.length >= 1, 'at least the first progress row is kept');
+    const steps = hist.body.progress.map((p) => p.step ?? 0);
+    assert.deepEqual(
+      steps,
+      [...steps].sort((a, b) => a - b),
+      'rows in step order',
+    );
+    assert.ok(
+      hist.body.progress.every((p) => p.phase === 'smoothing' && typeof p.loss === 'number'),
+    );
     assert.equal(
       (await api.json<JobRecord>(`/api/jobs/${j2.id}`)).body.status,
       'queued',
