@@ -310,6 +310,19 @@ function followEvents(
   })();
 }
 
+/** Retries a PACS read twice (a reset connection under CPU load is not a result). */
+async function withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      say(`reading ${what} failed (${(e as Error).message}); retrying`);
+      await new Promise((r) => setTimeout(r, 2000 * attempt));
+    }
+  }
+}
+
 function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
@@ -337,6 +350,9 @@ async function main(argv: string[]): Promise<number> {
     let base: string;
     let token: string;
     let jobDirFor: (jobId: string) => string | undefined;
+    // Where the evaluation reads the PACS: the PACS itself when we started it, else the server's
+    // DICOMweb proxy (no token needed there).
+    let pacsClient: DicomWebClient | undefined;
     if (opts.server) {
       base = opts.server;
       token = opts.token ?? (opts.tokenFile ? (await readFile(opts.tokenFile, 'utf8')).trim() : '');
@@ -376,6 +392,11 @@ async function main(argv: string[]): Promise<number> {
         config: { trainingProvider: opts.provider as 'cpu', apiToken: token, logLevel: 'warn' },
       });
       cleanups.unshift(() => stack.stop());
+      pacsClient = new DicomWebClient({
+        root: pacs.dicomWebRoot,
+        username: pacs.username,
+        password: pacs.password,
+      });
       base = stack.url;
       const dataDir = stack.server.config.dataDir;
       jobDirFor = (id) => opts.jobDir?.replace('{job}', id) ?? path.join(dataDir, 'jobs', id);
@@ -486,8 +507,10 @@ async function main(argv: string[]): Promise<number> {
           "(the server's <dataDir>/jobs/<jobId>) or --data-dir.",
       );
     }
-    const client = new DicomWebClient({ root: `${base}/dicom-web` });
-    const atlas = await loadAtlas(client, task.atlas);
+    const client = pacsClient ?? new DicomWebClient({ root: `${base}/dicom-web` });
+    const atlas = await withRetry(`atlas ${task.atlas.seriesUID}`, () =>
+      loadAtlas(client, task.atlas),
+    );
     // SEG label value → class index (the task's order, as the training executor does).
     const segToClass = new Uint8Array(256);
     task.labels.forEach((l, i) => (segToClass[l.value] = i + 1));
@@ -522,6 +545,14 @@ async function main(argv: string[]): Promise<number> {
       executionProviders: ['cpu'],
       logSeverityLevel: 3,
     });
+    // (c), for information: the medical branch alone (eval-model.onnx in the job's folder).
+    const evalFile = path.join(jobDir, 'eval-model.onnx');
+    const evalSession = existsSync(evalFile)
+      ? await ort.InferenceSession.create(evalFile, {
+          executionProviders: ['cpu'],
+          logSeverityLevel: 3,
+        })
+      : undefined;
     const registration = await loadRegistration(jobDir);
     const inputDims = modelInputDims(meta);
     const trained = new Set(job.series.map((s) => s.seriesUID));
@@ -532,13 +563,16 @@ async function main(argv: string[]): Promise<number> {
       subject: string;
       seriesUID: string;
       diceB: Record<string, number>;
+      diceC: Record<string, number>;
       diceD: Record<string, number>;
       modelMs: number;
     }[] = [];
     try {
       for (const s of subjects) {
         const label = `DEMO-${String(s.index).padStart(2, '0')}`;
-        const v = await fetchSeriesVolume(client, s.studyInstanceUID, s.seriesInstanceUID);
+        const v = await withRetry(`series ${s.seriesInstanceUID}`, () =>
+          fetchSeriesVolume(client, s.studyInstanceUID, s.seriesInstanceUID),
+        );
         const { dims, spacing } = v.geometry;
         const truthImg = await readNifti(path.join(opts.demoDir, 'ground-truth', s.file));
         const truth = toClasses(truthImg.data);
@@ -557,34 +591,54 @@ async function main(argv: string[]): Promise<number> {
         const modelMs = performance.now() - t0;
         const logits = out[meta.onnx.output.name]!.data as Float32Array;
         const predD = labelsFromLogits(logits, meta, dims, spacing);
+        let predC: Uint8Array | undefined;
+        if (evalSession) {
+          const ev = await evalSession.run(
+            { [meta.onnx.input.name]: new ort.Tensor('float32', input, inputDims) },
+            ['medicalLogits'],
+          );
+          predC = labelsFromLogits(ev.medicalLogits!.data as Float32Array, meta, dims, spacing);
+        }
         const diceB: Record<string, number> = {};
+        const diceC: Record<string, number> = {};
         const diceD: Record<string, number> = {};
         names.forEach((n, i) => {
           diceB[n] = dice(predB, truth, i + 1);
+          diceC[n] = predC ? dice(predC, truth, i + 1) : NaN;
           diceD[n] = dice(predD, truth, i + 1);
         });
         const mean = (r: Record<string, number>): number =>
           Object.values(r).reduce((a, x) => a + x, 0) / names.length;
         say(
-          `${label} (series ${s.seriesInstanceUID}): mean Dice (b) ${f3(mean(diceB))} (d) ${f3(mean(diceD))}`,
+          `${label} (series ${s.seriesInstanceUID}): mean Dice (b) ${f3(mean(diceB))} (c) ${f3(mean(diceC))} (d) ${f3(mean(diceD))}`,
         );
-        perSubject.push({ subject: label, seriesUID: s.seriesInstanceUID, diceB, diceD, modelMs });
+        perSubject.push({
+          subject: label,
+          seriesUID: s.seriesInstanceUID,
+          diceB,
+          diceC,
+          diceD,
+          modelMs,
+        });
       }
     } finally {
       await registration.release();
       await session.release();
+      await evalSession?.release();
     }
     if (perSubject.length === 0) throw new Error('No demo subject of the job has ground truth.');
 
     // ---- summary --------------------------------------------------------------------------
-    const meanOver = (k: 'diceB' | 'diceD', n: string): number =>
+    const meanOver = (k: 'diceB' | 'diceC' | 'diceD', n: string): number =>
       perSubject.reduce((a, s) => a + s[k][n]!, 0) / perSubject.length;
     const perStructure = names.map((n) => ({
       name: n,
       b: meanOver('diceB', n),
+      c: meanOver('diceC', n),
       d: meanOver('diceD', n),
     }));
     const overallB = perStructure.reduce((a, s) => a + s.b, 0) / names.length;
+    const overallC = perStructure.reduce((a, s) => a + s.c, 0) / names.length;
     const overallD = perStructure.reduce((a, s) => a + s.d, 0) / names.length;
     const status = latencyStats(latencies);
     const fetchSeconds =
@@ -638,10 +692,14 @@ async function main(argv: string[]): Promise<number> {
     );
     lines.push(`  orientation check (atlas SEG vs atlas ground truth): ${f3(atlasCheck)}`);
     lines.push(`  Dice on ${perSubject.length} demo subjects (mean per structure):`);
-    lines.push(`    ${pad('structure', 22)} ${pad('(b) registration', 17)} (d) model`);
+    lines.push(
+      `    ${pad('structure', 22)} ${pad('(b) registration', 17)} ${pad('(d) model', 10)} (c) medical branch, for information`,
+    );
     for (const s of perStructure)
-      lines.push(`    ${pad(s.name, 22)} ${pad(f3(s.b), 17)} ${f3(s.d)}`);
-    lines.push(`    ${pad('overall', 22)} ${pad(f3(overallB), 17)} ${f3(overallD)}`);
+      lines.push(`    ${pad(s.name, 22)} ${pad(f3(s.b), 17)} ${pad(f3(s.d), 10)} ${f3(s.c)}`);
+    lines.push(
+      `    ${pad('overall', 22)} ${pad(f3(overallB), 17)} ${pad(f3(overallD), 10)} ${f3(overallC)}`,
+    );
     lines.push('  targets:');
     const v = (ok: boolean): string => (ok ? 'MET' : 'NOT MET');
     lines.push(
@@ -691,7 +749,7 @@ async function main(argv: string[]): Promise<number> {
         eventStream: stream,
         model: { id: job.modelId, bytes: dl.bytes.length, sha256: digest, sha256Matches: shaOk },
         orientationCheckDice: atlasCheck,
-        dice: { perStructure, overall: { b: overallB, d: overallD }, perSubject },
+        dice: { perStructure, overall: { b: overallB, c: overallC, d: overallD }, perSubject },
         targets,
       };
       await mkdir(path.dirname(path.resolve(opts.report)), { recursive: true });
