@@ -16,7 +16,7 @@ import { runPipeline } from '../../../models/src/rrl/pipeline.js';
 import { parsePlan, planModelGrid, type RrlPlan } from '../../../models/src/rrl/plan.js';
 import { labelsToModelGrid, prepareModelInput } from '../../../models/src/volume/preprocess.js';
 import { REPO_ROOT } from '../config.js';
-import { DicomWebClient } from '../pacs/dicomweb.js';
+import { DicomWebClient, PacsError } from '../pacs/dicomweb.js';
 import { fetchSeriesVolume } from '../pacs/volume.js';
 import type { JobRecord, TaskRecord } from '../store/db.js';
 import { loadAtlas } from './atlas.js';
@@ -110,6 +110,15 @@ export async function pacsTrainingTask(
         image: prepareModelInput(v.voxels, v.geometry.dims, grid, v.geometry.spacing),
       });
     } catch (e) {
+      // A PACS that stops answering is not a bad series: stop the job with a clear reason instead
+      // of training on whatever was fetched so far (nothing is published; start the job again
+      // when the PACS is back).
+      if (isPacsOutage(e)) {
+        throw new Error(
+          `The PACS stopped answering while series ${s.seriesUID} was fetched (${k} of ${job.series.length} fetched): ${(e as Error).message} ` +
+            'The job stopped before training and published nothing; start it again when the PACS is reachable.',
+        );
+      }
       const reason = (e as Error).message;
       skipped.push({ seriesUID: s.seriesUID, reason });
       ctx.log(`skipped series ${s.seriesUID}: ${reason}`);
@@ -167,4 +176,15 @@ export async function pacsTrainingTask(
   });
   for (const n of result.notices) ctx.log(`notice: ${n}`);
   return { modelDir: path.dirname(result.modelPath) };
+}
+
+/** Connection failures, timeouts, 5xx and refused credentials: the PACS, not the series, is the problem. */
+export function isPacsOutage(e: unknown): boolean {
+  return (
+    e instanceof PacsError &&
+    (e.kind === 'unreachable' ||
+      e.kind === 'server' ||
+      e.kind === 'unauthorized' ||
+      e.kind === 'forbidden')
+  );
 }
