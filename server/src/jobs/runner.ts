@@ -17,15 +17,8 @@ import path from 'node:path';
 import type { JobProgress, JobRecord, Store, TaskRecord } from '../store/db.js';
 import type { Logger } from '../log.js';
 
-export interface ExecutorProgress {
-  phase: string;
-  stageIndex?: number;
-  stageCount?: number;
-  step: number;
-  total: number;
-  loss?: number;
-  metrics?: Record<string, number>;
-}
+/** What an executor reports: a job's progress row without the runner's estimate and time stamp. */
+export type ExecutorProgress = Omit<JobProgress, 'etaSeconds' | 'time'>;
 
 export interface ExecutorContext {
   signal: AbortSignal;
