@@ -17,7 +17,7 @@ import { rrlInferenceNet, rrlNetArgsFromPlan } from '../rrl/networks.js';
 import { parsePlan, type RrlPlan } from '../rrl/plan.js';
 import { loadRegistration } from '../rrl/pipeline.js';
 import { dice, hd95 } from '../rrl/metrics.js';
-import { labelsFromLogits, labelsToModelGrid, prepareModelInput } from '../volume/preprocess.js';
+import { labelsFromLogits, prepareModelInput } from '../volume/preprocess.js';
 import {
   EXIT_OK,
   UsageError,
@@ -31,8 +31,8 @@ import {
   type Io,
 } from './args.js';
 import { mapToClasses, readLabelSet, type LabelSet } from './labelset.js';
-import { readSplit, type Split } from './split.js';
-import { gitCommit, isMain, readAtlas, reportError } from './train.js';
+import { DATA_DIR_OPTION, readSplit, type Split } from './split.js';
+import { atlasOnModelGrid, gitCommit, isMain, readAtlas, reportError } from './train.js';
 import {
   METHODS,
   formatTable,
@@ -70,11 +70,7 @@ export const EVAL_SPEC: CommandSpec = {
       help: 'wasm threads for the timing (default 2: the viewer runs cross-origin isolated, with threads)',
     },
     { name: 'limit', value: 'N', help: 'evaluate only the first N test subjects (quick runs)' },
-    {
-      name: 'data-dir',
-      value: 'DIR',
-      help: 'data folder for explicit splits (default $RRL_DATA_DIR, else ../shared/data)',
-    },
+    DATA_DIR_OPTION,
   ],
   examples: [
     'npm run eval -- --model var/models/hippocampus --split /work/shared/data/hippocampus/split.json --report var/reports/hippocampus.json',
@@ -246,14 +242,8 @@ export async function evaluate(argv: string[], io: Io = processIo): Promise<numb
     const evalModelParameters = countOnnxParameters(evalBytes, paramNames);
 
     const atlas = await readAtlas(split.atlas.image, split.atlas.labels, set);
-    const atlasInput = prepareModelInput(
-      atlas.image.data,
-      atlas.image.dims,
-      meta,
-      atlas.image.spacing,
-    );
-    const atlasGrid = labelsToModelGrid(atlas.classes, atlas.image.dims, meta, atlas.image.spacing);
-    const atlasOneHot = oneHot(atlasGrid, classes);
+    const atlasOnGrid = atlasOnModelGrid(atlas, meta);
+    const atlasOneHot = oneHot(atlasOnGrid.labels, classes);
 
     const opts: ort.InferenceSession.SessionOptions = {
       executionProviders: ['cpu'],
@@ -281,7 +271,7 @@ export async function evaluate(argv: string[], io: Io = processIo): Promise<numb
 
       const preds = {} as Record<Method, Uint8Array>;
       preds.a = back(atlasOneHot);
-      const reg = await registration.register(atlasInput, atlasGrid, input);
+      const reg = await registration.register(atlasOnGrid.image, atlasOnGrid.labels, input);
       preds.b = back(reg.probabilities);
       const feeds = { image: new ort.Tensor('float32', input, inputDims) };
       const ev = await evalModel.run(feeds, ['medicalLogits']);

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { OptionSpec } from './args.js';
 
 export interface SplitImage {
   id: string;
@@ -39,6 +40,13 @@ export class SplitError extends Error {
 }
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** The `--data-dir` option of the commands that read splits (see `dataDir`). */
+export const DATA_DIR_OPTION: OptionSpec = {
+  name: 'data-dir',
+  value: 'DIR',
+  help: 'data folder for explicit splits (default $RRL_DATA_DIR, else ../shared/data)',
+};
 
 /** The data folder: explicit argument, else $RRL_DATA_DIR, else ../shared/data from the repo root. */
 export function dataDir(explicit?: string): string {

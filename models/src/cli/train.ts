@@ -19,6 +19,7 @@ import { parsePlan, planModelGrid, PlanError, type RrlPlan } from '../rrl/plan.j
 import { ProviderUnavailableError } from '../engine/runtime/providers.js';
 import { runPipeline, StageAbortedError, type PipelineResult } from '../rrl/pipeline.js';
 import type { RrlModelInfo } from '../rrl/export.js';
+import type { ModelMetadata } from '../format/metadata.js';
 import { labelsToModelGrid, prepareModelInput } from '../volume/preprocess.js';
 import {
   EXIT_FAILURE,
@@ -41,7 +42,7 @@ import {
   readLabelSet,
   type LabelSet,
 } from './labelset.js';
-import { readSplit, SplitError } from './split.js';
+import { DATA_DIR_OPTION, readSplit, SplitError } from './split.js';
 import { formatDuration, ProgressReporter } from './progress.js';
 
 export const TRAIN_SPEC: CommandSpec = {
@@ -76,11 +77,7 @@ export const TRAIN_SPEC: CommandSpec = {
       value: 'FILE',
       help: 'instead of the three above: a split JSON (hippocampus-style split.json: atlas + train_unlabeled ids under its images/ and labels/ folders, test ids never used; or an explicit split like models/splits/brain-aseg.json)',
     },
-    {
-      name: 'data-dir',
-      value: 'DIR',
-      help: 'data folder for explicit splits (default $RRL_DATA_DIR, else ../shared/data)',
-    },
+    DATA_DIR_OPTION,
     {
       name: 'provider',
       value: 'auto|cpu|webgpu|cuda',
@@ -160,6 +157,18 @@ export interface LabelledVolume {
   image: ImageVolume;
   /** Class indices 0..N on the image's grid. */
   classes: Uint8Array;
+}
+
+/** The atlas on the model grid: normalised image and class labels (what the pipeline and registration take). */
+export function atlasOnModelGrid(
+  atlas: LabelledVolume,
+  meta: Pick<ModelMetadata, 'grid' | 'intensity'>,
+): { image: Float32Array; labels: Uint8Array } {
+  const { data, dims, spacing } = atlas.image;
+  return {
+    image: prepareModelInput(data, dims, meta, spacing),
+    labels: labelsToModelGrid(atlas.classes, dims, meta, spacing),
+  };
 }
 
 /** Reads the atlas and checks it against the label set (grids equal, labels present). */
@@ -331,14 +340,8 @@ export async function train(argv: string[], io: Io = processIo): Promise<number>
     err(`${unl.length} unlabelled volume(s) read, ${refs.length - unl.length} skipped`);
 
     const meta = planModelGrid(plan);
-    const atlasInput = prepareModelInput(
-      atlas.image.data,
-      atlas.image.dims,
-      meta,
-      atlas.image.spacing,
-    );
-    const atlasGrid = labelsToModelGrid(atlas.classes, atlas.image.dims, meta, atlas.image.spacing);
-    if (!atlasGrid.some((v) => v !== 0)) {
+    const atlasOnGrid = atlasOnModelGrid(atlas, meta);
+    if (!atlasOnGrid.labels.some((v) => v !== 0)) {
       throw new UsageError(
         `the atlas labels vanish on the plan grid [${plan.grid.join(', ')}] (D, H, W); use a finer grid or spacing in the plan.`,
       );
@@ -391,7 +394,7 @@ export async function train(argv: string[], io: Io = processIo): Promise<number>
       result = await runPipeline({
         plan,
         outDir,
-        atlas: { image: atlasInput, labels: atlasGrid },
+        atlas: atlasOnGrid,
         unlabeled,
         info,
         provider,
