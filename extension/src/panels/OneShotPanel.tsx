@@ -7,6 +7,7 @@ import { describeModelKind } from '../../../models/src/format/metadata.js';
 import type { ExecutionProvider } from '../inference/protocol.js';
 import type { OneShotState, Store } from '../state/store.js';
 import { TrainingSection, type TrainingDeps } from './TrainingSection.js';
+import { Button, UI } from './ui.js';
 
 /** What the training workflow needs from the viewer (the chosen model comes from the store). */
 export type TrainingHooks = Omit<TrainingDeps, 'selectedModelId'>;
@@ -31,26 +32,9 @@ const S: Record<string, CSSProperties> = {
     overflowWrap: 'anywhere',
   },
   h: { fontSize: 15, fontWeight: 600, margin: 0, color: '#ffffff' },
-  label: { fontSize: 11, textTransform: 'uppercase', letterSpacing: 0.5, color: '#9aa4b8' },
-  select: {
-    width: '100%',
-    background: '#151a2a',
-    color: '#e6e9ef',
-    border: '1px solid #3a4766',
-    borderRadius: 4,
-    padding: '4px 6px',
-  },
+  label: UI.label,
+  select: UI.field,
   row: { display: 'flex', gap: 6, flexWrap: 'wrap' },
-  button: {
-    flex: '1 1 auto',
-    padding: '6px 10px',
-    borderRadius: 4,
-    border: '1px solid #5acce6',
-    background: '#1b3b55',
-    color: '#ffffff',
-    cursor: 'pointer',
-  },
-  buttonDisabled: { opacity: 0.45, cursor: 'not-allowed' },
   fixture: {
     border: '1px solid #e6a23c',
     background: '#3d2e12',
@@ -74,20 +58,6 @@ const S: Record<string, CSSProperties> = {
   },
   list: { listStyle: 'none', padding: 0, margin: 0 },
 };
-
-function Button(props: { testId: string; onClick(): void; disabled?: boolean; children: string }) {
-  return (
-    <button
-      type="button"
-      data-testid={props.testId}
-      disabled={props.disabled}
-      onClick={props.onClick}
-      style={{ ...S.button, ...(props.disabled ? S.buttonDisabled : {}) }}
-    >
-      {props.children}
-    </button>
-  );
-}
 
 function statusText(s: OneShotState): string {
   switch (s.status) {

@@ -19,6 +19,7 @@ import {
   type Task,
 } from '../api/client.js';
 import { LossPlot, type LossPoint } from './LossPlot.js';
+import { Button, UI } from './ui.js';
 
 export interface TrainingDeps {
   api: ApiClient;
@@ -34,27 +35,9 @@ export interface TrainingDeps {
 
 const S: Record<string, CSSProperties> = {
   section: { borderTop: '1px solid #2a3350', paddingTop: 8 },
-  label: { fontSize: 11, textTransform: 'uppercase', letterSpacing: 0.5, color: '#9aa4b8' },
-  input: {
-    width: '100%',
-    boxSizing: 'border-box',
-    background: '#151a2a',
-    color: '#e6e9ef',
-    border: '1px solid #3a4766',
-    borderRadius: 4,
-    padding: '4px 6px',
-  },
+  label: UI.label,
+  input: { ...UI.field, boxSizing: 'border-box' },
   row: { display: 'flex', gap: 6, flexWrap: 'wrap', marginTop: 6 },
-  button: {
-    flex: '1 1 auto',
-    padding: '6px 10px',
-    borderRadius: 4,
-    border: '1px solid #5acce6',
-    background: '#1b3b55',
-    color: '#ffffff',
-    cursor: 'pointer',
-  },
-  disabled: { opacity: 0.45, cursor: 'not-allowed' },
   small: { color: '#9aa4b8', fontSize: 12 },
   box: { background: '#0f1422', borderRadius: 4, padding: 8, marginTop: 6 },
   error: {
@@ -73,20 +56,6 @@ const S: Record<string, CSSProperties> = {
     color: '#b8c2d8',
   },
 };
-
-function Btn(p: { testId: string; onClick(): void; disabled?: boolean; children: string }) {
-  return (
-    <button
-      type="button"
-      data-testid={p.testId}
-      disabled={p.disabled}
-      onClick={p.onClick}
-      style={{ ...S.button, ...(p.disabled ? S.disabled : {}) }}
-    >
-      {p.children}
-    </button>
-  );
-}
 
 function message(e: unknown): string {
   return e instanceof ApiError || e instanceof Error ? e.message : String(e);
@@ -423,13 +392,13 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
             ))}
           </select>
           <div style={S.row}>
-            <Btn
+            <Button
               testId="oneshot-task-create"
               onClick={() => void createTask()}
               disabled={busy || !newPlan}
             >
               New task from this study’s SEG
-            </Btn>
+            </Button>
           </div>
         </div>
       </div>
@@ -487,7 +456,7 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
         <div style={S.section}>
           <div style={S.label}>Train</div>
           <div style={S.row}>
-            <Btn
+            <Button
               testId="oneshot-train-start"
               onClick={() => void startJob()}
               disabled={
@@ -495,8 +464,8 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
               }
             >
               Start training
-            </Btn>
-            <Btn
+            </Button>
+            <Button
               testId="oneshot-train-cancel"
               onClick={() => {
                 if (job) api.cancelJob(job.id).catch((e: unknown) => setError(message(e)));
@@ -504,7 +473,7 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
               disabled={!running}
             >
               Cancel training
-            </Btn>
+            </Button>
           </div>
           {job && (
             <div style={S.box} data-testid="oneshot-job" data-job-id={job.id}>

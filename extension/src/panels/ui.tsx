@@ -1,0 +1,47 @@
+/**
+ * Pieces the One-Shot panel and its training section share: the button and the styles of labels
+ * and form fields, so both parts of the panel look the same.
+ */
+import type { CSSProperties } from 'react';
+
+export const UI = {
+  label: { fontSize: 11, textTransform: 'uppercase', letterSpacing: 0.5, color: '#9aa4b8' },
+  /** Select and text input. */
+  field: {
+    width: '100%',
+    background: '#151a2a',
+    color: '#e6e9ef',
+    border: '1px solid #3a4766',
+    borderRadius: 4,
+    padding: '4px 6px',
+  },
+  button: {
+    flex: '1 1 auto',
+    padding: '6px 10px',
+    borderRadius: 4,
+    border: '1px solid #5acce6',
+    background: '#1b3b55',
+    color: '#ffffff',
+    cursor: 'pointer',
+  },
+  buttonDisabled: { opacity: 0.45, cursor: 'not-allowed' },
+} satisfies Record<string, CSSProperties>;
+
+export function Button(props: {
+  testId: string;
+  onClick(): void;
+  disabled?: boolean;
+  children: string;
+}) {
+  return (
+    <button
+      type="button"
+      data-testid={props.testId}
+      disabled={props.disabled}
+      onClick={props.onClick}
+      style={{ ...UI.button, ...(props.disabled ? UI.buttonDisabled : {}) }}
+    >
+      {props.children}
+    </button>
+  );
+}
