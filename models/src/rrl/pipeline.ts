@@ -21,8 +21,11 @@ import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { buildForwardGraph, buildTrainingGraph } from '../engine/autodiff/training.js';
-import type { Graph } from '../engine/graph/graph.js';
+import {
+  buildForwardGraph,
+  buildTrainingGraph,
+  type TrainingGraphOptions,
+} from '../engine/autodiff/training.js';
 import { readCheckpoint, writeCheckpoint } from '../engine/runtime/checkpoint.js';
 import { selectProvider, type Provider } from '../engine/runtime/providers.js';
 import type { SeededRng } from '../engine/runtime/rng.js';
@@ -380,22 +383,35 @@ class Run {
    * Trains one stage's graph on the engine Trainer: initial values from the parameter store
    * (by name; `extra` overrides), resumed from `checkpoints/<stage>.ckpt` when it exists; on
    * cancellation the checkpoint is written and StageAbortedError thrown. The trained parameters
-   * whose names the inference net uses go back into the store.
+   * whose names the inference net uses go back into the store. `emaAlpha` applies the task's
+   * mutual EMA pairs after each optimiser step.
    */
   async trainStage(o: {
     stage: StageName;
-    graph: Graph;
-    built: ReturnType<typeof buildTrainingGraph>;
+    task: Pick<TrainingGraphOptions, 'graph' | 'loss' | 'metrics'> & {
+      emaPairs?: readonly (readonly [string, string])[];
+    };
+    emaAlpha?: number;
     steps: number;
     lr: number;
     batch: (rng: SeededRng) => Batch;
     extra?: ReadonlyMap<string, Float32Array>;
   }): Promise<void> {
-    const init = o.graph.initialParams(this.plan.seeds.init);
+    const { graph, loss, metrics, emaPairs } = o.task;
+    const built = buildTrainingGraph({
+      graph,
+      loss,
+      ...(metrics ? { metrics } : {}),
+      optimizer: OPTIMIZER,
+      ...(emaPairs && o.emaAlpha !== undefined
+        ? { ema: { pairs: emaPairs, alpha: o.emaAlpha } }
+        : {}),
+    });
+    const init = graph.initialParams(this.plan.seeds.init);
     for (const [k, v] of this.params) if (init.has(k)) init.set(k, v);
     for (const [k, v] of o.extra ?? []) if (init.has(k)) init.set(k, v);
     const ckpt = join(this.paths.checkpoints, `${o.stage}.ckpt`);
-    const trainer = await Trainer.create(o.built, {
+    const trainer = await Trainer.create(built, {
       provider: this.provider,
       seed: this.plan.seeds.data + this.stageIndex(o.stage),
       initialState: init,
@@ -610,11 +626,9 @@ class Run {
       const b = await readFile(join(this.paths.teacherFeatures, `${v.id}.f32`));
       feats.set(v.index, new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4).slice());
     }
-    const built = buildTrainingGraph({ graph: task.graph, loss: task.loss, optimizer: OPTIMIZER });
     await this.trainStage({
       stage: 'distill-sam',
-      graph: task.graph,
-      built,
+      task,
       steps: sched.steps,
       lr: sched.lr,
       batch: (rng) => {
@@ -648,16 +662,9 @@ class Run {
     } else {
       t = branchSegmentationTask(this.args, this.grid, 'eg', w);
     }
-    const built = buildTrainingGraph({
-      graph: t.graph,
-      loss: t.loss,
-      metrics: t.metrics,
-      optimizer: OPTIMIZER,
-    });
     await this.trainStage({
       stage: 'distill-task',
-      graph: t.graph,
-      built,
+      task: t,
       steps: sched.steps,
       lr: sched.lr,
       batch: (rng) => this.segBatch(rng),
@@ -810,17 +817,10 @@ class Run {
       crossEntropy: p.loss.crossEntropy,
       mutual: p.loss.mutual,
     });
-    const built = buildTrainingGraph({
-      graph: t.graph,
-      loss: t.loss,
-      metrics: t.metrics,
-      optimizer: OPTIMIZER,
-      ema: { pairs: t.emaPairs, alpha: sched.emaAlpha },
-    });
     await this.trainStage({
       stage: 'mutual',
-      graph: t.graph,
-      built,
+      task: t,
+      emaAlpha: sched.emaAlpha,
       steps: sched.steps,
       lr: sched.lr,
       batch: (rng) => this.segBatch(rng),
@@ -836,16 +836,9 @@ class Run {
       dice: p.loss.dice,
       crossEntropy: p.loss.crossEntropy,
     });
-    const built = buildTrainingGraph({
-      graph: t.graph,
-      loss: t.loss,
-      metrics: t.metrics,
-      optimizer: OPTIMIZER,
-    });
     await this.trainStage({
       stage: 'decoder',
-      graph: t.graph,
-      built,
+      task: t,
       steps: sched.steps,
       lr: sched.lr,
       batch: (rng) => this.segBatch(rng),
