@@ -21,31 +21,13 @@ import {
 } from '../../../models/src/rrl/pipeline.js';
 import { buildStandInTeacher } from '../../../models/src/rrl/teacher.js';
 import type { RrlModelInfo } from '../../../models/src/rrl/export.js';
+import { texturedBlob } from './helpers.js';
 
 const N = 16;
 const m = N ** 3;
 const tinyPlan = JSON.parse(
   readFileSync(new URL('../../../models/plans/tiny.json', import.meta.url), 'utf8'),
 ) as Record<string, unknown>;
-
-/** Textured ellipsoid centred at c; label 1 = its upper half (z < c), 2 = lower half. */
-function blob(c: [number, number, number]): { image: Float32Array; labels: Uint8Array } {
-  const image = new Float32Array(m);
-  const labels = new Uint8Array(m);
-  for (let z = 0; z < N; z++)
-    for (let y = 0; y < N; y++)
-      for (let x = 0; x < N; x++) {
-        const r2 = ((z - c[0]) / 4) ** 2 + ((y - c[1]) / 3.5) ** 2 + ((x - c[2]) / 3) ** 2;
-        const i = (z * N + y) * N + x;
-        image[i] =
-          Math.exp(-r2) +
-          0.3 *
-            Math.sin(0.9 * (x - c[2]) + 0.6 * (y - c[1]) + 0.7 * (z - c[0])) *
-            Math.exp(-r2 / 4);
-        labels[i] = r2 < 1 ? (z < c[0] ? 1 : 2) : 0;
-      }
-  return { image, labels };
-}
 
 function info(): RrlModelInfo {
   const label = (value: number, name: string): RrlModelInfo['labels'][number] => ({
@@ -68,13 +50,18 @@ function info(): RrlModelInfo {
   };
 }
 
-const atlas = blob([7, 7, 7]);
+// Atlas labels: 1 = the blob's upper half, 2 = its lower half.
+const atlasBlob = texturedBlob([N, N, N], [7, 7, 7]);
+const atlas = { image: atlasBlob.image, labels: atlasBlob.halves };
 const targets: [number, number, number][] = [
   [9, 7, 8],
   [5, 7, 6],
   [7, 9, 8],
 ];
-const unlabeled = targets.map((c, k) => ({ id: `case ${k}`, image: blob(c).image }));
+const unlabeled = targets.map((c, k) => ({
+  id: `case ${k}`,
+  image: texturedBlob([N, N, N], c).image,
+}));
 
 function input(plan: RrlPlan, outDir: string, extra: Partial<PipelineInput> = {}): PipelineInput {
   return { plan, outDir, atlas, unlabeled, info: info(), provider: 'cpu', ...extra };

@@ -14,37 +14,8 @@ import {
 } from '../../../models/src/rrl/prealign.js';
 import { runRegistrationStage } from '../../../models/src/rrl/stages/registration.js';
 import type { Grid } from '../../../models/src/rrl/pseudoLabels.js';
-
-/** Textured ellipsoid centred at c on `grid`; label 1 inside. */
-function blob(grid: Grid, c: [number, number, number]): { image: Float32Array; label: Uint8Array } {
-  const [d, h, w] = grid;
-  const image = new Float32Array(d * h * w);
-  const label = new Uint8Array(d * h * w);
-  for (let z = 0; z < d; z++)
-    for (let y = 0; y < h; y++)
-      for (let x = 0; x < w; x++) {
-        const r2 = ((z - c[0]) / 4) ** 2 + ((y - c[1]) / 3.5) ** 2 + ((x - c[2]) / 3) ** 2;
-        const i = (z * h + y) * w + x;
-        image[i] =
-          Math.exp(-r2) +
-          0.3 *
-            Math.sin(0.9 * (x - c[2]) + 0.6 * (y - c[1]) + 0.7 * (z - c[0])) *
-            Math.exp(-r2 / 4);
-        label[i] = r2 < 1 ? 1 : 0;
-      }
-  return { image, label };
-}
-
-function dice(a: Uint8Array, b: Uint8Array): number {
-  let inter = 0;
-  let s = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] === 1) s++;
-    if (b[i] === 1) s++;
-    if (a[i] === 1 && b[i] === 1) inter++;
-  }
-  return (2 * inter) / s;
-}
+import { dice } from '../../../models/src/rrl/metrics.js';
+import { texturedBlob as blob } from './helpers.js';
 
 test('shiftImage / shiftLabels: content moves by +s, image borders replicated, labels 0', () => {
   const grid: Grid = [3, 4, 5];
@@ -104,8 +75,8 @@ test('pseudo labels with pre-alignment beat those without on a 7-voxel offset', 
   const withPre = await runRegistrationStage({ ...common, prealign: { maxShift: 8 } });
   assert.deepEqual(without.shifts, [[0, 0, 0]]);
   assert.deepEqual(withPre.shifts, [[7, 0, 0]]);
-  const dNo = dice(without.pseudoLabels[0]!, target.label);
-  const dPre = dice(withPre.pseudoLabels[0]!, target.label);
+  const dNo = dice(without.pseudoLabels[0]!, target.label, 1);
+  const dPre = dice(withPre.pseudoLabels[0]!, target.label, 1);
   assert.ok(dPre > 0.9, `with pre-alignment: Dice ${dPre}`);
   assert.ok(dPre > dNo + 0.3, `with ${dPre} vs without ${dNo}`);
 });

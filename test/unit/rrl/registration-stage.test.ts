@@ -13,47 +13,18 @@ import {
   type StageProgress,
 } from '../../../models/src/rrl/stages/registration.js';
 import type { Grid } from '../../../models/src/rrl/pseudoLabels.js';
+import { dice } from '../../../models/src/rrl/metrics.js';
+import { texturedBlob } from './helpers.js';
 
 const grid: Grid = [16, 16, 16];
 const m = 16 ** 3;
 
-/** Smooth ellipsoid blob centred at c (intensity) and its label (blob > 0.5). */
-function blob(c: [number, number, number]): { image: Float32Array; label: Uint8Array } {
-  const image = new Float32Array(m);
-  const label = new Uint8Array(m);
-  for (let z = 0; z < 16; z++)
-    for (let y = 0; y < 16; y++)
-      for (let x = 0; x < 16; x++) {
-        const r2 = ((z - c[0]) / 4) ** 2 + ((y - c[1]) / 3.5) ** 2 + ((x - c[2]) / 3) ** 2;
-        const v = Math.exp(-r2);
-        const i = (z * 16 + y) * 16 + x;
-        // texture that moves with the blob, so local cross-correlation has something to match
-        image[i] =
-          v +
-          0.3 *
-            Math.sin(0.9 * (x - c[2]) + 0.6 * (y - c[1]) + 0.7 * (z - c[0])) *
-            Math.exp(-r2 / 4);
-        label[i] = r2 < 1 ? 1 : 0;
-      }
-  return { image, label };
-}
-
-function dice(a: Uint8Array, b: Uint8Array): number {
-  let inter = 0;
-  let sa = 0;
-  let sb = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] === 1) sa++;
-    if (b[i] === 1) sb++;
-    if (a[i] === 1 && b[i] === 1) inter++;
-  }
-  return (2 * inter) / (sa + sb);
-}
+const blob = (c: [number, number, number]) => texturedBlob(grid, c);
 
 test('registration stage: loss falls, pseudo labels beat the unregistered atlas, resumes', async () => {
   const atlas = blob([7, 7, 7]);
   const target = blob([9, 7, 8]); // shifted by 2 voxels along D and 1 along W
-  const unregistered = dice(atlas.label, target.label);
+  const unregistered = dice(atlas.label, target.label, 1);
   const dir = mkdtempSync(join(tmpdir(), 'rrl-reg-stage-'));
   try {
     const progress: StageProgress[] = [];
@@ -85,7 +56,7 @@ test('registration stage: loss falls, pseudo labels beat the unregistered atlas,
     const head = losses.slice(0, 5).reduce((a, b) => a + b) / 5;
     const tail = losses.slice(-5).reduce((a, b) => a + b) / 5;
     assert.ok(tail < head, `loss did not fall: first 5 mean ${head}, last 5 mean ${tail}`);
-    const registered = dice(second.pseudoLabels[0]!, target.label);
+    const registered = dice(second.pseudoLabels[0]!, target.label, 1);
     assert.ok(
       registered > unregistered + 0.2,
       `Dice registered ${registered.toFixed(3)} vs unregistered ${unregistered.toFixed(3)}`,
@@ -105,7 +76,7 @@ test('joint segmentation term pulls the warp towards the segmentation branch pre
   const shifted = blob([9, 7, 8]);
   const prediction = new Float32Array(2 * m);
   for (let v = 0; v < m; v++) prediction[shifted.label[v]! * m + v] = 1;
-  const unregistered = dice(atlas.label, shifted.label);
+  const unregistered = dice(atlas.label, shifted.label, 1);
   const segLosses: number[] = [];
   const r = await runRegistrationStage({
     grid,
@@ -127,7 +98,7 @@ test('joint segmentation term pulls the warp towards the segmentation branch pre
     segLosses.at(-1)! < segLosses[0]!,
     `segmentation term ${segLosses[0]} → ${segLosses.at(-1)}`,
   );
-  const registered = dice(r.pseudoLabels[0]!, shifted.label);
+  const registered = dice(r.pseudoLabels[0]!, shifted.label, 1);
   assert.ok(
     registered > unregistered + 0.15,
     `Dice with the joint term ${registered.toFixed(3)} vs unregistered ${unregistered.toFixed(3)}`,
