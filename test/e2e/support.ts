@@ -1,15 +1,21 @@
 // Support for the end-to-end tests: building the browser bundles when they are stale, dciodvfy,
-// direct (non-proxied) QIDO/WADO against the test Orthanc, and polling without fixed sleeps.
+// direct (non-proxied) QIDO/WADO against the test Orthanc, polling without fixed sleeps, seeding
+// the demo studies, and the viewer waits and per-test screenshots both e2e tests use.
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import type { Page } from 'playwright-core';
 
 import { first, items, numbers, readPart10 } from '../../models/src/dicom/dcmjs.js';
 import type { VolumeGeometry } from '../../models/src/dicom/series.js';
 import { DEMO_LABELS } from '../../server/src/demo/labels.js';
+import { seedDemo, type SeedDemoResult } from '../../server/src/demo/seed.js';
+import type { BrowserSession } from '../helpers/browser.js';
+import type { TestOrthanc } from '../helpers/orthanc.js';
 
 const run = promisify(execFile);
 
@@ -184,6 +190,79 @@ export async function waitFor<T>(
   }
   throw new Error(
     `Timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}.`,
+  );
+}
+
+/** Seeds the test Orthanc with the demo atlas and two demo subjects (files written under `outDir`). */
+export function seedDemoSubjects(
+  pacs: Pick<TestOrthanc, 'dicomWebRoot' | 'username' | 'password'>,
+  outDir: string,
+): Promise<SeedDemoResult> {
+  const { dicomWebRoot, username, password } = pacs;
+  return seedDemo({ dicomWebRoot, username, password, outDir, subjects: 2 });
+}
+
+/**
+ * An afterEach hook: a screenshot `<prefix>-<test name>` of the last view, and the browser errors
+ * new since the previous test as diagnostics of this one.
+ */
+export function afterEachStep(
+  prefix: string,
+  current: () => { browser?: BrowserSession; page?: Page },
+): (t: unknown) => Promise<void> {
+  let errorsSeen = 0;
+  return async (t) => {
+    const { browser, page } = current();
+    const test = t as TestContext;
+    if (browser && page) await browser.screenshot(page, `${prefix}-${test.name}`).catch(() => '');
+    const fresh = browser?.errors.slice(errorsSeen) ?? [];
+    errorsSeen += fresh.length;
+    for (const e of fresh.slice(0, 5))
+      test.diagnostic(`browser ${e.type}: ${e.text.slice(0, 300)}`);
+  };
+}
+
+/** Waits until a display set of this modality is active (the tool can then read the volume). */
+export async function waitForActiveModality(
+  page: Page,
+  modality: string,
+  ms: number,
+): Promise<void> {
+  await waitFor(
+    `the ${modality} series in the viewport`,
+    () =>
+      page.evaluate(
+        (m) =>
+          (
+            window as unknown as {
+              services?: {
+                displaySetService: { getActiveDisplaySets(): { Modality: string }[] };
+              };
+            }
+          ).services?.displaySetService
+            .getActiveDisplaySets()
+            .some((d) => d.Modality === m),
+        modality,
+      ),
+    ms,
+  );
+}
+
+/** Waits until the panel's status is one of `final`, and returns it. */
+export async function waitForPanelStatus(
+  page: Page,
+  what: string,
+  final: readonly string[],
+  ms: number,
+): Promise<string> {
+  const status = page.locator('[data-testid="oneshot-status"]');
+  return waitFor(
+    what,
+    async () => {
+      const s = await status.getAttribute('data-status');
+      return s !== null && final.includes(s) ? s : undefined;
+    },
+    ms,
   );
 }
 

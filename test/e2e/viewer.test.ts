@@ -5,7 +5,7 @@
 //   the expected named segments → save → the SEG series is in Orthanc (QIDO, directly) and passes
 //   dciodvfy → reopening the study loads the SEG in the viewer with the same voxels.
 // (The WebGPU-against-wasm check is in webgpu.test.ts.) Screenshots go to test-artifacts/.
-import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -18,19 +18,23 @@ import { TEST_PACS_PASSWORD, TEST_PACS_USER, type TestOrthanc } from '../helpers
 import { startOrthanc } from '../../server/src/pacs/orthanc.js';
 import { startTestStack, type TestStack } from '../helpers/server.js';
 import { DEMO_LABELS, MRICRON_DIR, makeTestModel } from '../fixtures/test-model.js';
-import { seedDemo, type SeedDemoResult } from '../../server/src/demo/seed.js';
+import type { SeedDemoResult } from '../../server/src/demo/seed.js';
 import { readNifti } from '../../server/src/demo/nifti.js';
 import { DicomWebClient } from '../../server/src/pacs/dicomweb.js';
 import { writeImageSeries } from '../../models/src/dicom/series.js';
 import { newUid } from '../../models/src/dicom/dcmjs.js';
 import {
   OrthancDirect,
+  afterEachStep,
   dciodvfy,
   ensureBundles,
+  seedDemoSubjects,
   segLabelCounts,
   segToVolume,
   tagString,
   waitFor,
+  waitForActiveModality,
+  waitForPanelStatus,
 } from './support.js';
 
 const missing: string[] = [];
@@ -100,50 +104,6 @@ async function cornerstoneLabelCounts(
   }, segmentationId);
 }
 
-/**
- * A small synthetic MR study that is NOT a usable volume: 'single-slice' (one 64×64 slice) or
- * 'missing-slice' (16 slices with the 9th left out). Returns its StudyInstanceUID.
- */
-/** Waits until a display set of this modality is active (the tool can then read the volume). */
-async function waitForActiveModality(page: Page, modality: string, ms: number): Promise<void> {
-  await waitFor(
-    `the ${modality} series in the viewport`,
-    () =>
-      page.evaluate(
-        (m) =>
-          (
-            window as unknown as {
-              services?: {
-                displaySetService: { getActiveDisplaySets(): { Modality: string }[] };
-              };
-            }
-          ).services?.displaySetService
-            .getActiveDisplaySets()
-            .some((d) => d.Modality === m),
-        modality,
-      ),
-    ms,
-  );
-}
-
-/** Waits until the panel's status is one of `final`, and returns it. */
-async function waitForPanelStatus(
-  page: Page,
-  what: string,
-  final: readonly string[],
-  ms: number,
-): Promise<string> {
-  const status = page.locator('[data-testid="oneshot-status"]');
-  return waitFor(
-    what,
-    async () => {
-      const s = await status.getAttribute('data-status');
-      return s !== null && final.includes(s) ? s : undefined;
-    },
-    ms,
-  );
-}
-
 /** How many segmentations the viewer's segmentation service holds. */
 async function segmentationCount(page: Page): Promise<number> {
   return page.evaluate(
@@ -156,6 +116,10 @@ async function segmentationCount(page: Page): Promise<number> {
   );
 }
 
+/**
+ * A small synthetic MR study that is NOT a usable volume: 'single-slice' (one 64×64 slice) or
+ * 'missing-slice' (16 slices with the 9th left out). Returns its StudyInstanceUID.
+ */
 async function storeBadStudy(
   client: DicomWebClient,
   kind: 'single-slice' | 'missing-slice',
@@ -234,13 +198,7 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
     pacsStorage = path.join(tmp, 'orthanc');
     pacs = await startPacs();
     direct = new OrthancDirect(pacs.dicomWebRoot, pacs.username, pacs.password);
-    demo = await seedDemo({
-      dicomWebRoot: pacs.dicomWebRoot,
-      username: pacs.username,
-      password: pacs.password,
-      outDir: path.join(tmp, 'demo'),
-      subjects: 2,
-    });
+    demo = await seedDemoSubjects(pacs, path.join(tmp, 'demo'));
     studyUID = demo.subjects[0].studyUID;
     const client = new DicomWebClient({
       root: pacs.dicomWebRoot,
@@ -255,15 +213,8 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
     if (bundles.built) console.log(`# built the browser bundles in ${bundles.ms} ms`);
   });
 
-  let errorsSeen = 0;
-  afterEach(async (t) => {
-    // The last view of every step, kept as a test artifact (and to debug failures).
-    if (page) await browser.screenshot(page, `e2e-after-${t.name}`).catch(() => '');
-    const fresh = browser?.errors.slice(errorsSeen) ?? [];
-    errorsSeen += fresh.length;
-    for (const e of fresh.slice(0, 5))
-      (t as TestContext).diagnostic(`browser ${e.type}: ${e.text.slice(0, 300)}`);
-  });
+  // The last view of every step, kept as a test artifact (and to debug failures).
+  afterEach(afterEachStep('e2e-after', () => ({ browser, page })));
 
   after(async () => {
     await browser?.close();

@@ -6,7 +6,7 @@
 //   the same job) → open a demo subject → the task's newest model is chosen → segment (wasm) →
 //   save → QIDO/WADO: a SEG series in the subject's study referencing its MR series.
 // Screenshots go to test-artifacts/.
-import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -18,9 +18,18 @@ import { chromiumAvailable, launchBrowser, type BrowserSession } from '../helper
 import { startTestOrthanc, type TestOrthanc } from '../helpers/orthanc.js';
 import { startTestStack, type TestStack } from '../helpers/server.js';
 import { MRICRON_DIR } from '../fixtures/test-model.js';
-import { seedDemo, type SeedDemoResult } from '../../server/src/demo/seed.js';
+import type { SeedDemoResult } from '../../server/src/demo/seed.js';
 import { first, items, readPart10 } from '../../models/src/dicom/dcmjs.js';
-import { OrthancDirect, ensureBundles, tagString, waitFor } from './support.js';
+import {
+  OrthancDirect,
+  afterEachStep,
+  ensureBundles,
+  seedDemoSubjects,
+  tagString,
+  waitFor,
+  waitForActiveModality,
+  waitForPanelStatus,
+} from './support.js';
 
 const missing: string[] = [];
 if (!chromiumAvailable()) missing.push('Chromium (/usr/bin/chromium)');
@@ -36,22 +45,7 @@ async function openInMode(page: Page, url: string, studyUID: string): Promise<vo
   await page.goto(`${url}/oneshot?StudyInstanceUIDs=${studyUID}`);
   await page.locator('[data-testid="oneshot-panel"]').waitFor({ timeout: 90_000 });
   await page.locator('[data-testid="oneshot-training"]').waitFor({ timeout: 30_000 });
-  await waitFor(
-    'the MR series in a viewport',
-    () =>
-      page.evaluate(() =>
-        (
-          window as unknown as {
-            services?: {
-              displaySetService: { getActiveDisplaySets(): { Modality: string }[] };
-            };
-          }
-        ).services?.displaySetService
-          .getActiveDisplaySets()
-          .some((d) => d.Modality === 'MR'),
-      ),
-    60_000,
-  );
+  await waitForActiveModality(page, 'MR', 60_000);
 }
 
 describe('end to end: the panel trains a model and segments with it', { skip }, () => {
@@ -71,27 +65,14 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
     tmp = await mkdtemp(path.join(tmpdir(), 'rrl-e2e-workflow-'));
     pacs = await startTestOrthanc();
     direct = new OrthancDirect(pacs.dicomWebRoot, pacs.username, pacs.password);
-    demo = await seedDemo({
-      dicomWebRoot: pacs.dicomWebRoot,
-      username: pacs.username,
-      password: pacs.password,
-      outDir: path.join(tmp, 'demo'),
-      subjects: 2,
-    });
+    demo = await seedDemoSubjects(pacs, path.join(tmp, 'demo'));
     stack = await startTestStack({ pacs, config: { trainingProvider: 'cpu' } });
     browser = await launchBrowser();
     page = await browser.newPage();
     if (bundles.built) console.log(`# built the browser bundles in ${bundles.ms} ms`);
   });
 
-  let errorsSeen = 0;
-  afterEach(async (t) => {
-    if (page) await browser.screenshot(page, `workflow-after-${t.name}`).catch(() => '');
-    const fresh = browser?.errors.slice(errorsSeen) ?? [];
-    errorsSeen += fresh.length;
-    for (const e of fresh.slice(0, 5))
-      (t as TestContext).diagnostic(`browser ${e.type}: ${e.text.slice(0, 300)}`);
-  });
+  afterEach(afterEachStep('workflow-after', () => ({ browser, page })));
 
   after(async () => {
     await browser?.close();
@@ -220,15 +201,7 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
     const run = page.locator('[data-testid="oneshot-run"]');
     await waitFor('the run button', async () => run.isEnabled(), 30_000);
     await run.click();
-    const st = page.locator('[data-testid="oneshot-status"]');
-    const final = await waitFor(
-      'the segmentation',
-      async () => {
-        const s = await st.getAttribute('data-status');
-        return s === 'done' || s === 'error' ? s : undefined;
-      },
-      120_000,
-    );
+    const final = await waitForPanelStatus(page, 'the segmentation', ['done', 'error'], 120_000);
     const message = await page
       .locator('[data-testid="oneshot-message"]')
       .innerText()
