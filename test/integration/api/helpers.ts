@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 
 import { startServer, type RunningServer } from '../../../server/src/app';
 import { workerExecutor } from '../../../server/src/jobs/workerExecutor';
-import type { JobRecord } from '../../../server/src/store/db';
-import type { TestOrthanc } from '../../helpers/orthanc';
+import type { JobRecord, TaskRecord } from '../../../server/src/store/db';
+import { startTestOrthanc, type TestOrthanc } from '../../helpers/orthanc';
 
 export const TOKEN = 'test-token-0123456789abcdef';
 export const SMOOTHING_TASK = path.join(
@@ -88,6 +88,48 @@ export async function startApiServer(
       return { status: r.status, body: (await r.json()) as T };
     },
   };
+}
+
+/** A test Orthanc, a temporary folder and the API server on both, for one test file. */
+export interface ApiTestEnv {
+  pacs: TestOrthanc;
+  dir: string;
+  api: ApiServer;
+  /** Stops the server and Orthanc and removes the folder. */
+  stop(): Promise<void>;
+}
+
+export async function startApiTestEnv(
+  opts: Parameters<typeof startApiServer>[2] = {},
+): Promise<ApiTestEnv> {
+  const pacs = await startTestOrthanc();
+  const dir = await tmpDir();
+  let api: ApiServer | undefined;
+  const stop = async (): Promise<void> => {
+    await api?.server.close();
+    await pacs.stop();
+    await dir.remove();
+  };
+  try {
+    api = await startApiServer(pacs, dir.dir, opts);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { pacs, dir: dir.dir, api, stop };
+}
+
+/** POST /api/tasks: a task on `plan` from an atlas series whose SEG is in the PACS. */
+export function createTask(
+  api: ApiServer,
+  name: string,
+  plan: string,
+  atlas: { studyUID: string; seriesUID: string },
+): Promise<{ status: number; body: TaskRecord }> {
+  return api.json<TaskRecord>('/api/tasks', {
+    method: 'POST',
+    json: { name, plan, atlas: { studyUID: atlas.studyUID, seriesUID: atlas.seriesUID } },
+  });
 }
 
 export interface SseEvent {

@@ -11,45 +11,30 @@ import { after, before, test } from 'node:test';
 
 import type { ExecutorProgress } from '../../../server/src/jobs/runner';
 import { pacsTrainingTask } from '../../../server/src/jobs/trainTask';
-import type { JobRecord, TaskRecord } from '../../../server/src/store/db';
-import { startTestOrthanc, type TestOrthanc } from '../../helpers/orthanc';
+import type { JobRecord } from '../../../server/src/store/db';
 import { pacsClient, storeSeg, storeSeries } from './data';
-import { startApiServer, tmpDir, type ApiServer } from './helpers';
+import { createTask, startApiTestEnv, type ApiTestEnv } from './helpers';
 
-let pacs: TestOrthanc;
-let dir: { dir: string; remove(): Promise<void> };
-let api: ApiServer;
+let env: ApiTestEnv;
 
 before(async () => {
-  pacs = await startTestOrthanc();
-  dir = await tmpDir();
-  api = await startApiServer(pacs, dir.dir);
+  env = await startApiTestEnv();
 });
 
-after(async () => {
-  await api?.server.close();
-  await pacs?.stop();
-  await dir?.remove();
-});
+after(() => env?.stop());
 
 test('PACS down while a job fetches its series: the job stops with a clear reason, nothing trained or published', async () => {
+  const { pacs, api } = env;
   const client = pacsClient(pacs);
   const atlas = await storeSeries(client, { description: 'T1 atlas' });
   await storeSeg(client, atlas, atlas.labels);
   const u1 = await storeSeries(client, { shift: 1, description: 'T1 unlabelled' });
   const u2 = await storeSeries(client, { shift: -1, description: 'T1 unlabelled' });
-  const created = await api.json<TaskRecord>('/api/tasks', {
-    method: 'POST',
-    json: {
-      name: 'Outage',
-      plan: 'tiny',
-      atlas: { studyUID: atlas.studyUID, seriesUID: atlas.seriesUID },
-    },
-  });
+  const created = await createTask(api, 'Outage', 'tiny', atlas);
   assert.equal(created.status, 201, JSON.stringify(created.body));
   const task = created.body;
 
-  const workDir = path.join(dir.dir, 'outage-job');
+  const workDir = path.join(env.dir, 'outage-job');
   const job: JobRecord = {
     id: 'outage-job',
     taskId: task.id,

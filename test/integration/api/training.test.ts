@@ -8,31 +8,23 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import { validateMetadata } from '../../../models/src/format/metadata';
-import type { JobRecord, TaskRecord } from '../../../server/src/store/db';
-import { startTestOrthanc, type TestOrthanc } from '../../helpers/orthanc';
+import type { JobRecord } from '../../../server/src/store/db';
 import { pacsClient, storeSeg, storeSeries } from './data';
-import { readEvents, startApiServer, tmpDir, waitForJob, type ApiServer } from './helpers';
+import { createTask, readEvents, startApiTestEnv, waitForJob, type ApiTestEnv } from './helpers';
 
-let pacs: TestOrthanc;
-let dir: { dir: string; remove(): Promise<void> };
-let api: ApiServer;
+let env: ApiTestEnv;
 
 before(async () => {
-  pacs = await startTestOrthanc();
-  dir = await tmpDir();
-  api = await startApiServer(pacs, dir.dir, { realTraining: true });
+  env = await startApiTestEnv({ realTraining: true });
 });
 
-after(async () => {
-  await api?.server.close();
-  await pacs?.stop();
-  await dir?.remove();
-});
+after(() => env?.stop());
 
 test(
   'a training job on the tiny plan reads the PACS, skips a bad series, trains and publishes a model',
   { timeout: 120_000 },
   async () => {
+    const { pacs, api } = env;
     const client = pacsClient(pacs);
     const atlas = await storeSeries(client, { description: 'T1 atlas' });
     await storeSeg(client, atlas, atlas.labels);
@@ -40,14 +32,7 @@ test(
     const u2 = await storeSeries(client, { shift: -1, description: 'T1 unlabelled' });
     const scout = await storeSeries(client, { dims: [32, 32, 3], description: 'T1 scout' });
 
-    const task = await api.json<TaskRecord>('/api/tasks', {
-      method: 'POST',
-      json: {
-        name: 'Blobs',
-        plan: 'tiny',
-        atlas: { studyUID: atlas.studyUID, seriesUID: atlas.seriesUID },
-      },
-    });
+    const task = await createTask(api, 'Blobs', 'tiny', atlas);
     assert.equal(task.status, 201, JSON.stringify(task.body));
     const job = await api.json<JobRecord>('/api/jobs', {
       method: 'POST',
@@ -141,18 +126,12 @@ test(
 );
 
 test('a job whose plan cannot be used fails with a clear reason and publishes nothing', async () => {
+  const { pacs, api } = env;
   const client = pacsClient(pacs);
   const atlas = await storeSeries(client, { description: 'T1 atlas 2' });
   await storeSeg(client, atlas, atlas.labels);
   const u1 = await storeSeries(client, { shift: 1, description: 'T1 unlabelled 2' });
-  const task = await api.json<TaskRecord>('/api/tasks', {
-    method: 'POST',
-    json: {
-      name: 'No plan',
-      plan: 'no-such-plan',
-      atlas: { studyUID: atlas.studyUID, seriesUID: atlas.seriesUID },
-    },
-  });
+  const task = await createTask(api, 'No plan', 'no-such-plan', atlas);
   assert.equal(task.status, 201);
   const job = await api.json<JobRecord>('/api/jobs', {
     method: 'POST',
