@@ -40,22 +40,28 @@ function checkDims(name: string, d: Dims, length?: number): void {
   }
 }
 
-/** Linear interpolation table mapping `dst` samples onto `src` samples along one axis. */
-function linearTable(src: number, dst: number): AxisTable {
+/**
+ * Linear interpolation table for `dst` samples along one axis; sample j reads the continuous
+ * source index `coord(j)`, clamped to the `src` samples.
+ */
+function tableFromCoordinates(src: number, dst: number, coord: (j: number) => number): AxisTable {
   const i0 = new Int32Array(dst);
   const i1 = new Int32Array(dst);
   const w1 = new Float32Array(dst);
-  const scale = src / dst;
   for (let j = 0; j < dst; j++) {
-    let u = (j + 0.5) * scale - 0.5;
-    if (u < 0) u = 0;
-    if (u > src - 1) u = src - 1;
+    const u = Math.min(Math.max(coord(j), 0), src - 1);
     const f = Math.floor(u);
     i0[j] = f;
     i1[j] = Math.min(f + 1, src - 1);
     w1[j] = u - f;
   }
   return { i0, i1, w1 };
+}
+
+/** Linear interpolation table mapping `dst` samples onto `src` samples along one axis. */
+function linearTable(src: number, dst: number): AxisTable {
+  const scale = src / dst;
+  return tableFromCoordinates(src, dst, (j) => (j + 0.5) * scale - 0.5);
 }
 
 function nearestTable(src: number, dst: number): Int32Array {
@@ -287,21 +293,13 @@ function centredLinearTable(
   dst: number,
   dstSp: number,
 ): AxisTable & { inside: Uint8Array } {
-  const i0 = new Int32Array(dst);
-  const i1 = new Int32Array(dst);
-  const w1 = new Float32Array(dst);
+  const coord = (j: number): number => centredCoordinate(j, dst, dstSp, src, srcSp);
   const inside = new Uint8Array(dst);
   for (let j = 0; j < dst; j++) {
-    let u = centredCoordinate(j, dst, dstSp, src, srcSp);
+    const u = coord(j);
     inside[j] = u >= -0.5 - EDGE_EPS && u <= src - 0.5 + EDGE_EPS ? 1 : 0;
-    if (u < 0) u = 0;
-    if (u > src - 1) u = src - 1;
-    const f = Math.floor(u);
-    i0[j] = f;
-    i1[j] = Math.min(f + 1, src - 1);
-    w1[j] = u - f;
   }
-  return { i0, i1, w1, inside };
+  return { ...tableFromCoordinates(src, dst, coord), inside };
 }
 
 function centredNearestTable(src: number, srcSp: number, dst: number, dstSp: number): Int32Array {
