@@ -469,19 +469,23 @@ describe('companion server API', () => {
       },
     });
     assert.equal(t.status, 201);
-    const job = await api.json<JobRecord>('/api/jobs', {
-      method: 'POST',
-      json: {
-        taskId: 'blobs-short',
-        series: { uids: [{ studyUID: d.u2.studyUID, seriesUID: d.u2.seriesUID }] },
-      },
-    });
-    const done = await waitForJob(
-      api,
-      job.body.id,
-      (j) => j.status !== 'queued' && j.status !== 'running',
-      'finished',
-    );
+    /** Starts a job of the task on one series and waits until it has finished. */
+    const trainOn = async (s: { studyUID: string; seriesUID: string }): Promise<JobRecord> => {
+      const job = await api.json<JobRecord>('/api/jobs', {
+        method: 'POST',
+        json: {
+          taskId: 'blobs-short',
+          series: { uids: [{ studyUID: s.studyUID, seriesUID: s.seriesUID }] },
+        },
+      });
+      return waitForJob(
+        api,
+        job.body.id,
+        (j) => j.status !== 'queued' && j.status !== 'running',
+        'finished',
+      );
+    };
+    const done = await trainOn(d.u2);
     assert.equal(done.status, 'succeeded', done.reason);
     assert.equal(done.modelId, 'blobs-short@1');
     assert.equal(done.progress?.step, 2 * CHECKPOINT_EVERY);
@@ -529,19 +533,7 @@ describe('companion server API', () => {
       'the viewer sees the published model',
     );
 
-    const job2 = await api.json<JobRecord>('/api/jobs', {
-      method: 'POST',
-      json: {
-        taskId: 'blobs-short',
-        series: { uids: [{ studyUID: d.u1.studyUID, seriesUID: d.u1.seriesUID }] },
-      },
-    });
-    const done2 = await waitForJob(
-      api,
-      job2.body.id,
-      (j) => j.status !== 'queued' && j.status !== 'running',
-      'finished',
-    );
+    const done2 = await trainOn(d.u1);
     assert.equal(done2.modelId, 'blobs-short@2');
     const v2 = await api.json<{ models: { id: string }[] }>('/api/tasks/blobs-short/models');
     assert.deepEqual(
