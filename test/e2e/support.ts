@@ -1,7 +1,8 @@
 // Support for the end-to-end tests: building the browser bundles when they are stale, dciodvfy,
 // direct (non-proxied) QIDO/WADO against the test Orthanc, polling without fixed sleeps, seeding
-// the demo studies, and the viewer waits and per-test screenshots both e2e tests use.
+// the demo studies, the skip reason, and the viewer waits and per-test screenshots the e2e tests use.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,7 +15,8 @@ import { first, items, numbers, readPart10 } from '../../models/src/dicom/dcmjs.
 import type { VolumeGeometry } from '../../models/src/dicom/series.js';
 import { DEMO_LABELS } from '../../server/src/demo/labels.js';
 import { seedDemo, type SeedDemoResult } from '../../server/src/demo/seed.js';
-import type { BrowserSession } from '../helpers/browser.js';
+import { MRICRON_DIR } from '../fixtures/test-model.js';
+import { chromiumAvailable, type BrowserSession } from '../helpers/browser.js';
 import type { TestOrthanc } from '../helpers/orthanc.js';
 
 const run = promisify(execFile);
@@ -191,6 +193,14 @@ export async function waitFor<T>(
   throw new Error(
     `Timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}.`,
   );
+}
+
+/** Why the e2e suites skip (what is not installed: Chromium, mricron-data), or false. */
+export function e2eSkipReason(): string | false {
+  const missing: string[] = [];
+  if (!chromiumAvailable()) missing.push('Chromium (/usr/bin/chromium)');
+  if (!existsSync(path.join(MRICRON_DIR, 'ch2bet.nii.gz'))) missing.push('mricron-data');
+  return missing.length ? `not installed: ${missing.join(', ')}` : false;
 }
 
 /** Seeds the test Orthanc with the demo atlas and two demo subjects (files written under `outDir`). */

@@ -8,16 +8,15 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 
-import { chromiumAvailable, launchBrowser, type BrowserSession } from '../helpers/browser.js';
+import { launchBrowser, type BrowserSession } from '../helpers/browser.js';
 import { TEST_PACS_PASSWORD, TEST_PACS_USER, type TestOrthanc } from '../helpers/orthanc.js';
 import { startOrthanc } from '../../server/src/pacs/orthanc.js';
 import { startTestStack, type TestStack } from '../helpers/server.js';
-import { DEMO_LABELS, MRICRON_DIR, makeTestModel } from '../fixtures/test-model.js';
+import { DEMO_LABELS, makeTestModel } from '../fixtures/test-model.js';
 import type { SeedDemoResult } from '../../server/src/demo/seed.js';
 import { readNifti } from '../../server/src/demo/nifti.js';
 import { DicomWebClient } from '../../server/src/pacs/dicomweb.js';
@@ -26,6 +25,7 @@ import { newUid } from '../../models/src/dicom/dcmjs.js';
 import {
   OrthancDirect,
   afterEachStep,
+  e2eSkipReason,
   dciodvfy,
   ensureBundles,
   seedDemoSubjects,
@@ -37,10 +37,7 @@ import {
   waitForPanelStatus,
 } from './support.js';
 
-const missing: string[] = [];
-if (!chromiumAvailable()) missing.push('Chromium (/usr/bin/chromium)');
-if (!existsSync(path.join(MRICRON_DIR, 'ch2bet.nii.gz'))) missing.push('mricron-data');
-const skip = missing.length ? `not installed: ${missing.join(', ')}` : false;
+const skip = e2eSkipReason();
 
 const MODE_NAME = 'One-Shot Segmentation';
 const SEG_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';

@@ -5,20 +5,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { chromiumAvailable, launchBrowser, type BrowserSession } from '../helpers/browser.js';
+import { launchBrowser, type BrowserSession } from '../helpers/browser.js';
 import { startTestStack, type TestStack } from '../helpers/server.js';
-import { DEMO_LABELS, MRICRON_DIR, makeTestModel, type TestModel } from '../fixtures/test-model.js';
+import { DEMO_LABELS, makeTestModel, type TestModel } from '../fixtures/test-model.js';
 import { compareProviders } from './webgpu.js';
-import { ensureBundles } from './support.js';
+import { e2eSkipReason, ensureBundles } from './support.js';
 
-const missing: string[] = [];
-if (!chromiumAvailable()) missing.push('Chromium (/usr/bin/chromium)');
-if (!existsSync(path.join(MRICRON_DIR, 'ch2bet.nii.gz'))) missing.push('mricron-data');
-const skip = missing.length ? `not installed: ${missing.join(', ')}` : false;
+const skip = e2eSkipReason();
 
 describe('onnxruntime-web: WebGPU (software adapter) against wasm', { skip }, () => {
   let tmp: string;

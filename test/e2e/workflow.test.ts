@@ -9,20 +9,19 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 
-import { chromiumAvailable, launchBrowser, type BrowserSession } from '../helpers/browser.js';
+import { launchBrowser, type BrowserSession } from '../helpers/browser.js';
 import { startTestOrthanc, type TestOrthanc } from '../helpers/orthanc.js';
 import { startTestStack, type TestStack } from '../helpers/server.js';
-import { MRICRON_DIR } from '../fixtures/test-model.js';
 import type { SeedDemoResult } from '../../server/src/demo/seed.js';
 import { first, items, readPart10 } from '../../models/src/dicom/dcmjs.js';
 import {
   OrthancDirect,
   afterEachStep,
+  e2eSkipReason,
   ensureBundles,
   seedDemoSubjects,
   tagString,
@@ -31,10 +30,7 @@ import {
   waitForPanelStatus,
 } from './support.js';
 
-const missing: string[] = [];
-if (!chromiumAvailable()) missing.push('Chromium (/usr/bin/chromium)');
-if (!existsSync(path.join(MRICRON_DIR, 'ch2bet.nii.gz'))) missing.push('mricron-data');
-const skip = missing.length ? `not installed: ${missing.join(', ')}` : false;
+const skip = e2eSkipReason();
 
 const TASK_NAME = 'Demo AAL structures';
 const TASK_ID = 'demo-aal-structures';
