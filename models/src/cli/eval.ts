@@ -73,8 +73,8 @@ export const EVAL_SPEC: CommandSpec = {
     DATA_DIR_OPTION,
   ],
   examples: [
-    'npm run eval -- --model var/models/hippocampus --split /work/shared/data/hippocampus/split.json --report var/reports/hippocampus.json',
-    'npm run eval -- --model var/models/brain --split models/splits/brain-aseg.json --labels models/labelsets/brain-aseg.json --limit 1 --wasm-runs 1',
+    'npm run eval -- --model var/training/hippocampus --split /work/shared/data/hippocampus/split.json --report var/reports/hippocampus.json',
+    'npm run eval -- --model var/training/brain --split models/splits/brain-aseg.json --labels models/labelsets/brain-aseg.json --limit 1 --wasm-runs 1',
   ],
 };
 
