@@ -8,7 +8,7 @@ export type Method = (typeof METHODS)[number];
 
 export const METHOD_NAMES: Record<Method, string> = {
   a: 'atlas labels copied, no registration',
-  b: 'registration only (warped atlas labels)',
+  b: 'registration only (warped atlas labels; refined per volume when the plan has registrationRefine)',
   c: 'medical branch, no prompt',
   d: 'full pipeline (published model.onnx)',
 };

@@ -34,7 +34,7 @@ import type { RegistrationArgs } from '../engine/nn/registration.js';
 import { distillationTask, resampleFeatureVolume } from './distill.js';
 import { exportRrlEvalModel, exportRrlModel, type RrlModelInfo } from './export.js';
 import { rrlInferenceNet, rrlNetArgsFromPlan, type RrlNetArgs } from './networks.js';
-import type { RrlPlan } from './plan.js';
+import type { InstanceOptimisation, RrlPlan } from './plan.js';
 import type { PrealignSpec } from './prealign.js';
 import { argmaxClasses, oneHot, pseudoLabels } from './pseudoLabels.js';
 import { StageAbortedError } from './stages/abort.js';
@@ -179,7 +179,7 @@ async function saveParams(file: string, params: ReadonlyMap<string, Float32Array
   );
 }
 
-async function loadParams(file: string): Promise<Params> {
+export async function loadParams(file: string): Promise<Params> {
   const c = await readCheckpoint(file);
   const out: Params = new Map();
   for (const e of c.header.tensors)
@@ -509,6 +509,7 @@ class Run {
           atlasImage: pre.get(k).image,
           atlasLabels: pre.get(k).labels,
           target: u.image,
+          ...(p.registrationRefine ? { refine: p.registrationRefine } : {}),
         });
         await atomicWrite(file, r.labels);
       }
@@ -543,6 +544,7 @@ class Run {
       grid: this.grid,
       classes: this.plan.classes,
       ...(this.plan.registrationPrealign ? { prealign: this.plan.registrationPrealign } : {}),
+      ...(this.plan.registrationRefine ? { refine: this.plan.registrationRefine } : {}),
       ...extra,
     };
     await atomicWrite(
@@ -780,6 +782,7 @@ class Run {
           atlasImage: pre.get(k).image,
           atlasLabels: pre.get(k).labels,
           target: u.image,
+          ...(p.registrationRefine ? { refine: p.registrationRefine } : {}),
         });
         const fused = new Float32Array(C * m);
         const pr = predictions[k]!;
@@ -965,6 +968,7 @@ export async function loadRegistration(outDir: string): Promise<SavedRegistratio
     grid: [number, number, number];
     classes: number;
     prealign?: PrealignSpec;
+    refine?: InstanceOptimisation;
   };
   const params = await loadParams(join(dir, 'params.ckpt'));
   return {
@@ -978,6 +982,7 @@ export async function loadRegistration(outDir: string): Promise<SavedRegistratio
         atlasImage: pre.get(0).image,
         atlasLabels: pre.get(0).labels,
         target,
+        ...(meta.refine ? { refine: meta.refine } : {}),
       });
       return { labels: r.labels, probabilities: r.probabilities };
     },

@@ -6,6 +6,28 @@ import type { GridResample, GridSpec, IntensitySpec } from '../format/metadata.j
  * `PlanError` that names the field, what was expected and what was found.
  */
 
+/** Instance-specific refinement of a registration (instanceOpt.ts). */
+export interface InstanceOptimisation {
+  /** Adam steps per pair (0 = off). */
+  steps: number;
+  /** Learning rate of the residual (voxels per step, roughly). */
+  lr: number;
+  /** Weight of ‖∇φ‖² on the whole displacement. */
+  smoothness: number;
+  /** LNCC window edge (odd). */
+  window: number;
+  /** Residual grid = plan grid / downsample (1, 2 or 4; the grid must divide). */
+  downsample: number;
+}
+
+export const INSTANCE_OPT_DEFAULTS: InstanceOptimisation = {
+  steps: 150,
+  lr: 0.2,
+  smoothness: 4,
+  window: 9,
+  downsample: 2,
+};
+
 export interface StageSchedule {
   /** Optimiser steps (0 skips the stage). */
   steps: number;
@@ -74,6 +96,12 @@ export interface RrlPlan {
   };
   /** Translation pre-alignment of the atlas before the registration net (absent = none). */
   registrationPrealign?: { maxShift: number };
+  /**
+   * Instance-specific refinement of every atlas → volume registration (pseudo labels, the joint
+   * stage's re-warp and registration-only inference): `steps` Adam steps of −LNCC + smoothness on
+   * a residual field at grid / `downsample` (see instanceOpt.ts). Absent = the network's field.
+   */
+  registrationRefine?: InstanceOptimisation;
   /** Weight of the E_g branch's softmax in the fused pseudo labels of the joint stage, 0..1. */
   jointFusion: number;
   seeds: { init: number; data: number };
@@ -238,6 +266,7 @@ export function parsePlan(input: unknown): RrlPlan {
     'classes',
     'registrationBase',
     'registrationPrealign',
+    'registrationRefine',
     'jointFusion',
     'loss',
     'schedule',
@@ -334,6 +363,33 @@ export function parsePlan(input: unknown): RrlPlan {
       }),
     };
   }
+  let registrationRefine: RrlPlan['registrationRefine'];
+  const refIn = input.registrationRefine;
+  if (refIn !== undefined && refIn !== null) {
+    if (!isObj(refIn)) {
+      throw new PlanError(
+        `plan.registrationRefine: expected an object { steps, lr, smoothness, window, downsample } or no field, found ${describe(refIn)}.`,
+      );
+    }
+    checkKeys('registrationRefine', refIn, ['steps', 'lr', 'smoothness', 'window', 'downsample']);
+    const dr = INSTANCE_OPT_DEFAULTS;
+    registrationRefine = {
+      steps: num('registrationRefine.steps', refIn.steps, dr.steps, { int: true, min: 0 }),
+      lr: num('registrationRefine.lr', refIn.lr, dr.lr, { min: 0, minExclusive: true }),
+      smoothness: num('registrationRefine.smoothness', refIn.smoothness, dr.smoothness, { min: 0 }),
+      window: num('registrationRefine.window', refIn.window, dr.window, { int: true, min: 3 }),
+      downsample: num('registrationRefine.downsample', refIn.downsample, dr.downsample, {
+        int: true,
+        min: 1,
+        max: 4,
+      }),
+    };
+    if (registrationRefine.window % 2 === 0 || registrationRefine.downsample === 3) {
+      throw new PlanError(
+        `plan.registrationRefine: window must be odd and downsample 1, 2 or 4; found window ${registrationRefine.window}, downsample ${registrationRefine.downsample}.`,
+      );
+    }
+  }
   const seedsIn = input.seeds ?? {};
   if (!isObj(seedsIn))
     throw new PlanError(`plan.seeds: expected an object, found ${describe(seedsIn)}.`);
@@ -375,6 +431,7 @@ export function parsePlan(input: unknown): RrlPlan {
   };
   if (teacher !== undefined) plan.teacher = teacher;
   if (registrationPrealign) plan.registrationPrealign = registrationPrealign;
+  if (registrationRefine) plan.registrationRefine = registrationRefine;
   return plan;
 }
 

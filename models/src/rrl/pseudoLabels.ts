@@ -10,6 +10,8 @@ import { Graph } from '../engine/graph/graph.js';
 import { emitGraph } from '../engine/graph/emit.js';
 import { buildForwardGraph } from '../engine/autodiff/training.js';
 import { registrationNet, type RegistrationArgs } from '../engine/nn/registration.js';
+import { refineDisplacement } from './instanceOpt.js';
+import type { InstanceOptimisation } from './plan.js';
 
 export type Grid = readonly [number, number, number];
 
@@ -194,13 +196,23 @@ export interface PseudoLabelInput {
   atlasImage: Float32Array;
   atlasLabels: ArrayLike<number>;
   target: Float32Array;
+  /** Instance-specific refinement of the network's displacement (absent or 0 steps = none). */
+  refine?: InstanceOptimisation;
 }
 
-/** Pseudo labels of one target: atlas labels warped by the predicted atlas → target displacement. */
+/**
+ * Pseudo labels of one target: atlas labels warped by the predicted atlas → target displacement,
+ * refined for this pair first when `refine` asks for it.
+ */
 export async function pseudoLabels(
   i: PseudoLabelInput,
 ): Promise<{ labels: Uint8Array; probabilities: Float32Array; displacement: Float32Array }> {
-  const displacement = await predictDisplacement(i.params, i.args, i.grid, i.atlasImage, i.target);
+  let displacement = await predictDisplacement(i.params, i.args, i.grid, i.atlasImage, i.target);
+  if (i.refine && i.refine.steps > 0) {
+    displacement = (
+      await refineDisplacement(i.atlasImage, i.target, displacement, i.grid, i.refine)
+    ).displacement;
+  }
   const w = await warpLabels(i.atlasLabels, displacement, i.grid, i.classes);
   return { ...w, displacement };
 }

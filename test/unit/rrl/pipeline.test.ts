@@ -239,6 +239,7 @@ test('pipeline without a teacher: stage 1 skipped, the notice reaches metadata.j
         decoder: { steps: 3, lr: 0.01 },
         joint: { steps: 0, lr: 0.01 },
       },
+      registrationRefine: { steps: 6, window: 5 },
     });
     const result = await runPipeline(input(plan, dir));
     assert.deepEqual(result.notices, [NO_TEACHER_NOTICE]);
@@ -252,7 +253,12 @@ test('pipeline without a teacher: stage 1 skipped, the notice reaches metadata.j
     assert.ok(meta.provenance.notes?.includes(NO_TEACHER_NOTICE), meta.provenance.notes);
     const state = readFileSync(join(dir, 'state.json'), 'utf8');
     assert.ok(state.includes(NO_TEACHER_NOTICE));
-    // joint skipped: loadRegistration (with the plan's pre-alignment) reproduces the pseudo labels
+    // joint skipped: loadRegistration (with the plan's pre-alignment and instance refinement)
+    // reproduces the pseudo labels
+    assert.deepEqual(
+      JSON.parse(readFileSync(join(dir, 'registration', 'registration.json'), 'utf8')).refine,
+      plan.registrationRefine,
+    );
     assert.equal(result.stages[3]!.skipped, 'schedule.joint.steps is 0');
     const reg = await loadRegistration(dir);
     const p = await reg.register(atlas.image, atlas.labels, unlabeled[0]!.image);
