@@ -35,6 +35,7 @@ import { distillationTask, resampleFeatureVolume } from './distill.js';
 import { exportRrlEvalModel, exportRrlModel, type RrlModelInfo } from './export.js';
 import { rrlInferenceNet, rrlNetArgsFromPlan, type RrlNetArgs } from './networks.js';
 import type { InstanceOptimisation, RrlPlan } from './plan.js';
+import { applyAffine, randomAffine } from './augment.js';
 import type { PrealignSpec } from './prealign.js';
 import { argmaxClasses, oneHot, pseudoLabels } from './pseudoLabels.js';
 import { StageAbortedError } from './stages/abort.js';
@@ -360,12 +361,21 @@ class Run {
     const labels = atlas ? this.input.atlas.labels : this.pseudo[index]!;
     const u = 2 * rng.next() - 1;
     const v = 2 * rng.next() - 1;
-    if (s.intensityScale === 0 && s.intensityShift === 0) return { index, image: src, labels };
-    const a = 1 + u * s.intensityScale;
-    const b = v * s.intensityShift;
-    const image = new Float32Array(src.length);
-    for (let k = 0; k < src.length; k++) image[k] = src[k]! * a + b;
-    return { index, image, labels };
+    let image = src;
+    let lab = labels;
+    if (s.intensityScale !== 0 || s.intensityShift !== 0) {
+      const a = 1 + u * s.intensityScale;
+      const b = v * s.intensityShift;
+      image = new Float32Array(src.length);
+      for (let k = 0; k < src.length; k++) image[k] = src[k]! * a + b;
+    }
+    // Spatial augmentation draws from the RNG only when the plan asks for it, so plans without
+    // it keep their sample sequence (and their checkpoints) unchanged.
+    if (s.spatial && rng.next() < s.spatial.probability) {
+      const aff = randomAffine(() => rng.next(), s.spatial);
+      ({ image, labels: lab } = applyAffine(image, Uint8Array.from(lab), this.grid, aff));
+    }
+    return { index, image, labels: lab };
   }
 
   segBatch(rng: SeededRng): Batch {

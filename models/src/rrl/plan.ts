@@ -56,6 +56,20 @@ export interface SamplingSpec {
   /** Augmentation: image · (1 + u·intensityScale) + v·intensityShift, u, v uniform in [−1, 1]. */
   intensityScale: number;
   intensityShift: number;
+  /**
+   * Spatial augmentation (absent = none): with `probability`, image and labels are resampled
+   * together through a random affine about the grid centre — rotation about each axis uniform in
+   * ±`rotation` degrees, isotropic scale in 1 ± `scale`, translation in ±`translate` voxels per
+   * axis (trilinear for the image, nearest for the labels; see augment.ts).
+   */
+  spatial?: SpatialAugmentation;
+}
+
+export interface SpatialAugmentation {
+  probability: number;
+  rotation: number;
+  scale: number;
+  translate: number;
 }
 
 export interface RrlPlan {
@@ -502,8 +516,8 @@ function parsePreprocess(v: unknown, d: PreprocessSpec): PreprocessSpec {
 function parseSampling(v: unknown, d: SamplingSpec): SamplingSpec {
   if (v === undefined) return { ...d };
   if (!isObj(v)) throw new PlanError(`plan.sampling: expected an object, found ${describe(v)}.`);
-  checkKeys('sampling', v, Object.keys(d));
-  return {
+  checkKeys('sampling', v, [...Object.keys(d), 'spatial']);
+  const out: SamplingSpec = {
     atlasProbability: num('sampling.atlasProbability', v.atlasProbability, d.atlasProbability, {
       min: 0,
       max: 1,
@@ -516,4 +530,20 @@ function parseSampling(v: unknown, d: SamplingSpec): SamplingSpec {
       min: 0,
     }),
   };
+  const sp = v.spatial;
+  if (sp !== undefined && sp !== null) {
+    if (!isObj(sp)) {
+      throw new PlanError(
+        `plan.sampling.spatial: expected an object { probability, rotation, scale, translate } or no field, found ${describe(sp)}.`,
+      );
+    }
+    checkKeys('sampling.spatial', sp, ['probability', 'rotation', 'scale', 'translate']);
+    out.spatial = {
+      probability: num('sampling.spatial.probability', sp.probability, 0.5, { min: 0, max: 1 }),
+      rotation: num('sampling.spatial.rotation', sp.rotation, 10, { min: 0, max: 45 }),
+      scale: num('sampling.spatial.scale', sp.scale, 0.1, { min: 0, max: 0.5 }),
+      translate: num('sampling.spatial.translate', sp.translate, 2, { min: 0 }),
+    };
+  }
+  return out;
 }

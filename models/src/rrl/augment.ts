@@ -1,0 +1,107 @@
+/**
+ * Spatial augmentation of a training sample (plan.sampling.spatial): image and labels resampled
+ * together through one random affine about the grid centre, so the pair stays consistent.
+ * Output voxel p (in [z, y, x] voxel units) takes the source at q = M·(p − c) + c + t, with
+ * M = R·s (rotations about the three axes, isotropic scale). Image: trilinear, coordinates
+ * clamped to the volume (border replicated); labels: nearest, 0 outside the volume.
+ */
+import type { SpatialAugmentation } from './plan.js';
+import type { Grid } from './pseudoLabels.js';
+
+export interface Affine {
+  /** Row-major 3×3 matrix acting on [z, y, x] offsets from the grid centre. */
+  m: number[];
+  /** Translation [z, y, x] in voxels. */
+  t: [number, number, number];
+}
+
+/** A random affine for `spec`, drawn from `next` (uniform [0, 1)); six draws, always. */
+export function randomAffine(next: () => number, spec: SpatialAugmentation): Affine {
+  const u = (): number => 2 * next() - 1;
+  const rad = (spec.rotation * Math.PI) / 180;
+  const [a, b, c] = [u() * rad, u() * rad, u() * rad];
+  const s = 1 + u() * spec.scale;
+  const t: [number, number, number] = [
+    u() * spec.translate,
+    u() * spec.translate,
+    u() * spec.translate,
+  ];
+  // rotations about z (acts on y, x), y (z, x) and x (z, y), composed Rz·Ry·Rx, times s
+  const rz = [1, 0, 0, 0, Math.cos(a), -Math.sin(a), 0, Math.sin(a), Math.cos(a)];
+  const ry = [Math.cos(b), 0, Math.sin(b), 0, 1, 0, -Math.sin(b), 0, Math.cos(b)];
+  const rx = [Math.cos(c), -Math.sin(c), 0, Math.sin(c), Math.cos(c), 0, 0, 0, 1];
+  const m = mul3(mul3(rz, ry), rx).map((v) => v * s);
+  return { m, t };
+}
+
+function mul3(a: number[], b: number[]): number[] {
+  const o = new Array<number>(9).fill(0);
+  for (let i = 0; i < 3; i++)
+    for (let j = 0; j < 3; j++)
+      for (let k = 0; k < 3; k++) o[i * 3 + j]! += a[i * 3 + k]! * b[k * 3 + j]!;
+  return o;
+}
+
+/** Image (trilinear, clamped) and labels (nearest, 0 outside) through the affine. */
+export function applyAffine(
+  image: Float32Array,
+  labels: Uint8Array,
+  grid: Grid,
+  aff: Affine,
+): { image: Float32Array; labels: Uint8Array } {
+  const [d, h, w] = grid;
+  const n = d * h * w;
+  if (image.length !== n || labels.length !== n) {
+    throw new Error(
+      `applyAffine: image (${image.length}) and labels (${labels.length}) must both have ${n} voxels for the grid [${grid.join(',')}]`,
+    );
+  }
+  const out = new Float32Array(n);
+  const lab = new Uint8Array(n);
+  const [cz, cy, cx] = [(d - 1) / 2, (h - 1) / 2, (w - 1) / 2];
+  const m = aff.m;
+  const clamp = (v: number, hi: number): number => (v < 0 ? 0 : v > hi ? hi : v);
+  let i = 0;
+  for (let z = 0; z < d; z++) {
+    const oz = z - cz;
+    for (let y = 0; y < h; y++) {
+      const oy = y - cy;
+      for (let x = 0; x < w; x++, i++) {
+        const ox = x - cx;
+        const qz = m[0]! * oz + m[1]! * oy + m[2]! * ox + cz + aff.t[0];
+        const qy = m[3]! * oz + m[4]! * oy + m[5]! * ox + cy + aff.t[1];
+        const qx = m[6]! * oz + m[7]! * oy + m[8]! * ox + cx + aff.t[2];
+        // labels: nearest, 0 outside
+        const nz = Math.round(qz);
+        const ny = Math.round(qy);
+        const nx = Math.round(qx);
+        lab[i] =
+          nz >= 0 && nz < d && ny >= 0 && ny < h && nx >= 0 && nx < w
+            ? labels[(nz * h + ny) * w + nx]!
+            : 0;
+        // image: trilinear on clamped coordinates
+        const pz = clamp(qz, d - 1);
+        const py = clamp(qy, h - 1);
+        const px = clamp(qx, w - 1);
+        const z0 = Math.min(Math.floor(pz), d - 2 < 0 ? 0 : d - 2);
+        const y0 = Math.min(Math.floor(py), h - 2 < 0 ? 0 : h - 2);
+        const x0 = Math.min(Math.floor(px), w - 2 < 0 ? 0 : w - 2);
+        const z1 = Math.min(z0 + 1, d - 1);
+        const y1 = Math.min(y0 + 1, h - 1);
+        const x1 = Math.min(x0 + 1, w - 1);
+        const fz = pz - z0;
+        const fy = py - y0;
+        const fx = px - x0;
+        const at = (zz: number, yy: number, xx: number): number => image[(zz * h + yy) * w + xx]!;
+        out[i] =
+          (1 - fz) *
+            ((1 - fy) * ((1 - fx) * at(z0, y0, x0) + fx * at(z0, y0, x1)) +
+              fy * ((1 - fx) * at(z0, y1, x0) + fx * at(z0, y1, x1))) +
+          fz *
+            ((1 - fy) * ((1 - fx) * at(z1, y0, x0) + fx * at(z1, y0, x1)) +
+              fy * ((1 - fx) * at(z1, y1, x0) + fx * at(z1, y1, x1)));
+      }
+    }
+  }
+  return { image: out, labels: lab };
+}
