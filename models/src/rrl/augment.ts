@@ -92,16 +92,39 @@ export function applyAffine(
         const fz = pz - z0;
         const fy = py - y0;
         const fx = px - x0;
-        const at = (zz: number, yy: number, xx: number): number => image[(zz * h + yy) * w + xx]!;
-        out[i] =
-          (1 - fz) *
-            ((1 - fy) * ((1 - fx) * at(z0, y0, x0) + fx * at(z0, y0, x1)) +
-              fy * ((1 - fx) * at(z0, y1, x0) + fx * at(z0, y1, x1))) +
-          fz *
-            ((1 - fy) * ((1 - fx) * at(z1, y0, x0) + fx * at(z1, y0, x1)) +
-              fy * ((1 - fx) * at(z1, y1, x0) + fx * at(z1, y1, x1)));
+        out[i] = trilinear(image, 0, h, w, z0, z1, fz, y0, y1, fy, x0, x1, fx);
       }
     }
   }
   return { image: out, labels: lab };
+}
+
+/**
+ * Trilinear interpolation in the [D, H, W] block of `vol` starting at `base` (x fastest) between
+ * the corners (z0|z1, y0|y1, x0|x1) with fractions fz, fy, fx.
+ */
+export function trilinear(
+  vol: ArrayLike<number>,
+  base: number,
+  h: number,
+  w: number,
+  z0: number,
+  z1: number,
+  fz: number,
+  y0: number,
+  y1: number,
+  fy: number,
+  x0: number,
+  x1: number,
+  fx: number,
+): number {
+  const at = (zz: number, yy: number, xx: number): number => vol[base + (zz * h + yy) * w + xx]!;
+  return (
+    (1 - fz) *
+      ((1 - fy) * ((1 - fx) * at(z0, y0, x0) + fx * at(z0, y0, x1)) +
+        fy * ((1 - fx) * at(z0, y1, x0) + fx * at(z0, y1, x1))) +
+    fz *
+      ((1 - fy) * ((1 - fx) * at(z1, y0, x0) + fx * at(z1, y0, x1)) +
+        fy * ((1 - fx) * at(z1, y1, x0) + fx * at(z1, y1, x1)))
+  );
 }

@@ -13,6 +13,7 @@ import { Graph } from '../engine/graph/graph.js';
 import { buildTrainingGraph } from '../engine/autodiff/training.js';
 import { lnccLoss, smoothnessLoss } from '../engine/losses/losses.js';
 import { Trainer } from '../engine/runtime/trainer.js';
+import { trilinear } from './augment.js';
 import { INSTANCE_OPT_DEFAULTS, type InstanceOptimisation } from './plan.js';
 import type { Grid } from './pseudoLabels.js';
 
@@ -130,15 +131,7 @@ export function addUpsampled(
         const [y0, y1, fy] = axis(y, ch);
         for (let x = 0; x < w; x++) {
           const [x0, x1, fx] = axis(x, cw);
-          const at = (zz: number, yy: number, xx: number): number =>
-            coarse[c * cm + (zz * ch + yy) * cw + xx]!;
-          const v =
-            (1 - fz) *
-              ((1 - fy) * ((1 - fx) * at(z0, y0, x0) + fx * at(z0, y0, x1)) +
-                fy * ((1 - fx) * at(z0, y1, x0) + fx * at(z0, y1, x1))) +
-            fz *
-              ((1 - fy) * ((1 - fx) * at(z1, y0, x0) + fx * at(z1, y0, x1)) +
-                fy * ((1 - fx) * at(z1, y1, x0) + fx * at(z1, y1, x1)));
+          const v = trilinear(coarse, c * cm, ch, cw, z0, z1, fz, y0, y1, fy, x0, x1, fx);
           out[c * m + (z * h + y) * w + x] += v;
         }
       }
