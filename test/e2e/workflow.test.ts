@@ -2,8 +2,8 @@
 // against a real Orthanc (the demo atlas + two demo subjects) and the companion server with its
 // real training executor:
 //   open the atlas → "New task from this study's SEG" (plan demo-tiny) → query the unlabelled
-//   series and see the count → train, watch the progress reach "published" (a second tab shows
-//   the same job) → open a demo subject → the task's newest model is chosen → segment (wasm) →
+//   series and see the count → train, watch the progress reach "published" (a second tab, open
+//   before the job starts, picks up the same job without a reload) → open a demo subject → the task's newest model is chosen → segment (wasm) →
 //   save → QIDO/WADO: a SEG series in the subject's study referencing its MR series.
 // Screenshots go to test-artifacts/.
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -115,22 +115,34 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
   });
 
   test('training runs with progress, a loss plot and a log, and publishes a model', async () => {
-    await page.locator('[data-testid="oneshot-train-start"]').click();
-    const status = page.locator('[data-testid="oneshot-job-status"]');
-    await status.waitFor({ timeout: 30_000 });
-    jobId = (await page.locator('[data-testid="oneshot-job"]').getAttribute('data-job-id')) ?? '';
-    assert.ok(jobId, 'the job has an id');
-    // A second tab opened while the job is queued or running shows the same job.
+    // A second tab, open on the task before the job exists, picks the job up by itself (the
+    // panel looks for other tabs' jobs every few seconds): no reload.
     const second = await browser.context.newPage();
     try {
       await openInMode(second, stack.url, demo.atlas.studyUID);
+      await waitFor(
+        'the task in the second tab',
+        async () => (await second.locator('[data-testid="oneshot-task"]').inputValue()) === TASK_ID,
+        60_000,
+      );
+      assert.equal(await second.locator('[data-testid="oneshot-job"]').count(), 0, 'no job yet');
+      await page.locator('[data-testid="oneshot-train-start"]').click();
+      const status = page.locator('[data-testid="oneshot-job-status"]');
+      await status.waitFor({ timeout: 30_000 });
+      jobId = (await page.locator('[data-testid="oneshot-job"]').getAttribute('data-job-id')) ?? '';
+      assert.ok(jobId, 'the job has an id');
       const secondJob = second.locator('[data-testid="oneshot-job"]');
-      await secondJob.waitFor({ timeout: 30_000 });
-      assert.equal(await secondJob.getAttribute('data-job-id'), jobId);
+      await waitFor(
+        'the job in the second tab',
+        async () => (await secondJob.getAttribute('data-job-id', { timeout: 1000 })) === jobId,
+        30_000,
+        500,
+      );
       await browser.screenshot(second, 'workflow-02-second-tab', '[data-testid="oneshot-panel"]');
     } finally {
       await second.close();
     }
+    const status = page.locator('[data-testid="oneshot-job-status"]');
     // Progress with a loss plot while it trains.
     await waitFor(
       'loss points in the plot',

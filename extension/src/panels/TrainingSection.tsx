@@ -4,7 +4,7 @@
  * log tail; shows a running job when the panel opens, in any tab), Models (versions of the task
  * with their model card; the chosen version is the model the Segment button uses).
  */
-import { useCallback, useEffect, useState, type CSSProperties } from 'react';
+import { useCallback, useEffect, useRef, useState, type CSSProperties } from 'react';
 import {
   ApiError,
   type ApiClient,
@@ -109,6 +109,12 @@ export function cardInfo(card: ModelDetails | undefined): {
 
 const ACTIVE = (j: Job) => j.status === 'queued' || j.status === 'running';
 
+/** How often a visible panel looks for what other tabs did (new tasks, jobs, models). */
+export const SYNC_INTERVAL_MS = 5000;
+
+const sameIds = (a: readonly { id: string }[], b: readonly { id: string }[]) =>
+  a.length === b.length && a.every((x, i) => x.id === b[i]!.id);
+
 export function TrainingSection({ deps }: { deps: TrainingDeps }) {
   const { api } = deps;
   const [error, setError] = useState<string>();
@@ -127,6 +133,11 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
   const [models, setModels] = useState<ModelVersion[]>([]);
   const [card, setCard] = useState<ModelDetails>();
   const task = tasks.find((t) => t.id === taskId);
+  // The job stream being followed (one at a time).
+  const stopFollow = useRef<(() => void) | undefined>(undefined);
+  // The job shown, for the sync timer (a dependency would restart the timer at every event).
+  const jobRef = useRef<Job | undefined>(undefined);
+  jobRef.current = job;
 
   // Tasks and plans at start.
   useEffect(() => {
@@ -217,7 +228,6 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
   // When the task changes: its models, and its running (or last) job — also in a second tab.
   useEffect(() => {
     if (!taskId) return;
-    let stop: (() => void) | undefined;
     let live = true;
     setCard(undefined);
     refreshModels(taskId).catch((e: unknown) => setError(message(e)));
@@ -226,15 +236,53 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
       .then((jobs) => {
         if (!live) return;
         const running = jobs.find(ACTIVE) ?? jobs[jobs.length - 1];
-        if (running) stop = follow(running);
-        else setJob(undefined);
+        stopFollow.current?.();
+        stopFollow.current = running ? follow(running) : undefined;
+        if (!running) setJob(undefined);
       })
       .catch((e: unknown) => setError(message(e)));
     return () => {
       live = false;
-      stop?.();
+      stopFollow.current?.();
+      stopFollow.current = undefined;
     };
   }, [taskId]);
+
+  // What other tabs (or scripts) did: new tasks, a job started elsewhere, new model versions.
+  // Looked up every SYNC_INTERVAL_MS while the tab is visible, and when the window gets focus.
+  useEffect(() => {
+    let live = true;
+    const sync = () => {
+      if (typeof document !== 'undefined' && document.visibilityState === 'hidden') return;
+      api
+        .tasks()
+        .then((t) => live && setTasks((cur) => (sameIds(cur, t) ? cur : t)))
+        .catch(() => undefined);
+      if (!taskId) return;
+      api
+        .taskModels(taskId)
+        .then((list) => live && setModels((cur) => (sameIds(cur, list) ? cur : list)))
+        .catch(() => undefined);
+      const shown = jobRef.current;
+      if (shown && ACTIVE(shown)) return;
+      api
+        .jobs(taskId)
+        .then((jobs) => {
+          const active = jobs.find(ACTIVE);
+          if (!live || !active || active.id === jobRef.current?.id) return;
+          stopFollow.current?.();
+          stopFollow.current = follow(active);
+        })
+        .catch(() => undefined);
+    };
+    const timer = setInterval(sync, SYNC_INTERVAL_MS);
+    window.addEventListener('focus', sync);
+    return () => {
+      live = false;
+      clearInterval(timer);
+      window.removeEventListener('focus', sync);
+    };
+  }, [api, taskId, follow]);
 
   // Live count preview of the training data query (debounced), atlas series excluded.
   useEffect(() => {
@@ -309,7 +357,8 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
     setBusy(true);
     try {
       const j = await api.startJob(task.id, count.series);
-      follow(j);
+      stopFollow.current?.();
+      stopFollow.current = follow(j);
       setError(undefined);
     } catch (e) {
       setError(message(e));
