@@ -27,6 +27,8 @@ export interface RrlNetArgs {
   teacherChannels: number;
   /** LeakyReLU slope (default 0.01). */
   slope: number;
+  /** Full-pipeline logits = medical head logits + AP decoder output (plan.decoderResidual). */
+  decoderResidual?: boolean;
 }
 
 export function rrlNetArgsFromPlan(plan: RrlPlan, inChannels = 1): RrlNetArgs {
@@ -40,6 +42,7 @@ export function rrlNetArgsFromPlan(plan: RrlPlan, inChannels = 1): RrlNetArgs {
     headWidth: 16,
     teacherChannels: 256,
     slope: 0.01,
+    ...(plan.decoderResidual ? { decoderResidual: true } : {}),
   };
 }
 
@@ -170,7 +173,8 @@ export function autoPromptDecoder(
         },
       );
     }
-    return pointwise(g, 'head', h, a.classes);
+    // Residual decoder: its output is added to the medical head's logits, so it starts near 0.
+    return pointwise(g, 'head', h, a.classes, a.decoderResidual ? 'small' : 'he');
   });
 }
 
@@ -183,7 +187,10 @@ export interface RrlInferenceNet {
   generalLogits: Value;
   /** Medical branch without the prompt (E_m + its own head). */
   medicalLogits: Value;
-  /** Full pipeline: E_m + AP decoder prompted by softmax(generalLogits). */
+  /**
+   * Full pipeline: E_m + AP decoder prompted by softmax(generalLogits) (plus the medical head's
+   * logits with `decoderResidual`).
+   */
   logits: Value;
 }
 
@@ -212,7 +219,8 @@ export function rrlInferenceNet(
   const medicalLogits = segmentationHead(g, 'em_head', fm, args);
   const soft = g.softmax(generalLogits, 1);
   const prompt = o.stopPromptGradient ? g.stopGradient(soft) : soft;
-  const logits = autoPromptDecoder(g, 'ap', fm, prompt, args);
+  const ap = autoPromptDecoder(g, 'ap', fm, prompt, args);
+  const logits = args.decoderResidual ? g.add(medicalLogits, ap) : ap;
   return {
     args,
     grid: [grid[0], grid[1], grid[2]],
