@@ -27,8 +27,6 @@ export interface RrlNetArgs {
   teacherChannels: number;
   /** LeakyReLU slope (default 0.01). */
   slope: number;
-  /** Full-pipeline logits = medical head logits + AP decoder output (plan.decoderResidual). */
-  decoderResidual?: boolean;
 }
 
 export function rrlNetArgsFromPlan(plan: RrlPlan, inChannels = 1): RrlNetArgs {
@@ -42,7 +40,6 @@ export function rrlNetArgsFromPlan(plan: RrlPlan, inChannels = 1): RrlNetArgs {
     headWidth: 16,
     teacherChannels: 256,
     slope: 0.01,
-    ...(plan.decoderResidual ? { decoderResidual: true } : {}),
   };
 }
 
@@ -173,8 +170,7 @@ export function autoPromptDecoder(
         },
       );
     }
-    // Residual decoder: its output is added to the medical head's logits, so it starts near 0.
-    return pointwise(g, 'head', h, a.classes, a.decoderResidual ? 'small' : 'he');
+    return pointwise(g, 'head', h, a.classes);
   });
 }
 
@@ -187,10 +183,7 @@ export interface RrlInferenceNet {
   generalLogits: Value;
   /** Medical branch without the prompt (E_m + its own head). */
   medicalLogits: Value;
-  /**
-   * Full pipeline: E_m + AP decoder prompted by softmax(generalLogits) (plus the medical head's
-   * logits with `decoderResidual`).
-   */
+  /** Full pipeline: E_m + AP decoder prompted by softmax(generalLogits). */
   logits: Value;
 }
 
@@ -219,8 +212,7 @@ export function rrlInferenceNet(
   const medicalLogits = segmentationHead(g, 'em_head', fm, args);
   const soft = g.softmax(generalLogits, 1);
   const prompt = o.stopPromptGradient ? g.stopGradient(soft) : soft;
-  const ap = autoPromptDecoder(g, 'ap', fm, prompt, args);
-  const logits = args.decoderResidual ? g.add(medicalLogits, ap) : ap;
+  const logits = autoPromptDecoder(g, 'ap', fm, prompt, args);
   return {
     args,
     grid: [grid[0], grid[1], grid[2]],

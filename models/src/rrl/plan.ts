@@ -83,12 +83,6 @@ export interface RrlPlan {
   decoderChannels: number[];
   /** Conv blocks per decoder scale (one number for all scales). */
   decoderConvs: number;
-  /**
-   * The AP decoder refines the medical branch: full-pipeline logits = E_m head logits + decoder
-   * output, the decoder's last 1×1×1 conv starting near 0 (so training starts from method (c)).
-   * Absent/false: the decoder's output alone (the first plans).
-   */
-  decoderResidual?: boolean;
   /** Foreground labels + background. */
   classes: number;
   /** Registration network width (engine `registrationNet`). */
@@ -283,7 +277,6 @@ export function parsePlan(input: unknown): RrlPlan {
     'convsPerLevel',
     'decoderChannels',
     'decoderConvs',
-    'decoderResidual',
     'classes',
     'registrationBase',
     'registrationPrealign',
@@ -453,14 +446,6 @@ export function parsePlan(input: unknown): RrlPlan {
   if (teacher !== undefined) plan.teacher = teacher;
   if (registrationPrealign) plan.registrationPrealign = registrationPrealign;
   if (registrationRefine) plan.registrationRefine = registrationRefine;
-  if (input.decoderResidual !== undefined && input.decoderResidual !== null) {
-    if (typeof input.decoderResidual !== 'boolean') {
-      throw new PlanError(
-        `plan.decoderResidual: expected true or false, found ${describe(input.decoderResidual)}.`,
-      );
-    }
-    if (input.decoderResidual) plan.decoderResidual = true;
-  }
   return plan;
 }
 
