@@ -33,7 +33,7 @@ import * as ort from 'onnxruntime-node';
 
 import { validateMetadata, type ModelMetadata } from '../../models/src/format/metadata.js';
 import { dice } from '../../models/src/rrl/metrics.js';
-import { loadRegistration } from '../../models/src/rrl/pipeline.js';
+import { loadRegistration, type StageRecord } from '../../models/src/rrl/pipeline.js';
 import {
   labelsFromLogits,
   labelsToModelGrid,
@@ -46,6 +46,8 @@ import { loadAtlas } from '../../server/src/jobs/atlas.js';
 import { DicomWebClient } from '../../server/src/pacs/dicomweb.js';
 import { fetchSeriesVolume } from '../../server/src/pacs/volume.js';
 import { REPO_ROOT } from '../../server/src/config.js';
+// The API answers with the server's own records (server/src/api serialises them as they are).
+import type { JobRecord as Job, TaskRecord as Task } from '../../server/src/store/db.js';
 
 const TARGET_MINUTES = 30;
 const TARGET_MEDIAN_MS = 50;
@@ -213,41 +215,6 @@ class Api {
   }
 }
 
-interface TaskLabel {
-  value: number;
-  name: string;
-}
-interface Task {
-  id: string;
-  plan: string;
-  labels: TaskLabel[];
-  atlas: { studyUID: string; seriesUID: string; segSeriesUID?: string };
-}
-interface JobProgress {
-  phase: string;
-  stageIndex?: number;
-  stageCount?: number;
-  step: number;
-  total: number;
-  loss?: number;
-  etaSeconds?: number;
-}
-interface Job {
-  id: string;
-  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-  series: { studyUID: string; seriesUID: string }[];
-  progress?: JobProgress | null;
-  reason?: string | null;
-  modelId?: string | null;
-}
-interface StageRecord {
-  stage: string;
-  steps: number;
-  seconds: number;
-  firstLoss?: number;
-  lastLoss?: number;
-  skipped?: string;
-}
 interface ModelCard {
   id: string;
   metadata: unknown;
