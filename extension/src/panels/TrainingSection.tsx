@@ -225,6 +225,15 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
     [api, refreshModels],
   );
 
+  // Follow `j` (or nothing) instead of the job followed so far: one job stream at a time.
+  const followOnly = useCallback(
+    (j: Job | undefined) => {
+      stopFollow.current?.();
+      stopFollow.current = j ? follow(j) : undefined;
+    },
+    [follow],
+  );
+
   // When the task changes: its models, and its running (or last) job — also in a second tab.
   useEffect(() => {
     if (!taskId) return;
@@ -236,15 +245,13 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
       .then((jobs) => {
         if (!live) return;
         const running = jobs.find(ACTIVE) ?? jobs[jobs.length - 1];
-        stopFollow.current?.();
-        stopFollow.current = running ? follow(running) : undefined;
+        followOnly(running);
         if (!running) setJob(undefined);
       })
       .catch((e: unknown) => setError(message(e)));
     return () => {
       live = false;
-      stopFollow.current?.();
-      stopFollow.current = undefined;
+      followOnly(undefined);
     };
   }, [taskId]);
 
@@ -270,8 +277,7 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
         .then((jobs) => {
           const active = jobs.find(ACTIVE);
           if (!live || !active || active.id === jobRef.current?.id) return;
-          stopFollow.current?.();
-          stopFollow.current = follow(active);
+          followOnly(active);
         })
         .catch(() => undefined);
     };
@@ -282,7 +288,7 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
       clearInterval(timer);
       window.removeEventListener('focus', sync);
     };
-  }, [api, taskId, follow]);
+  }, [api, taskId, followOnly]);
 
   // Live count preview of the training data query (debounced), atlas series excluded.
   useEffect(() => {
@@ -357,8 +363,7 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
     setBusy(true);
     try {
       const j = await api.startJob(task.id, count.series);
-      stopFollow.current?.();
-      stopFollow.current = follow(j);
+      followOnly(j);
       setError(undefined);
     } catch (e) {
       setError(message(e));
