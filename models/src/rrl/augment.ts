@@ -83,9 +83,9 @@ export function applyAffine(
         const pz = clamp(qz, d - 1);
         const py = clamp(qy, h - 1);
         const px = clamp(qx, w - 1);
-        const z0 = Math.min(Math.floor(pz), d - 2 < 0 ? 0 : d - 2);
-        const y0 = Math.min(Math.floor(py), h - 2 < 0 ? 0 : h - 2);
-        const x0 = Math.min(Math.floor(px), w - 2 < 0 ? 0 : w - 2);
+        const z0 = Math.min(Math.floor(pz), Math.max(d - 2, 0));
+        const y0 = Math.min(Math.floor(py), Math.max(h - 2, 0));
+        const x0 = Math.min(Math.floor(px), Math.max(w - 2, 0));
         const z1 = Math.min(z0 + 1, d - 1);
         const y1 = Math.min(y0 + 1, h - 1);
         const x1 = Math.min(x0 + 1, w - 1);

@@ -373,7 +373,7 @@ class Run {
     // it keep their sample sequence (and their checkpoints) unchanged.
     if (s.spatial && rng.next() < s.spatial.probability) {
       const aff = randomAffine(() => rng.next(), s.spatial);
-      ({ image, labels: lab } = applyAffine(image, Uint8Array.from(lab), this.grid, aff));
+      ({ image, labels: lab } = applyAffine(image, lab, this.grid, aff));
     }
     return { index, image, labels: lab };
   }

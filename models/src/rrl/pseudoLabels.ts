@@ -208,7 +208,7 @@ export async function pseudoLabels(
   i: PseudoLabelInput,
 ): Promise<{ labels: Uint8Array; probabilities: Float32Array; displacement: Float32Array }> {
   let displacement = await predictDisplacement(i.params, i.args, i.grid, i.atlasImage, i.target);
-  if (i.refine && i.refine.steps > 0) {
+  if (i.refine) {
     displacement = (
       await refineDisplacement(i.atlasImage, i.target, displacement, i.grid, i.refine)
     ).displacement;
