@@ -27,12 +27,13 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { execFileSync } from 'node:child_process';
 
 import * as ort from 'onnxruntime-node';
 
 import { validateMetadata, type ModelMetadata } from '../../models/src/format/metadata.js';
+import { gitCommit } from '../../models/src/cli/train.js';
 import { dice } from '../../models/src/rrl/metrics.js';
+import { percentile } from '../../models/src/volume/normalize.js';
 import { loadRegistration, type StageRecord } from '../../models/src/rrl/pipeline.js';
 import {
   labelsFromLogits,
@@ -156,22 +157,9 @@ const say = (line: string): void => {
   process.stderr.write(`[bench:demo ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 };
 
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
-}
-
 function latencyStats(ms: number[]): { n: number; median: number; p95: number; max: number } {
-  const s = [...ms].sort((a, b) => a - b);
-  return {
-    n: s.length,
-    median: quantile(s, 0.5),
-    p95: quantile(s, 0.95),
-    max: s[s.length - 1] ?? NaN,
-  };
+  const q = (p: number): number => (ms.length ? percentile(ms, p) : NaN);
+  return { n: ms.length, median: q(50), p95: q(95), max: ms.length ? Math.max(...ms) : NaN };
 }
 
 /** A small typed REST client for the API (Bearer token). */
@@ -292,14 +280,6 @@ async function withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
 
 function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
-}
-
-function gitCommit(): string | null {
-  try {
-    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
-  } catch {
-    return null;
-  }
 }
 
 const pad = (s: string, n: number): string => (s.length >= n ? s : s + ' '.repeat(n - s.length));
@@ -685,7 +665,7 @@ async function main(argv: string[]): Promise<number> {
       const report = {
         benchmark: 'demo-flow',
         date: new Date().toISOString(),
-        gitCommit: gitCommit(),
+        gitCommit: gitCommit() ?? null,
         quick: opts.quick,
         plan: opts.plan,
         machine: {
