@@ -9,9 +9,13 @@
  *    with a notice, when the plan has no teacher);
  * 3. distill-task — stage 2: E_g + head on the task volumes (pseudo labels; atlas: true labels)
  *    plus an L1 feature-matching term to the frozen stage-1 E_g when stage 1 ran;
- * 4. mutual — both branches supervised by the labels and by each other, with the mutual EMA;
- * 5. decoder — the auto-prompting decoder alone (everything else frozen);
- * 6. export — model.onnx + metadata.json (written last, atomically) and eval-model.onnx.
+ * 4. joint — registration fine-tuned with a segmentation term, pseudo labels fused with E_g;
+ * 5. mutual — both branches supervised by the labels and by each other, with the mutual EMA;
+ * 6. decoder — the auto-prompting decoder alone (everything else frozen);
+ * 7. self-training — the unlabelled volumes relabelled by registration + model, then both
+ *    branches fine-tuned on them (mutual task); 8. self-training-decoder — the AP decoder after
+ *    them (both skipped when the plan has no `selfTraining`);
+ * 9. export — model.onnx + metadata.json (written last, atomically) and eval-model.onnx.
  *
  * Parameters flow between stages by name (every task graph uses the inference net's names).
  * `state.json` records finished stages; a rerun on the same `outDir` skips them and continues an
@@ -34,7 +38,7 @@ import type { RegistrationArgs } from '../engine/nn/registration.js';
 import { distillationTask, resampleFeatureVolume } from './distill.js';
 import { exportRrlEvalModel, exportRrlModel, type RrlModelInfo } from './export.js';
 import { rrlInferenceNet, rrlNetArgsFromPlan, type RrlNetArgs } from './networks.js';
-import type { InstanceOptimisation, RrlPlan } from './plan.js';
+import type { InstanceOptimisation, RrlPlan, StageSchedule } from './plan.js';
 import { applyAffine, randomAffine } from './augment.js';
 import type { PrealignSpec } from './prealign.js';
 import { argmaxClasses, oneHot, pseudoLabels } from './pseudoLabels.js';
@@ -59,6 +63,8 @@ export type PipelineStage =
   | 'joint'
   | 'mutual'
   | 'decoder'
+  | 'self-training'
+  | 'self-training-decoder'
   | 'export';
 
 /** The stages in order ('pseudo-labels' is the second phase of 'registration'). */
@@ -69,6 +75,8 @@ export const PIPELINE_STAGES = Object.freeze([
   'joint',
   'mutual',
   'decoder',
+  'self-training',
+  'self-training-decoder',
   'export',
 ] as const);
 type StageName = (typeof PIPELINE_STAGES)[number];
@@ -511,22 +519,33 @@ class Run {
       }
       const file = join(this.paths.pseudoLabels, `${safeId(u.id)}.u8`);
       if (!existsSync(file)) {
-        const r = await pseudoLabels({
-          params: reg.params,
-          args: reg.args,
-          grid: this.grid,
-          classes: p.classes,
-          atlasImage: pre.get(k).image,
-          atlasLabels: pre.get(k).labels,
-          target: u.image,
-          ...(p.registrationRefine ? { refine: p.registrationRefine } : {}),
-        });
+        const r = await this.warpAtlas(pre, reg.params, reg.args, k);
         await atomicWrite(file, r.labels);
       }
       this.progress('pseudo-labels', { step: k + 1, total });
     }
     await this.loadPseudoLabels();
     return { steps: sched.steps };
+  }
+
+  /** The atlas warped onto unlabelled volume `k` by a registration (refined as the plan says). */
+  warpAtlas(
+    pre: PrealignedAtlas,
+    params: ReadonlyMap<string, Float32Array>,
+    args: RegistrationArgs,
+    k: number,
+  ): ReturnType<typeof pseudoLabels> {
+    const p = this.plan;
+    return pseudoLabels({
+      params,
+      args,
+      grid: this.grid,
+      classes: p.classes,
+      atlasImage: pre.get(k).image,
+      atlasLabels: pre.get(k).labels,
+      target: this.input.unlabeled[k]!.image,
+      ...(p.registrationRefine ? { refine: p.registrationRefine } : {}),
+    });
   }
 
   /** The atlas shifted per unlabelled volume by the plan's pre-alignment (identity without). */
@@ -563,15 +582,21 @@ class Run {
     );
   }
 
-  /** Pseudo-label file of one volume: round 0 (registration) or 1 (joint refinement, fused). */
+  /**
+   * Pseudo-label file of one volume: round 0 (registration), 1 (joint refinement, fused) or 2
+   * (self-training, fused with the model).
+   */
   pseudoFile(id: string, round: number): string {
     return join(this.paths.pseudoLabels, `${safeId(id)}${round > 0 ? `.r${round}` : ''}.u8`);
   }
 
   async loadPseudoLabels(): Promise<void> {
     this.pseudo = [];
-    const j = this.done('joint');
-    const round = j && !j.skipped ? 1 : 0;
+    const done = (s: StageName): boolean => {
+      const r = this.done(s);
+      return r !== undefined && !r.skipped;
+    };
+    const round = done('self-training') ? 2 : done('joint') ? 1 : 0;
     for (const u of this.input.unlabeled) {
       const file = this.pseudoFile(u.id, round);
       if (!existsSync(file)) {
@@ -685,15 +710,21 @@ class Run {
     return { steps: sched.steps };
   }
 
-  /** Softmax of the E_g branch (current parameters) for every unlabelled volume, [C, D, H, W]. */
-  async branchPredictions(): Promise<Float32Array[]> {
+  /**
+   * Softmax of the inference net's `outputs` (current parameters) for every unlabelled volume,
+   * [C, D, H, W]; with several outputs, the mean of their softmaxes.
+   */
+  async predictions(
+    outputs: readonly ('generalLogits' | 'medicalLogits' | 'logits')[],
+    stage: StageName,
+  ): Promise<Float32Array[]> {
     const net = rrlInferenceNet(this.args, this.grid);
     const init = net.graph.initialParams(this.plan.seeds.init);
     const params: Params = new Map();
     for (const [k, v] of init) params.set(k, this.params.get(k) ?? v);
     const { model } = buildForwardGraph({
       graph: net.graph,
-      outputs: { generalLogits: net.generalLogits },
+      outputs: Object.fromEntries(outputs.map((o) => [o, net[o]])),
       params,
     });
     const session = await ort.InferenceSession.create(model, {
@@ -705,23 +736,23 @@ class Run {
     const out: Float32Array[] = [];
     try {
       for (const u of this.input.unlabeled) {
-        this.checkAbort('joint');
+        this.checkAbort(stage);
         const r = await session.run(
           { image: new ort.Tensor('float32', u.image, [1, 1, ...this.grid]) },
-          ['generalLogits'],
+          [...outputs],
         );
-        const logits = r['generalLogits']!.data as Float32Array;
         const prob = new Float32Array(C * m);
-        for (let i = 0; i < m; i++) {
-          let mx = -Infinity;
-          for (let c = 0; c < C; c++) mx = Math.max(mx, logits[c * m + i]!);
-          let sum = 0;
-          for (let c = 0; c < C; c++) {
-            const e = Math.exp(logits[c * m + i]! - mx);
-            prob[c * m + i] = e;
-            sum += e;
+        for (const o of outputs) {
+          const logits = r[o]!.data as Float32Array;
+          for (let i = 0; i < m; i++) {
+            let mx = -Infinity;
+            for (let c = 0; c < C; c++) mx = Math.max(mx, logits[c * m + i]!);
+            let sum = 0;
+            for (let c = 0; c < C; c++) sum += Math.exp(logits[c * m + i]! - mx);
+            for (let c = 0; c < C; c++) {
+              prob[c * m + i]! += Math.exp(logits[c * m + i]! - mx) / sum / outputs.length;
+            }
           }
-          for (let c = 0; c < C; c++) prob[c * m + i]! /= sum;
         }
         out.push(prob);
       }
@@ -750,7 +781,7 @@ class Run {
     }
     const initial = await loadParams(snap);
     this.say('[joint] E_g predictions of the unlabelled volumes');
-    const predictions = await this.branchPredictions();
+    const predictions = await this.predictions(['generalLogits'], 'joint');
     const reg = await runRegistrationStage({
       grid: this.grid,
       classes: p.classes,
@@ -784,16 +815,7 @@ class Run {
       }
       const file = this.pseudoFile(u.id, 1);
       if (!existsSync(file)) {
-        const r = await pseudoLabels({
-          params: reg.params,
-          args: reg.args,
-          grid: this.grid,
-          classes: C,
-          atlasImage: pre.get(k).image,
-          atlasLabels: pre.get(k).labels,
-          target: u.image,
-          ...(p.registrationRefine ? { refine: p.registrationRefine } : {}),
-        });
+        const r = await this.warpAtlas(pre, reg.params, reg.args, k);
         const fused = new Float32Array(C * m);
         const pr = predictions[k]!;
         for (let i = 0; i < C * m; i++) fused[i] = (1 - f) * r.probabilities[i]! + f * pr[i]!;
@@ -821,42 +843,115 @@ class Run {
     return { steps: sched.steps };
   }
 
-  async mutual(): Promise<Omit<StageRecord, 'stage' | 'seconds'>> {
+  /** Both branches on the pseudo labels, mutual supervision and mutual EMA (mutual task). */
+  async trainMutual(stage: StageName, sched: StageSchedule): Promise<void> {
     const p = this.plan;
-    const sched = p.schedule.mutual;
-    if (sched.steps === 0) return { steps: 0, skipped: 'schedule.mutual.steps is 0' };
     const t = mutualTask(this.args, this.grid, {
       dice: p.loss.dice,
       crossEntropy: p.loss.crossEntropy,
       mutual: p.loss.mutual,
     });
     await this.trainStage({
-      stage: 'mutual',
+      stage,
       task: t,
-      emaAlpha: sched.emaAlpha,
+      emaAlpha: p.schedule.mutual.emaAlpha,
       steps: sched.steps,
       lr: sched.lr,
       batch: (rng) => this.segBatch(rng),
     });
-    return { steps: sched.steps };
   }
 
-  async decoder(): Promise<Omit<StageRecord, 'stage' | 'seconds'>> {
+  /** The AP decoder alone (everything else frozen) on the pseudo labels. */
+  async trainDecoder(stage: StageName, sched: StageSchedule): Promise<void> {
     const p = this.plan;
-    const sched = p.schedule.decoder;
-    if (sched.steps === 0) return { steps: 0, skipped: 'schedule.decoder.steps is 0' };
     const t = apDecoderTask(this.args, this.grid, {
       dice: p.loss.dice,
       crossEntropy: p.loss.crossEntropy,
     });
     await this.trainStage({
-      stage: 'decoder',
+      stage,
       task: t,
       steps: sched.steps,
       lr: sched.lr,
       batch: (rng) => this.segBatch(rng),
     });
+  }
+
+  async mutual(): Promise<Omit<StageRecord, 'stage' | 'seconds'>> {
+    const sched = this.plan.schedule.mutual;
+    if (sched.steps === 0) return { steps: 0, skipped: 'schedule.mutual.steps is 0' };
+    await this.trainMutual('mutual', sched);
     return { steps: sched.steps };
+  }
+
+  async decoder(): Promise<Omit<StageRecord, 'stage' | 'seconds'>> {
+    const sched = this.plan.schedule.decoder;
+    if (sched.steps === 0) return { steps: 0, skipped: 'schedule.decoder.steps is 0' };
+    await this.trainDecoder('decoder', sched);
+    return { steps: sched.steps };
+  }
+
+  /**
+   * Self-training round: every unlabelled volume is relabelled with
+   * argmax((1 − fusion)·registration softmax + fusion·model softmax), where the model's is the
+   * mean of the medical branch's and the full pipeline's (the refined registration as in the
+   * joint stage); then both branches are fine-tuned on these labels with the mutual task.
+   */
+  async selfTraining(): Promise<Omit<StageRecord, 'stage' | 'seconds'>> {
+    const p = this.plan;
+    const st = p.selfTraining;
+    if (!st) return { steps: 0, skipped: 'the plan has no selfTraining' };
+    const need = this.input.unlabeled.some((u) => !existsSync(this.pseudoFile(u.id, 2)));
+    if (need) {
+      this.say('[self-training] model predictions of the unlabelled volumes');
+      const model = await this.predictions(['medicalLogits', 'logits'], 'self-training');
+      const meta = JSON.parse(
+        await readFile(join(this.paths.registration, 'registration.json'), 'utf8'),
+      ) as { args: RegistrationArgs };
+      const regParams = await loadParams(join(this.paths.registration, 'params.ckpt'));
+      const pre = this.prealigned();
+      const C = p.classes;
+      const m = this.voxels;
+      const f = st.fusion;
+      for (const [k, u] of this.input.unlabeled.entries()) {
+        this.checkAbort('self-training');
+        const file = this.pseudoFile(u.id, 2);
+        if (existsSync(file)) continue;
+        const r = await this.warpAtlas(pre, regParams, meta.args, k);
+        const fused = new Float32Array(C * m);
+        const pr = model[k]!;
+        for (let i = 0; i < C * m; i++) fused[i] = (1 - f) * r.probabilities[i]! + f * pr[i]!;
+        await atomicWrite(file, argmaxClasses(fused, C));
+        this.progress(
+          'pseudo-labels',
+          { step: k + 1, total: this.input.unlabeled.length },
+          'self-training',
+        );
+      }
+    }
+    const old = this.pseudo;
+    this.pseudo = [];
+    for (const u of this.input.unlabeled) {
+      this.pseudo.push(new Uint8Array(await readFile(this.pseudoFile(u.id, 2))));
+    }
+    let changed = 0;
+    for (const [k, a] of old.entries()) {
+      const b = this.pseudo[k]!;
+      for (let i = 0; i < this.voxels; i++) if (a[i] !== b[i]) changed++;
+    }
+    this.say(
+      `[self-training] relabelled (model weight ${st.fusion}): ${((100 * changed) / (this.voxels * Math.max(1, old.length))).toFixed(2)} % of voxels changed`,
+    );
+    if (st.mutual.steps > 0) await this.trainMutual('self-training', st.mutual);
+    return { steps: st.mutual.steps };
+  }
+
+  async selfTrainingDecoder(): Promise<Omit<StageRecord, 'stage' | 'seconds'>> {
+    const st = this.plan.selfTraining;
+    if (!st) return { steps: 0, skipped: 'the plan has no selfTraining' };
+    if (st.decoder.steps === 0) return { steps: 0, skipped: 'selfTraining.decoder.steps is 0' };
+    await this.trainDecoder('self-training-decoder', st.decoder);
+    return { steps: st.decoder.steps };
   }
 
   async export(): Promise<Omit<StageRecord, 'stage' | 'seconds'>> {
@@ -926,6 +1021,8 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
     joint: () => run.joint(),
     mutual: () => run.mutual(),
     decoder: () => run.decoder(),
+    'self-training': () => run.selfTraining(),
+    'self-training-decoder': () => run.selfTrainingDecoder(),
     export: () => run.export(),
   };
   for (const stage of PIPELINE_STAGES) {

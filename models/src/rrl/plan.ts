@@ -28,6 +28,13 @@ export const INSTANCE_OPT_DEFAULTS: InstanceOptimisation = {
   downsample: 2,
 };
 
+export interface SelfTraining {
+  /** Weight of the model's softmax against the registration's, 0..1. */
+  fusion: number;
+  mutual: StageSchedule;
+  decoder: StageSchedule;
+}
+
 export interface StageSchedule {
   /** Optimiser steps (0 skips the stage). */
   steps: number;
@@ -118,6 +125,14 @@ export interface RrlPlan {
   registrationRefine?: InstanceOptimisation;
   /** Weight of the E_g branch's softmax in the fused pseudo labels of the joint stage, 0..1. */
   jointFusion: number;
+  /**
+   * Self-training round after the decoder (absent = skipped): the unlabelled volumes are
+   * relabelled with argmax((1 − fusion)·registration + fusion·model), the model's softmax being
+   * the mean of the medical branch's and the full pipeline's; then both branches are fine-tuned
+   * on the new labels with the mutual stage's task and EMA (`mutual`), and the AP decoder after
+   * them (`decoder`).
+   */
+  selfTraining?: SelfTraining;
   seeds: { init: number; data: number };
   /** SAM ViT-B image encoder ONNX file (path or file: URL); absent = stage 1 skipped. */
   teacher?: string;
@@ -282,6 +297,7 @@ export function parsePlan(input: unknown): RrlPlan {
     'registrationPrealign',
     'registrationRefine',
     'jointFusion',
+    'selfTraining',
     'loss',
     'schedule',
     'seeds',
@@ -404,6 +420,21 @@ export function parsePlan(input: unknown): RrlPlan {
       );
     }
   }
+  let selfTraining: RrlPlan['selfTraining'];
+  const stIn = input.selfTraining;
+  if (stIn !== undefined && stIn !== null) {
+    if (!isObj(stIn)) {
+      throw new PlanError(
+        `plan.selfTraining: expected an object { fusion, mutual, decoder } or no field, found ${describe(stIn)}.`,
+      );
+    }
+    checkKeys('selfTraining', stIn, ['fusion', 'mutual', 'decoder']);
+    selfTraining = {
+      fusion: num('selfTraining.fusion', stIn.fusion, 0.5, { min: 0, max: 1 }),
+      mutual: stage('selfTraining.mutual', stIn.mutual, { steps: 300, lr: 5e-4 }),
+      decoder: stage('selfTraining.decoder', stIn.decoder, { steps: 300, lr: 1e-3 }),
+    };
+  }
   const seedsIn = input.seeds ?? {};
   if (!isObj(seedsIn))
     throw new PlanError(`plan.seeds: expected an object, found ${describe(seedsIn)}.`);
@@ -446,6 +477,7 @@ export function parsePlan(input: unknown): RrlPlan {
   if (teacher !== undefined) plan.teacher = teacher;
   if (registrationPrealign) plan.registrationPrealign = registrationPrealign;
   if (registrationRefine) plan.registrationRefine = registrationRefine;
+  if (selfTraining) plan.selfTraining = selfTraining;
   return plan;
 }
 

@@ -130,7 +130,7 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
       unlabeled.length,
       'one pseudo-label event per unlabelled volume',
     );
-    assert.ok(first.every((p) => p.stageCount === 7));
+    assert.ok(first.every((p) => p.stageCount === 9));
     assert.ok(
       first.some((p) => p.stage === 'joint' && p.stageIndex === 3 && p.loss !== undefined),
       'joint stage is the 4th',
@@ -146,7 +146,16 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
     const second: PipelineProgress[] = [];
     const result = await runPipeline(input(plan, out, { onProgress: (p) => second.push(p) }));
     const stagesRun = new Set(second.map((p) => p.stage));
-    assert.deepEqual([...stagesRun], ['mutual', 'decoder', 'export']);
+    assert.deepEqual(
+      [...stagesRun],
+      ['mutual', 'decoder', 'pseudo-labels', 'self-training', 'self-training-decoder', 'export'],
+    );
+    assert.equal(
+      second.filter((p) => p.stage === 'pseudo-labels' && p.stageIndex === 6).length,
+      unlabeled.length,
+      'self-training relabels every unlabelled volume',
+    );
+    for (const k of [0, 1, 2]) assert.ok(existsSync(join(out, 'pseudo-labels', `case_${k}.r2.u8`)));
     assert.equal(second.find((p) => p.stage === 'mutual')!.step, 6);
     assert.deepEqual(
       result.stages.slice(0, 4).map((s) => s.seconds),
@@ -159,6 +168,8 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
       ['joint', 8],
       ['mutual', 12],
       ['decoder', 12],
+      ['self-training', 12],
+      ['self-training-decoder', 12],
       ['export', 0],
     ];
     assert.deepEqual(
@@ -240,6 +251,7 @@ test('pipeline without a teacher: stage 1 skipped, the notice reaches metadata.j
         joint: { steps: 0, lr: 0.01 },
       },
       registrationRefine: { steps: 6, window: 5 },
+      selfTraining: undefined,
     });
     const result = await runPipeline(input(plan, dir));
     assert.deepEqual(result.notices, [NO_TEACHER_NOTICE]);
@@ -260,6 +272,13 @@ test('pipeline without a teacher: stage 1 skipped, the notice reaches metadata.j
       plan.registrationRefine,
     );
     assert.equal(result.stages[3]!.skipped, 'schedule.joint.steps is 0');
+    assert.deepEqual(
+      result.stages.slice(6, 8).map((s) => [s.stage, s.skipped]),
+      [
+        ['self-training', 'the plan has no selfTraining'],
+        ['self-training-decoder', 'the plan has no selfTraining'],
+      ],
+    );
     const reg = await loadRegistration(dir);
     const p = await reg.register(atlas.image, atlas.labels, unlabeled[0]!.image);
     await reg.release();

@@ -135,3 +135,22 @@ test('plan registrationPrealign, schedule.joint and jointFusion: defaults and va
   assert.equal(hip.registrationPrealign, undefined, 'pre-alignment lowered the hippocampus Dice');
   assert.ok(hip.schedule.joint.steps > 0);
 });
+
+test('plan selfTraining: absent by default, defaults for missing fields, validation', () => {
+  assert.equal(parsePlan({}).selfTraining, undefined, 'no self-training round by default');
+  assert.deepEqual(parsePlan({ selfTraining: {} }).selfTraining, {
+    fusion: 0.5,
+    mutual: { steps: 300, lr: 5e-4 },
+    decoder: { steps: 300, lr: 1e-3 },
+  });
+  const p = parsePlan({ selfTraining: { fusion: 0.7, mutual: { steps: 10 } } });
+  assert.equal(p.selfTraining?.fusion, 0.7);
+  assert.deepEqual(p.selfTraining?.mutual, { steps: 10, lr: 5e-4 });
+  assert.throws(() => parsePlan({ selfTraining: { fusion: 2 } }), /plan\.selfTraining\.fusion/);
+  assert.throws(
+    () => parsePlan({ selfTraining: { decoder: { steps: -1 } } }),
+    /plan\.selfTraining\.decoder\.steps/,
+  );
+  assert.throws(() => parsePlan({ selfTraining: { rounds: 2 } }), /unknown field "rounds"/);
+  assert.throws(() => parsePlan({ selfTraining: 3 }), /plan\.selfTraining: expected an object/);
+});
