@@ -42,6 +42,7 @@ import type { InstanceOptimisation, RrlPlan, StageSchedule } from './plan.js';
 import { applyAffine, randomAffine } from './augment.js';
 import type { PrealignSpec } from './prealign.js';
 import { argmaxClasses, oneHot, pseudoLabels } from './pseudoLabels.js';
+import { atlasStack, blendDisplacements, synthesize } from './synthesis.js';
 import { StageAbortedError } from './stages/abort.js';
 import { PrealignedAtlas, runRegistrationStage } from './stages/registration.js';
 import {
@@ -148,6 +149,8 @@ export interface PipelinePaths {
   log: string;
   checkpoints: string;
   pseudoLabels: string;
+  /** Atlas → volume displacements (plans with sampling.synthetic), `<id>.f32` [3, D, H, W]. */
+  fields: string;
   registration: string;
   teacherFeatures: string;
   model: string;
@@ -162,6 +165,7 @@ export function pipelinePaths(outDir: string): PipelinePaths {
     log: join(outDir, 'training-log.jsonl'),
     checkpoints: join(outDir, 'checkpoints'),
     pseudoLabels: join(outDir, 'pseudo-labels'),
+    fields: join(outDir, 'fields'),
     registration: join(outDir, 'registration'),
     teacherFeatures: join(outDir, 'teacher-features'),
     model: join(outDir, 'model.onnx'),
@@ -276,6 +280,10 @@ class Run {
   provider: Provider = 'cpu';
   params: Params = new Map();
   pseudo: Uint8Array[] = [];
+  /** Atlas → volume displacements for synthesis (loaded by `loadFields`). */
+  fields: Float32Array[] | undefined;
+  /** Atlas image + one-hot labels, the source of synthetic samples. */
+  private stack: Float32Array | undefined;
   private logQueue: Promise<void> = Promise.resolve();
 
   constructor(readonly input: PipelineInput) {
@@ -360,15 +368,35 @@ class Run {
     await this.saveState();
   }
 
-  /** One training sample: the atlas (true labels) or an unlabelled volume (pseudo labels). */
-  sample(rng: SeededRng): { index: number; image: Float32Array; labels: Uint8Array } {
+  /**
+   * One training sample: the atlas (true labels), an unlabelled volume (pseudo labels) or —
+   * plans with `sampling.synthetic`, unless `o.synthetic` is false — in its place the atlas
+   * warped by that volume's displacement (exact labels). `index` is the volume's (−1: atlas).
+   */
+  sample(
+    rng: SeededRng,
+    o: { synthetic?: boolean } = {},
+  ): { index: number; image: Float32Array; labels: Uint8Array } {
     const s = this.plan.sampling;
     const atlas = rng.next() < s.atlasProbability;
     const index = atlas ? -1 : rng.int(this.input.unlabeled.length);
-    const src = atlas ? this.input.atlas.image : this.input.unlabeled[index]!.image;
-    const labels = atlas ? this.input.atlas.labels : this.pseudo[index]!;
+    let src = atlas ? this.input.atlas.image : this.input.unlabeled[index]!.image;
+    let labels = atlas ? this.input.atlas.labels : this.pseudo[index]!;
     const u = 2 * rng.next() - 1;
     const v = 2 * rng.next() - 1;
+    // Synthesis draws from the RNG only when the plan has it (older plans keep their sequence).
+    const syn = s.synthetic;
+    if (syn && o.synthetic !== false && !atlas && rng.next() < syn.probability) {
+      if (!this.fields || !this.stack) {
+        throw new Error('runPipeline: synthetic sampling before the displacements were loaded');
+      }
+      let disp = this.fields[index]!;
+      if (rng.next() < syn.blend) {
+        const j = rng.int(this.fields.length);
+        disp = blendDisplacements(disp, this.fields[j]!, rng.next());
+      }
+      ({ image: src, labels } = synthesize(this.stack, this.plan.classes, disp, this.grid));
+    }
     let image = src;
     let lab = labels;
     if (s.intensityScale !== 0 || s.intensityShift !== 0) {
@@ -416,6 +444,7 @@ class Run {
     extra?: ReadonlyMap<string, Float32Array>;
   }): Promise<void> {
     const { graph, loss, metrics, emaPairs } = o.task;
+    if (o.stage !== 'distill-sam') await this.loadFields();
     const built = buildTrainingGraph({
       graph,
       loss,
@@ -520,6 +549,7 @@ class Run {
       const file = join(this.paths.pseudoLabels, `${safeId(u.id)}.u8`);
       if (!existsSync(file)) {
         const r = await this.warpAtlas(pre, reg.params, reg.args, k);
+        await this.saveField(k, r.displacement);
         await atomicWrite(file, r.labels);
       }
       this.progress('pseudo-labels', { step: k + 1, total });
@@ -588,6 +618,68 @@ class Run {
    */
   pseudoFile(id: string, round: number): string {
     return join(this.paths.pseudoLabels, `${safeId(id)}${round > 0 ? `.r${round}` : ''}.u8`);
+  }
+
+  fieldFile(id: string): string {
+    return join(this.paths.fields, `${safeId(id)}.f32`);
+  }
+
+  /**
+   * Writes the displacement of volume `k` (plans with sampling.synthetic; before its pseudo
+   * label file, so an existing label file implies a field of the same registration).
+   */
+  async saveField(k: number, displacement: Float32Array): Promise<void> {
+    if (!this.plan.sampling.synthetic) return;
+    await mkdir(this.paths.fields, { recursive: true });
+    const id = this.input.unlabeled[k]!.id;
+    await atomicWrite(
+      this.fieldFile(id),
+      new Uint8Array(displacement.buffer, displacement.byteOffset, displacement.byteLength),
+    );
+  }
+
+  /**
+   * Loads the atlas → volume displacements for synthetic sampling (no-op without it, or when
+   * loaded). A missing one (a folder from before the setting, or an interrupted write) is
+   * recomputed with the saved registration — the one that made the current pseudo labels.
+   */
+  async loadFields(): Promise<void> {
+    if (!this.plan.sampling.synthetic || this.fields) return;
+    const p = this.plan;
+    this.stack ??= atlasStack(this.input.atlas.image, this.input.atlas.labels, p.classes);
+    const missing = this.input.unlabeled.filter((u) => !existsSync(this.fieldFile(u.id)));
+    let reg: { params: Params; args: RegistrationArgs } | undefined;
+    if (missing.length > 0) {
+      this.say(
+        `[synthesis] ${missing.length} displacement(s) to compute with the saved registration`,
+      );
+      const meta = JSON.parse(
+        await readFile(join(this.paths.registration, 'registration.json'), 'utf8'),
+      ) as { args: RegistrationArgs };
+      reg = {
+        params: await loadParams(join(this.paths.registration, 'params.ckpt')),
+        args: meta.args,
+      };
+    }
+    const pre = this.prealigned();
+    const fields: Float32Array[] = [];
+    for (const [k, u] of this.input.unlabeled.entries()) {
+      const file = this.fieldFile(u.id);
+      if (!existsSync(file)) {
+        if (this.input.signal?.aborted)
+          throw new StageAbortedError('synthesis (displacements)', 0, 0);
+        const r = await this.warpAtlas(pre, reg!.params, reg!.args, k);
+        await this.saveField(k, r.displacement);
+      }
+      const b = await readFile(file);
+      if (b.byteLength !== 3 * this.voxels * 4) {
+        throw new Error(
+          `runPipeline: ${file} has ${b.byteLength} bytes, expected ${3 * this.voxels * 4}; delete it to recompute it.`,
+        );
+      }
+      fields.push(new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4).slice());
+    }
+    this.fields = fields;
   }
 
   async loadPseudoLabels(): Promise<void> {
@@ -669,7 +761,7 @@ class Run {
       steps: sched.steps,
       lr: sched.lr,
       batch: (rng) => {
-        const s = this.sample(rng);
+        const s = this.sample(rng, { synthetic: false });
         return {
           image: { data: s.image, dims: [1, 1, ...this.grid] },
           target: { data: feats.get(s.index)!, dims: [...tdims] },
@@ -816,6 +908,7 @@ class Run {
       const file = this.pseudoFile(u.id, 1);
       if (!existsSync(file)) {
         const r = await this.warpAtlas(pre, reg.params, reg.args, k);
+        await this.saveField(k, r.displacement);
         const fused = new Float32Array(C * m);
         const pr = predictions[k]!;
         for (let i = 0; i < C * m; i++) fused[i] = (1 - f) * r.probabilities[i]! + f * pr[i]!;
@@ -827,6 +920,7 @@ class Run {
       steps: p.schedule.registration.steps,
       jointSteps: sched.steps,
     });
+    this.fields = undefined; // the joint registration's displacements replace the first ones
     const old = this.pseudo;
     this.pseudo = [];
     for (const u of this.input.unlabeled) {

@@ -70,6 +70,19 @@ export interface SamplingSpec {
    * axis (trilinear for the image, nearest for the labels; see augment.ts).
    */
   spatial?: SpatialAugmentation;
+  /**
+   * Registration-based synthesis (absent = none): with `probability`, a step that would use an
+   * unlabelled volume uses instead the atlas image and labels warped together by that volume's
+   * atlas → volume displacement (with `blend`, by a random convex mix of two volumes'
+   * displacements) — a new, realistic shape whose labels are exact (see synthesis.ts).
+   */
+  synthetic?: SyntheticSampling;
+}
+
+export interface SyntheticSampling {
+  probability: number;
+  /** Probability that the displacement is a random mix α·φ_i + (1 − α)·φ_j, α ~ U[0, 1]. */
+  blend: number;
 }
 
 export interface SpatialAugmentation {
@@ -548,7 +561,7 @@ function parsePreprocess(v: unknown, d: PreprocessSpec): PreprocessSpec {
 function parseSampling(v: unknown, d: SamplingSpec): SamplingSpec {
   if (v === undefined) return { ...d };
   if (!isObj(v)) throw new PlanError(`plan.sampling: expected an object, found ${describe(v)}.`);
-  checkKeys('sampling', v, [...Object.keys(d), 'spatial']);
+  checkKeys('sampling', v, [...Object.keys(d), 'spatial', 'synthetic']);
   const out: SamplingSpec = {
     atlasProbability: num('sampling.atlasProbability', v.atlasProbability, d.atlasProbability, {
       min: 0,
@@ -575,6 +588,19 @@ function parseSampling(v: unknown, d: SamplingSpec): SamplingSpec {
       rotation: num('sampling.spatial.rotation', sp.rotation, 10, { min: 0, max: 45 }),
       scale: num('sampling.spatial.scale', sp.scale, 0.1, { min: 0, max: 0.5 }),
       translate: num('sampling.spatial.translate', sp.translate, 2, { min: 0 }),
+    };
+  }
+  const sy = v.synthetic;
+  if (sy !== undefined && sy !== null) {
+    if (!isObj(sy)) {
+      throw new PlanError(
+        `plan.sampling.synthetic: expected an object { probability, blend } or no field, found ${describe(sy)}.`,
+      );
+    }
+    checkKeys('sampling.synthetic', sy, ['probability', 'blend']);
+    out.synthetic = {
+      probability: num('sampling.synthetic.probability', sy.probability, 0.3, { min: 0, max: 1 }),
+      blend: num('sampling.synthetic.blend', sy.blend, 0.5, { min: 0, max: 1 }),
     };
   }
   return out;

@@ -140,7 +140,19 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
       unlabeled.length,
       'the joint stage recomputes one pseudo label per unlabelled volume',
     );
-    for (const k of [0, 1, 2]) assert.ok(existsSync(join(out, 'pseudo-labels', `case_${k}.r1.u8`)));
+    for (const k of [0, 1, 2]) {
+      assert.ok(existsSync(join(out, 'pseudo-labels', `case_${k}.r1.u8`)));
+      assert.equal(
+        readFileSync(join(out, 'fields', `case_${k}.f32`)).byteLength,
+        3 * m * 4,
+        'the displacement for synthetic samples is kept',
+      );
+    }
+
+    // a lost displacement is recomputed from the saved (joint) registration on resume
+    const field1 = join(out, 'fields', 'case_1.f32');
+    const kept = readFileSync(field1);
+    rmSync(field1);
 
     // 2. rerun: finished stages are not rerun, mutual continues at step 6
     const second: PipelineProgress[] = [];
@@ -157,6 +169,14 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
     );
     for (const k of [0, 1, 2]) assert.ok(existsSync(join(out, 'pseudo-labels', `case_${k}.r2.u8`)));
     assert.equal(second.find((p) => p.stage === 'mutual')!.step, 6);
+    const again1 = new Float32Array(readFileSync(field1).buffer.slice(0));
+    const kept1 = new Float32Array(
+      kept.buffer.slice(kept.byteOffset, kept.byteOffset + kept.byteLength),
+    );
+    assert.ok(
+      again1.every((v, i) => Math.abs(v - kept1[i]!) < 1e-4),
+      "recomputed displacement equals the joint stage's",
+    );
     assert.deepEqual(
       result.stages.slice(0, 4).map((s) => s.seconds),
       stateAfterAbort.stages.map((s) => s.seconds),

@@ -1,0 +1,83 @@
+/**
+ * Registration-based synthesis (models/src/rrl/synthesis.ts, plan.sampling.synthetic): a zero
+ * displacement gives the atlas back; a constant integer displacement moves image and labels
+ * together by exactly that many voxels; blending is convex; a smooth random displacement keeps
+ * image and labels consistent; the plan validates the field.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { atlasStack, blendDisplacements, synthesize } from '../../../models/src/rrl/synthesis.js';
+import { parsePlan } from '../../../models/src/rrl/plan.js';
+import type { Grid } from '../../../models/src/rrl/pseudoLabels.js';
+import { texturedBlob } from './helpers.js';
+
+const grid: Grid = [16, 14, 12];
+const m = grid[0] * grid[1] * grid[2];
+const at = (z: number, y: number, x: number): number => (z * grid[1] + y) * grid[2] + x;
+
+test('synthesize: zero displacement = the atlas; constant shift moves image and labels together', () => {
+  const b = texturedBlob(grid, [8, 7, 6]);
+  const stack = atlasStack(b.image, b.halves, 3);
+  const same = synthesize(stack, 3, new Float32Array(3 * m), grid);
+  assert.deepEqual(same.labels, b.halves);
+  for (let i = 0; i < m; i++) assert.ok(Math.abs(same.image[i]! - b.image[i]!) < 1e-6);
+
+  // out(p) = atlas(p + d), d = (1, -2, 0) voxels
+  const d = new Float32Array(3 * m);
+  d.fill(1, 0, m);
+  d.fill(-2, m, 2 * m);
+  const moved = synthesize(stack, 3, d, grid);
+  for (const [z, y, x] of [
+    [7, 9, 6],
+    [5, 8, 5],
+    [9, 7, 7],
+  ] as const) {
+    assert.equal(moved.labels[at(z, y, x)], b.halves[at(z + 1, y - 2, x)]);
+    assert.ok(Math.abs(moved.image[at(z, y, x)]! - b.image[at(z + 1, y - 2, x)]!) < 1e-6);
+  }
+  assert.throws(() => synthesize(stack.subarray(m), 3, d, grid), /has 8064 values, expected 10752/);
+  assert.throws(() => atlasStack(b.image, new Uint8Array(5), 3), /differ in voxel count/);
+});
+
+test('blendDisplacements is convex; a smooth field keeps image and labels consistent', () => {
+  const a = Float32Array.from({ length: 6 }, (_, i) => i);
+  const z = new Float32Array(6);
+  assert.deepEqual([...blendDisplacements(a, z, 0.25)], [0, 0.25, 0.5, 0.75, 1, 1.25]);
+  assert.throws(() => blendDisplacements(a, new Float32Array(3), 0.5), /lengths differ/);
+
+  // the atlas "image" is its label map; after a smooth warp the warped image rounds to the labels
+  const b = texturedBlob(grid, [8, 7, 6]);
+  const stack = atlasStack(Float32Array.from(b.label), b.label, 2);
+  const d = new Float32Array(3 * m);
+  for (let zz = 0; zz < grid[0]; zz++)
+    for (let y = 0; y < grid[1]; y++)
+      for (let x = 0; x < grid[2]; x++) {
+        const i = at(zz, y, x);
+        d[i] = 1.5 * Math.sin(y / 3);
+        d[m + i] = 1.2 * Math.cos(x / 4);
+        d[2 * m + i] = 0.8 * Math.sin(zz / 5);
+      }
+  const s = synthesize(stack, 2, d, grid);
+  let fg = 0;
+  let agree = 0;
+  for (let i = 0; i < m; i++) {
+    if (s.labels[i] === 1) fg++;
+    if ((s.image[i]! > 0.5 ? 1 : 0) === s.labels[i]) agree++;
+  }
+  assert.ok(fg > 100, `${fg} foreground voxels`);
+  assert.equal(agree, m, 'image and labels warped by the same field');
+});
+
+test('plan sampling.synthetic: absent by default, defaults, validation', () => {
+  assert.equal(parsePlan({}).sampling.synthetic, undefined);
+  assert.deepEqual(parsePlan({ sampling: { synthetic: {} } }).sampling.synthetic, {
+    probability: 0.3,
+    blend: 0.5,
+  });
+  assert.throws(
+    () => parsePlan({ sampling: { synthetic: { probability: 1.5 } } }),
+    /sampling\.synthetic\.probability/,
+  );
+  assert.throws(() => parsePlan({ sampling: { synthetic: { mix: 1 } } }), /unknown field "mix"/);
+  assert.throws(() => parsePlan({ sampling: { synthetic: true } }), /expected an object/);
+});
