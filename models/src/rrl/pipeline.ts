@@ -38,7 +38,7 @@ import type { RegistrationArgs } from '../engine/nn/registration.js';
 import { distillationTask, resampleFeatureVolume } from './distill.js';
 import { exportRrlEvalModel, exportRrlModel, type RrlModelInfo } from './export.js';
 import { rrlInferenceNet, rrlNetArgsFromPlan, type RrlNetArgs } from './networks.js';
-import type { InstanceOptimisation, RrlPlan, StageSchedule } from './plan.js';
+import { stageLr, type InstanceOptimisation, type RrlPlan, type StageSchedule } from './plan.js';
 import { applyAffine, randomAffine } from './augment.js';
 import type { PrealignSpec } from './prealign.js';
 import { argmaxClasses, oneHot, pseudoLabels } from './pseudoLabels.js';
@@ -439,7 +439,8 @@ class Run {
     };
     emaAlpha?: number;
     steps: number;
-    lr: number;
+    /** A constant rate or one per (1-based) step: `stageLr(schedule)`. */
+    lr: number | ((step: number) => number);
     batch: (rng: SeededRng) => Batch;
     extra?: ReadonlyMap<string, Float32Array>;
   }): Promise<void> {
@@ -515,7 +516,7 @@ class Run {
       targets,
       args,
       steps: sched.steps,
-      lr: sched.lr,
+      lr: stageLr(sched),
       seed: p.seeds.init,
       provider: this.provider,
       checkpoint: {
@@ -759,7 +760,7 @@ class Run {
       stage: 'distill-sam',
       task,
       steps: sched.steps,
-      lr: sched.lr,
+      lr: stageLr(sched),
       batch: (rng) => {
         const s = this.sample(rng, { synthetic: false });
         return {
@@ -795,7 +796,7 @@ class Run {
       stage: 'distill-task',
       task: t,
       steps: sched.steps,
-      lr: sched.lr,
+      lr: stageLr(sched),
       batch: (rng) => this.segBatch(rng),
       ...(extra ? { extra } : {}),
     });
@@ -882,7 +883,7 @@ class Run {
       targets: this.input.unlabeled.map((u) => u.image),
       args: meta.args,
       steps: sched.steps,
-      lr: sched.lr,
+      lr: stageLr(sched),
       seed: p.seeds.init + this.stageIndex('joint'),
       provider: this.provider,
       initialParams: initial,
@@ -950,7 +951,7 @@ class Run {
       task: t,
       emaAlpha: p.schedule.mutual.emaAlpha,
       steps: sched.steps,
-      lr: sched.lr,
+      lr: stageLr(sched),
       batch: (rng) => this.segBatch(rng),
     });
   }
@@ -966,7 +967,7 @@ class Run {
       stage,
       task: t,
       steps: sched.steps,
-      lr: sched.lr,
+      lr: stageLr(sched),
       batch: (rng) => this.segBatch(rng),
     });
   }

@@ -38,8 +38,27 @@ export interface SelfTraining {
 export interface StageSchedule {
   /** Optimiser steps (0 skips the stage). */
   steps: number;
-  /** Learning rate (AdamW). */
+  /** Learning rate (AdamW); the first step's when `finalLr` is set. */
   lr: number;
+  /**
+   * The last step's learning rate: the rate falls from `lr` to this along a half cosine over the
+   * stage's steps (absent: constant `lr`). 0 < finalLr ≤ lr.
+   */
+  finalLr?: number;
+}
+
+/**
+ * The learning rate of a stage's (1-based, absolute) step: `lr`, or with `finalLr` the half cosine
+ * finalLr + (lr − finalLr)·(1 + cos(π·(step − 1)/(steps − 1)))/2 — `lr` at step 1, `finalLr` at the
+ * last. A function of the step alone, so a resumed stage continues the same curve.
+ */
+export function stageLr(s: StageSchedule): number | ((step: number) => number) {
+  const { lr, finalLr, steps } = s;
+  if (finalLr === undefined || finalLr === lr) return lr;
+  return (step: number): number => {
+    const t = steps > 1 ? Math.min(1, Math.max(0, (step - 1) / (steps - 1))) : 1;
+    return finalLr + ((lr - finalLr) * (1 + Math.cos(Math.PI * t))) / 2;
+  };
 }
 
 /** How a source volume is put on the plan grid (see `models/src/volume`). */
@@ -285,11 +304,20 @@ function checkKeys(field: string, o: Json, allowed: readonly string[]): void {
 function stage(field: string, v: unknown, d: StageSchedule): StageSchedule {
   if (v === undefined) return { ...d };
   if (!isObj(v)) throw new PlanError(`plan.${field}: expected an object, found ${describe(v)}.`);
-  checkKeys(field, v, ['steps', 'lr', 'emaAlpha']);
-  return {
+  checkKeys(field, v, ['steps', 'lr', 'finalLr', 'emaAlpha']);
+  const out: StageSchedule = {
     steps: num(`${field}.steps`, v.steps, d.steps, { int: true, min: 0 }),
     lr: num(`${field}.lr`, v.lr, d.lr, { min: 0, minExclusive: true, max: 1 }),
   };
+  if (v.finalLr !== undefined) {
+    out.finalLr = num(`${field}.finalLr`, v.finalLr, out.lr, { min: 0, minExclusive: true });
+    if (out.finalLr > out.lr) {
+      throw new PlanError(
+        `plan.${field}.finalLr: ${out.finalLr} is above the stage's lr ${out.lr}; the rate only falls (finalLr ≤ lr), or leave finalLr out for a constant rate.`,
+      );
+    }
+  }
+  return out;
 }
 
 /** Fills defaults and validates a plan object (e.g. `JSON.parse` of the plan file). */

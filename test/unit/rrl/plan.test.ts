@@ -1,7 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { defaultPlan, parsePlan, planModelGrid, PlanError } from '../../../models/src/rrl/plan.js';
+import {
+  defaultPlan,
+  parsePlan,
+  planModelGrid,
+  PlanError,
+  stageLr,
+} from '../../../models/src/rrl/plan.js';
 
 test('defaults: an empty plan gives the default plan; given values are kept', () => {
   assert.deepEqual(parsePlan({}), defaultPlan());
@@ -153,4 +159,33 @@ test('plan selfTraining: absent by default, defaults for missing fields, validat
   );
   assert.throws(() => parsePlan({ selfTraining: { rounds: 2 } }), /unknown field "rounds"/);
   assert.throws(() => parsePlan({ selfTraining: 3 }), /plan\.selfTraining: expected an object/);
+});
+
+test('schedule finalLr: absent = constant rate; half-cosine decay from lr to finalLr; validation', () => {
+  const constant = parsePlan({ schedule: { mutual: { steps: 100, lr: 1e-3 } } }).schedule.mutual;
+  assert.equal('finalLr' in constant, false, 'no finalLr key unless given (plan.json unchanged)');
+  assert.equal(stageLr(constant), 1e-3);
+  const s = parsePlan({ schedule: { decoder: { steps: 101, lr: 1e-3, finalLr: 1e-4 } } }).schedule
+    .decoder;
+  assert.deepEqual(s, { steps: 101, lr: 1e-3, finalLr: 1e-4 });
+  const f = stageLr(s);
+  assert.equal(typeof f, 'function');
+  const at = f as (step: number) => number;
+  assert.ok(Math.abs(at(1) - 1e-3) < 1e-12, 'lr at the first step');
+  assert.ok(Math.abs(at(51) - 5.5e-4) < 1e-12, 'halfway: the mean of lr and finalLr');
+  assert.ok(Math.abs(at(101) - 1e-4) < 1e-12, 'finalLr at the last step');
+  for (let k = 2; k <= 101; k++) assert.ok(at(k) < at(k - 1), `falls at step ${k}`);
+  assert.equal(stageLr({ steps: 1, lr: 1e-3, finalLr: 1e-4 }) instanceof Function, true);
+  assert.equal((stageLr({ steps: 1, lr: 1e-3, finalLr: 1e-4 }) as (k: number) => number)(1), 1e-4);
+  assert.equal(stageLr({ steps: 10, lr: 1e-3, finalLr: 1e-3 }), 1e-3, 'equal rates: constant');
+  assert.throws(
+    () => parsePlan({ schedule: { mutual: { lr: 1e-3, finalLr: 2e-3 } } }),
+    /plan\.schedule\.mutual\.finalLr: 0\.002 is above the stage's lr 0\.001/,
+  );
+  assert.throws(
+    () => parsePlan({ schedule: { joint: { finalLr: 0 } } }),
+    /plan\.schedule\.joint\.finalLr: expected a number > 0/,
+  );
+  const st = parsePlan({ selfTraining: { mutual: { steps: 10, lr: 5e-4, finalLr: 5e-5 } } });
+  assert.equal(st.selfTraining?.mutual.finalLr, 5e-5);
 });

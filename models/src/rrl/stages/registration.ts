@@ -33,7 +33,8 @@ export interface RegistrationStageInput {
   /** Registration network (base width, smoothness λ, LNCC window …). */
   args?: RegistrationArgs;
   steps: number;
-  lr: number;
+  /** A constant rate or one per (1-based) step. */
+  lr: number | ((step: number) => number);
   seed?: number;
   provider?: 'auto' | 'cpu' | 'webgpu' | 'cuda';
   /** Checkpoint file: loaded when it exists (resume), written every `every` steps and at the end. */
