@@ -922,20 +922,27 @@ class Run {
       jointSteps: sched.steps,
     });
     this.fields = undefined; // the joint registration's displacements replace the first ones
+    const changed = await this.switchPseudoLabels(1);
+    this.say(`[joint] fused pseudo labels (branch weight ${f}): ${changed} of voxels changed`);
+    return { steps: sched.steps };
+  }
+
+  /**
+   * Replaces the pseudo labels in use by the saved round `round` and says what share of their
+   * voxels changed (e.g. "1.25 %").
+   */
+  async switchPseudoLabels(round: 1 | 2): Promise<string> {
     const old = this.pseudo;
     this.pseudo = [];
     for (const u of this.input.unlabeled) {
-      this.pseudo.push(new Uint8Array(await readFile(this.pseudoFile(u.id, 1))));
+      this.pseudo.push(new Uint8Array(await readFile(this.pseudoFile(u.id, round))));
     }
     let changed = 0;
     for (const [k, a] of old.entries()) {
       const b = this.pseudo[k]!;
-      for (let i = 0; i < m; i++) if (a[i] !== b[i]) changed++;
+      for (let i = 0; i < this.voxels; i++) if (a[i] !== b[i]) changed++;
     }
-    this.say(
-      `[joint] fused pseudo labels (branch weight ${f}): ${((100 * changed) / (m * Math.max(1, old.length))).toFixed(2)} % of voxels changed`,
-    );
-    return { steps: sched.steps };
+    return `${((100 * changed) / (this.voxels * Math.max(1, old.length))).toFixed(2)} %`;
   }
 
   /** Both branches on the pseudo labels, mutual supervision and mutual EMA (mutual task). */
@@ -1024,18 +1031,9 @@ class Run {
         );
       }
     }
-    const old = this.pseudo;
-    this.pseudo = [];
-    for (const u of this.input.unlabeled) {
-      this.pseudo.push(new Uint8Array(await readFile(this.pseudoFile(u.id, 2))));
-    }
-    let changed = 0;
-    for (const [k, a] of old.entries()) {
-      const b = this.pseudo[k]!;
-      for (let i = 0; i < this.voxels; i++) if (a[i] !== b[i]) changed++;
-    }
+    const changed = await this.switchPseudoLabels(2);
     this.say(
-      `[self-training] relabelled (model weight ${st.fusion}): ${((100 * changed) / (this.voxels * Math.max(1, old.length))).toFixed(2)} % of voxels changed`,
+      `[self-training] relabelled (model weight ${st.fusion}): ${changed} of voxels changed`,
     );
     if (st.mutual.steps > 0) await this.trainMutual('self-training', st.mutual);
     return { steps: st.mutual.steps };
