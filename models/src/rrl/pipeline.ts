@@ -42,7 +42,7 @@ import { stageLr, type InstanceOptimisation, type RrlPlan, type StageSchedule } 
 import { applyAffine, randomAffine } from './augment.js';
 import type { PrealignSpec } from './prealign.js';
 import { argmaxClasses, oneHot, pseudoLabels } from './pseudoLabels.js';
-import { atlasStack, blendDisplacements, synthesize } from './synthesis.js';
+import { atlasStack, blendDisplacements, composeShift, synthesize } from './synthesis.js';
 import { StageAbortedError } from './stages/abort.js';
 import { PrealignedAtlas, runRegistrationStage } from './stages/registration.js';
 import {
@@ -550,7 +550,7 @@ class Run {
       const file = join(this.paths.pseudoLabels, `${safeId(u.id)}.u8`);
       if (!existsSync(file)) {
         const r = await this.warpAtlas(pre, reg.params, reg.args, k);
-        await this.saveField(k, r.displacement);
+        await this.saveField(k, r.displacement, pre);
         await atomicWrite(file, r.labels);
       }
       this.progress('pseudo-labels', { step: k + 1, total });
@@ -626,17 +626,19 @@ class Run {
   }
 
   /**
-   * Writes the displacement of volume `k` (plans with sampling.synthetic; before its pseudo
+   * Writes the atlas → volume `k` displacement (plans with sampling.synthetic; before its pseudo
    * label file, so an existing label file implies a field of the same registration).
+   * `displacement` is the registration's, of the atlas pre-shifted for this volume
+   * (`pre.get(k)`); the file holds the atlas's own (the shift composed in), which is what
+   * synthesis warps.
    */
-  async saveField(k: number, displacement: Float32Array): Promise<void> {
+  async saveField(k: number, displacement: Float32Array, pre: PrealignedAtlas): Promise<void> {
     if (!this.plan.sampling.synthetic) return;
     await mkdir(this.paths.fields, { recursive: true });
     const id = this.input.unlabeled[k]!.id;
-    await atomicWrite(
-      this.fieldFile(id),
-      new Uint8Array(displacement.buffer, displacement.byteOffset, displacement.byteLength),
-    );
+    const shift = pre.get(k).shift;
+    const d = shift.some((v) => v !== 0) ? composeShift(displacement, shift) : displacement;
+    await atomicWrite(this.fieldFile(id), new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   }
 
   /**
@@ -670,7 +672,7 @@ class Run {
         if (this.input.signal?.aborted)
           throw new StageAbortedError('synthesis (displacements)', 0, 0);
         const r = await this.warpAtlas(pre, reg!.params, reg!.args, k);
-        await this.saveField(k, r.displacement);
+        await this.saveField(k, r.displacement, pre);
       }
       const b = await readFile(file);
       if (b.byteLength !== 3 * this.voxels * 4) {
@@ -909,7 +911,7 @@ class Run {
       const file = this.pseudoFile(u.id, 1);
       if (!existsSync(file)) {
         const r = await this.warpAtlas(pre, reg.params, reg.args, k);
-        await this.saveField(k, r.displacement);
+        await this.saveField(k, r.displacement, pre);
         const fused = new Float32Array(C * m);
         const pr = predictions[k]!;
         for (let i = 0; i < C * m; i++) fused[i] = (1 - f) * r.probabilities[i]! + f * pr[i]!;

@@ -6,6 +6,7 @@
  * labels carry the registration's errors. One trilinear pass warps the image and the one-hot
  * labels (the engine's `warp3d` convention: out(p) = vol(clamp(p + disp(p))), voxels).
  */
+import type { Shift } from './prealign.js';
 import { argmaxClasses, oneHot, warpReference, type Grid } from './pseudoLabels.js';
 
 /** The atlas as one [1 + classes, D, H, W] stack: image, then the one-hot labels. */
@@ -21,6 +22,20 @@ export function atlasStack(
   const out = new Float32Array((1 + classes) * m);
   out.set(image, 0);
   out.set(oneHot(labels, classes), m);
+  return out;
+}
+
+/**
+ * The displacement of the atlas itself when the registration warped the atlas pre-shifted by `s`
+ * (plan.registrationPrealign: shifted(p) = atlas(p − s), warped(p) = shifted(p + φ(p)) =
+ * atlas(p + φ(p) − s)): φ − s, channel by channel ([z, y, x], voxels).
+ */
+export function composeShift(disp: Float32Array, s: Shift): Float32Array {
+  const m = disp.length / 3;
+  const out = new Float32Array(disp.length);
+  for (let c = 0; c < 3; c++) {
+    for (let i = c * m; i < (c + 1) * m; i++) out[i] = disp[i]! - s[c]!;
+  }
   return out;
 }
 

@@ -2,11 +2,19 @@
  * Registration-based synthesis (models/src/rrl/synthesis.ts, plan.sampling.synthetic): a zero
  * displacement gives the atlas back; a constant integer displacement moves image and labels
  * together by exactly that many voxels; blending is convex; a smooth random displacement keeps
- * image and labels consistent; the plan validates the field.
+ * image and labels consistent; a pre-alignment shift composed into a field warps the atlas as the
+ * registration warped the shifted atlas; the plan validates the field.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { atlasStack, blendDisplacements, synthesize } from '../../../models/src/rrl/synthesis.js';
+import {
+  atlasStack,
+  blendDisplacements,
+  composeShift,
+  synthesize,
+} from '../../../models/src/rrl/synthesis.js';
+import { shiftImage } from '../../../models/src/rrl/prealign.js';
+import { warpReference } from '../../../models/src/rrl/pseudoLabels.js';
 import { parsePlan } from '../../../models/src/rrl/plan.js';
 import type { Grid } from '../../../models/src/rrl/pseudoLabels.js';
 import { texturedBlob } from './helpers.js';
@@ -66,6 +74,41 @@ test('blendDisplacements is convex; a smooth field keeps image and labels consis
   }
   assert.ok(fg > 100, `${fg} foreground voxels`);
   assert.equal(agree, m, 'image and labels warped by the same field');
+});
+
+test('composeShift: the atlas warped by φ − s = the atlas pre-shifted by s, warped by φ', () => {
+  const b = texturedBlob(grid, [8, 7, 6]);
+  const s: [number, number, number] = [2, -1, 1];
+  const phi = new Float32Array(3 * m);
+  for (let z = 0; z < grid[0]; z++)
+    for (let y = 0; y < grid[1]; y++)
+      for (let x = 0; x < grid[2]; x++) {
+        const i = at(z, y, x);
+        phi[i] = 0.7 * Math.sin(y / 3);
+        phi[m + i] = 0.6 * Math.cos(x / 4);
+        phi[2 * m + i] = 0.5 * Math.sin(z / 5);
+      }
+  const viaShift = warpReference(shiftImage(b.image, grid, s), phi, grid);
+  const direct = warpReference(b.image, composeShift(phi, s), grid);
+  let compared = 0;
+  // away from the borders, where neither the shift nor the warp clamps
+  for (let z = 4; z < grid[0] - 4; z++)
+    for (let y = 4; y < grid[1] - 4; y++)
+      for (let x = 4; x < grid[2] - 4; x++) {
+        const i = at(z, y, x);
+        assert.ok(Math.abs(viaShift[i]! - direct[i]!) < 1e-5, `voxel ${z},${y},${x}`);
+        compared++;
+      }
+  assert.ok(compared > 100);
+  const moved = composeShift(phi, s);
+  assert.equal(moved[0], phi[0]! - 2);
+  assert.equal(moved[m], phi[m]! + 1);
+  assert.equal(moved[2 * m], phi[2 * m]! - 1);
+  // without the composition the two differ (the check above is not vacuous)
+  const plain = warpReference(b.image, phi, grid);
+  let differ = 0;
+  for (let i = 0; i < m; i++) if (Math.abs(plain[i]! - viaShift[i]!) > 1e-3) differ++;
+  assert.ok(differ > 100, `${differ} voxels differ without the shift`);
 });
 
 test('plan sampling.synthetic: absent by default, defaults, validation', () => {
