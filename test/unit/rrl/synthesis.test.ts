@@ -23,6 +23,20 @@ const grid: Grid = [16, 14, 12];
 const m = grid[0] * grid[1] * grid[2];
 const at = (z: number, y: number, x: number): number => (z * grid[1] + y) * grid[2] + x;
 
+/** A smooth displacement [3, D, H, W] with the given amplitudes (voxels) per channel. */
+function smoothField(amp: readonly [number, number, number]): Float32Array {
+  const d = new Float32Array(3 * m);
+  for (let z = 0; z < grid[0]; z++)
+    for (let y = 0; y < grid[1]; y++)
+      for (let x = 0; x < grid[2]; x++) {
+        const i = at(z, y, x);
+        d[i] = amp[0] * Math.sin(y / 3);
+        d[m + i] = amp[1] * Math.cos(x / 4);
+        d[2 * m + i] = amp[2] * Math.sin(z / 5);
+      }
+  return d;
+}
+
 test('synthesize: zero displacement = the atlas; constant shift moves image and labels together', () => {
   const b = texturedBlob(grid, [8, 7, 6]);
   const stack = atlasStack(b.image, b.halves, 3);
@@ -56,15 +70,7 @@ test('blendDisplacements is convex; a smooth field keeps image and labels consis
   // the atlas "image" is its label map; after a smooth warp the warped image rounds to the labels
   const b = texturedBlob(grid, [8, 7, 6]);
   const stack = atlasStack(Float32Array.from(b.label), b.label, 2);
-  const d = new Float32Array(3 * m);
-  for (let zz = 0; zz < grid[0]; zz++)
-    for (let y = 0; y < grid[1]; y++)
-      for (let x = 0; x < grid[2]; x++) {
-        const i = at(zz, y, x);
-        d[i] = 1.5 * Math.sin(y / 3);
-        d[m + i] = 1.2 * Math.cos(x / 4);
-        d[2 * m + i] = 0.8 * Math.sin(zz / 5);
-      }
+  const d = smoothField([1.5, 1.2, 0.8]);
   const s = synthesize(stack, 2, d, grid);
   let fg = 0;
   let agree = 0;
@@ -79,15 +85,7 @@ test('blendDisplacements is convex; a smooth field keeps image and labels consis
 test('composeShift: the atlas warped by φ − s = the atlas pre-shifted by s, warped by φ', () => {
   const b = texturedBlob(grid, [8, 7, 6]);
   const s: [number, number, number] = [2, -1, 1];
-  const phi = new Float32Array(3 * m);
-  for (let z = 0; z < grid[0]; z++)
-    for (let y = 0; y < grid[1]; y++)
-      for (let x = 0; x < grid[2]; x++) {
-        const i = at(z, y, x);
-        phi[i] = 0.7 * Math.sin(y / 3);
-        phi[m + i] = 0.6 * Math.cos(x / 4);
-        phi[2 * m + i] = 0.5 * Math.sin(z / 5);
-      }
+  const phi = smoothField([0.7, 0.6, 0.5]);
   const viaShift = warpReference(shiftImage(b.image, grid, s), phi, grid);
   const direct = warpReference(b.image, composeShift(phi, s), grid);
   let compared = 0;
