@@ -272,8 +272,17 @@ function logitsWithTables(
 // Grid voxel j (of G, spacing g) and source voxel i (of S, spacing s) share a physical frame whose
 // origin is the centre of both extents: x = (j + 0.5 - G/2)·g = (i + 0.5 - S/2)·s. A sample lies
 // inside the other volume when its continuous index u is within [-0.5, n - 0.5] (the extent).
+//
+// Same spacing on an axis: the voxels are made to coincide (u = j + trunc((S - G)/2), an integer),
+// so nothing is interpolated. Exact centring would put every grid voxel half-way between two
+// source voxels whenever S - G is odd: the image is then averaged over the two while a label map
+// (nearest neighbour, ties rounding up) comes from one of them — the labels sit half a voxel off
+// the image, the same way in every volume. The centres now agree within half a voxel; trunc
+// (toward zero) keeps the two directions exact inverses of each other.
 
 const EDGE_EPS = 1e-6;
+/** Relative difference under which two spacings count as the same (NIfTI float noise). */
+const SAME_SPACING = 1e-4;
 
 /** Continuous index in the `to` volume of sample `j` of the `from` volume (centred mapping). */
 export function centredCoordinate(
@@ -283,6 +292,9 @@ export function centredCoordinate(
   to: number,
   toSpacing: number,
 ): number {
+  if (Math.abs(fromSpacing - toSpacing) <= SAME_SPACING * Math.max(fromSpacing, toSpacing)) {
+    return j + Math.trunc((to - from) / 2);
+  }
   return ((j + 0.5 - from / 2) * fromSpacing) / toSpacing + to / 2 - 0.5;
 }
 

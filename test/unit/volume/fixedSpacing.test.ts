@@ -119,7 +119,8 @@ test('centring is exact for odd and even sizes (same spacing): integer shifts, e
     }
     assert.equal(centredCoordinate((g - 1) / 2, g, 1, s, 1), (s - 1) / 2);
   }
-  // odd source in an even grid: half-voxel offset, the centre still maps to the centre
+  // odd source in an even grid: the voxels still coincide (shift trunc(3/2) = 1, no interpolation),
+  // the centres agree within half a voxel, and the two directions are exact inverses
   const src = Float32Array.from([0, 1, 2, 3, 4]);
   const { data, inside } = resampleTrilinearCentred(
     src,
@@ -128,9 +129,57 @@ test('centring is exact for odd and even sizes (same spacing): integer shifts, e
     [8, 1, 1],
     [1, 1, 1],
   );
-  assert.deepEqual(Array.from(inside), [0, 1, 1, 1, 1, 1, 1, 0]);
-  assert.deepEqual(Array.from(data.slice(1, 7)), [0, 0.5, 1.5, 2.5, 3.5, 4]);
-  assert.equal((data[3] + data[4]) / 2, 2);
+  assert.deepEqual(Array.from(inside), [0, 1, 1, 1, 1, 1, 0, 0]);
+  assert.deepEqual(Array.from(data.slice(1, 6)), [0, 1, 2, 3, 4]);
+  for (const [a, b] of [
+    [5, 8],
+    [8, 5],
+    [37, 40],
+    [35, 40],
+    [40, 37],
+  ]) {
+    for (let j = 0; j < a; j++) {
+      const u = centredCoordinate(j, a, 1, b, 1);
+      assert.ok(Number.isInteger(u), `${a} → ${b}: ${u}`);
+      assert.equal(centredCoordinate(u, b, 1, a, 1), j);
+      assert.ok(Math.abs(u - (j + (b - a) / 2)) <= 0.5);
+    }
+  }
+});
+
+test('labels and image stay aligned on a grid of the same spacing (odd and even size differences)', () => {
+  // a blob image and its thresholded label map on a 7×6×5 source; on every grid the label map
+  // must still be the threshold of the image (a half-voxel offset breaks this on odd differences)
+  const src: Dims = [7, 6, 5];
+  const img = new Float32Array(7 * 6 * 5);
+  const lab = new Uint8Array(img.length);
+  let i = 0;
+  for (let z = 0; z < 5; z++)
+    for (let y = 0; y < 6; y++)
+      for (let x = 0; x < 7; x++, i++) {
+        img[i] = 100 - ((x - 2.6) ** 2 + (y - 3.2) ** 2 + (z - 2.1) ** 2) * 10;
+        lab[i] = img[i] > 75 ? 1 : 0;
+      }
+  for (const grid of [
+    [10, 8, 8],
+    [9, 9, 6],
+    [8, 7, 7],
+  ] as Dims[]) {
+    const m = meta(grid, [1, 1, 1]);
+    const { data, inside } = resampleTrilinearCentred(img, src, [1, 1, 1], grid, [1, 1, 1]);
+    const onGrid = labelsToModelGrid(lab, src, m, [1, 1, 1]);
+    let fg = 0;
+    for (let v = 0; v < data.length; v++) {
+      if (!inside[v]) continue;
+      assert.equal(onGrid[v], data[v] > 75 ? 1 : 0, `grid ${grid.join('×')} voxel ${v}`);
+      fg += onGrid[v];
+    }
+    assert.equal(
+      fg,
+      lab.reduce((a, b) => a + b, 0),
+      `grid ${grid.join('×')}: all label voxels kept`,
+    );
+  }
 });
 
 test('fixed-spacing scales by the spacing ratio in both directions', () => {
