@@ -971,6 +971,7 @@ class Run {
     const t = apDecoderTask(this.args, this.grid, {
       dice: p.loss.dice,
       crossEntropy: p.loss.crossEntropy,
+      consistency: p.loss.decoderConsistency,
     });
     await this.trainStage({
       stage,

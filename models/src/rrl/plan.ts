@@ -137,6 +137,8 @@ export interface RrlPlan {
     distillation: number;
     /** Mutual supervision between the branches. */
     mutual: number;
+    /** AP decoder stage: MSE between its softmax and the medical branch's (absent or 0 = off). */
+    decoderConsistency?: number;
   };
   schedule: {
     registration: StageSchedule;
@@ -379,8 +381,8 @@ export function parsePlan(input: unknown): RrlPlan {
   const lossIn = input.loss ?? {};
   if (!isObj(lossIn))
     throw new PlanError(`plan.loss: expected an object, found ${describe(lossIn)}.`);
-  checkKeys('loss', lossIn, Object.keys(d.loss));
-  const w = (k: keyof RrlPlan['loss']): number =>
+  checkKeys('loss', lossIn, [...Object.keys(d.loss), 'decoderConsistency']);
+  const w = (k: Exclude<keyof RrlPlan['loss'], 'decoderConsistency'>): number =>
     num(`loss.${k}`, lossIn[k], d.loss[k], { min: 0 });
   const loss: RrlPlan['loss'] = {
     dice: w('dice'),
@@ -390,6 +392,12 @@ export function parsePlan(input: unknown): RrlPlan {
     distillation: w('distillation'),
     mutual: w('mutual'),
   };
+  // only when given, so that the plan.json of earlier runs stays the same (resume check)
+  if (lossIn.decoderConsistency !== undefined) {
+    loss.decoderConsistency = num('loss.decoderConsistency', lossIn.decoderConsistency, 0, {
+      min: 0,
+    });
+  }
   if (loss.dice === 0 && loss.crossEntropy === 0) {
     throw new PlanError(
       'plan.loss: dice and crossEntropy are both 0, so the segmentation heads get no training signal; make at least one positive.',

@@ -101,11 +101,16 @@ export function taskDistillationTask(
   return { graph: g, image, target, logits, loss, metrics: { dice: seg.dice, featureL1 } };
 }
 
-/** The full inference graph; only `ap.` parameters are trainable. */
+/**
+ * The full inference graph; only `ap.` parameters are trainable. With `consistency` > 0 the loss
+ * gains `consistency` · MSE between the decoder's softmax and the medical branch's (behind
+ * stopGradient, so E_m and its head stay as they are): the decoder is held near the branch it
+ * refines instead of fitting every error of the pseudo labels. Metrics `dice` (+ `consistency`).
+ */
 export function apDecoderTask(
   args: RrlNetArgs,
   grid: readonly [number, number, number],
-  w: SegmentationWeights,
+  w: SegmentationWeights & { consistency?: number },
 ): RrlSegmentationTask {
   checkGrid(args, grid, 'apDecoderTask');
   const net = rrlInferenceNet(args, grid, { stopPromptGradient: true });
@@ -114,8 +119,15 @@ export function apDecoderTask(
     if (!name.startsWith('ap.')) g.params.set(name, { ...p, trainable: false });
   }
   const target = g.input('target', [1, args.classes, ...grid]);
-  const { loss, dice } = segLoss(g, net.logits, target, w);
-  return { graph: g, image: net.image, target, logits: net.logits, loss, metrics: { dice } };
+  const seg = segLoss(g, net.logits, target, w);
+  const metrics: Record<string, Value> = { dice: seg.dice };
+  let loss = seg.loss;
+  if (w.consistency) {
+    const d = g.sub(g.softmax(net.logits, 1), g.stopGradient(g.softmax(net.medicalLogits, 1)));
+    metrics.consistency = g.reduceMean(g.mul(d, d), undefined, false);
+    loss = g.add(loss, g.mul(metrics.consistency, w.consistency));
+  }
+  return { graph: g, image: net.image, target, logits: net.logits, loss, metrics };
 }
 
 export interface MutualTask extends RrlSegmentationTask {

@@ -66,6 +66,9 @@ test('validation errors name the field, what was expected and what was found', (
   );
   rejects({ loss: { dice: 0, crossEntropy: 0 } }, /both 0/);
   rejects({ loss: { distillation: -0.1 } }, /loss\.distillation/);
+  rejects({ loss: { decoderConsistency: -1 } }, /loss\.decoderConsistency/);
+  assert.equal('decoderConsistency' in parsePlan({}).loss, false, 'absent unless given');
+  assert.equal(parsePlan({ loss: { decoderConsistency: 2 } }).loss.decoderConsistency, 2);
   rejects({ teacher: '' }, /plan\.teacher: expected the path or file: URL/, /skip stage 1/);
   rejects({ classes: 1 }, /plan\.classes: expected an integer ≥ 2, found 1/);
 });

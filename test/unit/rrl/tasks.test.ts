@@ -94,6 +94,26 @@ test('AP decoder task: only the decoder learns; the loss falls', async () => {
   assert.notDeepEqual(final.get('ap.head.conv.w'), init.get('ap.head.conv.w'));
 });
 
+test('AP decoder task with consistency: + w · MSE to the medical branch, still only the decoder learns', async () => {
+  const init = apDecoderTask(args, grid, { dice: 1, crossEntropy: 1 }).graph.initialParams(4);
+  const first = async (consistency: number): Promise<number> => {
+    const t = apDecoderTask(args, grid, { dice: 1, crossEntropy: 1, consistency });
+    if (consistency) assert.ok(t.metrics.consistency);
+    const { losses } = await train(t.graph, t.loss, 1, init, { lr: 0 });
+    return losses[0]!;
+  };
+  const [l0, l2, l4] = [await first(0), await first(2), await first(4)];
+  const mse = (l2 - l0) / 2;
+  assert.ok(mse > 1e-4, `the consistency term is ${mse}`);
+  assert.ok(Math.abs(l4 - l0 - 4 * mse) < 1e-4, `not linear in the weight: ${l0} ${l2} ${l4}`);
+  const t = apDecoderTask(args, grid, { dice: 1, crossEntropy: 1, consistency: 2 });
+  const trainable = [...t.graph.params.values()].filter((p) => p.trainable).map((p) => p.name);
+  assert.ok(trainable.length > 0 && trainable.every((n) => n.startsWith('ap.')));
+  const { losses, final } = await train(t.graph, t.loss, 15, init);
+  assert.ok(losses[14]! < losses[0]! * 0.8, `loss did not fall: ${losses.join(' ')}`);
+  assert.deepEqual(final.get('em_head.out.conv.w'), init.get('em_head.out.conv.w'));
+});
+
 test('tasks reject a zero loss and a bad grid', () => {
   assert.throws(
     () => branchSegmentationTask(args, grid, 'eg', { dice: 0, crossEntropy: 0 }),
