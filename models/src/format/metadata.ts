@@ -52,8 +52,10 @@ export interface GridSpec {
   spacing: [number, number, number];
   /**
    * "fit-extent": the source volume's voxel extent is scaled to the grid.
-   * "fixed-spacing": the source is resampled at `spacing`, centre of its extent at the grid's centre;
-   * grid voxels outside the source are padding, source voxels outside the grid are cropped.
+   * "fixed-spacing": the source is resampled at `spacing`, centre of its extent at the grid's centre
+   * (on an axis where the source already has that spacing, the voxels coincide and the centres
+   * agree within half a voxel: `centredCoordinate`); grid voxels outside the source are padding,
+   * source voxels outside the grid are cropped.
    */
   resample: GridResample;
 }
