@@ -7,7 +7,7 @@
  *   frozen (non-trainable) and the prompt behind stopGradient; only the AP decoder (`ap.`) learns.
  */
 import { Graph, type Value } from '../engine/graph/graph.js';
-import { crossEntropyLoss, l1Loss, softDiceLoss } from '../engine/losses/losses.js';
+import { crossEntropyLoss, l1Loss, mseLoss, softDiceLoss } from '../engine/losses/losses.js';
 import { rrlEncoder, rrlInferenceNet, segmentationHead, type RrlNetArgs } from './networks.js';
 import type { SegmentationTask } from '../engine/nn/unet.js';
 
@@ -123,8 +123,8 @@ export function apDecoderTask(
   const metrics: Record<string, Value> = { dice: seg.dice };
   let loss = seg.loss;
   if (w.consistency) {
-    const d = g.sub(g.softmax(net.logits, 1), g.stopGradient(g.softmax(net.medicalLogits, 1)));
-    metrics.consistency = g.reduceMean(g.mul(d, d), undefined, false);
+    const medical = g.stopGradient(g.softmax(net.medicalLogits, 1));
+    metrics.consistency = mseLoss(g, g.softmax(net.logits, 1), medical);
     loss = g.add(loss, g.mul(metrics.consistency, w.consistency));
   }
   return { graph: g, image: net.image, target, logits: net.logits, loss, metrics };
@@ -158,8 +158,8 @@ export function mutualTask(
   const sm = segLoss(g, logits, target, w);
   let loss = g.add(sg.loss, sm.loss);
   if (w.mutual !== 0) {
-    const d = g.sub(g.softmax(generalLogits, 1), g.softmax(logits, 1));
-    loss = g.add(loss, g.mul(g.reduceMean(g.mul(d, d), undefined, false), w.mutual));
+    const d = mseLoss(g, g.softmax(generalLogits, 1), g.softmax(logits, 1));
+    loss = g.add(loss, g.mul(d, w.mutual));
   }
   const emaPairs: [string, string][] = [...g.params.keys()]
     .filter((n) => n.startsWith('eg.'))
