@@ -16,15 +16,20 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { startServer, type RunningServer } from '../server/src/app';
-import { ConfigError, REPO_ROOT } from '../server/src/config';
+import { ConfigError, loadConfig, REPO_ROOT } from '../server/src/config';
 import { seedDemo } from '../server/src/demo';
-import { startOrthanc, type OrthancProcess } from '../server/src/pacs/orthanc';
+import {
+  parseModalities,
+  startOrthanc,
+  type DicomModality,
+  type OrthancProcess,
+} from '../server/src/pacs/orthanc';
 
 interface StartOptions {
   host: string;
@@ -34,6 +39,11 @@ interface StartOptions {
   varDir: string;
   seed: boolean;
   model: boolean;
+  behindProxy: boolean;
+  tls?: { keyFile: string; certFile: string };
+  allowedHosts: string[];
+  /** Modalities allowed to C-STORE into the PACS's DICOM port (exposed on the network then). */
+  dicomModalities: DicomModality[];
   /** Ports given explicitly (flag or environment): never replaced by a free one. */
   explicit: { port: boolean; pacsPort: boolean; pacsDicomPort: boolean };
 }
@@ -65,6 +75,11 @@ function readOptions(): StartOptions | undefined {
       'var-dir': { type: 'string' },
       'no-seed': { type: 'boolean' },
       'no-model': { type: 'boolean' },
+      'behind-proxy': { type: 'boolean' },
+      'tls-key': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'allowed-host': { type: 'string', multiple: true },
+      'pacs-dicom-allow': { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -80,6 +95,14 @@ function readOptions(): StartOptions | undefined {
         '  --var-dir DIR        data folder (RRL_VAR_DIR, default var/)',
         '  --no-seed            do not seed the demo studies into an empty PACS',
         '  --no-model           do not create the test-fixture model when var/models is empty',
+        '  --behind-proxy       an HTTPS reverse proxy fronts the server (RRL_BEHIND_PROXY=1);',
+        '                       needed, or --tls-key/--tls-cert, for a --host other than loopback',
+        '  --tls-key F --tls-cert F  serve HTTPS with this PEM key and certificate',
+        '  --allowed-host NAME  a host name clients use to reach the server (repeatable;',
+        '                       RRL_ALLOWED_HOSTS=a,b); localhost/127.0.0.1/[::1] always work',
+        '  --pacs-dicom-allow AET@HOST:PORT  expose the PACS DICOM port on the network and accept',
+        '                       C-STORE from this modality only (repeatable; RRL_PACS_DICOM_ALLOW).',
+        '                       Without it the DICOM port listens on 127.0.0.1 only.',
         '',
       ].join('\n'),
     );
@@ -100,6 +123,28 @@ function readOptions(): StartOptions | undefined {
       4242,
     ),
     varDir: path.resolve(values['var-dir'] ?? env.RRL_VAR_DIR ?? path.join(REPO_ROOT, 'var')),
+    behindProxy: values['behind-proxy'] ?? /^(1|true|yes)$/i.test(env.RRL_BEHIND_PROXY ?? ''),
+    ...((values['tls-key'] ?? env.RRL_TLS_KEY) || (values['tls-cert'] ?? env.RRL_TLS_CERT)
+      ? {
+          tls: {
+            keyFile: path.resolve(values['tls-key'] ?? env.RRL_TLS_KEY ?? ''),
+            certFile: path.resolve(values['tls-cert'] ?? env.RRL_TLS_CERT ?? ''),
+          },
+        }
+      : {}),
+    allowedHosts:
+      values['allowed-host'] ??
+      (env.RRL_ALLOWED_HOSTS ?? '')
+        .split(',')
+        .map((h) => h.trim())
+        .filter((h) => h !== ''),
+    dicomModalities: parseModalities(
+      values['pacs-dicom-allow'] ??
+        (env.RRL_PACS_DICOM_ALLOW ?? '')
+          .split(',')
+          .map((m) => m.trim())
+          .filter((m) => m !== ''),
+    ),
     seed: !values['no-seed'],
     model: !values['no-model'],
     explicit: {
@@ -176,6 +221,67 @@ async function stopOrphanOrthanc(varDir: string): Promise<void> {
   for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) {
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+interface LockInfo {
+  pid: number;
+  startedAt: string;
+  url?: string;
+}
+
+/** Whether `pid` is a running start.ts (not a recycled pid of some other program). */
+async function isStartProcess(pid: number): Promise<boolean> {
+  if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) return false;
+  try {
+    const cmd = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replace(/\0/g, ' ');
+    return /start\.(ts|js)/.test(cmd);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * One product per data folder: `<var>/start.lock` (created exclusively) holds the running start's
+ * pid and, once it is up, its viewer URL. A second start on the same folder says where the first
+ * runs and exits without touching it; a lock left by a start that died is taken over.
+ */
+async function takeLock(varDir: string): Promise<{ update(url: string): Promise<void>; release(): Promise<void> } | LockInfo> {
+  const file = path.join(varDir, 'start.lock');
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fh = await open(file, 'wx', 0o600);
+      const info: LockInfo = { pid: process.pid, startedAt: new Date().toISOString() };
+      await fh.writeFile(JSON.stringify(info) + '\n');
+      await fh.close();
+      return {
+        update: (url) => writeFile(file, JSON.stringify({ ...info, url }) + '\n', { mode: 0o600 }),
+        release: async () => {
+          try {
+            const now = JSON.parse(await readFile(file, 'utf8')) as LockInfo;
+            if (now.pid === process.pid) await rm(file, { force: true });
+          } catch {
+            /* gone already */
+          }
+        },
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let held: LockInfo | undefined;
+    try {
+      held = JSON.parse(await readFile(file, 'utf8')) as LockInfo;
+    } catch {
+      held = undefined; // being written, or garbage
+    }
+    if (held && (await isStartProcess(held.pid))) return held;
+    if (!held && attempt === 0) {
+      await new Promise((r) => setTimeout(r, 300));
+      continue;
+    }
+    say('taking over the lock of an earlier start that is no longer running');
+    await rm(file, { force: true });
+  }
+  throw new Error(`could not take the lock ${file}; remove it if no start runs on this folder`);
 }
 
 async function countStudies(pacs: OrthancProcess): Promise<number> {
@@ -264,7 +370,28 @@ async function ensureModel(modelsDir: string): Promise<void> {
 async function main(): Promise<void> {
   const opts = readOptions();
   if (!opts) return;
-  await mkdir(opts.varDir, { recursive: true });
+  // The server's settings are checked before anything starts (a refused --host, say).
+  loadConfig({
+    host: opts.host,
+    port: opts.port,
+    behindProxy: opts.behindProxy,
+    allowedHosts: opts.allowedHosts,
+    ...(opts.tls ? { tls: opts.tls } : {}),
+  });
+  process.umask(0o077); // var/ holds PHI, secrets and models: files 0600, folders 0700
+  await mkdir(opts.varDir, { recursive: true, mode: 0o700 });
+  await chmod(opts.varDir, 0o700);
+  const lock = await takeLock(opts.varDir);
+  if (!('release' in lock)) {
+    say(
+      `RRL-MedSAM already runs on this data folder (${opts.varDir}): process ${lock.pid}, started ` +
+        `${lock.startedAt}${lock.url ? `, viewer at ${lock.url}/` : ' (still starting)'}. ` +
+        'Use that one, or stop it first (Ctrl-C in its terminal, or `kill ' +
+        `${lock.pid}\`); to run a second, independent copy give it its own --var-dir.`,
+    );
+    process.exitCode = 3;
+    return;
+  }
   const secrets = await loadSecrets(opts.varDir);
   await stopOrphanOrthanc(opts.varDir);
   const pacsPort = await usablePort(
@@ -293,6 +420,7 @@ async function main(): Promise<void> {
       await server?.close().catch(() => undefined);
       await pacs?.stop().catch(() => undefined);
       if (pacs) await rm(path.join(opts.varDir, 'orthanc.pid'), { force: true });
+      await lock.release();
       say('stopped');
     }
     process.exit(code);
@@ -318,9 +446,15 @@ async function main(): Promise<void> {
       username: secrets.orthanc.username,
       password: secrets.orthanc.password,
       name: 'RRL-MedSAM-PACS',
+      dicomModalities: opts.dicomModalities,
     });
     await writeFile(path.join(opts.varDir, 'orthanc.pid'), `${pacs.pid}\n`);
-    say(`Orthanc is up at ${pacs.url} (DICOM port ${pacs.dicomPort}; 127.0.0.1 only)`);
+    say(
+      `Orthanc is up at ${pacs.url} (HTTP on 127.0.0.1 only; DICOM port ${pacs.dicomPort} ` +
+        (opts.dicomModalities.length > 0
+          ? `on the network for ${opts.dicomModalities.map((m) => m.aet).join(', ')} only)`
+          : 'on 127.0.0.1 only)'),
+    );
     if (stopping) return;
 
     if (opts.seed) await seedIfEmpty(pacs, opts.varDir);
@@ -331,6 +465,9 @@ async function main(): Promise<void> {
     server = await startServer({
       host: opts.host,
       port,
+      behindProxy: opts.behindProxy,
+      allowedHosts: opts.allowedHosts,
+      ...(opts.tls ? { tls: opts.tls } : {}),
       modelsDir,
       dataDir: path.join(opts.varDir, 'server'),
       pacs: {
@@ -366,6 +503,7 @@ async function main(): Promise<void> {
   }, 2000);
   watch.unref();
 
+  await lock.update(server.url);
   process.stdout.write(
     `\nRRL-MedSAM for OHIF is running.\n  Viewer:  ${server.url}/\n` +
       `  PACS:    ${pacs.url} (user ${pacs.username}; password in ${path.join(opts.varDir, 'secrets.json')})\n` +
@@ -374,6 +512,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
+  if (e instanceof ConfigError) {
+    say(`not started: ${e.message}`);
+    process.exit(2);
+  }
   say(`failed: ${(e as Error).message}`);
   process.exit(1);
 });

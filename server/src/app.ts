@@ -5,12 +5,14 @@
  * Every response carries COOP/COEP/CORP (cross-origin isolation for onnxruntime-web's threads).
  */
 import { readFileSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
 import { Api } from './api/index.js';
+import { resolveApiToken } from './api/auth.js';
 import type { JobExecutor } from './jobs/runner.js';
 import { loadConfig, REPO_ROOT, type ServerConfig, type ServerConfigInput } from './config.js';
 import { sendError, sendJson, setIsolationHeaders } from './http/headers.js';
@@ -24,7 +26,14 @@ import {
   sendFile,
 } from './http/static.js';
 import { createLogger, type LogSink, type Logger } from './log.js';
-import { requestOrigin } from './http/origin.js';
+import { requestOrigin, requestProto } from './http/origin.js';
+import {
+  allowedHostNames,
+  hostProblem,
+  loadSessionSecret,
+  Sessions,
+} from './http/guard.js';
+import { crossOriginProblem, requestToken, tokenMatches } from './api/auth.js';
 import { ModelRegistry } from './models/registry.js';
 import { createDicomWebProxy, type ProxyOptions } from './proxy/dicomweb.js';
 import { EXTENSION_URL, MODE_URL, renderAppConfig } from './viewer/appConfig.js';
@@ -66,6 +75,9 @@ export const SERVER_VERSION: string = (() => {
 })();
 
 interface Ctx {
+  sessions: Sessions;
+  /** Whether the request carries a valid session cookie or token, or the API token. */
+  authorized: (req: IncomingMessage, allowQuery: boolean) => boolean;
   config: ServerConfig;
   log: Logger;
   models: ModelRegistry;
@@ -130,6 +142,19 @@ async function pacsHealth(
   };
 }
 
+/** Free space where the server keeps its data (jobs, database, models); < 1 GiB is not ok. */
+async function diskHealth(dir: string): Promise<{ ok: boolean; freeBytes?: number; error?: string }> {
+  try {
+    const st = await statfs(dir);
+    const freeBytes = Number(st.bavail) * Number(st.bsize);
+    return { ok: freeBytes >= MIN_FREE_BYTES, freeBytes };
+  } catch (e) {
+    return { ok: false, error: (e as NodeJS.ErrnoException).code ?? 'unreadable' };
+  }
+}
+
+const MIN_FREE_BYTES = 1024 ** 3;
+
 async function serveStatic(
   req: IncomingMessage,
   res: ServerResponse,
@@ -187,6 +212,10 @@ async function handleModels(
   await sendFile(req, res, found.file, found.info, { cacheControl: CACHE_REVALIDATE });
 }
 
+function secureRequest(ctx: Ctx, req: IncomingMessage): boolean {
+  return ctx.config.tls !== undefined || requestProto(req) === 'https';
+}
+
 async function route(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const rawUrl = req.url ?? '/';
   const q = rawUrl.indexOf('?');
@@ -194,6 +223,23 @@ async function route(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promi
   const method = req.method ?? 'GET';
 
   if (pathname === '/dicom-web' || pathname.startsWith('/dicom-web/')) {
+    const problem = crossOriginProblem(req, ctx.listenHost());
+    if (problem) {
+      req.resume();
+      sendError(res, 403, problem);
+      return;
+    }
+    if (!ctx.authorized(req, false)) {
+      req.resume();
+      res.setHeader('WWW-Authenticate', 'Bearer realm="rrl-medsam"');
+      sendError(
+        res,
+        401,
+        'The PACS is reached only through a viewer session: open the viewer page of this server ' +
+          '(it starts one), or send "Authorization: Bearer <API token>" from a script.',
+      );
+      return;
+    }
     ctx.proxy(req, res, pathname.slice('/dicom-web'.length));
     return;
   }
@@ -207,15 +253,25 @@ async function route(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promi
     return;
   }
   if (pathname === '/api/health') {
-    const [pacs, plugins, listing] = await Promise.all([
+    const [pacs, plugins, listing, disk] = await Promise.all([
       pacsHealth(ctx.config),
       pluginUrls(ctx.config),
       ctx.models.list(),
+      diskHealth(ctx.config.dataDir),
     ]);
-    sendJson(res, 200, {
-      status: pacs.reachable ? 'ok' : 'degraded',
+    const workers = ctx.api.workerHealth();
+    const problems: string[] = [];
+    if (!pacs.reachable) problems.push('the PACS is not reachable');
+    if (!disk.ok) problems.push('the data folder is (nearly) full');
+    if (!workers.ok) problems.push('the training worker is not running');
+    // 503 tells a load balancer or a monitor that the product cannot work now.
+    sendJson(res, problems.length === 0 ? 200 : 503, {
+      status: problems.length === 0 ? 'ok' : 'degraded',
+      ...(problems.length > 0 ? { problems } : {}),
       version: SERVER_VERSION,
       pacs,
+      disk,
+      workers,
       plugins: { extension: plugins.extensions.length > 0, mode: plugins.modes.length > 0 },
       models: { count: listing.models.length, skipped: listing.problems.length },
     });
@@ -226,6 +282,7 @@ async function route(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promi
     return;
   }
   if (pathname === '/app-config.js') {
+    ctx.sessions.ensureCookie(req, res, secureRequest(ctx, req));
     const origin = requestOrigin(req, ctx.listenHost());
     const body = renderAppConfig({ origin, ...(await pluginUrls(ctx.config)) });
     res.statusCode = 200;
@@ -265,7 +322,11 @@ async function route(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promi
     await handleModels(ctx, req, res, pathname.slice('/models'.length));
     return;
   }
-  // The viewer: a file of the OHIF dist, else (a client-side route) its index.html.
+  // The viewer: a file of the OHIF dist, else (a client-side route) its index.html. Loading the
+  // viewer's page starts (or refreshes) the session that the proxy and the API ask for.
+  if (pathname === '/' || pathname.endsWith('.html')) {
+    ctx.sessions.ensureCookie(req, res, secureRequest(ctx, req));
+  }
   if (await serveStatic(req, res, ctx.config.viewerDir, pathname)) return;
   // A missing asset is a 404; anything else (e.g. /viewer/1.2.840.10008...) is a client route.
   if (hasKnownExtension(pathname)) {
@@ -275,9 +336,11 @@ async function route(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promi
   const index = path.join(ctx.config.viewerDir, 'index.html');
   const info = await fileInfo(index);
   if (!info) {
-    sendError(res, 500, `The viewer's index.html is missing from ${ctx.config.viewerDir}.`);
+    ctx.log.error('viewer index.html missing', { viewerDir: ctx.config.viewerDir });
+    sendError(res, 500, "The viewer's index.html is missing; an administrator must reinstall the viewer (see the server log).");
     return;
   }
+  ctx.sessions.ensureCookie(req, res, secureRequest(ctx, req));
   await sendFile(req, res, index, info, { cacheControl: CACHE_REVALIDATE });
 }
 
@@ -291,50 +354,97 @@ export async function startServer(
   const cfg = loadConfig(config, options.env ?? process.env, options.configFile);
   const log = createLogger(cfg.logLevel, options.logSink);
   let boundHost = cfg.host;
+  const allowedHosts = allowedHostNames(cfg.host, cfg.allowedHosts);
+  const sessions = new Sessions({
+    secret: loadSessionSecret(cfg.dataDir),
+    ttlSeconds: cfg.sessionTtlSeconds,
+  });
+  const apiToken = resolveApiToken(cfg.apiToken, cfg.dataDir);
+  const authorized = (req: IncomingMessage, allowQuery: boolean): boolean => {
+    if (sessions.fromCookie(req) !== undefined) return true;
+    const given = requestToken(req, allowQuery);
+    return tokenMatches(given, apiToken) || sessions.check(given, 'b') !== undefined;
+  };
   const models = new ModelRegistry(cfg.modelsDir, log);
   const api = new Api({
     config: cfg,
     log,
     models,
+    sessions,
+    authorized,
     listenHost: () => boundHost,
     ...(options.jobExecutor ? { executor: options.jobExecutor } : {}),
     ...(options.sseHeartbeatMs ? { heartbeatMs: options.sseHeartbeatMs } : {}),
   });
   const ctx: Ctx = {
+    sessions,
+    authorized,
     config: cfg,
     log,
     models,
-    proxy: createDicomWebProxy(cfg.pacs, log, options.proxy),
+    proxy: createDicomWebProxy(cfg.pacs, log, options.proxy, {
+      maxBytes: cfg.maxStowBytes,
+      perClient: cfg.maxUploadsPerClient,
+      total: cfg.maxUploads,
+      minBytesPerSecond: cfg.minUploadBytesPerSecond,
+    }),
     listenHost: () => boundHost,
     api,
   };
 
-  const server = http.createServer(
-    { requestTimeout: 30 * 60_000, keepAliveTimeout: 5_000 },
-    (req, res) => {
-      const started = process.hrtime.bigint();
-      const rawUrl = req.url ?? '/';
-      const q = rawUrl.indexOf('?');
-      // Never log the query string: QIDO queries may carry patient names or IDs.
-      const logPath = q >= 0 ? rawUrl.slice(0, q) : rawUrl;
-      setIsolationHeaders(res);
-      res.on('close', () => {
-        const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        log.info('request', {
-          method: req.method,
-          path: logPath,
-          status: res.statusCode,
-          ms: Math.round(ms * 10) / 10,
-          aborted: res.writableFinished ? undefined : true,
-        });
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const started = process.hrtime.bigint();
+    const rawUrl = req.url ?? '/';
+    const q = rawUrl.indexOf('?');
+    // Never log the query string: QIDO queries may carry patient names or IDs.
+    const logPath = (q >= 0 ? rawUrl.slice(0, q) : rawUrl).slice(0, 512);
+    setIsolationHeaders(res);
+    res.on('close', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const finished = res.writableFinished;
+      log.info('request', {
+        method: req.method,
+        path: logPath,
+        // 499: the client closed the connection before the response was complete (nginx's code);
+        // what was begun, if anything, is in `sentStatus`.
+        status: finished ? res.statusCode : 499,
+        ms: Math.round(ms * 10) / 10,
+        aborted: finished ? undefined : true,
+        sentStatus: !finished && res.headersSent ? res.statusCode : undefined,
       });
-      route(ctx, req, res).catch((e: unknown) => {
-        log.error('request failed', { path: logPath, error: (e as Error).message });
-        if (!res.headersSent) sendError(res, 500, 'Internal server error; see the server log.');
-        else res.destroy();
-      });
-    },
-  );
+    });
+    // Method overrides are never honoured, and never reach the PACS.
+    delete req.headers['x-http-method-override'];
+    delete req.headers['x-http-method'];
+    delete req.headers['x-method-override'];
+    const badHost = hostProblem(req, allowedHosts);
+    if (badHost) {
+      req.resume();
+      sendError(res, 421, badHost);
+      return;
+    }
+    route(ctx, req, res).catch((e: unknown) => {
+      log.error('request failed', { path: logPath, error: (e as Error).message });
+      if (!res.headersSent) sendError(res, 500, 'Internal server error; see the server log.');
+      else res.destroy();
+    });
+  };
+  const serverOptions = {
+    // Headers must arrive within 20 s (slowloris); a whole request within 10 min.
+    headersTimeout: 20_000,
+    requestTimeout: 10 * 60_000,
+    keepAliveTimeout: 5_000,
+  };
+  const server = cfg.tls
+    ? https.createServer(
+        {
+          ...serverOptions,
+          key: readFileSync(cfg.tls.keyFile),
+          cert: readFileSync(cfg.tls.certFile),
+        },
+        handler,
+      )
+    : http.createServer(serverOptions, handler);
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
     else socket.destroy();
@@ -360,7 +470,7 @@ export async function startServer(
         ? `[${cfg.host}]`
         : cfg.host;
   boundHost = `${shownHost}:${port}`;
-  const url = `http://${boundHost}`;
+  const url = `${cfg.tls ? 'https' : 'http'}://${boundHost}`;
   log.info('server listening', {
     url,
     pacs: new URL(cfg.pacs.dicomWebRoot).origin,

@@ -47,6 +47,33 @@ export interface ServerConfig {
   maxSeriesPerJob: number;
   /** Largest API request body, bytes. */
   maxRequestBytes: number;
+  /**
+   * Host names (besides localhost, 127.0.0.1, [::1] and a non-wildcard `host`) that requests may
+   * name in their Host header; anything else is refused (421) against DNS rebinding.
+   */
+  allowedHosts: string[];
+  /** An HTTPS reverse proxy fronts this server (required, or `tls`, for a non-loopback host). */
+  behindProxy: boolean;
+  /** Serve HTTPS with this PEM key and certificate (required, or `behindProxy`, off loopback). */
+  tls?: { keyFile: string; certFile: string };
+  /** Lifetime of a viewer session (cookie), seconds. */
+  sessionTtlSeconds: number;
+  /** Largest STOW-RS body the proxy forwards to the PACS, bytes. */
+  maxStowBytes: number;
+  /** STOW-RS uploads one client may have in flight at once. */
+  maxUploadsPerClient: number;
+  /** STOW-RS uploads in flight at once, all clients together. */
+  maxUploads: number;
+  /** An upload slower than this (after a 10 s grace) is cut off, bytes per second. */
+  minUploadBytesPerSecond: number;
+}
+
+const HOST_NAME = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253})$/;
+
+/** 127.0.0.0/8, ::1 and `localhost`: addresses only this machine reaches. */
+export function isLoopbackAddress(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 export type TrainingProvider = 'auto' | 'cpu' | 'webgpu' | 'cuda';
@@ -88,6 +115,14 @@ export function defaultConfig(): ServerConfig {
     jobSlots: 1,
     maxSeriesPerJob: 200,
     maxRequestBytes: 256 * 1024,
+    allowedHosts: [],
+    behindProxy: false,
+    sessionTtlSeconds: 12 * 3600,
+    // A BINARY SEG of 10 structures over 512×512×600 voxels packs to ~200 MB.
+    maxStowBytes: 256 * 1024 * 1024,
+    maxUploadsPerClient: 2,
+    maxUploads: 4,
+    minUploadBytesPerSecond: 16 * 1024,
   };
 }
 
@@ -109,6 +144,13 @@ export const ENV_VARS = {
   RRL_TRAINING_PROVIDER: 'auto | cpu | webgpu | cuda (default auto)',
   RRL_JOB_SLOTS: 'training jobs run at once, one per GPU (default 1)',
   RRL_MAX_SERIES_PER_JOB: 'most unlabelled series per training job (default 200)',
+  RRL_ALLOWED_HOSTS:
+    'comma-separated host names the server answers to besides localhost/127.0.0.1/[::1] (default none)',
+  RRL_BEHIND_PROXY: '1 when an HTTPS reverse proxy fronts the server (needed off loopback without TLS)',
+  RRL_TLS_KEY: 'PEM private key: serve HTTPS (with RRL_TLS_CERT)',
+  RRL_TLS_CERT: 'PEM certificate chain for RRL_TLS_KEY',
+  RRL_SESSION_TTL: 'viewer session lifetime, seconds (default 43200)',
+  RRL_MAX_STOW_BYTES: 'largest STOW-RS upload through the proxy, bytes (default 268435456)',
 } as const;
 
 /** Reads the `RRL_*` variables into a partial config (no validation yet). */
@@ -137,12 +179,25 @@ export function configFromEnv(env: NodeJS.ProcessEnv): ServerConfigInput {
   if (env.RRL_LOG_LEVEL) out.logLevel = env.RRL_LOG_LEVEL as LogLevel;
   if (env.RRL_API_TOKEN) out.apiToken = env.RRL_API_TOKEN;
   if (env.RRL_DATABASE) out.databaseFile = env.RRL_DATABASE;
+  if (env.RRL_ALLOWED_HOSTS) {
+    out.allowedHosts = env.RRL_ALLOWED_HOSTS.split(',')
+      .map((h) => h.trim())
+      .filter((h) => h !== '');
+  }
+  if (env.RRL_BEHIND_PROXY !== undefined && env.RRL_BEHIND_PROXY !== '') {
+    out.behindProxy = /^(1|true|yes)$/i.test(env.RRL_BEHIND_PROXY);
+  }
+  if (env.RRL_TLS_KEY || env.RRL_TLS_CERT) {
+    out.tls = { keyFile: env.RRL_TLS_KEY ?? '', certFile: env.RRL_TLS_CERT ?? '' };
+  }
   if (env.RRL_TRAINING_PROVIDER) {
     out.trainingProvider = env.RRL_TRAINING_PROVIDER as TrainingProvider;
   }
   for (const [name, key] of [
     ['RRL_JOB_SLOTS', 'jobSlots'],
     ['RRL_MAX_SERIES_PER_JOB', 'maxSeriesPerJob'],
+    ['RRL_SESSION_TTL', 'sessionTtlSeconds'],
+    ['RRL_MAX_STOW_BYTES', 'maxStowBytes'],
   ] as const) {
     const v = env[name];
     if (v !== undefined && v !== '') {
@@ -171,6 +226,14 @@ const TOP_KEYS = new Set([
   'jobSlots',
   'maxSeriesPerJob',
   'maxRequestBytes',
+  'allowedHosts',
+  'behindProxy',
+  'tls',
+  'sessionTtlSeconds',
+  'maxStowBytes',
+  'maxUploadsPerClient',
+  'maxUploads',
+  'minUploadBytesPerSecond',
 ]);
 const PACS_KEYS = new Set(['dicomWebRoot', 'username', 'password']);
 
@@ -221,6 +284,13 @@ export function configFromFile(file: string): ServerConfigInput {
   for (const k of ['modelsDir', 'viewerDir', 'pluginsDir', 'dataDir', 'databaseFile'] as const) {
     const v = out[k];
     if (typeof v === 'string' && v !== '') out[k] = path.resolve(base, v);
+  }
+  const tls = out.tls as { keyFile?: unknown; certFile?: unknown } | undefined;
+  if (tls && typeof tls === 'object') {
+    out.tls = {
+      keyFile: typeof tls.keyFile === 'string' ? path.resolve(base, tls.keyFile) : '',
+      certFile: typeof tls.certFile === 'string' ? path.resolve(base, tls.certFile) : '',
+    };
   }
   return out;
 }
@@ -323,6 +393,11 @@ export function validateConfig(c: ServerConfig): ServerConfig {
     ['jobSlots', 64],
     ['maxSeriesPerJob', 100_000],
     ['maxRequestBytes', 64 * 1024 * 1024],
+    ['sessionTtlSeconds', 30 * 24 * 3600],
+    ['maxStowBytes', 16 * 1024 * 1024 * 1024],
+    ['maxUploadsPerClient', 64],
+    ['maxUploads', 256],
+    ['minUploadBytesPerSecond', 1024 * 1024 * 1024],
   ] as const) {
     const v = c[k];
     if (!Number.isInteger(v) || v < 1 || v > max) {
@@ -330,6 +405,45 @@ export function validateConfig(c: ServerConfig): ServerConfig {
         `${k} must be an integer from 1 to ${max}; found ${JSON.stringify(v)}.`,
       );
     }
+  }
+  if (
+    !Array.isArray(c.allowedHosts) ||
+    c.allowedHosts.some((h) => typeof h !== 'string' || !HOST_NAME.test(h))
+  ) {
+    throw new ConfigError(
+      `allowedHosts (RRL_ALLOWED_HOSTS) must be host names such as viewer.hospital.example; found ${JSON.stringify(c.allowedHosts)}.`,
+    );
+  }
+  if (typeof c.behindProxy !== 'boolean') {
+    throw new ConfigError(`behindProxy must be true or false; found ${JSON.stringify(c.behindProxy)}.`);
+  }
+  let tls: ServerConfig['tls'];
+  if (c.tls !== undefined) {
+    const keyFile = c.tls?.keyFile;
+    const certFile = c.tls?.certFile;
+    if (typeof keyFile !== 'string' || keyFile === '' || typeof certFile !== 'string' || certFile === '') {
+      throw new ConfigError(
+        'tls needs both a key and a certificate file (tls.keyFile and tls.certFile, or RRL_TLS_KEY and RRL_TLS_CERT).',
+      );
+    }
+    for (const f of [keyFile, certFile]) {
+      if (!existsSync(f)) throw new ConfigError(`The TLS file ${path.basename(f)} does not exist; check tls.keyFile / tls.certFile.`);
+    }
+    tls = { keyFile: path.resolve(keyFile), certFile: path.resolve(certFile) };
+  }
+  if (!isLoopbackAddress(c.host) && !tls && !c.behindProxy) {
+    throw new ConfigError(
+      `Refusing to listen on ${c.host}: off the loopback address the viewer, the PACS proxy and the API ` +
+        'would be served over plain HTTP to the network. Either serve HTTPS (--tls-key/--tls-cert, ' +
+        'RRL_TLS_KEY/RRL_TLS_CERT), or state that an HTTPS reverse proxy fronts this server ' +
+        '(--behind-proxy, RRL_BEHIND_PROXY=1) and bind it where only that proxy reaches it.',
+    );
+  }
+  if ((c.host === '0.0.0.0' || c.host === '::') && c.allowedHosts.length === 0) {
+    throw new ConfigError(
+      `Listening on all interfaces (${c.host}) needs the host names clients use: set allowedHosts ` +
+        '(--allowed-host, RRL_ALLOWED_HOSTS), e.g. viewer.hospital.example.',
+    );
   }
   return {
     host: c.host,
@@ -355,6 +469,14 @@ export function validateConfig(c: ServerConfig): ServerConfig {
     jobSlots: c.jobSlots,
     maxSeriesPerJob: c.maxSeriesPerJob,
     maxRequestBytes: c.maxRequestBytes,
+    allowedHosts: [...c.allowedHosts],
+    behindProxy: c.behindProxy,
+    ...(tls ? { tls } : {}),
+    sessionTtlSeconds: c.sessionTtlSeconds,
+    maxStowBytes: c.maxStowBytes,
+    maxUploadsPerClient: c.maxUploadsPerClient,
+    maxUploads: c.maxUploads,
+    minUploadBytesPerSecond: c.minUploadBytesPerSecond,
   };
 }
 

@@ -13,7 +13,11 @@ function usage(): string {
     .map(([k, v]) => `  ${k.padEnd(18)} ${v}`)
     .join('\n');
   return (
-    'Usage: npx tsx server/src/main.ts [--config FILE] [--host HOST] [--port PORT]\n\n' +
+    'Usage: npx tsx server/src/main.ts [--config FILE] [--host HOST] [--port PORT]\n' +
+    '         [--allowed-host NAME]... [--behind-proxy | --tls-key KEY.pem --tls-cert CERT.pem]\n\n' +
+    'Off the loopback address the server needs HTTPS: --tls-key/--tls-cert, or --behind-proxy when\n' +
+    'an HTTPS reverse proxy fronts it. Clients must use localhost, 127.0.0.1, [::1] or an\n' +
+    '--allowed-host name (DNS rebinding protection).\n\n' +
     `Environment:\n${vars}\n`
   );
 }
@@ -24,6 +28,10 @@ async function main(): Promise<void> {
       config: { type: 'string' },
       host: { type: 'string' },
       port: { type: 'string' },
+      'behind-proxy': { type: 'boolean' },
+      'tls-key': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'allowed-host': { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -34,6 +42,11 @@ async function main(): Promise<void> {
   }
   const override: ServerConfigInput = {};
   if (values.host) override.host = values.host;
+  if (values['behind-proxy']) override.behindProxy = true;
+  if (values['allowed-host']) override.allowedHosts = values['allowed-host'];
+  if (values['tls-key'] || values['tls-cert']) {
+    override.tls = { keyFile: values['tls-key'] ?? '', certFile: values['tls-cert'] ?? '' };
+  }
   if (values.port !== undefined) {
     const n = Number(values.port);
     if (!Number.isInteger(n))

@@ -16,6 +16,16 @@ import { startServer, type RunningServer, type StartServerOptions } from '../../
 import type { ServerConfigInput } from '../../server/src/config';
 import { startTestOrthanc, type TestOrthanc } from './orthanc';
 
+/** The API token every test stack is started with (scripts' way in; the viewer uses a session). */
+export const TEST_API_TOKEN = 'test-stack-token-0123456789abcdef';
+
+/** `fetch` with the test stack's API token (unless the caller sets Authorization itself). */
+export function authedFetch(input: string | URL, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (!headers.has('Authorization')) headers.set('Authorization', `Bearer ${TEST_API_TOKEN}`);
+  return fetch(input, { ...init, headers });
+}
+
 export interface TestStack {
   /** The companion server's origin, e.g. http://127.0.0.1:41234 (the viewer is at url + '/'). */
   url: string;
@@ -60,6 +70,7 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
         logLevel: 'info',
         modelsDir,
         dataDir: path.join(tmpDir, 'data'),
+        apiToken: TEST_API_TOKEN,
         ...(opts.pluginsDir ? { pluginsDir: opts.pluginsDir } : {}),
         ...opts.config,
         pacs: {

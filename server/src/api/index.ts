@@ -29,13 +29,8 @@ import {
   type SeriesRef,
   type TaskRecord,
 } from '../store/db.js';
-import {
-  crossOriginProblem,
-  isSameOriginBrowser,
-  requestToken,
-  resolveApiToken,
-  tokenMatches,
-} from './auth.js';
+import type { Sessions } from '../http/guard.js';
+import { crossOriginProblem, isSameOriginBrowser, requestToken, resolveApiToken } from './auth.js';
 import { openApiDocument } from './openapi.js';
 import { QueryError, parseSeriesQuery, searchSeries } from './pacsSearch.js';
 
@@ -49,6 +44,10 @@ export interface ApiOptions {
   executor?: JobExecutor;
   /** SSE heartbeat interval, ms (default 15 s). */
   heartbeatMs?: number;
+  /** Session cookies and session tokens (http/guard.ts). */
+  sessions: Sessions;
+  /** Whether a request carries a valid session (cookie or token) or the API token. */
+  authorized: (req: IncomingMessage, allowQuery: boolean) => boolean;
 }
 
 interface Req {
@@ -214,6 +213,16 @@ export class Api {
     return this.closing;
   }
 
+  /** For /api/health: the job runner's state. */
+  workerHealth(): { ok: boolean; slots: number; running: number; queued: number } {
+    return {
+      ok: !this.closing,
+      slots: this.o.config.jobSlots,
+      running: this.store.listJobs({ status: 'running' }).length,
+      queued: this.store.listJobs({ status: 'queued' }).length,
+    };
+  }
+
   /** Handles an /api/* request (not /api/health). */
   async handle(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
     const method = req.method ?? 'GET';
@@ -250,16 +259,17 @@ export class Api {
     }
     const def = hit.c.def;
     if (def.auth) {
-      const given = requestToken(req, def.path.endsWith('/events'));
-      if (!tokenMatches(given, this.token)) {
+      const allowQuery = def.path.endsWith('/events');
+      const given = requestToken(req, allowQuery);
+      if (!this.o.authorized(req, allowQuery)) {
         req.resume();
         res.setHeader('WWW-Authenticate', 'Bearer realm="rrl-medsam"');
         sendError(
           res,
           401,
           given
-            ? "The API token is wrong. The viewer gets the token from /api/session; scripts use RRL_API_TOKEN or the server's <dataDir>/api-token."
-            : 'This API call needs a token: send "Authorization: Bearer <token>". The viewer gets it from /api/session; scripts use RRL_API_TOKEN or the server\'s <dataDir>/api-token.',
+            ? 'The token is wrong or its session has expired. Reload the viewer page to start a new session; scripts use RRL_API_TOKEN or the server\'s <dataDir>/api-token.'
+            : 'This API call needs a session: open the viewer page of this server (it starts one), or send "Authorization: Bearer <token>" (RRL_API_TOKEN or the server\'s <dataDir>/api-token).',
         );
         return;
       }
@@ -342,6 +352,10 @@ export class Api {
     sendJson(res, 200, { plans });
   }
 
+  /**
+   * A session token for the viewer's API calls: only to a same-origin page of this server that
+   * holds a valid session cookie (set when the viewer page loads); it expires with that session.
+   */
   private session({ req, res }: Req): void {
     if (!isSameOriginBrowser(req, this.o.listenHost())) {
       throw new HttpError(
@@ -350,7 +364,18 @@ export class Api {
           "Scripts use the configured token (RRL_API_TOKEN) or the server's <dataDir>/api-token file.",
       );
     }
-    sendJson(res, 200, { token: this.token, tokenType: 'Bearer' });
+    const expires = this.o.sessions.fromCookie(req);
+    if (expires === undefined) {
+      throw new HttpError(
+        401,
+        'No viewer session: reload the viewer page of this server to start one.',
+      );
+    }
+    sendJson(res, 200, {
+      token: this.o.sessions.issue('b', expires),
+      tokenType: 'Bearer',
+      expiresAt: new Date(expires * 1000).toISOString(),
+    });
   }
 
   private async capabilities({ res }: Req): Promise<void> {

@@ -2,9 +2,13 @@
  * Starts a real Orthanc (Debian's orthanc 1.10 + orthanc-dicomweb 1.7) as our own child process,
  * with our own configuration file and storage folder.
  *
- * Orthanc 1.10 always binds 0.0.0.0 (there is no listen-address option), so remote access is
- * refused (`RemoteAccessAllowed: false`), authentication is on, and we only ever talk to it on
- * 127.0.0.1. The DICOM (DIMSE) listener is given its own free port so that several Orthancs can
+ * Orthanc 1.10 always binds 0.0.0.0 (there is no listen-address option): it is started with an
+ * LD_PRELOAD shim (loopbackShim.ts) that moves its listeners to 127.0.0.1, so neither its HTTP nor
+ * its DICOM port is reachable from the network. Remote access is refused as well
+ * (`RemoteAccessAllowed: false`) and authentication is on. Exposing the DICOM port to modalities
+ * is an explicit option (`dicomModalities`): then only that port listens on the network, the
+ * called AE title is checked, and only the listed modalities (AE title + host) may store. The
+ * DICOM (DIMSE) listener is given its own free port so that several Orthancs can
  * run side by side (tests). `TCP_NODELAY=1` is set in its environment (FACTS.md: DIMSE is slow
  * with Nagle on).
  */
@@ -13,6 +17,29 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+
+import { loopbackShim } from './loopbackShim.js';
+
+/** A modality allowed to send to the PACS over DICOM (C-STORE, C-ECHO). */
+export interface DicomModality {
+  aet: string;
+  host: string;
+  port: number;
+}
+
+/** Parses `AET@HOST:PORT` entries (throws an Error naming the bad one). */
+export function parseModalities(entries: readonly string[]): DicomModality[] {
+  return entries.map((e) => {
+    const m = /^([A-Za-z0-9_ .-]{1,16})@([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/.exec(e.trim());
+    const port = Number(m?.[3]);
+    if (!m || !(port > 0 && port < 65536)) {
+      throw new Error(
+        `A DICOM modality must be given as AET@HOST:PORT (e.g. CT01@10.1.2.3:104); found ${JSON.stringify(e)}.`,
+      );
+    }
+    return { aet: m[1] ?? '', host: (m[2] ?? '').replace(/^\[|\]$/g, ''), port };
+  });
+}
 
 export const ORTHANC_BINARY_CANDIDATES = ['/usr/sbin/Orthanc', '/usr/bin/Orthanc'];
 export const DICOMWEB_PLUGIN_CANDIDATES = [
@@ -37,6 +64,11 @@ export interface StartOrthancOptions {
   dicomWebPlugin?: string;
   /** How long to wait for `/system` to answer, in milliseconds (default 30 s). */
   startTimeoutMs?: number;
+  /**
+   * Modalities that may send over DICOM. Empty (default): the DICOM port listens on 127.0.0.1
+   * only. Non-empty: it listens on the network, and only these may store.
+   */
+  dicomModalities?: DicomModality[];
 }
 
 export interface OrthancProcess {
@@ -90,7 +122,14 @@ export function orthancConfig(opts: {
   password: string;
   name: string;
   dicomWebPlugin: string;
+  dicomModalities?: DicomModality[];
 }): Record<string, unknown> {
+  const modalities = Object.fromEntries(
+    (opts.dicomModalities ?? []).map((m, i) => [
+      `modality${i + 1}`,
+      { AET: m.aet, Host: m.host, Port: m.port, AllowEcho: true, AllowStore: true, AllowFind: false, AllowMove: false, AllowGet: false },
+    ]),
+  );
   const aet = opts.name
     .toUpperCase()
     .replace(/[^A-Z0-9_]/g, '_')
@@ -117,11 +156,12 @@ export function orthancConfig(opts: {
     DicomServerEnabled: true,
     DicomAet: aet || 'RRL_ORTHANC',
     DicomPort: opts.dicomPort,
-    DicomCheckCalledAet: false,
-    DicomModalities: {},
+    // Exposed to modalities: only calls to our AE title, from a listed AE title and host.
+    DicomCheckCalledAet: (opts.dicomModalities ?? []).length > 0,
+    DicomModalities: modalities,
     OrthancPeers: {},
     UnknownSopClassAccepted: false,
-    DicomAlwaysAllowEcho: true,
+    DicomAlwaysAllowEcho: (opts.dicomModalities ?? []).length === 0,
     DicomAlwaysAllowStore: false,
     CheckModalityHost: true,
     SaveJobs: false,
@@ -247,13 +287,21 @@ async function launch(
     password: options.password,
     name: options.name ?? 'RRL-Orthanc',
     dicomWebPlugin: plugin,
+    ...(options.dicomModalities ? { dicomModalities: options.dicomModalities } : {}),
   });
+  const shim = await loopbackShim();
   const configPath = path.join(storageDir, 'orthanc.json');
   await writeFile(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
 
   const child = spawn(binary, [configPath], {
     cwd: storageDir,
-    env: { ...process.env, TCP_NODELAY: '1' },
+    env: {
+      ...process.env,
+      TCP_NODELAY: '1',
+      LD_PRELOAD: [shim, process.env.LD_PRELOAD].filter(Boolean).join(' '),
+      RRL_BIND_PUBLIC_PORTS:
+        (options.dicomModalities ?? []).length > 0 ? String(dicomPort) : '',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   // Keep a short tail of Orthanc's log for error messages (never printed on success: it may name

@@ -60,6 +60,47 @@ export interface ProxyOptions {
   connectTimeoutMs?: number;
 }
 
+/** Limits on STOW-RS uploads (config: maxStowBytes, maxUploadsPerClient, maxUploads, ...). */
+export interface UploadLimits {
+  maxBytes: number;
+  perClient: number;
+  total: number;
+  /** Slower than this after `graceMs` → cut off (408). */
+  minBytesPerSecond: number;
+  graceMs?: number;
+}
+
+export const DEFAULT_UPLOAD_LIMITS: UploadLimits = {
+  maxBytes: 256 * 1024 * 1024,
+  perClient: 2,
+  total: 4,
+  minBytesPerSecond: 16 * 1024,
+};
+
+/** Answers with a JSON error and closes the connection (the unread body is not drained). */
+function refuseAndClose(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.setHeader('Connection', 'close');
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  sendError(res, status, message);
+  res.once('finish', () => {
+    // Half-close, drop what still arrives, and cut the connection shortly after (closing at once
+    // with unread data would reset it before the client reads the answer).
+    req.resume();
+    req.socket.end();
+    setTimeout(() => req.socket.destroy(), 2_000).unref();
+  });
+}
+
 /** Why a path/method is refused, or undefined when the proxy may forward it. */
 export function checkDicomWebRequest(method: string, subPath: string): string | undefined {
   let decoded: string;
@@ -104,7 +145,10 @@ export function createDicomWebProxy(
   pacs: PacsConfig,
   log: Logger,
   opts: ProxyOptions = {},
+  limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
 ): ProxyHandler {
+  const uploadsByClient = new Map<string, number>();
+  let uploads = 0;
   const root = new URL(pacs.dicomWebRoot);
   const rootPath = root.pathname.replace(/\/+$/, '');
   const isHttps = root.protocol === 'https:';
@@ -147,13 +191,127 @@ export function createDicomWebProxy(
     headers['x-forwarded-proto'] = proto;
     if (auth) headers.authorization = auth;
 
+    if (method !== 'POST') {
+      req.resume();
+      forward(req, res, method, subPath + query, headers, undefined);
+      return;
+    }
+    // STOW-RS: the whole body is received (bounded in size, time and rate, and in how many
+    // uploads run at once) before the PACS sees a byte, so that a slow or endless upload ties up
+    // this server's memory for a bounded time instead of one of the PACS's few HTTP threads, and
+    // an upload cut short never reaches the PACS half-written.
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    if (Number.isFinite(declared) && declared > limits.maxBytes) {
+      refuseAndClose(
+        req,
+        res,
+        413,
+        `The upload is ${declared} bytes; the server accepts at most ${limits.maxBytes} bytes per ` +
+          'STOW-RS request (setting maxStowBytes). Store large series in parts.',
+      );
+      return;
+    }
+    const client = req.socket.remoteAddress ?? 'unknown';
+    const mine = uploadsByClient.get(client) ?? 0;
+    if (mine >= limits.perClient || uploads >= limits.total) {
+      refuseAndClose(
+        req,
+        res,
+        429,
+        mine >= limits.perClient
+          ? `${mine} uploads from this client are still running (at most ${limits.perClient} at once); wait for them and try again.`
+          : 'The server is receiving as many uploads as it takes at once; try again in a moment.',
+        { 'Retry-After': '5' },
+      );
+      return;
+    }
+    uploadsByClient.set(client, mine + 1);
+    uploads += 1;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      uploads -= 1;
+      const n = (uploadsByClient.get(client) ?? 1) - 1;
+      if (n <= 0) uploadsByClient.delete(client);
+      else uploadsByClient.set(client, n);
+    };
+    res.once('close', release);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const t0 = Date.now();
+    const grace = limits.graceMs ?? 10_000;
+    const rateTimer = setInterval(() => {
+      const elapsed = Date.now() - t0;
+      if (done || elapsed < grace) return;
+      if ((size * 1000) / elapsed < limits.minBytesPerSecond) {
+        done = true;
+        clearInterval(rateTimer);
+        log.warn('upload too slow', { received: size, ms: elapsed });
+        refuseAndClose(
+          req,
+          res,
+          408,
+          `The upload arrived too slowly (${size} bytes in ${Math.round(elapsed / 1000)} s; at least ` +
+            `${limits.minBytesPerSecond} bytes/s are needed). Check the network and try again.`,
+        );
+        release();
+      }
+    }, Math.min(1000, grace));
+    rateTimer.unref();
+    const stop = (): void => {
+      done = true;
+      clearInterval(rateTimer);
+    };
+    req.on('data', (c: Buffer) => {
+      if (done) return;
+      size += c.length;
+      if (size > limits.maxBytes) {
+        stop();
+        refuseAndClose(
+          req,
+          res,
+          413,
+          `The upload exceeds ${limits.maxBytes} bytes, the most the server accepts per STOW-RS ` +
+            'request (setting maxStowBytes). Store large series in parts.',
+        );
+        release();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('aborted', stop);
+    req.on('error', stop);
+    req.on('close', () => {
+      if (!req.complete) stop();
+    });
+    req.on('end', () => {
+      if (done) return;
+      stop();
+      const body = Buffer.concat(chunks, size);
+      chunks.length = 0;
+      delete headers['content-length'];
+      headers['content-length'] = String(body.length);
+      forward(req, res, method, subPath + query, headers, body);
+    });
+  };
+
+  function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    method: string,
+    pathAndQuery: string,
+    headers: http.OutgoingHttpHeaders,
+    body: Buffer | undefined,
+  ): void {
     const started = Date.now();
     const upstream = (isHttps ? https : http).request({
       protocol: root.protocol,
       hostname: root.hostname,
       port: root.port || (isHttps ? 443 : 80),
       method,
-      path: rootPath + subPath + query,
+      path: rootPath + pathAndQuery,
       headers,
       agent,
     });
@@ -226,6 +384,6 @@ export function createDicomWebProxy(
       if (!res.writableFinished) upstream.destroy();
     });
     req.on('error', () => upstream.destroy());
-    req.pipe(upstream);
-  };
+    upstream.end(body);
+  }
 }

@@ -17,6 +17,7 @@ import { Api } from '../../../server/src/api/index';
 import { OPENAPI } from '../../../server/src/api/openapi';
 import { loadConfig } from '../../../server/src/config';
 import { createLogger } from '../../../server/src/log';
+import { Sessions } from '../../../server/src/http/guard';
 import { ModelRegistry } from '../../../server/src/models/registry';
 import type { JobRecord, TaskRecord } from '../../../server/src/store/db';
 import { startTestOrthanc, type TestOrthanc } from '../../helpers/orthanc';
@@ -196,6 +197,8 @@ describe('companion server API', () => {
       log,
       models: new ModelRegistry(cfg.modelsDir, log),
       listenHost: () => '127.0.0.1:1',
+      sessions: new Sessions({ secret: Buffer.alloc(32, 1), ttlSeconds: 60 }),
+      authorized: () => false,
     });
     try {
       const paths = OPENAPI.paths as Record<string, Record<string, unknown>>;

@@ -4,7 +4,7 @@
  *
  *   npx tsx test/integration/server/bench-proxy.ts [--rounds 3]
  */
-import { startTestStack } from '../../helpers/server';
+import { startTestStack, TEST_API_TOKEN } from '../../helpers/server';
 import { makeTinySeries, stowBody } from './dicom-data';
 
 const roundsArg = process.argv.indexOf('--rounds');
@@ -21,7 +21,10 @@ async function main(): Promise<void> {
     'Basic ' + Buffer.from(`${stack.pacs.username}:${stack.pacs.password}`).toString('base64');
   const roots = {
     direct: { root: stack.pacs.dicomWebRoot, headers: { Authorization: auth } },
-    proxy: { root: `${stack.url}/dicom-web`, headers: {} as Record<string, string> },
+    proxy: {
+      root: `${stack.url}/dicom-web`,
+      headers: { Authorization: `Bearer ${TEST_API_TOKEN}` } as Record<string, string>,
+    },
   };
   const times: Record<string, number[]> = {};
   const add = (k: string, ms: number): void => {

@@ -33,6 +33,8 @@ test('environment overrides defaults, the argument overrides the environment', (
   const env = {
     RRL_PORT: '4000',
     RRL_HOST: '0.0.0.0',
+    RRL_BEHIND_PROXY: '1',
+    RRL_ALLOWED_HOSTS: 'viewer.hospital.example, pacs-viewer',
     RRL_PACS_URL: 'http://127.0.0.1:9999/dicom-web/',
     RRL_PACS_USERNAME: 'svc',
     RRL_PACS_PASSWORD: 'pw',
@@ -42,6 +44,8 @@ test('environment overrides defaults, the argument overrides the environment', (
   const c = loadConfig({}, env);
   assert.equal(c.port, 4000);
   assert.equal(c.host, '0.0.0.0');
+  assert.equal(c.behindProxy, true);
+  assert.deepEqual(c.allowedHosts, ['viewer.hospital.example', 'pacs-viewer']);
   assert.equal(c.pacs.dicomWebRoot, 'http://127.0.0.1:9999/dicom-web', 'trailing slash dropped');
   assert.equal(c.pacs.username, 'svc');
   assert.equal(c.pacs.password, 'pw');

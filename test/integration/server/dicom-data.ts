@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 
 import { newUid, writePart10 } from '../../../models/src/dicom/dcmjs';
+import { authedFetch } from '../../helpers/server';
 
 export const SECRET_PATIENT_NAME = 'Zzsecret^Patientname';
 export const SECRET_PATIENT_ID = 'PID-SECRET-4711';
@@ -98,11 +99,18 @@ export function stowBody(files: ArrayBuffer[]): {
 }
 
 /** STOW-RS of `files` to `<origin>/dicom-web/studies` (through the companion server); asserts 200. */
-export async function stowThrough(origin: string, files: ArrayBuffer[]): Promise<void> {
+export async function stowThrough(
+  origin: string,
+  files: ArrayBuffer[],
+  token?: string,
+): Promise<void> {
   const { body, contentType } = stowBody(files);
-  const stow = await fetch(`${origin}/dicom-web/studies`, {
+  const stow = await authedFetch(`${origin}/dicom-web/studies`, {
     method: 'POST',
-    headers: { 'Content-Type': contentType },
+    headers: {
+      'Content-Type': contentType,
+      ...(token ? { Authorization: `Bearer ${token}` } : {}),
+    },
     body,
   });
   assert.equal(stow.status, 200, `STOW through ${origin}: HTTP ${stow.status}`);

@@ -12,7 +12,12 @@ import { after, before, describe, test } from 'node:test';
 import vm from 'node:vm';
 
 import { makeTestModel } from '../../fixtures/test-model';
-import { startTestStack, type TestStack } from '../../helpers/server';
+import {
+  authedFetch as fetch,
+  startTestStack,
+  TEST_API_TOKEN,
+  type TestStack,
+} from '../../helpers/server';
 import {
   makeTinySeries,
   SECRET_PATIENT_ID,
@@ -39,7 +44,13 @@ function rawGet(
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: u.hostname, port: u.port, path: rawPath, method: 'GET', headers },
+      {
+        host: u.hostname,
+        port: u.port,
+        path: rawPath,
+        method: 'GET',
+        headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, ...headers },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -88,7 +99,7 @@ describe('companion server with a real Orthanc', () => {
     const { mkdtemp } = await import('node:fs/promises');
     const os = await import('node:os');
     pluginsDir = await mkdtemp(path.join(os.tmpdir(), 'rrl-plugins-'));
-    stack = await startTestStack({ pluginsDir });
+    stack = await startTestStack({ pluginsDir, config: { allowedHosts: ['viewer.example'] } });
   });
   after(async () => {
     await stack?.stop();
@@ -274,7 +285,7 @@ describe('companion server with a real Orthanc', () => {
   test('DICOMweb proxy: STOW, QIDO and WADO through the server with server-side credentials', async () => {
     const series = makeTinySeries(3);
     // Orthanc itself refuses requests without credentials.
-    const direct = await fetch(`${stack.pacs.dicomWebRoot}/studies`);
+    const direct = await globalThis.fetch(`${stack.pacs.dicomWebRoot}/studies`);
     assert.equal(direct.status, 401);
     await direct.arrayBuffer();
 

@@ -66,7 +66,21 @@ function startProduct(varDir: string): Promise<Started> {
   });
 }
 
-test('product start: comes up, stops cleanly on SIGINT/SIGTERM, reuses var/, cleans up after a hard kill', async () => {
+/** Spawns the start script and waits for it to exit by itself (a refused start). */
+function startProductExpectingExit(varDir: string): Promise<{ code: number | null; output: string }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(REPO_ROOT, 'scripts', 'start.ts'), '--var-dir', varDir, '--port', '0', '--no-seed'],
+    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RRL_CONFIG: '' } },
+  );
+  running.push(child);
+  let out = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  child.stderr?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, output: out })));
+}
+
+test('product start: comes up, refuses a second start on the same var/, stops cleanly on SIGINT/SIGTERM, reuses var/, cleans up after a hard kill', { timeout: 300_000 }, async () => {
   const varDir = await mkdtemp(path.join(os.tmpdir(), 'rrl-var-'));
   try {
     // First start: fresh var/.
@@ -98,8 +112,19 @@ test('product start: comes up, stops cleanly on SIGINT/SIGTERM, reuses var/, cle
     const modelDir = path.join(varDir, 'models', models[0]?.id ?? '');
     const modelMtime = (await stat(path.join(modelDir, 'model.onnx'))).mtimeMs;
 
+    // Scripts on the server machine use the API token the server keeps in its data folder.
+    const token = (await readFile(path.join(varDir, 'server', 'api-token'), 'utf8')).trim();
     const series = makeTinySeries(2);
-    await stowThrough(first.url, series.files);
+    await stowThrough(first.url, series.files, token);
+
+    // A second start on the same data folder finds the running one, says where it is and exits
+    // without touching it.
+    const again = await startProductExpectingExit(varDir);
+    assert.equal(again.code, 3, again.output);
+    assert.match(again.output, /already runs on this data folder/);
+    assert.match(again.output, new RegExp(first.url.replace(/[.]/g, '\\.')));
+    assert.ok(existsSync(`/proc/${orthancPid}`), 'the running Orthanc was left alone');
+    assert.equal((await fetch(`${first.url}/api/health`)).status, 200, 'still healthy');
 
     first.child.kill('SIGINT');
     const firstExit = await first.exit;
@@ -111,7 +136,9 @@ test('product start: comes up, stops cleanly on SIGINT/SIGTERM, reuses var/, cle
     const second = await startProduct(varDir);
     assert.equal(await readFile(secretsFile, 'utf8'), secrets, 'same credentials');
     const qido = (await (
-      await fetch(`${second.url}/dicom-web/studies?StudyInstanceUID=${series.studyUID}`)
+      await fetch(`${second.url}/dicom-web/studies?StudyInstanceUID=${series.studyUID}`, {
+        headers: { Authorization: `Bearer ${token}` },
+      })
     ).json()) as unknown[];
     assert.equal(qido.length, 1, 'the study stored in the first run is still there');
     assert.deepEqual(await readdir(path.join(varDir, 'models')), [models[0]?.id]);
