@@ -245,7 +245,9 @@ async function isStartProcess(pid: number): Promise<boolean> {
  * pid and, once it is up, its viewer URL. A second start on the same folder says where the first
  * runs and exits without touching it; a lock left by a start that died is taken over.
  */
-async function takeLock(varDir: string): Promise<{ update(url: string): Promise<void>; release(): Promise<void> } | LockInfo> {
+async function takeLock(
+  varDir: string,
+): Promise<{ update(url: string): Promise<void>; release(): Promise<void> } | LockInfo> {
   const file = path.join(varDir, 'start.lock');
   for (let attempt = 0; attempt < 3; attempt++) {
     try {

@@ -4,7 +4,7 @@
  * (`/models/...`), the DICOMweb proxy to the PACS (`/dicom-web/...`) and `/api/health`.
  * Every response carries COOP/COEP/CORP (cross-origin isolation for onnxruntime-web's threads).
  */
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
@@ -27,12 +27,7 @@ import {
 } from './http/static.js';
 import { createLogger, type LogSink, type Logger } from './log.js';
 import { requestOrigin, requestProto } from './http/origin.js';
-import {
-  allowedHostNames,
-  hostProblem,
-  loadSessionSecret,
-  Sessions,
-} from './http/guard.js';
+import { allowedHostNames, hostProblem, loadSessionSecret, Sessions } from './http/guard.js';
 import { crossOriginProblem, requestToken, tokenMatches } from './api/auth.js';
 import { ModelRegistry } from './models/registry.js';
 import { createDicomWebProxy, type ProxyOptions } from './proxy/dicomweb.js';
@@ -61,6 +56,8 @@ export interface StartServerOptions {
   jobExecutor?: JobExecutor;
   /** Server-sent events heartbeat interval, ms (default 15 s). */
   sseHeartbeatMs?: number;
+  /** Plan check that goes with a custom job executor (default: models/plans). */
+  checkPlan?: (name: string) => Promise<{ classes?: number }>;
 }
 
 export const SERVER_VERSION: string = (() => {
@@ -143,7 +140,9 @@ async function pacsHealth(
 }
 
 /** Free space where the server keeps its data (jobs, database, models); < 1 GiB is not ok. */
-async function diskHealth(dir: string): Promise<{ ok: boolean; freeBytes?: number; error?: string }> {
+async function diskHealth(
+  dir: string,
+): Promise<{ ok: boolean; freeBytes?: number; error?: string }> {
   try {
     const st = await statfs(dir);
     const freeBytes = Number(st.bavail) * Number(st.bsize);
@@ -337,7 +336,11 @@ async function route(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promi
   const info = await fileInfo(index);
   if (!info) {
     ctx.log.error('viewer index.html missing', { viewerDir: ctx.config.viewerDir });
-    sendError(res, 500, "The viewer's index.html is missing; an administrator must reinstall the viewer (see the server log).");
+    sendError(
+      res,
+      500,
+      "The viewer's index.html is missing; an administrator must reinstall the viewer (see the server log).",
+    );
     return;
   }
   ctx.sessions.ensureCookie(req, res, secureRequest(ctx, req));
@@ -353,6 +356,13 @@ export async function startServer(
 ): Promise<RunningServer> {
   const cfg = loadConfig(config, options.env ?? process.env, options.configFile);
   const log = createLogger(cfg.logLevel, options.logSink);
+  // Everything this server writes (job data with pixel data, the database, models, secrets) is
+  // private to its user: files 0600, folders 0700 — also what an earlier version left behind.
+  process.umask(0o077);
+  for (const dir of [cfg.dataDir, cfg.modelsDir]) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  }
   let boundHost = cfg.host;
   const allowedHosts = allowedHostNames(cfg.host, cfg.allowedHosts);
   const sessions = new Sessions({
@@ -375,6 +385,7 @@ export async function startServer(
     listenHost: () => boundHost,
     ...(options.jobExecutor ? { executor: options.jobExecutor } : {}),
     ...(options.sseHeartbeatMs ? { heartbeatMs: options.sseHeartbeatMs } : {}),
+    ...(options.checkPlan ? { checkPlan: options.checkPlan } : {}),
   });
   const ctx: Ctx = {
     sessions,

@@ -146,7 +146,8 @@ export const ENV_VARS = {
   RRL_MAX_SERIES_PER_JOB: 'most unlabelled series per training job (default 200)',
   RRL_ALLOWED_HOSTS:
     'comma-separated host names the server answers to besides localhost/127.0.0.1/[::1] (default none)',
-  RRL_BEHIND_PROXY: '1 when an HTTPS reverse proxy fronts the server (needed off loopback without TLS)',
+  RRL_BEHIND_PROXY:
+    '1 when an HTTPS reverse proxy fronts the server (needed off loopback without TLS)',
   RRL_TLS_KEY: 'PEM private key: serve HTTPS (with RRL_TLS_CERT)',
   RRL_TLS_CERT: 'PEM certificate chain for RRL_TLS_KEY',
   RRL_SESSION_TTL: 'viewer session lifetime, seconds (default 43200)',
@@ -415,19 +416,29 @@ export function validateConfig(c: ServerConfig): ServerConfig {
     );
   }
   if (typeof c.behindProxy !== 'boolean') {
-    throw new ConfigError(`behindProxy must be true or false; found ${JSON.stringify(c.behindProxy)}.`);
+    throw new ConfigError(
+      `behindProxy must be true or false; found ${JSON.stringify(c.behindProxy)}.`,
+    );
   }
   let tls: ServerConfig['tls'];
   if (c.tls !== undefined) {
     const keyFile = c.tls?.keyFile;
     const certFile = c.tls?.certFile;
-    if (typeof keyFile !== 'string' || keyFile === '' || typeof certFile !== 'string' || certFile === '') {
+    if (
+      typeof keyFile !== 'string' ||
+      keyFile === '' ||
+      typeof certFile !== 'string' ||
+      certFile === ''
+    ) {
       throw new ConfigError(
         'tls needs both a key and a certificate file (tls.keyFile and tls.certFile, or RRL_TLS_KEY and RRL_TLS_CERT).',
       );
     }
     for (const f of [keyFile, certFile]) {
-      if (!existsSync(f)) throw new ConfigError(`The TLS file ${path.basename(f)} does not exist; check tls.keyFile / tls.certFile.`);
+      if (!existsSync(f))
+        throw new ConfigError(
+          `The TLS file ${path.basename(f)} does not exist; check tls.keyFile / tls.certFile.`,
+        );
     }
     tls = { keyFile: path.resolve(keyFile), certFile: path.resolve(certFile) };
   }

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { rmSync } from 'node:fs';
+import { chmodSync, rmSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +44,12 @@ export interface ApiOptions {
   executor?: JobExecutor;
   /** SSE heartbeat interval, ms (default 15 s). */
   heartbeatMs?: number;
+  /**
+   * Checks a plan name before a task or job uses it (throws PlanRefusal); returns the labels it
+   * trains when it knows them. Default: the plans of models/plans, parsed and within PLAN_BOUNDS.
+   * A custom job executor brings its own.
+   */
+  checkPlan?: (name: string) => Promise<{ classes?: number }>;
   /** Session cookies and session tokens (http/guard.ts). */
   sessions: Sessions;
   /** Whether a request carries a valid session (cookie or token) or the API token. */
@@ -70,6 +76,11 @@ interface CompiledRoute {
   re: RegExp;
 }
 
+/** A plan that cannot be used (unknown, invalid, out of bounds): 422 with this message. */
+export class PlanRefusal extends Error {
+  override name = 'PlanRefusal';
+}
+
 class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -82,6 +93,66 @@ class HttpError extends Error {
 const TASK_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const UID = /^[0-9]+(\.[0-9]+)*$/;
 const PLAN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const PLANS_DIR = path.join(REPO_ROOT, 'models', 'plans'); // trainTask.ts PLANS_DIR
+
+/** Limits no job may exceed, whatever a plan file says: a job that asks more is refused (422). */
+export const PLAN_BOUNDS = {
+  classes: 64,
+  gridVoxels: 256 * 256 * 256,
+  stepsPerStage: 200_000,
+  totalSteps: 1_000_000,
+};
+
+/** Why a plan exceeds PLAN_BOUNDS, or undefined. */
+export function planBoundsProblem(plan: {
+  classes: number;
+  grid: readonly number[];
+  schedule: unknown;
+}): string | undefined {
+  if (plan.classes > PLAN_BOUNDS.classes) {
+    return `${plan.classes} classes (at most ${PLAN_BOUNDS.classes})`;
+  }
+  const voxels = plan.grid.reduce((a, b) => a * b, 1);
+  if (voxels > PLAN_BOUNDS.gridVoxels) {
+    return `a ${plan.grid.join('×')} grid has ${voxels} voxels (at most ${PLAN_BOUNDS.gridVoxels})`;
+  }
+  let total = 0;
+  for (const [stage, st] of Object.entries((plan.schedule ?? {}) as Record<string, unknown>)) {
+    const steps = (st as { steps?: unknown } | undefined)?.steps;
+    if (typeof steps !== 'number') continue;
+    if (steps > PLAN_BOUNDS.stepsPerStage) {
+      return `stage ${stage} asks for ${steps} steps (at most ${PLAN_BOUNDS.stepsPerStage})`;
+    }
+    total += steps;
+  }
+  if (total > PLAN_BOUNDS.totalSteps) {
+    return `${total} steps in all (at most ${PLAN_BOUNDS.totalSteps})`;
+  }
+  return undefined;
+}
+
+/** A plan of models/plans, parsed and within the bounds a job may ask for (else 422). */
+export async function loadPlanOrThrow(name: string): Promise<ReturnType<typeof parsePlan>> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path.join(PLANS_DIR, `${name}.json`), 'utf8'));
+  } catch {
+    const known = (await readdir(PLANS_DIR).catch(() => [] as string[]))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -5));
+    throw new PlanRefusal(`There is no plan ${name}; the installed plans are ${known.join(', ')}.`);
+  }
+  let plan: ReturnType<typeof parsePlan>;
+  try {
+    plan = parsePlan(raw);
+  } catch (e) {
+    throw new PlanRefusal(`The plan ${name} is not valid: ${(e as Error).message}`);
+  }
+  const problem = planBoundsProblem(plan);
+  if (problem) throw new PlanRefusal(`The plan ${name} is out of bounds: ${problem}.`);
+  return plan;
+}
+
 const TRAIN_TASK_MODULE = path.join(
   path.dirname(fileURLToPath(import.meta.url)),
   '..',
@@ -168,14 +239,24 @@ export class Api {
   private readonly streams = new Set<ServerResponse>();
   private readonly client: DicomWebClient;
   private providers?: { name: string; bundled: boolean }[];
+  private readonly checkPlan: (name: string) => Promise<{ classes?: number }>;
   private closing?: Promise<void>;
 
   constructor(private readonly o: ApiOptions) {
     const c = o.config;
     this.token = resolveApiToken(c.apiToken, c.dataDir);
+    this.checkPlan = o.checkPlan ?? loadPlanOrThrow;
     // Versions half-assembled when a previous server stopped mid-publish (never listed as models).
     rmSync(path.join(c.modelsDir, '.staging'), { recursive: true, force: true });
-    this.store = new Store(c.databaseFile ?? path.join(c.dataDir, 'state.sqlite'));
+    const dbFile = c.databaseFile ?? path.join(c.dataDir, 'state.sqlite');
+    this.store = new Store(dbFile);
+    for (const f of [dbFile, `${dbFile}-wal`, `${dbFile}-shm`]) {
+      try {
+        chmodSync(f, 0o600);
+      } catch {
+        /* not there (no WAL yet) */
+      }
+    }
     this.client = new DicomWebClient({
       root: c.pacs.dicomWebRoot,
       ...(c.pacs.username !== undefined ? { username: c.pacs.username } : {}),
@@ -268,7 +349,7 @@ export class Api {
           res,
           401,
           given
-            ? 'The token is wrong or its session has expired. Reload the viewer page to start a new session; scripts use RRL_API_TOKEN or the server\'s <dataDir>/api-token.'
+            ? "The token is wrong or its session has expired. Reload the viewer page to start a new session; scripts use RRL_API_TOKEN or the server's <dataDir>/api-token."
             : 'This API call needs a session: open the viewer page of this server (it starts one), or send "Authorization: Bearer <token>" (RRL_API_TOKEN or the server\'s <dataDir>/api-token).',
         );
         return;
@@ -291,6 +372,7 @@ export class Api {
         return;
       }
       if (e instanceof HttpError) sendError(res, e.status, e.message);
+      else if (e instanceof PlanRefusal) sendError(res, 422, e.message);
       else if (e instanceof AtlasError) sendError(res, e.status, e.message);
       else if (e instanceof QueryError) sendError(res, 400, e.message);
       else if (e instanceof PacsError) {
@@ -335,21 +417,26 @@ export class Api {
   // ---- handlers
   /** The training plans in models/plans: name, classes (= labels + 1), grid, stage steps. */
   private async plans({ res }: Req): Promise<void> {
-    const dir = path.join(REPO_ROOT, 'models', 'plans'); // trainTask.ts PLANS_DIR
-    const names = (await readdir(dir)).filter((f) => f.endsWith('.json')).sort();
+    sendJson(res, 200, { plans: await this.planSummaries() });
+  }
+
+  private async planSummaries(): Promise<
+    { name: string; classes: number; grid: number[]; steps: number }[]
+  > {
+    const names = (await readdir(PLANS_DIR)).filter((f) => f.endsWith('.json')).sort();
     const plans: { name: string; classes: number; grid: number[]; steps: number }[] = [];
     for (const f of names) {
       try {
-        const plan = parsePlan(JSON.parse(await readFile(path.join(dir, f), 'utf8')));
+        const plan = await loadPlanOrThrow(f.slice(0, -5));
         const steps = Object.values(plan.schedule as Record<string, { steps?: number } | undefined>)
           .map((s) => s?.steps ?? 0)
           .reduce((a, b) => a + b, 0);
         plans.push({ name: f.slice(0, -5), classes: plan.classes, grid: [...plan.grid], steps });
       } catch {
-        // an unreadable plan is not offered (loadTaskPlan explains it when a task uses it)
+        // an unreadable or out-of-bounds plan is not offered
       }
     }
-    sendJson(res, 200, { plans });
+    return plans;
   }
 
   /**
@@ -467,6 +554,8 @@ export class Api {
         ? { segSeriesUID: uid(a.segSeriesUID, 'atlas.segSeriesUID') }
         : {}),
     };
+    // The plan must exist and be sane before the PACS is even asked.
+    const planDef = await this.checkPlan(plan);
     const atlas = await loadAtlas(this.client, ref);
     const modality =
       body.modality === undefined ? atlas.volume.modality : str(body.modality, 'modality', 16);
@@ -488,6 +577,18 @@ export class Api {
         category: s.category,
         type: s.type,
       }));
+    if (planDef.classes !== undefined && planDef.classes !== labels.length + 1) {
+      const fitting = (await this.planSummaries())
+        .filter((p) => p.classes === labels.length + 1)
+        .map((p) => p.name);
+      throw new HttpError(
+        422,
+        `Plan ${plan} trains ${(planDef.classes ?? 1) - 1} labels but the atlas SEG holds ${labels.length}; ` +
+          (fitting.length > 0
+            ? `choose a plan for ${labels.length} labels: ${fitting.join(', ')}.`
+            : `no installed plan trains ${labels.length} labels; add one to models/plans.`),
+      );
+    }
     const task: TaskRecord = {
       id,
       name,
@@ -497,7 +598,15 @@ export class Api {
       labels,
       createdAt: new Date().toISOString(),
     };
-    this.store.insertTask(task);
+    try {
+      this.store.insertTask(task);
+    } catch (e) {
+      // Two creations with the same name at once: the second loses the race on the primary key.
+      if (/UNIQUE|PRIMARY KEY|constraint/i.test((e as Error).message)) {
+        throw new HttpError(409, `A task ${id} exists already; choose another name or id.`);
+      }
+      throw e;
+    }
     this.o.log.info('task created', { task: id, atlasSeries: ref.seriesUID });
     sendJson(res, 201, task, { Location: `/api/tasks/${id}` });
   }
@@ -563,6 +672,13 @@ export class Api {
   private async createJob({ req, res }: Req): Promise<void> {
     const body = await readJson(req, this.o.config.maxRequestBytes);
     const task = this.task(str(body.taskId, 'taskId', 63));
+    const plan = await this.checkPlan(task.plan);
+    if (plan.classes !== undefined && plan.classes !== task.labels.length + 1) {
+      throw new HttpError(
+        422,
+        `Plan ${task.plan} trains ${plan.classes - 1} labels but task ${task.id} has ${task.labels.length}.`,
+      );
+    }
     const sel = body.series as Record<string, unknown> | undefined;
     if (!sel || typeof sel !== 'object') {
       throw new HttpError(

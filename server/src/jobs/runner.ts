@@ -47,6 +47,8 @@ export interface RunnerOptions {
   log: Logger;
   /** Jobs run at once (one per GPU). Default 1. */
   slots?: number;
+  /** Launches of one job (the first run and its resumptions) before it is failed for good. */
+  maxAttempts?: number;
   /** Minimum interval between persisted progress rows, ms (default 1000). */
   progressIntervalMs?: number;
 }
@@ -257,6 +259,21 @@ export class JobRunner {
       return;
     }
     const workDir = path.join(this.o.jobsDir, job.id);
+    const maxAttempts = this.o.maxAttempts ?? 3;
+    const before = store.getJob(job.id)?.attempts ?? 0;
+    if (before >= maxAttempts) {
+      // Each launch ended with the server going down under it (a crash loop: out of memory, a
+      // native fault): stop retrying and say so, keeping its work folder for a look.
+      const reason =
+        `The job was started ${before} times and the server stopped each time before it finished ` +
+        `(at most ${maxAttempts} attempts). It is not retried again: check the server log for why ` +
+        'the server stopped (memory, disk), then start a new job.';
+      store.finish(job.id, 'failed', now(), { reason });
+      this.appendLog(job.id, `job failed: ${reason}`);
+      log.warn('job failed', { job: job.id, error: 'attempt limit reached', attempts: before });
+      this.emitStatus(job.id);
+      return;
+    }
     store.markRunning(job.id, now());
     this.emitStatus(job.id);
     const attempt = store.getJob(job.id)?.attempts ?? 1;

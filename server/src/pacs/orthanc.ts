@@ -30,7 +30,9 @@ export interface DicomModality {
 /** Parses `AET@HOST:PORT` entries (throws an Error naming the bad one). */
 export function parseModalities(entries: readonly string[]): DicomModality[] {
   return entries.map((e) => {
-    const m = /^([A-Za-z0-9_ .-]{1,16})@([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/.exec(e.trim());
+    const m = /^([A-Za-z0-9_ .-]{1,16})@([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/.exec(
+      e.trim(),
+    );
     const port = Number(m?.[3]);
     if (!m || !(port > 0 && port < 65536)) {
       throw new Error(
@@ -127,7 +129,16 @@ export function orthancConfig(opts: {
   const modalities = Object.fromEntries(
     (opts.dicomModalities ?? []).map((m, i) => [
       `modality${i + 1}`,
-      { AET: m.aet, Host: m.host, Port: m.port, AllowEcho: true, AllowStore: true, AllowFind: false, AllowMove: false, AllowGet: false },
+      {
+        AET: m.aet,
+        Host: m.host,
+        Port: m.port,
+        AllowEcho: true,
+        AllowStore: true,
+        AllowFind: false,
+        AllowMove: false,
+        AllowGet: false,
+      },
     ]),
   );
   const aet = opts.name
@@ -299,8 +310,7 @@ async function launch(
       ...process.env,
       TCP_NODELAY: '1',
       LD_PRELOAD: [shim, process.env.LD_PRELOAD].filter(Boolean).join(' '),
-      RRL_BIND_PUBLIC_PORTS:
-        (options.dicomModalities ?? []).length > 0 ? String(dicomPort) : '',
+      RRL_BIND_PUBLIC_PORTS: (options.dicomModalities ?? []).length > 0 ? String(dicomPort) : '',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

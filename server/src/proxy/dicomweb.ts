@@ -242,23 +242,26 @@ export function createDicomWebProxy(
     let done = false;
     const t0 = Date.now();
     const grace = limits.graceMs ?? 10_000;
-    const rateTimer = setInterval(() => {
-      const elapsed = Date.now() - t0;
-      if (done || elapsed < grace) return;
-      if ((size * 1000) / elapsed < limits.minBytesPerSecond) {
-        done = true;
-        clearInterval(rateTimer);
-        log.warn('upload too slow', { received: size, ms: elapsed });
-        refuseAndClose(
-          req,
-          res,
-          408,
-          `The upload arrived too slowly (${size} bytes in ${Math.round(elapsed / 1000)} s; at least ` +
-            `${limits.minBytesPerSecond} bytes/s are needed). Check the network and try again.`,
-        );
-        release();
-      }
-    }, Math.min(1000, grace));
+    const rateTimer = setInterval(
+      () => {
+        const elapsed = Date.now() - t0;
+        if (done || elapsed < grace) return;
+        if ((size * 1000) / elapsed < limits.minBytesPerSecond) {
+          done = true;
+          clearInterval(rateTimer);
+          log.warn('upload too slow', { received: size, ms: elapsed });
+          refuseAndClose(
+            req,
+            res,
+            408,
+            `The upload arrived too slowly (${size} bytes in ${Math.round(elapsed / 1000)} s; at least ` +
+              `${limits.minBytesPerSecond} bytes/s are needed). Check the network and try again.`,
+          );
+          release();
+        }
+      },
+      Math.min(1000, grace),
+    );
     rateTimer.unref();
     const stop = (): void => {
       done = true;

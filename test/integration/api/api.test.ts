@@ -79,7 +79,7 @@ describe('companion server API', () => {
     assert.match(none.headers.get('www-authenticate') ?? '', /^Bearer/);
     assert.match(
       ((await none.json()) as { error: { message: string } }).error.message,
-      /needs a token/,
+      /needs a session/,
     );
     const wrong = await fetch(`${api.url}/api/tasks`, {
       headers: { Authorization: 'Bearer nope' },
@@ -114,15 +114,30 @@ describe('companion server API', () => {
     assert.equal(own.status, 200);
     await own.arrayBuffer();
 
-    // The viewer's bootstrap: same-origin browser requests only.
+    // The viewer's bootstrap: same-origin browser requests that hold the session cookie set by
+    // the viewer page; the token handed out is a session token, not the API token.
     const script = await fetch(`${api.url}/api/session`);
     assert.equal(script.status, 403);
     await script.arrayBuffer();
-    const viewer = await fetch(`${api.url}/api/session`, {
+    const noCookie = await fetch(`${api.url}/api/session`, {
       headers: { 'Sec-Fetch-Site': 'same-origin' },
     });
+    assert.equal(noCookie.status, 401);
+    await noCookie.arrayBuffer();
+    const page = await fetch(`${api.url}/`);
+    const cookie = (page.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    await page.arrayBuffer();
+    const viewer = await fetch(`${api.url}/api/session`, {
+      headers: { 'Sec-Fetch-Site': 'same-origin', Cookie: cookie },
+    });
     assert.equal(viewer.status, 200);
-    assert.equal(((await viewer.json()) as { token: string }).token, TOKEN);
+    const sessionToken = ((await viewer.json()) as { token: string }).token;
+    assert.notEqual(sessionToken, TOKEN);
+    const withSession = await fetch(`${api.url}/api/tasks`, {
+      headers: { Authorization: `Bearer ${sessionToken}` },
+    });
+    assert.equal(withSession.status, 200);
+    await withSession.arrayBuffer();
 
     const doc = await fetch(`${api.url}/api/openapi.json`);
     assert.equal(doc.status, 200);
@@ -149,7 +164,7 @@ describe('companion server API', () => {
     await method.arrayBuffer();
   });
 
-  test('without a configured token the server generates one, keeps it in <dataDir>/api-token and the viewer gets it', async () => {
+  test('without a configured token the server generates one and keeps it in <dataDir>/api-token; the viewer gets a session', async () => {
     const own = await tmpDir();
     try {
       const s = await startApiServer(pacs, own.dir, { apiToken: null });
@@ -158,10 +173,16 @@ describe('companion server API', () => {
         assert.ok(existsSync(file));
         const token = readFileSync(file, 'utf8').trim();
         assert.ok(token.length >= 32);
+        const page = await fetch(`${s.url}/`);
+        await page.arrayBuffer();
         const session = await fetch(`${s.url}/api/session`, {
-          headers: { 'Sec-Fetch-Site': 'same-origin' },
+          headers: {
+            'Sec-Fetch-Site': 'same-origin',
+            Cookie: (page.headers.get('set-cookie') ?? '').split(';')[0] ?? '',
+          },
         });
-        assert.equal(((await session.json()) as { token: string }).token, token);
+        assert.equal(session.status, 200, 'the viewer gets a session token');
+        await session.arrayBuffer();
         const ok = await fetch(`${s.url}/api/tasks`, {
           headers: { Authorization: `Bearer ${token}` },
         });

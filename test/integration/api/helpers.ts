@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { loadPlanOrThrow } from '../../../server/src/api/index';
 import { startServer, type RunningServer } from '../../../server/src/app';
 import { workerExecutor } from '../../../server/src/jobs/workerExecutor';
 import type { JobRecord, TaskRecord } from '../../../server/src/store/db';
@@ -64,6 +65,9 @@ export async function startApiServer(
               pacs: pacsCfg,
               provider: 'cpu',
             }),
+            // The smoothing executor's "plans" are `smoothing-<iterations>`, besides the real ones.
+            checkPlan: async (name: string) =>
+              /^smoothing-\d+$/.test(name) ? {} : loadPlanOrThrow(name),
           }),
       sseHeartbeatMs: 100,
     },

@@ -125,24 +125,15 @@ test(
   },
 );
 
-test('a job whose plan cannot be used fails with a clear reason and publishes nothing', async () => {
+test('a task whose plan does not exist is refused at creation with the installed plans named', async () => {
   const { pacs, api } = env;
   const client = pacsClient(pacs);
   const atlas = await storeSeries(client, { description: 'T1 atlas 2' });
   await storeSeg(client, atlas, atlas.labels);
-  const u1 = await storeSeries(client, { shift: 1, description: 'T1 unlabelled 2' });
   const task = await createTask(api, 'No plan', 'no-such-plan', atlas);
-  assert.equal(task.status, 201);
-  const job = await api.json<JobRecord>('/api/jobs', {
-    method: 'POST',
-    json: {
-      taskId: 'no-plan',
-      series: { uids: [{ studyUID: u1.studyUID, seriesUID: u1.seriesUID }] },
-    },
-  });
-  const done = await waitForJob(api, job.body.id, (j) => j.status === 'failed', 'failed');
-  assert.match(done.reason ?? '', /plan no-such-plan cannot be read/);
-  assert.equal(done.modelId, undefined);
-  const versions = await api.json<{ models: unknown[] }>('/api/tasks/no-plan/models');
-  assert.deepEqual(versions.body.models, []);
+  assert.equal(task.status, 422);
+  const message = (task.body as unknown as { error: { message: string } }).error.message;
+  assert.match(message, /no plan no-such-plan/);
+  assert.match(message, /tiny/, 'the installed plans are named');
+  assert.equal((await api.call('/api/tasks/no-plan')).status, 404, 'no task was stored');
 });

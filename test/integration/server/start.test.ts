@@ -67,10 +67,21 @@ function startProduct(varDir: string): Promise<Started> {
 }
 
 /** Spawns the start script and waits for it to exit by itself (a refused start). */
-function startProductExpectingExit(varDir: string): Promise<{ code: number | null; output: string }> {
+function startProductExpectingExit(
+  varDir: string,
+): Promise<{ code: number | null; output: string }> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', path.join(REPO_ROOT, 'scripts', 'start.ts'), '--var-dir', varDir, '--port', '0', '--no-seed'],
+    [
+      '--import',
+      'tsx',
+      path.join(REPO_ROOT, 'scripts', 'start.ts'),
+      '--var-dir',
+      varDir,
+      '--port',
+      '0',
+      '--no-seed',
+    ],
     { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RRL_CONFIG: '' } },
   );
   running.push(child);
@@ -80,104 +91,108 @@ function startProductExpectingExit(varDir: string): Promise<{ code: number | nul
   return new Promise((resolve) => child.once('exit', (code) => resolve({ code, output: out })));
 }
 
-test('product start: comes up, refuses a second start on the same var/, stops cleanly on SIGINT/SIGTERM, reuses var/, cleans up after a hard kill', { timeout: 300_000 }, async () => {
-  const varDir = await mkdtemp(path.join(os.tmpdir(), 'rrl-var-'));
-  try {
-    // First start: fresh var/.
-    const first = await startProduct(varDir);
-    const orthancPid = Number((await readFile(path.join(varDir, 'orthanc.pid'), 'utf8')).trim());
-    assert.ok(existsSync(`/proc/${orthancPid}`), 'Orthanc runs');
-    const secretsFile = path.join(varDir, 'secrets.json');
-    assert.equal((await stat(secretsFile)).mode & 0o777, 0o600, 'secrets.json is private');
-    const secrets = await readFile(secretsFile, 'utf8');
-    assert.ok(
-      !first.output().includes(JSON.parse(secrets).orthanc.password),
-      'password not printed',
-    );
+test(
+  'product start: comes up, refuses a second start on the same var/, stops cleanly on SIGINT/SIGTERM, reuses var/, cleans up after a hard kill',
+  { timeout: 300_000 },
+  async () => {
+    const varDir = await mkdtemp(path.join(os.tmpdir(), 'rrl-var-'));
+    try {
+      // First start: fresh var/.
+      const first = await startProduct(varDir);
+      const orthancPid = Number((await readFile(path.join(varDir, 'orthanc.pid'), 'utf8')).trim());
+      assert.ok(existsSync(`/proc/${orthancPid}`), 'Orthanc runs');
+      const secretsFile = path.join(varDir, 'secrets.json');
+      assert.equal((await stat(secretsFile)).mode & 0o777, 0o600, 'secrets.json is private');
+      const secrets = await readFile(secretsFile, 'utf8');
+      assert.ok(
+        !first.output().includes(JSON.parse(secrets).orthanc.password),
+        'password not printed',
+      );
 
-    const health = (await (await fetch(`${first.url}/api/health`)).json()) as {
-      status: string;
-    };
-    assert.equal(health.status, 'ok');
-    const models = (await (await fetch(`${first.url}/models/index.json`)).json()) as {
-      id: string;
-      kind: string;
-    }[];
-    assert.equal(
-      models.length,
-      1,
-      'the test-fixture model was written into the empty models folder',
-    );
-    assert.equal(models[0]?.kind, 'test-fixture');
-    const modelDir = path.join(varDir, 'models', models[0]?.id ?? '');
-    const modelMtime = (await stat(path.join(modelDir, 'model.onnx'))).mtimeMs;
+      const health = (await (await fetch(`${first.url}/api/health`)).json()) as {
+        status: string;
+      };
+      assert.equal(health.status, 'ok');
+      const models = (await (await fetch(`${first.url}/models/index.json`)).json()) as {
+        id: string;
+        kind: string;
+      }[];
+      assert.equal(
+        models.length,
+        1,
+        'the test-fixture model was written into the empty models folder',
+      );
+      assert.equal(models[0]?.kind, 'test-fixture');
+      const modelDir = path.join(varDir, 'models', models[0]?.id ?? '');
+      const modelMtime = (await stat(path.join(modelDir, 'model.onnx'))).mtimeMs;
 
-    // Scripts on the server machine use the API token the server keeps in its data folder.
-    const token = (await readFile(path.join(varDir, 'server', 'api-token'), 'utf8')).trim();
-    const series = makeTinySeries(2);
-    await stowThrough(first.url, series.files, token);
+      // Scripts on the server machine use the API token the server keeps in its data folder.
+      const token = (await readFile(path.join(varDir, 'server', 'api-token'), 'utf8')).trim();
+      const series = makeTinySeries(2);
+      await stowThrough(first.url, series.files, token);
 
-    // A second start on the same data folder finds the running one, says where it is and exits
-    // without touching it.
-    const again = await startProductExpectingExit(varDir);
-    assert.equal(again.code, 3, again.output);
-    assert.match(again.output, /already runs on this data folder/);
-    assert.match(again.output, new RegExp(first.url.replace(/[.]/g, '\\.')));
-    assert.ok(existsSync(`/proc/${orthancPid}`), 'the running Orthanc was left alone');
-    assert.equal((await fetch(`${first.url}/api/health`)).status, 200, 'still healthy');
+      // A second start on the same data folder finds the running one, says where it is and exits
+      // without touching it.
+      const again = await startProductExpectingExit(varDir);
+      assert.equal(again.code, 3, again.output);
+      assert.match(again.output, /already runs on this data folder/);
+      assert.match(again.output, new RegExp(first.url.replace(/[.]/g, '\\.')));
+      assert.ok(existsSync(`/proc/${orthancPid}`), 'the running Orthanc was left alone');
+      assert.equal((await fetch(`${first.url}/api/health`)).status, 200, 'still healthy');
 
-    first.child.kill('SIGINT');
-    const firstExit = await first.exit;
-    assert.equal(firstExit.code, 0, first.output());
-    assert.ok(!existsSync(`/proc/${orthancPid}`), 'Orthanc stopped with the product');
-    assert.ok(!existsSync(path.join(varDir, 'orthanc.pid')), 'pid file removed');
+      first.child.kill('SIGINT');
+      const firstExit = await first.exit;
+      assert.equal(firstExit.code, 0, first.output());
+      assert.ok(!existsSync(`/proc/${orthancPid}`), 'Orthanc stopped with the product');
+      assert.ok(!existsSync(path.join(varDir, 'orthanc.pid')), 'pid file removed');
 
-    // Second start: same var/.
-    const second = await startProduct(varDir);
-    assert.equal(await readFile(secretsFile, 'utf8'), secrets, 'same credentials');
-    const qido = (await (
-      await fetch(`${second.url}/dicom-web/studies?StudyInstanceUID=${series.studyUID}`, {
-        headers: { Authorization: `Bearer ${token}` },
-      })
-    ).json()) as unknown[];
-    assert.equal(qido.length, 1, 'the study stored in the first run is still there');
-    assert.deepEqual(await readdir(path.join(varDir, 'models')), [models[0]?.id]);
-    assert.equal((await stat(path.join(modelDir, 'model.onnx'))).mtimeMs, modelMtime);
-    const secondPid = Number((await readFile(path.join(varDir, 'orthanc.pid'), 'utf8')).trim());
-    // Killed hard (no chance to clean up): its Orthanc is left behind...
-    second.child.kill('SIGKILL');
-    await second.exit;
-    assert.ok(existsSync(`/proc/${secondPid}`), 'the orphaned Orthanc still runs');
+      // Second start: same var/.
+      const second = await startProduct(varDir);
+      assert.equal(await readFile(secretsFile, 'utf8'), secrets, 'same credentials');
+      const qido = (await (
+        await fetch(`${second.url}/dicom-web/studies?StudyInstanceUID=${series.studyUID}`, {
+          headers: { Authorization: `Bearer ${token}` },
+        })
+      ).json()) as unknown[];
+      assert.equal(qido.length, 1, 'the study stored in the first run is still there');
+      assert.deepEqual(await readdir(path.join(varDir, 'models')), [models[0]?.id]);
+      assert.equal((await stat(path.join(modelDir, 'model.onnx'))).mtimeMs, modelMtime);
+      const secondPid = Number((await readFile(path.join(varDir, 'orthanc.pid'), 'utf8')).trim());
+      // Killed hard (no chance to clean up): its Orthanc is left behind...
+      second.child.kill('SIGKILL');
+      await second.exit;
+      assert.ok(existsSync(`/proc/${secondPid}`), 'the orphaned Orthanc still runs');
 
-    // ...and the next start stops that orphan before starting its own.
-    const third = await startProduct(varDir);
-    assert.match(third.output(), new RegExp(`stopping the Orthanc \\(pid ${secondPid}\\)`));
-    assert.ok(!existsSync(`/proc/${secondPid}`), 'the orphan is gone');
-    const thirdPid = Number((await readFile(path.join(varDir, 'orthanc.pid'), 'utf8')).trim());
-    assert.notEqual(thirdPid, secondPid);
-    const thirdHealth = (await (await fetch(`${third.url}/api/health`)).json()) as {
-      status: string;
-    };
-    assert.equal(thirdHealth.status, 'ok');
-    third.child.kill('SIGTERM');
-    assert.equal((await third.exit).code, 0, third.output());
-    assert.ok(!existsSync(`/proc/${thirdPid}`), 'Orthanc stopped');
-  } finally {
-    // A failed assertion must not leave a product (and its Orthanc) running.
-    for (const child of running) {
-      if (child.exitCode === null && child.signalCode === null) {
-        const gone = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await gone;
+      // ...and the next start stops that orphan before starting its own.
+      const third = await startProduct(varDir);
+      assert.match(third.output(), new RegExp(`stopping the Orthanc \\(pid ${secondPid}\\)`));
+      assert.ok(!existsSync(`/proc/${secondPid}`), 'the orphan is gone');
+      const thirdPid = Number((await readFile(path.join(varDir, 'orthanc.pid'), 'utf8')).trim());
+      assert.notEqual(thirdPid, secondPid);
+      const thirdHealth = (await (await fetch(`${third.url}/api/health`)).json()) as {
+        status: string;
+      };
+      assert.equal(thirdHealth.status, 'ok');
+      third.child.kill('SIGTERM');
+      assert.equal((await third.exit).code, 0, third.output());
+      assert.ok(!existsSync(`/proc/${thirdPid}`), 'Orthanc stopped');
+    } finally {
+      // A failed assertion must not leave a product (and its Orthanc) running.
+      for (const child of running) {
+        if (child.exitCode === null && child.signalCode === null) {
+          const gone = new Promise((r) => child.once('exit', r));
+          child.kill('SIGTERM');
+          await gone;
+        }
       }
+      // And no Orthanc of this test may outlive it (e.g. the orphan, if an assertion failed).
+      const pidFile = path.join(varDir, 'orthanc.pid');
+      if (existsSync(pidFile)) {
+        const pid = Number((await readFile(pidFile, 'utf8')).trim());
+        const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+        if (cmd.includes(varDir)) process.kill(pid, 'SIGKILL');
+      }
+      await rm(varDir, { recursive: true, force: true });
     }
-    // And no Orthanc of this test may outlive it (e.g. the orphan, if an assertion failed).
-    const pidFile = path.join(varDir, 'orthanc.pid');
-    if (existsSync(pidFile)) {
-      const pid = Number((await readFile(pidFile, 'utf8')).trim());
-      const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-      if (cmd.includes(varDir)) process.kill(pid, 'SIGKILL');
-    }
-    await rm(varDir, { recursive: true, force: true });
-  }
-});
+  },
+);
