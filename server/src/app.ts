@@ -16,6 +16,7 @@ import { resolveApiToken } from './api/auth.js';
 import type { JobExecutor } from './jobs/runner.js';
 import { loadConfig, REPO_ROOT, type ServerConfig, type ServerConfigInput } from './config.js';
 import { sendError, sendJson, setIsolationHeaders } from './http/headers.js';
+import { addRedaction } from './http/redact.js';
 import {
   CACHE_IMMUTABLE,
   CACHE_REVALIDATE,
@@ -359,6 +360,10 @@ export async function startServer(
   // Everything this server writes (job data with pixel data, the database, models, secrets) is
   // private to its user: files 0600, folders 0700 — also what an earlier version left behind.
   process.umask(0o077);
+  addRedaction(new URL(cfg.pacs.dicomWebRoot).origin, 'the PACS');
+  for (const dir of [cfg.dataDir, cfg.modelsDir, cfg.viewerDir, cfg.pluginsDir, REPO_ROOT]) {
+    addRedaction(dir, '<server folder>');
+  }
   for (const dir of [cfg.dataDir, cfg.modelsDir]) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(dir, 0o700);

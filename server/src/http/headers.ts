@@ -1,6 +1,8 @@
 /** Headers every response carries, and small response helpers. */
 import type { ServerResponse } from 'node:http';
 
+import { redact } from './redact.js';
+
 /**
  * Cross-origin isolation (gives onnxruntime-web's wasm backend SharedArrayBuffer and threads):
  * COOP/COEP on every response, and CORP so that our own resources satisfy `require-corp`.
@@ -32,7 +34,10 @@ export function sendJson(
   res.end(text);
 }
 
-/** A JSON error: `{ error: { status, message } }`. */
+/**
+ * A JSON error: `{ error: { status, message } }`. Internal URLs and file paths are replaced
+ * (redact.ts): the client learns what went wrong and what to do, the server log keeps the rest.
+ */
 export function sendError(res: ServerResponse, status: number, message: string): void {
-  sendJson(res, status, { error: { status, message } });
+  sendJson(res, status, { error: { status, message: redact(message) } });
 }

@@ -16,6 +16,7 @@ import path from 'node:path';
 
 import type { JobProgress, JobRecord, Store, TaskRecord } from '../store/db.js';
 import type { Logger } from '../log.js';
+import { redact } from '../http/redact.js';
 
 /** What an executor reports: a job's progress row without the runner's estimate and time stamp. */
 export type ExecutorProgress = Omit<JobProgress, 'etaSeconds' | 'time'>;
@@ -180,7 +181,9 @@ export class JobRunner {
     if (j) this.emit(id, { type: 'status', job: j });
   }
 
-  private appendLog(id: string, line: string): void {
+  /** A line of the job's log (read by clients: internal URLs and paths are replaced). */
+  private appendLog(id: string, raw: string): void {
+    const line = redact(raw);
     const time = now();
     const n = this.o.store.appendLog(id, time, line);
     this.emit(id, { type: 'log', n, time, line });
@@ -312,7 +315,8 @@ export class JobRunner {
         log.info('job cancelled', { job: job.id });
       } else {
         const message = reason instanceof Error ? reason.message : String(reason);
-        store.finish(job.id, 'failed', now(), { reason: message });
+        // The job's reason and log are read by clients: no internal URLs or paths there.
+        store.finish(job.id, 'failed', now(), { reason: redact(message) });
         this.appendLog(job.id, `job failed: ${message}`);
         log.warn('job failed', { job: job.id, error: message });
       }
