@@ -57,6 +57,8 @@ export interface StartServerOptions {
   jobExecutor?: JobExecutor;
   /** Server-sent events heartbeat interval, ms (default 15 s). */
   sseHeartbeatMs?: number;
+  /** Retry delay of a job that found the PACS unreachable, ms per attempt (default 30 s). */
+  jobRetryDelayMs?: number;
   /** Plan check that goes with a custom job executor (default: models/plans). */
   checkPlan?: (name: string) => Promise<{ classes?: number }>;
 }
@@ -391,6 +393,7 @@ export async function startServer(
     ...(options.jobExecutor ? { executor: options.jobExecutor } : {}),
     ...(options.sseHeartbeatMs ? { heartbeatMs: options.sseHeartbeatMs } : {}),
     ...(options.checkPlan ? { checkPlan: options.checkPlan } : {}),
+    ...(options.jobRetryDelayMs !== undefined ? { jobRetryDelayMs: options.jobRetryDelayMs } : {}),
   });
   const ctx: Ctx = {
     sessions,

@@ -44,6 +44,8 @@ export interface ApiOptions {
   executor?: JobExecutor;
   /** SSE heartbeat interval, ms (default 15 s). */
   heartbeatMs?: number;
+  /** Retry delay of a job that found the PACS unreachable, ms per attempt (default 30 s). */
+  jobRetryDelayMs?: number;
   /**
    * Checks a plan name before a task or job uses it (throws PlanRefusal); returns the labels it
    * trains when it knows them. Default: the plans of models/plans, parsed and within PLAN_BOUNDS.
@@ -276,6 +278,7 @@ export class Api {
       jobsDir: path.join(c.dataDir, 'jobs'),
       log: o.log,
       slots: c.jobSlots,
+      ...(o.jobRetryDelayMs !== undefined ? { retryDelayMs: o.jobRetryDelayMs } : {}),
       publish: (job, task, modelDir) => this.publish(job, task, modelDir),
     });
     this.routes = this.routeTable();

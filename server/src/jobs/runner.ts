@@ -30,6 +30,10 @@ export interface ExecutorContext {
   task: TaskRecord;
 }
 
+/** Failure messages that mean the PACS was unreachable (a retry may succeed). */
+const PACS_OUTAGE =
+  /PACS stopped answering|Could not reach the PACS|PACS is not reachable|ECONNREFUSED|ECONNRESET/;
+
 export type JobExecutor = (job: JobRecord, ctx: ExecutorContext) => Promise<{ modelDir: string }>;
 
 /** Publishes a finished job's model folder; returns the published model id. */
@@ -50,6 +54,11 @@ export interface RunnerOptions {
   slots?: number;
   /** Launches of one job (the first run and its resumptions) before it is failed for good. */
   maxAttempts?: number;
+  /**
+   * A job that failed because the PACS was unreachable goes back to the queue and is retried
+   * after this long times its attempt number (default 30 s), within maxAttempts.
+   */
+  retryDelayMs?: number;
   /** Minimum interval between persisted progress rows, ms (default 1000). */
   progressIntervalMs?: number;
 }
@@ -85,6 +94,9 @@ export class JobRunner {
   private started = false;
   private readonly slots: number;
   private readonly progressIntervalMs: number;
+  /** Jobs waiting out a retry delay: not launched before this time (ms). */
+  private readonly notBefore = new Map<string, number>();
+  private retryTimer?: NodeJS.Timeout;
 
   constructor(private readonly o: RunnerOptions) {
     this.slots = Math.max(1, o.slots ?? 1);
@@ -113,6 +125,7 @@ export class JobRunner {
   /** Aborts running jobs (they go back to the queue) and waits for them to settle. */
   async stop(): Promise<void> {
     this.stopping = true;
+    clearTimeout(this.retryTimer);
     const all = [...this.running.values()];
     for (const r of all) r.controller.abort(new ShutdownSignal('server stopping'));
     await Promise.all(all.map((r) => r.done));
@@ -192,10 +205,22 @@ export class JobRunner {
   private pump(): void {
     if (!this.started || this.stopping) return;
     if (this.running.size >= this.slots) return;
+    let wake = Infinity;
     for (const j of this.o.store.queuedJobs()) {
       if (this.running.size >= this.slots) break;
       if (this.running.has(j.id)) continue;
+      const at = this.notBefore.get(j.id) ?? 0;
+      if (at > Date.now()) {
+        wake = Math.min(wake, at);
+        continue;
+      }
+      this.notBefore.delete(j.id);
       this.launch(j);
+    }
+    if (wake < Infinity) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.pump(), Math.max(10, wake - Date.now()));
+      this.retryTimer.unref();
     }
   }
 
@@ -279,7 +304,7 @@ export class JobRunner {
     }
     store.markRunning(job.id, now());
     this.emitStatus(job.id);
-    const attempt = store.getJob(job.id)?.attempts ?? 1;
+    const attempt = store.getJob(job.id)?.attempts ?? before + 1;
     this.appendLog(job.id, attempt > 1 ? `job resumed (attempt ${attempt})` : 'job started');
     log.info('job started', { job: job.id, task: task.id, attempt });
     const signal = entry.controller.signal;
@@ -313,6 +338,24 @@ export class JobRunner {
         store.finish(job.id, 'cancelled', now(), { reason: reason.message });
         this.appendLog(job.id, 'job cancelled; no model was published');
         log.info('job cancelled', { job: job.id });
+      } else if (
+        PACS_OUTAGE.test(reason instanceof Error ? reason.message : String(reason)) &&
+        attempt < maxAttempts
+      ) {
+        // The PACS is down (being restarted, say): nothing is lost, the job waits and resumes
+        // from its checkpoint.
+        const delay = (this.o.retryDelayMs ?? 30_000) * attempt;
+        store.requeue(
+          job.id,
+          `The PACS was unreachable; the job retries in ${Math.round(delay / 1000)} s ` +
+            `(attempt ${attempt + 1} of ${maxAttempts}).`,
+        );
+        this.notBefore.set(job.id, Date.now() + delay);
+        this.appendLog(
+          job.id,
+          `the PACS is unreachable: the job retries in ${Math.round(delay / 1000)} s`,
+        );
+        log.warn('job waits for the PACS', { job: job.id, attempt, retryMs: delay });
       } else {
         const message = reason instanceof Error ? reason.message : String(reason);
         // The job's reason and log are read by clients: no internal URLs or paths there.
