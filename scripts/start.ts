@@ -496,13 +496,42 @@ async function main(): Promise<void> {
     return;
   }
 
-  // Orthanc went away on its own: stop the server too rather than serve a dead PACS.
-  const pid = pacs.pid;
+  // Orthanc went away on its own (crashed, killed by the OOM killer): restart it on the same
+  // ports and storage, backing off 1, 2, 4 … 60 s between tries; the server keeps serving the
+  // viewer meanwhile (the proxy answers 502, health 503) and jobs that found the PACS down retry.
+  const pacsOptions = {
+    storageDir: path.join(opts.varDir, 'orthanc'),
+    httpPort: pacs.httpPort,
+    dicomPort: pacs.dicomPort,
+    username: secrets.orthanc.username,
+    password: secrets.orthanc.password,
+    name: 'RRL-MedSAM-PACS',
+    dicomModalities: opts.dicomModalities,
+  };
+  let failures = 0;
+  let restarting = false;
   const watch = setInterval(() => {
-    if (!stopping && pid > 0 && !existsSync(`/proc/${pid}`)) {
-      void shutdown('Orthanc exited unexpectedly', 1);
-    }
-  }, 2000);
+    const current = pacs;
+    if (stopping || restarting || !current || existsSync(`/proc/${current.pid}`)) return;
+    restarting = true;
+    const delay = Math.min(60_000, 1000 * 2 ** failures);
+    say(`Orthanc exited unexpectedly; restarting it in ${delay / 1000} s`);
+    void (async () => {
+      await new Promise((r) => setTimeout(r, delay));
+      if (stopping) return;
+      try {
+        pacs = await startOrthanc(pacsOptions);
+        await writeFile(path.join(opts.varDir, 'orthanc.pid'), `${pacs.pid}\n`);
+        failures = 0;
+        say(`Orthanc is back (pid ${pacs.pid})`);
+      } catch (e) {
+        failures += 1;
+        say(`could not restart Orthanc: ${(e as Error).message.split('\n')[0] ?? ''}`);
+      } finally {
+        restarting = false;
+      }
+    })();
+  }, 1000);
   watch.unref();
 
   await lock.update(server.url);

@@ -363,6 +363,7 @@ export async function startServer(
   // private to its user: files 0600, folders 0700 — also what an earlier version left behind.
   process.umask(0o077);
   addRedaction(new URL(cfg.pacs.dicomWebRoot).origin, 'the PACS');
+  addRedaction(new URL(cfg.pacs.dicomWebRoot).host, "the PACS's address");
   for (const dir of [cfg.dataDir, cfg.modelsDir, cfg.viewerDir, cfg.pluginsDir, REPO_ROOT]) {
     addRedaction(dir, '<server folder>');
   }

@@ -4,92 +4,14 @@
  * included); a second start reuses var/ (same credentials, same studies, same model).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { REPO_ROOT } from '../../../server/src/config';
+import { running, startProduct, startProductExpectingExit } from '../../helpers/product';
 import { makeTinySeries, stowThrough } from './dicom-data';
-
-interface Started {
-  child: ChildProcess;
-  url: string;
-  output: () => string;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const running: ChildProcess[] = [];
-
-/** Spawns the start script and resolves once it prints the viewer URL. */
-function startProduct(varDir: string): Promise<Started> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      path.join(REPO_ROOT, 'scripts', 'start.ts'),
-      '--var-dir',
-      varDir,
-      '--port',
-      '0',
-      '--pacs-port',
-      '0',
-      '--pacs-dicom-port',
-      '0',
-      '--no-seed',
-    ],
-    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RRL_CONFIG: '' } },
-  );
-  running.push(child);
-  let out = '';
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return new Promise((resolve, reject) => {
-    const onData = (chunk: Buffer): void => {
-      out += chunk.toString('utf8');
-      const m = /Viewer:\s+(http:\/\/\S+?)\/?\s/.exec(out);
-      if (m?.[1]) {
-        child.stdout?.off('data', onData);
-        child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
-        resolve({ child, url: m[1], output: () => out, exit });
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', (c: Buffer) => (out += c.toString('utf8')));
-    void exit.then(({ code, signal }) =>
-      reject(new Error(`start.ts exited (${signal ?? code}) before printing the URL:\n${out}`)),
-    );
-  });
-}
-
-/** Spawns the start script and waits for it to exit by itself (a refused start). */
-function startProductExpectingExit(
-  varDir: string,
-): Promise<{ code: number | null; output: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      path.join(REPO_ROOT, 'scripts', 'start.ts'),
-      '--var-dir',
-      varDir,
-      '--port',
-      '0',
-      '--no-seed',
-    ],
-    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RRL_CONFIG: '' } },
-  );
-  running.push(child);
-  let out = '';
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  child.stderr?.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, output: out })));
-}
 
 test(
   'product start: comes up, refuses a second start on the same var/, stops cleanly on SIGINT/SIGTERM, reuses var/, cleans up after a hard kill',

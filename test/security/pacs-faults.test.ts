@@ -1,0 +1,149 @@
+/**
+ * Security catalogue — PACS faults (docs/security.md, family "PACS faults"): the PACS is down,
+ * hangs, or dies under the running product. The server must say so clearly (without its internal
+ * addresses), report it in /api/health with 503, keep serving the viewer, and — under
+ * scripts/start.ts — bring Orthanc back by itself.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+
+import { startServer } from '../../server/src/app';
+import { running, startProduct } from '../helpers/product';
+import { startTestStack, TEST_API_TOKEN } from '../helpers/server';
+import { raw } from './probe';
+
+const auth = { Authorization: `Bearer ${TEST_API_TOKEN}` };
+
+describe('security: PACS faults', () => {
+  test(
+    'PACS down: 502 without internal addresses, health 503, the viewer still served',
+    { timeout: 60_000 },
+    async () => {
+      const stack = await startTestStack();
+      try {
+        await stack.pacs.stop();
+        const pacsPort = String(stack.pacs.httpPort);
+        for (const p of ['/dicom-web/studies', '/api/pacs/series?modality=MR']) {
+          const r = await raw(stack.url, { path: p, headers: auth });
+          assert.equal(r.status, 502, `${p}: ${r.body}`);
+          assert.match(r.body, /PACS/);
+          assert.ok(
+            !r.body.includes(pacsPort),
+            `${p} must not reveal the PACS's address: ${r.body}`,
+          );
+          assert.doesNotMatch(r.body, /\/tmp\/|\/work\/|\/home\//, 'no file paths');
+        }
+        const health = await raw(stack.url, { path: '/api/health' });
+        assert.equal(health.status, 503);
+        const h = JSON.parse(health.body) as { status: string; problems: string[] };
+        assert.equal(h.status, 'degraded');
+        assert.ok(
+          h.problems.some((x) => /PACS is not reachable/.test(x)),
+          health.body,
+        );
+        assert.equal((await raw(stack.url, { path: '/' })).status, 200);
+      } finally {
+        await stack.stop();
+      }
+    },
+  );
+
+  test(
+    'a PACS that accepts connections and never answers: 504 after the response timeout; the server answers meanwhile',
+    { timeout: 60_000 },
+    async () => {
+      const sockets = new Set<net.Socket>();
+      const silent = net.createServer((s) => {
+        sockets.add(s);
+        s.on('error', () => undefined);
+      });
+      await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+      const port = (silent.address() as net.AddressInfo).port;
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'rrl-hang-'));
+      const server = await startServer(
+        {
+          host: '127.0.0.1',
+          port: 0,
+          dataDir: path.join(dir, 'data'),
+          modelsDir: path.join(dir, 'models'),
+          apiToken: TEST_API_TOKEN,
+          pacs: { dicomWebRoot: `http://127.0.0.1:${port}/dicom-web` },
+        },
+        { env: {}, logSink: () => {}, proxy: { responseTimeoutMs: 1500 } },
+      );
+      try {
+        const hung = raw(server.url, { path: '/dicom-web/studies', headers: auth });
+        const page = await raw(server.url, { path: '/' });
+        assert.equal(page.status, 200, 'the viewer is served while the PACS hangs');
+        const r = await hung;
+        assert.equal(r.status, 504);
+        assert.match(r.body, /did not answer within/);
+        assert.ok(!r.body.includes(String(port)));
+      } finally {
+        await server.close();
+        for (const s of sockets) s.destroy();
+        silent.close();
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  test(
+    'Orthanc killed under the running product is restarted on the same ports; the data survives',
+    { timeout: 180_000 },
+    async () => {
+      const varDir = await mkdtemp(path.join(os.tmpdir(), 'rrl-var-'));
+      try {
+        const product = await startProduct(varDir);
+        const token = (await readFile(path.join(varDir, 'server', 'api-token'), 'utf8')).trim();
+        const pidFile = path.join(varDir, 'orthanc.pid');
+        const first = Number((await readFile(pidFile, 'utf8')).trim());
+        process.kill(first, 'SIGKILL');
+        // Down: the proxy says so; then the supervisor brings Orthanc back.
+        let sawDown = false;
+        let back = false;
+        const deadline = Date.now() + 60_000;
+        while (Date.now() < deadline) {
+          const h = await raw(product.url, { path: '/api/health' });
+          if (h.status === 503) sawDown = true;
+          const pid = Number((await readFile(pidFile, 'utf8').catch(() => '0')).trim());
+          if (h.status === 200 && pid !== first && existsSync(`/proc/${pid}`)) {
+            back = true;
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 250));
+        }
+        assert.ok(back, `Orthanc came back:\n${product.output()}`);
+        assert.ok(sawDown || /restarting it/.test(product.output()), 'the outage was noticed');
+        assert.match(product.output(), /Orthanc is back/);
+        const qido = await raw(product.url, {
+          path: '/dicom-web/studies',
+          headers: { Authorization: `Bearer ${token}` },
+        });
+        assert.equal(qido.status, 200);
+        product.child.kill('SIGTERM');
+        assert.equal((await product.exit).code, 0, product.output());
+      } finally {
+        for (const child of running) {
+          if (child.exitCode === null && child.signalCode === null) {
+            const gone = new Promise((r) => child.once('exit', r));
+            child.kill('SIGTERM');
+            await gone;
+          }
+        }
+        const pidFile = path.join(varDir, 'orthanc.pid');
+        if (existsSync(pidFile)) {
+          const pid = Number((await readFile(pidFile, 'utf8')).trim());
+          const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+          if (cmd.includes(varDir)) process.kill(pid, 'SIGKILL');
+        }
+        await rm(varDir, { recursive: true, force: true });
+      }
+    },
+  );
+});
