@@ -693,6 +693,9 @@ function pixelBytes(v: unknown): Uint8Array {
  * counts as inside) and LABELMAP (Label Map Segmentation Storage, as OHIF's own export writes).
  * Where segments overlap, the later frame wins.
  */
+/** The most frames a SEG may declare (e.g. 255 segments × 2000 slices). */
+export const MAX_SEG_FRAMES = 510_000;
+
 export function readBinarySeg(
   bytes: ArrayBuffer,
   sourceInstances: Record<string, unknown>[],
@@ -739,6 +742,22 @@ export function readBinarySeg(
   }
   const frameSize = rows * columns;
   const nFrames = Number(first(ds.NumberOfFrames) ?? 1);
+  if (!Number.isInteger(nFrames) || nFrames < 1 || nFrames > MAX_SEG_FRAMES) {
+    throw new SegError(
+      `The SEG declares ${String(first(ds.NumberOfFrames))} frames; between 1 and ${MAX_SEG_FRAMES} are accepted.`,
+    );
+  }
+  const declaredSegments = items(ds.SegmentSequence).length;
+  if (declaredSegments > 255) {
+    throw new SegError(`The SEG defines ${declaredSegments} segments; at most 255 are supported.`);
+  }
+  const perFrameCount = items(ds.PerFrameFunctionalGroupsSequence).length;
+  if (perFrameCount !== nFrames) {
+    throw new SegError(
+      `The SEG declares ${nFrames} frames but describes ${perFrameCount} ` +
+        '(PerFrameFunctionalGroupsSequence): it is inconsistent and cannot be read safely.',
+    );
+  }
   const pixel = pixelBytes(ds.PixelData);
   const bitsPerPixel = kind === 'BINARY' ? 1 : bitsAllocated;
   const needBytes = Math.ceil((nFrames * frameSize * bitsPerPixel) / 8);

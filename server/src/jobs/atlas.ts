@@ -4,7 +4,7 @@
  * grid. Errors are `AtlasError`s (a 4xx for the API) that name UIDs only.
  */
 import type { SegmentDescription } from '../../../models/src/dicom/seg.js';
-import { DicomWebClient, jsonString, type DicomJsonDataset } from '../pacs/dicomweb.js';
+import { DicomWebClient, jsonString, PacsError, type DicomJsonDataset } from '../pacs/dicomweb.js';
 import { fetchSegLabelmap, fetchSeriesVolume, type SeriesVolume } from '../pacs/volume.js';
 
 export class AtlasError extends Error {
@@ -54,7 +54,9 @@ export interface LoadedAtlas {
 
 /**
  * Reads the atlas series and its SEG. With `segSeriesUID` the SEG must reference the series; without
- * it, the study's SEG referencing the series is used (the newest when there are several).
+ * it, the study's SEGs referencing the series are tried newest first, and the first that fits the
+ * series is used (a broken or mismatched SEG does not block a valid one). A series that is not a
+ * complete volume, or SEGs that do not fit it, give an AtlasError (422) that names the series.
  */
 export async function loadAtlas(
   client: DicomWebClient,
@@ -75,6 +77,7 @@ export async function loadAtlas(
     );
   }
   let segSeriesUID = ref.segSeriesUID;
+  let candidates: string[] = [];
   if (segSeriesUID) {
     const meta = await client.seriesMetadata(studyUID, segSeriesUID).catch(() => []);
     if (meta.length === 0) {
@@ -103,14 +106,42 @@ export async function loadAtlas(
           'segmentation. Segment the series in the viewer and save it to the PACS, then try again.',
       );
     }
-    segSeriesUID = found[found.length - 1];
+    segSeriesUID = undefined;
+    candidates = [...found].reverse(); // newest first
   }
-  const volume = await fetchSeriesVolume(client, studyUID, seriesUID);
-  const seg = await fetchSegLabelmap(client, volume, segSeriesUID);
-  let count = 0;
-  for (let i = 0; i < seg.labelmap.length; i++) if (seg.labelmap[i] !== 0) count++;
-  if (count === 0) {
-    throw new AtlasError(`SEG series ${segSeriesUID} labels no voxel of series ${seriesUID}.`);
+  let volume: SeriesVolume;
+  try {
+    volume = await fetchSeriesVolume(client, studyUID, seriesUID);
+  } catch (e) {
+    if (e instanceof PacsError) throw e;
+    throw new AtlasError(
+      `The atlas series ${seriesUID} cannot be used as a volume: ${(e as Error).message} ` +
+        'Check in the viewer that the series is complete (no missing or duplicate slice), or ' +
+        'choose another series.',
+    );
   }
-  return { volume, labelmap: seg.labelmap, segments: seg.segments, segSeriesUID };
+  const tried: string[] = [];
+  for (const uid of segSeriesUID ? [segSeriesUID] : candidates) {
+    let seg: Awaited<ReturnType<typeof fetchSegLabelmap>>;
+    try {
+      seg = await fetchSegLabelmap(client, volume, uid);
+    } catch (e) {
+      if (e instanceof PacsError) throw e;
+      tried.push(`SEG ${uid}: ${(e as Error).message}`);
+      continue;
+    }
+    let count = 0;
+    for (let i = 0; i < seg.labelmap.length; i++) if (seg.labelmap[i] !== 0) count++;
+    if (count === 0) {
+      tried.push(`SEG ${uid} labels no voxel of the series`);
+      continue;
+    }
+    return { volume, labelmap: seg.labelmap, segments: seg.segments, segSeriesUID: uid };
+  }
+  throw new AtlasError(
+    (tried.length === 1
+      ? `The atlas SEG does not fit series ${seriesUID}: ${tried[0]}.`
+      : `None of the ${tried.length} SEGs that reference series ${seriesUID} fits it: ${tried.join('; ')}.`) +
+      ' Segment the series again in the viewer and save the SEG, then try again.',
+  );
 }
