@@ -3,7 +3,9 @@
 # clear message naming them) and the npm dependencies. Safe to run again: it skips what is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DEB_PACKAGES=(orthanc orthanc-dicomweb dcmtk dicom3tools mricron-data chromium)
+# gcc + libc6-dev build the loopback shim that keeps Orthanc off the network (server/native); openssl
+# makes the TLS test certificate.
+DEB_PACKAGES=(orthanc orthanc-dicomweb dcmtk dicom3tools mricron-data chromium gcc libc6-dev openssl)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
