@@ -34,9 +34,10 @@ export const OPENAPI: Json = {
     version: '1',
     description:
       'Tasks, training jobs and models of the RRL-MedSAM one-shot segmentation server. Every call ' +
-      'except health, session and this document needs `Authorization: Bearer <token>` (the event ' +
-      'stream also accepts `?access_token=`). The viewer this server serves gets the token from ' +
-      "/api/session; scripts use RRL_API_TOKEN or the server's `<dataDir>/api-token`. Requests " +
+      'except health, session and this document needs the viewer session (cookie rrl_session, set ' +
+      'when the viewer page loads, or the session token from /api/session) or ' +
+      '`Authorization: Bearer <API token>` (the event stream also accepts `?access_token=`); ' +
+      "scripts use RRL_API_TOKEN or the server's `<dataDir>/api-token`. Requests " +
       'from other origins are refused. Records hold DICOM UIDs only, never patient identifiers.',
   },
   servers: [{ url: '/' }],
@@ -59,16 +60,21 @@ export const OPENAPI: Json = {
     '/api/session': {
       get: {
         summary:
-          'The API token, for the viewer this server serves (same-origin browser requests only)',
+          'A session token for the viewer this server serves (same-origin browser requests with the session cookie only)',
         security: [],
         responses: {
           '200': json(
             {
               type: 'object',
-              properties: { token: { type: 'string' }, tokenType: { const: 'Bearer' } },
+              properties: {
+                token: { type: 'string' },
+                tokenType: { const: 'Bearer' },
+                expiresAt: { type: 'string', format: 'date-time' },
+              },
             },
             'Token',
           ),
+          '401': err('No valid session cookie (reload the viewer page)'),
           '403': err('Not a same-origin browser request'),
         },
       },
