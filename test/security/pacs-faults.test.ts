@@ -16,6 +16,11 @@ import { startServer } from '../../server/src/app';
 import { running, startProduct } from '../helpers/product';
 import { startTestStack, TEST_API_TOKEN } from '../helpers/server';
 import { raw } from './probe';
+import { labelmapKey, saveIdentityFor } from '../../extension/src/seg/saveToPacs';
+import { writeBinarySeg } from '../../models/src/dicom/seg';
+import { demoSegments } from '../../server/src/demo/labels';
+import { pacsClient, storeSeries } from '../integration/api/data';
+import { stowBody } from '../integration/server/dicom-data';
 
 const auth = { Authorization: `Bearer ${TEST_API_TOKEN}` };
 
@@ -47,6 +52,50 @@ describe('security: PACS faults', () => {
           health.body,
         );
         assert.equal((await raw(stack.url, { path: '/' })).status, 200);
+      } finally {
+        await stack.stop();
+      }
+    },
+  );
+
+  test(
+    'a retried Save to PACS (same content, so the same SOP Instance UID) stores one SEG',
+    { timeout: 60_000 },
+    async () => {
+      const stack = await startTestStack();
+      try {
+        const client = pacsClient(stack.pacs);
+        const atlas = await storeSeries(client, { description: 'T1 save retry' });
+        const a = atlas.labels.slice();
+        const identity = saveIdentityFor(undefined, labelmapKey('seg', a), () => 9001);
+        const again = saveIdentityFor(identity, labelmapKey('seg', a.slice()), () => 9002);
+        for (const id of [identity, again]) {
+          const seg = writeBinarySeg({
+            sourceInstances: atlas.datasets,
+            labelmap: a,
+            segments: demoSegments('MANUAL').slice(0, 2),
+            seriesDescription: 'One-shot SEG',
+            seriesNumber: id.seriesNumber,
+            seriesInstanceUID: id.seriesInstanceUID,
+            sopInstanceUID: id.sopInstanceUID,
+          });
+          // What the viewer does: STOW through the companion server.
+          const { body, contentType } = stowBody([seg.bytes]);
+          const r = await raw(stack.url, {
+            method: 'POST',
+            path: '/dicom-web/studies',
+            headers: { ...auth, 'Content-Type': contentType },
+            body,
+          });
+          assert.equal(r.status, 200, r.body);
+        }
+        const segs = await client.qidoSeries(atlas.studyUID, { Modality: 'SEG' });
+        assert.equal(segs.length, 1, 'one SEG series');
+        assert.equal(
+          (await client.qidoInstances(atlas.studyUID, identity.seriesInstanceUID)).length,
+          1,
+          'one SEG instance',
+        );
       } finally {
         await stack.stop();
       }

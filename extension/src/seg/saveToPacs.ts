@@ -1,8 +1,12 @@
 /**
  * Save to PACS: the labelmap in the viewer (with the reader's corrections) → BINARY DICOM SEG
- * (models/src/dicom/seg.ts) → STOW-RS through the companion server. Each save is a new series.
- * On failure the labelmap stays in the viewer and saving again works.
+ * (models/src/dicom/seg.ts) → STOW-RS through the companion server. Each save of new content is
+ * a new series; saving the same content again (a retry after a failure or a timeout) reuses the
+ * same SOP Instance UID, so the PACS keeps one copy. On failure the labelmap stays in the viewer
+ * and saving again works.
  */
+import { newUid } from '../../../models/src/dicom/dcmjs.js';
+import type { SaveIdentity } from '../state/store.js';
 import {
   segmentsFromLabels,
   writeBinarySeg,
@@ -39,6 +43,34 @@ export function nextSeriesNumber(
     return Number.isFinite(n) && n > m ? n : m;
   }, 0);
   return Math.max(max + 1, 9001 + saveCount);
+}
+
+/** FNV-1a over the labelmap: changes whenever the reader's corrections change it. */
+export function labelmapKey(segmentationId: string, labelmap: Uint8Array): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < labelmap.length; i++) {
+    h ^= labelmap[i] ?? 0;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return `${segmentationId}:${labelmap.length}:${h.toString(16)}`;
+}
+
+/**
+ * The UIDs and series number of this save: those of the previous try when the labelmap is the
+ * same (a retry after a failure or a timeout must not store a duplicate), else new ones.
+ */
+export function saveIdentityFor(
+  previous: SaveIdentity | undefined,
+  key: string,
+  seriesNumber: () => number,
+): SaveIdentity {
+  if (previous && previous.key === key) return previous;
+  return {
+    key,
+    seriesInstanceUID: newUid(),
+    sopInstanceUID: newUid(),
+    seriesNumber: seriesNumber(),
+  };
 }
 
 let saving = false;
@@ -90,7 +122,12 @@ export async function saveToPacs(ctx: OneShotContext): Promise<void> {
       .getActiveDisplaySets()
       .filter((d) => d.StudyInstanceUID === ds.StudyInstanceUID)
       .map((d) => d.SeriesNumber);
-    const seriesNumber = nextSeriesNumber(studySeries, s.saveCount);
+    const identity = saveIdentityFor(s.saveIdentity, labelmapKey(s.segmentationId, labelmap), () =>
+      nextSeriesNumber(studySeries, s.saveCount),
+    );
+    const retry = identity === s.saveIdentity;
+    store.set({ saveIdentity: identity });
+    const seriesNumber = identity.seriesNumber;
     const seriesDescription = `One-shot SEG: ${meta.name}`.slice(0, 64);
     const written = writeBinarySeg({
       sourceInstances: ds.instances,
@@ -98,6 +135,8 @@ export async function saveToPacs(ctx: OneShotContext): Promise<void> {
       segments: segmentDescriptions(meta),
       seriesDescription,
       seriesNumber,
+      seriesInstanceUID: identity.seriesInstanceUID,
+      sopInstanceUID: identity.sopInstanceUID,
       contentLabel: 'ONESHOT',
       manufacturer: 'RRL-MedSAM for OHIF',
       softwareVersions: SOFTWARE_VERSION,
@@ -108,7 +147,7 @@ export async function saveToPacs(ctx: OneShotContext): Promise<void> {
     store.set({
       status: 'saved',
       phase: undefined,
-      saveCount: s.saveCount + 1,
+      saveCount: retry ? s.saveCount : s.saveCount + 1,
       lastSave: {
         seriesInstanceUID: written.seriesInstanceUID,
         sopInstanceUID: written.sopInstanceUID,

@@ -47,6 +47,20 @@ export interface OneShotState {
     sopInstanceUID: string;
   };
   saveCount: number;
+  /**
+   * The identity of the SEG for the labelmap content last sent to the PACS (kept after a failed
+   * or a successful try): saving the same content again reuses its UIDs, so a retried save never
+   * stores a second copy.
+   */
+  saveIdentity?: SaveIdentity;
+}
+
+export interface SaveIdentity {
+  /** Segmentation id + a hash of the labelmap's content. */
+  key: string;
+  seriesInstanceUID: string;
+  sopInstanceUID: string;
+  seriesNumber: number;
 }
 
 export function initialState(): OneShotState {

@@ -512,7 +512,8 @@ export class Api {
   private async searchSeries({ res, query }: Req): Promise<void> {
     const q = parseSeriesQuery(Object.fromEntries(query.entries()));
     const limit = Math.min(Number(query.get('limit') ?? this.o.config.maxSeriesPerJob) || 0, 1000);
-    const found = await searchSeries(this.client, q, Math.max(0, limit));
+    const offset = Math.max(0, Math.floor(Number(query.get('offset') ?? 0) || 0));
+    const found = await searchSeries(this.client, q, Math.max(0, limit), offset);
     sendJson(res, 200, { ...found, limit: this.o.config.maxSeriesPerJob });
   }
 

@@ -133,6 +133,12 @@ export const OPENAPI: Json = {
             schema: { type: 'integer' },
             description: 'Most series listed (count is always the total)',
           },
+          {
+            name: 'offset',
+            in: 'query',
+            schema: { type: 'integer' },
+            description: 'Series to skip (paging; series are sorted by study date, then UID)',
+          },
         ],
         responses: {
           '200': json(
@@ -140,6 +146,7 @@ export const OPENAPI: Json = {
               type: 'object',
               properties: {
                 count: { type: 'integer' },
+                offset: { type: 'integer' },
                 limit: { type: 'integer', description: 'Most series a job may use' },
                 series: { type: 'array', items: ref('FoundSeries') },
               },

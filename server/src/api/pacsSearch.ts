@@ -55,42 +55,67 @@ export function parseSeriesQuery(q: Record<string, unknown>): SeriesQuery {
   return out;
 }
 
+/** Series fetched per QIDO page. */
+export const SERIES_PAGE = 500;
+/** At most this many pages are read for one search (a query that matches more is refused). */
+export const MAX_SERIES_PAGES = 200;
+
+/**
+ * One series-level QIDO query (`/series`, study date and modality as filters), read in pages of
+ * SERIES_PAGE with `limit`/`offset` — not one query per study, which takes minutes on a large
+ * archive. The description filter (substring, case-insensitive) is applied here.
+ */
 export async function searchSeries(
   client: DicomWebClient,
   q: SeriesQuery,
   limit: number,
-): Promise<{ count: number; series: FoundSeries[] }> {
+  offset = 0,
+): Promise<{ count: number; offset: number; series: FoundSeries[] }> {
   const from = dicomDate(q.from, 'from');
   const to = dicomDate(q.to, 'to');
-  const studyQuery: Record<string, string> = {};
-  if (from || to) studyQuery.StudyDate = `${from}-${to}`;
-  if (q.modality) studyQuery.ModalitiesInStudy = q.modality;
-  const studies = await client.qidoStudies(studyQuery);
+  const query: Record<string, string | number> = {
+    includefield: '0020000D,00080020,0008103E,00201209,00080060',
+  };
+  if (from || to) query.StudyDate = `${from}-${to}`;
+  if (q.modality) query.Modality = q.modality;
   const needle = q.description?.toLowerCase();
   const found: FoundSeries[] = [];
-  for (const st of studies) {
-    const studyUID = jsonString(st, '0020000D');
-    if (!studyUID) continue;
-    const series = await client.qidoSeries(studyUID, q.modality ? { Modality: q.modality } : {});
-    for (const s of series) {
+  for (let page = 0; ; page++) {
+    if (page >= MAX_SERIES_PAGES) {
+      throw new QueryError(
+        `The query matches more than ${MAX_SERIES_PAGES * SERIES_PAGE} series; narrow it (modality, date range).`,
+      );
+    }
+    const rows = await client.qidoAllSeries({
+      ...query,
+      limit: SERIES_PAGE,
+      offset: page * SERIES_PAGE,
+    });
+    for (const s of rows) {
+      const studyUID = jsonString(s, '0020000D');
       const seriesUID = jsonString(s, '0020000E');
       const modality = jsonString(s, '00080060') ?? '';
-      if (!seriesUID || modality === 'SEG' || modality === 'SR' || modality === 'PR') continue;
+      if (!studyUID || !seriesUID || modality === 'SEG' || modality === 'SR' || modality === 'PR') {
+        continue;
+      }
       if (q.modality && modality !== q.modality) continue;
       const description = jsonString(s, '0008103E') ?? '';
       if (needle && !description.toLowerCase().includes(needle)) continue;
+      const studyDate = jsonString(s, '00080020') ?? '';
+      if ((from && studyDate && studyDate < from) || (to && studyDate && studyDate > to)) continue;
       found.push({
         studyUID,
         seriesUID,
         modality,
         description,
-        studyDate: jsonString(st, '00080020') ?? '',
+        studyDate,
         instances: Number(jsonValue(s, '00201209') ?? 0),
       });
     }
+    if (rows.length < SERIES_PAGE) break;
   }
   found.sort(
     (a, b) => a.studyDate.localeCompare(b.studyDate) || a.seriesUID.localeCompare(b.seriesUID),
   );
-  return { count: found.length, series: found.slice(0, limit) };
+  return { count: found.length, offset, series: found.slice(offset, offset + limit) };
 }

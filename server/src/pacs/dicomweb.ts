@@ -244,6 +244,14 @@ export class DicomWebClient {
     return this.json<DicomJsonDataset[]>(res, 'search studies');
   }
 
+  /** QIDO-RS /series: series of every study (with study-level attributes as filters). */
+  async qidoAllSeries(query: QidoQuery = {}): Promise<DicomJsonDataset[]> {
+    const res = await this.request('GET', `/series${toQuery(query)}`, 'search series', {
+      headers: { Accept: 'application/dicom+json' },
+    });
+    return this.json<DicomJsonDataset[]>(res, 'search series');
+  }
+
   /** QIDO-RS /studies/{study}/series. */
   async qidoSeries(studyUID: string, query: QidoQuery = {}): Promise<DicomJsonDataset[]> {
     const what = `search the series of study ${studyUID}`;
