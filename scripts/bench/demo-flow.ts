@@ -298,7 +298,7 @@ async function main(argv: string[]): Promise<number> {
     let token: string;
     let jobDirFor: (jobId: string) => string | undefined;
     // Where the evaluation reads the PACS: the PACS itself when we started it, else the server's
-    // DICOMweb proxy (no token needed there).
+    // DICOMweb proxy (with the API token).
     let pacsClient: DicomWebClient | undefined;
     if (opts.server) {
       base = opts.server;
@@ -454,7 +454,12 @@ async function main(argv: string[]): Promise<number> {
           "(the server's <dataDir>/jobs/<jobId>) or --data-dir.",
       );
     }
-    const client = pacsClient ?? new DicomWebClient({ root: `${base}/dicom-web` });
+    const client =
+      pacsClient ??
+      new DicomWebClient({
+        root: `${base}/dicom-web`,
+        headers: { Authorization: `Bearer ${token}` },
+      });
     const atlas = await withRetry(`atlas ${task.atlas.seriesUID}`, () =>
       loadAtlas(client, task.atlas),
     );
