@@ -66,6 +66,8 @@ export interface ServerConfig {
   maxUploads: number;
   /** An upload slower than this (after a 10 s grace) is cut off, bytes per second. */
   minUploadBytesPerSecond: number;
+  /** Keep finished jobs' folders whole (default false: pruned to their text records). */
+  keepJobData: boolean;
 }
 
 const HOST_NAME = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253})$/;
@@ -123,6 +125,7 @@ export function defaultConfig(): ServerConfig {
     maxUploadsPerClient: 2,
     maxUploads: 4,
     minUploadBytesPerSecond: 16 * 1024,
+    keepJobData: false,
   };
 }
 
@@ -151,6 +154,7 @@ export const ENV_VARS = {
   RRL_TLS_KEY: 'PEM private key: serve HTTPS (with RRL_TLS_CERT)',
   RRL_TLS_CERT: 'PEM certificate chain for RRL_TLS_KEY',
   RRL_SESSION_TTL: 'viewer session lifetime, seconds (default 43200)',
+  RRL_KEEP_JOB_DATA: "1: keep finished jobs' folders whole (default: pruned to their text records)",
   RRL_MAX_STOW_BYTES: 'largest STOW-RS upload through the proxy, bytes (default 268435456)',
 } as const;
 
@@ -187,6 +191,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv): ServerConfigInput {
   }
   if (env.RRL_BEHIND_PROXY !== undefined && env.RRL_BEHIND_PROXY !== '') {
     out.behindProxy = /^(1|true|yes)$/i.test(env.RRL_BEHIND_PROXY);
+  }
+  if (env.RRL_KEEP_JOB_DATA !== undefined && env.RRL_KEEP_JOB_DATA !== '') {
+    out.keepJobData = /^(1|true|yes)$/i.test(env.RRL_KEEP_JOB_DATA);
   }
   if (env.RRL_TLS_KEY || env.RRL_TLS_CERT) {
     out.tls = { keyFile: env.RRL_TLS_KEY ?? '', certFile: env.RRL_TLS_CERT ?? '' };
@@ -235,6 +242,7 @@ const TOP_KEYS = new Set([
   'maxUploadsPerClient',
   'maxUploads',
   'minUploadBytesPerSecond',
+  'keepJobData',
 ]);
 const PACS_KEYS = new Set(['dicomWebRoot', 'username', 'password']);
 
@@ -488,6 +496,7 @@ export function validateConfig(c: ServerConfig): ServerConfig {
     maxUploadsPerClient: c.maxUploadsPerClient,
     maxUploads: c.maxUploads,
     minUploadBytesPerSecond: c.minUploadBytesPerSecond,
+    keepJobData: c.keepJobData === true,
   };
 }
 

@@ -6,7 +6,7 @@
  * message, nothing half-written in the database or the models folder, the server still answering.
  */
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -210,8 +210,12 @@ describe('security: job faults', () => {
     async () => {
       const dir = await tmpDir();
       let calls = 0;
-      const outage: JobExecutor = () => {
+      const outage: JobExecutor = async (_job, ctx) => {
         calls += 1;
+        // What a training job leaves: a checkpoint (large) and its stage state (small).
+        await mkdir(path.join(ctx.workDir, 'cache'), { recursive: true });
+        await writeFile(path.join(ctx.workDir, 'cache', 'subject-1.bin'), Buffer.alloc(3_000_000));
+        await writeFile(path.join(ctx.workDir, 'state.json'), JSON.stringify({ stage: 'fetch' }));
         return Promise.reject(
           new Error('Could not reach the PACS to read series 1.2.3 (ECONNREFUSED). Check it runs.'),
         );
@@ -234,6 +238,11 @@ describe('security: job faults', () => {
         const log = await env.call<{ lines: { line: string }[] }>(`/api/jobs/${job.body.id}/log`);
         assert.equal(log.body.lines.filter((l) => /retries in/.test(l.line)).length, 2);
         assert.equal(failed.modelId, undefined);
+        // Retention: the finished job keeps its text records only.
+        const left = await readdir(path.join(dir.dir, 'data', 'jobs', job.body.id), {
+          recursive: true,
+        });
+        assert.deepEqual(left.map(String).sort(), ['state.json'], 'pruned to its records');
       } finally {
         await env.server.close();
         await dir.remove();

@@ -278,6 +278,7 @@ export class Api {
       jobsDir: path.join(c.dataDir, 'jobs'),
       log: o.log,
       slots: c.jobSlots,
+      pruneFinished: !c.keepJobData,
       ...(o.jobRetryDelayMs !== undefined ? { retryDelayMs: o.jobRetryDelayMs } : {}),
       publish: (job, task, modelDir) => this.publish(job, task, modelDir),
     });

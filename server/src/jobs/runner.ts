@@ -14,9 +14,16 @@ import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 
-import type { JobProgress, JobRecord, Store, TaskRecord } from '../store/db.js';
+import {
+  FINAL_STATUSES,
+  type JobProgress,
+  type JobRecord,
+  type Store,
+  type TaskRecord,
+} from '../store/db.js';
 import type { Logger } from '../log.js';
 import { redact } from '../http/redact.js';
+import { pruneJobFolder } from './retention.js';
 
 /** What an executor reports: a job's progress row without the runner's estimate and time stamp. */
 export type ExecutorProgress = Omit<JobProgress, 'etaSeconds' | 'time'>;
@@ -54,6 +61,8 @@ export interface RunnerOptions {
   slots?: number;
   /** Launches of one job (the first run and its resumptions) before it is failed for good. */
   maxAttempts?: number;
+  /** Prune a finished job's folder to its text records (default true; retention.ts). */
+  pruneFinished?: boolean;
   /**
    * A job that failed because the PACS was unreachable goes back to the queue and is retried
    * after this long times its attempt number (default 30 s), within maxAttempts.
@@ -310,6 +319,7 @@ export class JobRunner {
     const signal = entry.controller.signal;
     try {
       await mkdir(workDir, { recursive: true });
+      if (signal.aborted) throw signal.reason; // stopped before the executor could listen
       const result = await this.o.executor(job, {
         signal,
         workDir,
@@ -363,6 +373,11 @@ export class JobRunner {
         this.appendLog(job.id, `job failed: ${message}`);
         log.warn('job failed', { job: job.id, error: message });
       }
+    }
+    const final = store.getJob(job.id)?.status;
+    if (final && FINAL_STATUSES.includes(final) && (this.o.pruneFinished ?? true)) {
+      const { freed } = await pruneJobFolder(workDir);
+      if (freed > 0) log.info('job folder pruned', { job: job.id, freedBytes: freed });
     }
     this.emitStatus(job.id);
   }
