@@ -3,6 +3,8 @@
  * runs after installing), on a data folder of the test's own and free ports.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 import { REPO_ROOT } from '../../server/src/config';
@@ -17,27 +19,27 @@ export interface Started {
 /** Every start spawned so far (a test's finally stops those still running). */
 export const running: ChildProcess[] = [];
 
-/** Spawns the start script and resolves once it prints the viewer URL. */
-export function startProduct(varDir: string): Promise<Started> {
+function spawnStart(varDir: string, args: string[]): ChildProcess {
   const child = spawn(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      path.join(REPO_ROOT, 'scripts', 'start.ts'),
-      '--var-dir',
-      varDir,
-      '--port',
-      '0',
-      '--pacs-port',
-      '0',
-      '--pacs-dicom-port',
-      '0',
-      '--no-seed',
-    ],
+    ['--import', 'tsx', path.join(REPO_ROOT, 'scripts', 'start.ts'), '--var-dir', varDir, ...args],
     { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RRL_CONFIG: '' } },
   );
   running.push(child);
+  return child;
+}
+
+/** Spawns the start script and resolves once it prints the viewer URL. */
+export function startProduct(varDir: string): Promise<Started> {
+  const child = spawnStart(varDir, [
+    '--port',
+    '0',
+    '--pacs-port',
+    '0',
+    '--pacs-dicom-port',
+    '0',
+    '--no-seed',
+  ]);
   let out = '';
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
@@ -64,23 +66,30 @@ export function startProduct(varDir: string): Promise<Started> {
 export function startProductExpectingExit(
   varDir: string,
 ): Promise<{ code: number | null; output: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      path.join(REPO_ROOT, 'scripts', 'start.ts'),
-      '--var-dir',
-      varDir,
-      '--port',
-      '0',
-      '--no-seed',
-    ],
-    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RRL_CONFIG: '' } },
-  );
-  running.push(child);
+  const child = spawnStart(varDir, ['--port', '0', '--no-seed']);
   let out = '';
   child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
   child.stderr?.on('data', (c: Buffer) => (out += c.toString('utf8')));
   return new Promise((resolve) => child.once('exit', (code) => resolve({ code, output: out })));
+}
+
+/**
+ * For a test's `finally`: stops every start still running, kills an Orthanc of `varDir` that
+ * outlived it (an orphan, if an assertion failed) and removes the folder.
+ */
+export async function cleanUpProducts(varDir: string): Promise<void> {
+  for (const child of running) {
+    if (child.exitCode === null && child.signalCode === null) {
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await gone;
+    }
+  }
+  const pidFile = path.join(varDir, 'orthanc.pid');
+  if (existsSync(pidFile)) {
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(varDir)) process.kill(pid, 'SIGKILL');
+  }
+  await rm(varDir, { recursive: true, force: true });
 }

@@ -18,19 +18,18 @@ import { loadConfig } from '../../server/src/config';
 import { Sessions } from '../../server/src/http/guard';
 import { makeTinySeries, stowBody } from '../integration/server/dicom-data';
 import { startTestStack, TEST_API_TOKEN, type TestStack } from '../helpers/server';
-import { capturingPacs, listeningSockets, raw, viewerCookie } from './probe';
+import {
+  capturingPacs,
+  listeningSockets,
+  raw,
+  viewerCookie,
+  pacsStudyCount,
+  serverFor,
+} from './probe';
 
 const T = { timeout: 60_000 };
 
-async function studyCount(stack: TestStack): Promise<number> {
-  const auth =
-    'Basic ' + Buffer.from(`${stack.pacs.username}:${stack.pacs.password}`).toString('base64');
-  const res = await fetch(`${stack.pacs.dicomWebRoot}/studies`, {
-    headers: { Authorization: auth, Accept: 'application/dicom+json' },
-  });
-  const text = await res.text();
-  return text.trim() === '' ? 0 : (JSON.parse(text) as unknown[]).length;
-}
+const studyCount = (stack: TestStack): Promise<number> => pacsStudyCount(stack.pacs);
 
 describe('security: network and authentication', () => {
   let stack: TestStack;
@@ -297,18 +296,11 @@ describe('security: what reaches the PACS through the proxy', () => {
     T,
     async () => {
       const pacs = await capturingPacs();
-      const dir = await mkdtemp(path.join(os.tmpdir(), 'rrl-sec-'));
-      const server = await startServer(
-        {
-          host: '127.0.0.1',
-          port: 0,
-          dataDir: path.join(dir, 'data'),
-          modelsDir: path.join(dir, 'models'),
-          apiToken: TEST_API_TOKEN,
-          pacs: { dicomWebRoot: pacs.root, username: 'svc', password: 'secret-pw' },
-        },
-        { env: {}, logSink: () => {} },
-      );
+      const server = await serverFor({
+        dicomWebRoot: pacs.root,
+        username: 'svc',
+        password: 'secret-pw',
+      });
       try {
         const auth = { Authorization: `Bearer ${TEST_API_TOKEN}` };
         const override = await raw(server.url, {
@@ -369,7 +361,6 @@ describe('security: what reaches the PACS through the proxy', () => {
       } finally {
         await server.close();
         await pacs.close();
-        await rm(dir, { recursive: true, force: true });
       }
     },
   );

@@ -6,16 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { startServer } from '../../server/src/app';
-import { running, startProduct } from '../helpers/product';
+import { cleanUpProducts, startProduct } from '../helpers/product';
 import { startTestStack, TEST_API_TOKEN } from '../helpers/server';
-import { raw } from './probe';
+import { raw, serverFor } from './probe';
 import { labelmapKey, saveIdentityFor } from '../../extension/src/seg/saveToPacs';
 import { writeBinarySeg } from '../../models/src/dicom/seg';
 import { demoSegments } from '../../server/src/demo/labels';
@@ -113,17 +112,9 @@ describe('security: PACS faults', () => {
       });
       await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
       const port = (silent.address() as net.AddressInfo).port;
-      const dir = await mkdtemp(path.join(os.tmpdir(), 'rrl-hang-'));
-      const server = await startServer(
-        {
-          host: '127.0.0.1',
-          port: 0,
-          dataDir: path.join(dir, 'data'),
-          modelsDir: path.join(dir, 'models'),
-          apiToken: TEST_API_TOKEN,
-          pacs: { dicomWebRoot: `http://127.0.0.1:${port}/dicom-web` },
-        },
-        { env: {}, logSink: () => {}, proxy: { responseTimeoutMs: 1500 } },
+      const server = await serverFor(
+        { dicomWebRoot: `http://127.0.0.1:${port}/dicom-web` },
+        { proxy: { responseTimeoutMs: 1500 } },
       );
       try {
         const hung = raw(server.url, { path: '/dicom-web/studies', headers: auth });
@@ -137,7 +128,6 @@ describe('security: PACS faults', () => {
         await server.close();
         for (const s of sockets) s.destroy();
         silent.close();
-        await rm(dir, { recursive: true, force: true });
       }
     },
   );
@@ -178,20 +168,8 @@ describe('security: PACS faults', () => {
         product.child.kill('SIGTERM');
         assert.equal((await product.exit).code, 0, product.output());
       } finally {
-        for (const child of running) {
-          if (child.exitCode === null && child.signalCode === null) {
-            const gone = new Promise((r) => child.once('exit', r));
-            child.kill('SIGTERM');
-            await gone;
-          }
-        }
-        const pidFile = path.join(varDir, 'orthanc.pid');
-        if (existsSync(pidFile)) {
-          const pid = Number((await readFile(pidFile, 'utf8')).trim());
-          const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-          if (cmd.includes(varDir)) process.kill(pid, 'SIGKILL');
-        }
-        await rm(varDir, { recursive: true, force: true });
+        // A failed assertion must not leave a product (and its Orthanc) running.
+        await cleanUpProducts(varDir);
       }
     },
   );

@@ -4,8 +4,59 @@
  * forwards, and the listening sockets of a process read from /proc.
  */
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+import { startServer, type RunningServer, type StartServerOptions } from '../../server/src/app';
+import type { PacsConfig } from '../../server/src/config';
+import { TEST_API_TOKEN } from '../helpers/server';
+
+/** How many studies the PACS holds, asked of the PACS directly (not through the server). */
+export async function pacsStudyCount(pacs: {
+  dicomWebRoot: string;
+  username: string;
+  password: string;
+}): Promise<number> {
+  const auth = 'Basic ' + Buffer.from(`${pacs.username}:${pacs.password}`).toString('base64');
+  const res = await fetch(`${pacs.dicomWebRoot}/studies`, {
+    headers: { Authorization: auth, Accept: 'application/dicom+json' },
+  });
+  const text = await res.text();
+  return text.trim() === '' ? 0 : (JSON.parse(text) as unknown[]).length;
+}
+
+/**
+ * A companion server in front of `pacs` (a stand-in, usually) with a temporary data folder and
+ * the test API token; `close()` also removes the folder.
+ */
+export async function serverFor(
+  pacs: PacsConfig,
+  options: Omit<StartServerOptions, 'env' | 'logSink'> = {},
+): Promise<{ server: RunningServer; url: string; close(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'rrl-sec-'));
+  const server = await startServer(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      dataDir: path.join(dir, 'data'),
+      modelsDir: path.join(dir, 'models'),
+      apiToken: TEST_API_TOKEN,
+      pacs,
+    },
+    { env: {}, logSink: () => {}, ...options },
+  );
+  return {
+    server,
+    url: server.url,
+    close: async () => {
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 export interface RawResponse {
   status: number;

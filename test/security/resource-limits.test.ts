@@ -12,20 +12,12 @@ import { after, before, describe, test } from 'node:test';
 
 import { makeTinySeries, stowBody } from '../integration/server/dicom-data';
 import { startTestStack, TEST_API_TOKEN, type TestStack } from '../helpers/server';
-import { raw } from './probe';
+import { raw, pacsStudyCount } from './probe';
 
 const MAX_STOW = 2 * 1024 * 1024;
 const MIN_RATE = 64 * 1024;
 
-async function studyCount(stack: TestStack): Promise<number> {
-  const auth =
-    'Basic ' + Buffer.from(`${stack.pacs.username}:${stack.pacs.password}`).toString('base64');
-  const res = await fetch(`${stack.pacs.dicomWebRoot}/studies`, {
-    headers: { Authorization: auth, Accept: 'application/dicom+json' },
-  });
-  const text = await res.text();
-  return text.trim() === '' ? 0 : (JSON.parse(text) as unknown[]).length;
-}
+const studyCount = (stack: TestStack): Promise<number> => pacsStudyCount(stack.pacs);
 
 /**
  * A STOW that sends `first` bytes at once and then one byte every `everyMs` (a slowloris), until

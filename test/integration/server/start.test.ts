@@ -5,12 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { running, startProduct, startProductExpectingExit } from '../../helpers/product';
+import { cleanUpProducts, startProduct, startProductExpectingExit } from '../../helpers/product';
 import { makeTinySeries, stowThrough } from './dicom-data';
 
 test(
@@ -100,21 +100,7 @@ test(
       assert.ok(!existsSync(`/proc/${thirdPid}`), 'Orthanc stopped');
     } finally {
       // A failed assertion must not leave a product (and its Orthanc) running.
-      for (const child of running) {
-        if (child.exitCode === null && child.signalCode === null) {
-          const gone = new Promise((r) => child.once('exit', r));
-          child.kill('SIGTERM');
-          await gone;
-        }
-      }
-      // And no Orthanc of this test may outlive it (e.g. the orphan, if an assertion failed).
-      const pidFile = path.join(varDir, 'orthanc.pid');
-      if (existsSync(pidFile)) {
-        const pid = Number((await readFile(pidFile, 'utf8')).trim());
-        const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-        if (cmd.includes(varDir)) process.kill(pid, 'SIGKILL');
-      }
-      await rm(varDir, { recursive: true, force: true });
+      await cleanUpProducts(varDir);
     }
   },
 );
