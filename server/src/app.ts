@@ -453,6 +453,8 @@ export async function startServer(
     // Headers must arrive within 20 s (slowloris); a whole request within 10 min.
     headersTimeout: 20_000,
     requestTimeout: 10 * 60_000,
+    // How often those two are checked (Node's default, 30 s, would let a slow header live 50 s).
+    connectionsCheckingInterval: 5_000,
     keepAliveTimeout: 5_000,
   };
   const server = cfg.tls
@@ -465,8 +467,15 @@ export async function startServer(
         handler,
       )
     : http.createServer(serverOptions, handler);
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    // Headers or body too slow (slowloris): 408; headers too large: 431; anything else: 400.
+    const status =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? '408 Request Timeout'
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? '431 Request Header Fields Too Large'
+          : '400 Bad Request';
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
     else socket.destroy();
   });
 

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -186,6 +187,36 @@ describe('security: resource limits', () => {
       });
       assert.equal(ok.status, 200, ok.body);
       assert.equal(await studyCount(stack), before + 1);
+    },
+  );
+
+  test(
+    'slowloris on the headers: a request whose headers dribble in is cut off (408) within 30 s',
+    { timeout: 60_000 },
+    async () => {
+      const u = new URL(stack.url);
+      const t0 = Date.now();
+      const answer = await new Promise<string>((resolve) => {
+        const sock = net.connect(Number(u.port), u.hostname);
+        let got = '';
+        let timer: NodeJS.Timeout | undefined;
+        sock.on('connect', () => {
+          sock.write(`GET /api/health HTTP/1.1\r\nHost: ${u.host}\r\n`);
+          let n = 0;
+          timer = setInterval(() => sock.write(`X-Slow-${n++}: 1\r\n`), 2000);
+        });
+        sock.on('data', (c: Buffer) => (got += c.toString('utf8')));
+        const done = (): void => {
+          clearInterval(timer);
+          resolve(got);
+        };
+        sock.on('close', done);
+        sock.on('error', done);
+      });
+      const ms = Date.now() - t0;
+      assert.ok(ms < 30_000, `cut off after ${ms} ms`);
+      assert.match(answer, /^HTTP\/1\.1 408/);
+      assert.equal((await raw(stack.url, { path: '/api/health' })).status, 200);
     },
   );
 

@@ -458,6 +458,40 @@ describe('companion server with a real Orthanc', () => {
     assert.equal(((await again.json()) as unknown[]).length, 1);
   });
 
+  test('an aborted download is logged as what happened (499, aborted), not as a 200', async () => {
+    const series = makeTinySeries(40, 256, 256);
+    await stowThrough(stack.url, series.files);
+    const p = `/dicom-web/studies/${series.studyUID}/series/${series.seriesUID}`;
+    const u = new URL(stack.url);
+    // Read the status line, then hang up while megabytes are still to come.
+    await new Promise<void>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: u.hostname,
+          port: u.port,
+          path: p,
+          headers: { Authorization: `Bearer ${TEST_API_TOKEN}` },
+        },
+        (res) => {
+          assert.equal(res.statusCode, 200);
+          res.socket.destroy();
+          resolve();
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    let line: Record<string, unknown> | undefined;
+    for (let i = 0; i < 40 && !line; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      line = stack.logs.find((l) => l.msg === 'request' && l.path === p);
+    }
+    assert.ok(line, 'the request was logged');
+    assert.equal(line.status, 499);
+    assert.equal(line.aborted, true);
+    assert.equal(line.sentStatus, 200);
+  });
+
   test('logs: one JSON line per request, no query strings, no patient identifiers', () => {
     const requests = stack.logs.filter((l) => l.msg === 'request');
     assert.ok(requests.length > 10);
