@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { startServer } from '../../server/src/app';
 import { loadConfig } from '../../server/src/config';
+import { parseModalities, startOrthanc } from '../../server/src/pacs/orthanc';
 import { Sessions } from '../../server/src/http/guard';
 import { makeTinySeries, stowBody } from '../integration/server/dicom-data';
 import { startTestStack, TEST_API_TOKEN, type TestStack } from '../helpers/server';
@@ -449,6 +450,52 @@ describe('security: listening off loopback', () => {
           await server.close();
         }
       } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
+});
+
+describe('security: the PACS DICOM port', () => {
+  test(
+    'exposed only on request, and then only to the listed modality AE titles',
+    { timeout: 60_000 },
+    async () => {
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'rrl-dicom-'));
+      const pacs = await startOrthanc({
+        storageDir: dir,
+        username: 'u',
+        password: 'secret-pw',
+        name: 'RRL-Test',
+        dicomModalities: parseModalities(['CT01@127.0.0.1:11112']),
+      });
+      try {
+        const sockets = listeningSockets(pacs.pid);
+        const dicom = sockets.find((s) => s.port === pacs.dicomPort);
+        const web = sockets.find((s) => s.port === pacs.httpPort);
+        assert.equal(dicom?.address, '0.0.0.0', 'the DICOM port is on the network');
+        assert.equal(web?.address, '127.0.0.1', 'the HTTP port stays on loopback');
+        const echo = (calling: string, called: string): boolean => {
+          try {
+            execFileSync(
+              'echoscu',
+              ['-aet', calling, '-aec', called, '127.0.0.1', String(pacs.dicomPort)],
+              {
+                stdio: 'pipe',
+                timeout: 20_000,
+              },
+            );
+            return true;
+          } catch {
+            return false;
+          }
+        };
+        assert.equal(echo('CT01', 'RRL_TEST'), true, 'the listed modality is accepted');
+        assert.equal(echo('INTRUDER', 'RRL_TEST'), false, 'an unlisted AE title is refused');
+        assert.equal(echo('CT01', 'SOMEONE_ELSE'), false, 'a wrong called AE title is refused');
+        assert.throws(() => parseModalities(['CT01@host']), /AET@HOST:PORT/);
+      } finally {
+        await pacs.stop();
         await rm(dir, { recursive: true, force: true });
       }
     },
