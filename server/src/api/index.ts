@@ -18,7 +18,7 @@ import { CACHE_REVALIDATE, sendFile } from '../http/static.js';
 import type { Logger } from '../log.js';
 import type { ModelRegistry } from '../models/registry.js';
 import { DicomWebClient, PacsError } from '../pacs/dicomweb.js';
-import { AtlasError, loadAtlas } from '../jobs/atlas.js';
+import { AtlasError, loadAtlas, taskLabelsFromSegments } from '../jobs/atlas.js';
 import { parsePlan } from '../../../models/src/rrl/plan.js';
 import { JobRunner, type JobExecutor, type RunnerEvent } from '../jobs/runner.js';
 import { workerExecutor } from '../jobs/workerExecutor.js';
@@ -572,16 +572,7 @@ export class Api {
     }
     const present = new Set<number>();
     for (let i = 0; i < atlas.labelmap.length; i++) present.add(atlas.labelmap[i]);
-    const labels = atlas.segments
-      .filter((s) => present.has(s.labelValue))
-      .sort((x, y) => x.labelValue - y.labelValue)
-      .map((s) => ({
-        value: s.labelValue,
-        name: s.label,
-        color: s.color,
-        category: s.category,
-        type: s.type,
-      }));
+    const { labels, warnings } = taskLabelsFromSegments(atlas.segments, present);
     if (planDef.classes !== undefined && planDef.classes !== labels.length + 1) {
       const fitting = (await this.planSummaries())
         .filter((p) => p.classes === labels.length + 1)
@@ -613,7 +604,9 @@ export class Api {
       throw e;
     }
     this.o.log.info('task created', { task: id, atlasSeries: ref.seriesUID });
-    sendJson(res, 201, task, { Location: `/api/tasks/${id}` });
+    sendJson(res, 201, warnings.length > 0 ? { ...task, warnings } : task, {
+      Location: `/api/tasks/${id}`,
+    });
   }
 
   private async taskModels({ res, params }: Req): Promise<void> {

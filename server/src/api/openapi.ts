@@ -372,6 +372,10 @@ export const OPENAPI: Json = {
           color: { type: 'array', items: { type: 'integer' } },
           category: { type: 'object' },
           type: { type: 'object' },
+          modifier: {
+            type: 'object',
+            description: 'Laterality (SNOMED CT), when the atlas SEG has one',
+          },
         },
       },
       Task: {
@@ -391,6 +395,12 @@ export const OPENAPI: Json = {
           plan: { type: 'string' },
           labels: { type: 'array', items: ref('Label') },
           createdAt: { type: 'string', format: 'date-time' },
+          warnings: {
+            type: 'array',
+            items: { type: 'string' },
+            description:
+              'At creation only: labels that share a code, colours changed to tell labels apart',
+          },
         },
       },
       TaskCreate: {

@@ -145,3 +145,86 @@ export async function loadAtlas(
       ' Segment the series again in the viewer and save the SEG, then try again.',
   );
 }
+
+type Code = { value: string; scheme: string; meaning: string };
+
+/** What a task stores of an atlas SEG's segment. */
+export interface AtlasLabel {
+  value: number;
+  name: string;
+  color: [number, number, number];
+  category: Code;
+  type: Code;
+  modifier?: Code;
+}
+
+const DISTINCT: [number, number, number][] = [
+  [230, 25, 75],
+  [60, 180, 75],
+  [0, 130, 200],
+  [245, 130, 48],
+  [145, 30, 180],
+  [70, 240, 240],
+  [240, 50, 230],
+  [210, 245, 60],
+  [250, 190, 190],
+  [0, 128, 128],
+  [170, 110, 40],
+  [128, 0, 0],
+];
+
+const colourDistance = (a: readonly number[], b: readonly number[]): number =>
+  Math.hypot((a[0] ?? 0) - (b[0] ?? 0), (a[1] ?? 0) - (b[1] ?? 0), (a[2] ?? 0) - (b[2] ?? 0));
+
+/** Colours closer than this (RGB distance) are hard to tell apart on an image. */
+export const MIN_COLOUR_DISTANCE = 60;
+
+/**
+ * The task's labels from the atlas SEG's segments that label at least one voxel (`present`), in
+ * label-value order: names, colours and codes including the laterality modifier. Two labels with
+ * the same coded concept (type + modifier) give a warning (a SEG saved later could not tell them
+ * apart); a colour too close to an earlier label's (Left/Right pairs often differ by a shade) is
+ * replaced by a clearly different one, with a note.
+ */
+export function taskLabelsFromSegments(
+  segments: readonly SegmentDescription[],
+  present: ReadonlySet<number>,
+): { labels: AtlasLabel[]; warnings: string[] } {
+  const warnings: string[] = [];
+  const labels: AtlasLabel[] = [];
+  const concept = (l: AtlasLabel): string =>
+    `${l.type.scheme}:${l.type.value}|${l.modifier ? `${l.modifier.scheme}:${l.modifier.value}` : ''}`;
+  for (const s of [...segments]
+    .filter((x) => present.has(x.labelValue))
+    .sort((x, y) => x.labelValue - y.labelValue)) {
+    const l: AtlasLabel = {
+      value: s.labelValue,
+      name: s.label,
+      color: [...s.color] as [number, number, number],
+      category: s.category,
+      type: s.type,
+      ...(s.modifier ? { modifier: s.modifier } : {}),
+    };
+    const same = labels.find((o) => o.type.value !== '' && concept(o) === concept(l));
+    if (same) {
+      warnings.push(
+        `"${same.name}" and "${l.name}" have the same code (${l.type.meaning || l.type.value}` +
+          `${l.modifier ? `, ${l.modifier.meaning}` : ', no laterality'}): a saved SEG cannot tell ` +
+          'them apart. Code them differently in the atlas SEG (e.g. add Left/Right).',
+      );
+    }
+    if (labels.some((o) => colourDistance(o.color, l.color) < MIN_COLOUR_DISTANCE)) {
+      const replacement = DISTINCT.find((c) =>
+        labels.every((o) => colourDistance(o.color, c) >= MIN_COLOUR_DISTANCE),
+      );
+      if (replacement) {
+        warnings.push(
+          `"${l.name}" had nearly the colour of another label; it is shown in RGB ${replacement.join(', ')}.`,
+        );
+        l.color = [...replacement];
+      }
+    }
+    labels.push(l);
+  }
+  return { labels, warnings };
+}

@@ -44,6 +44,22 @@ export async function loadTaskPlan(planName: string): Promise<RrlPlan> {
   return parsePlan(raw);
 }
 
+/**
+ * The model's labels: output channels 1..C-1 in the task's order, with the names, colours and
+ * codes of the atlas SEG's segments — laterality modifier included, so that a SEG saved with the
+ * model tells Left from Right.
+ */
+export function modelLabelsForTask(task: Pick<TaskRecord, 'labels'>): ModelLabel[] {
+  return task.labels.map((l, i) => ({
+    value: i + 1,
+    name: l.name,
+    color: l.color,
+    category: l.category ?? { value: '', scheme: '', meaning: '' },
+    type: l.type ?? { value: '', scheme: '', meaning: '' },
+    ...(l.modifier ? { modifier: l.modifier } : {}),
+  }));
+}
+
 /** The worker task: PACS → plan grid → runPipeline → model folder. */
 export async function pacsTrainingTask(
   job: JobRecord,
@@ -132,13 +148,7 @@ export async function pacsTrainingTask(
   ctx.log(`training on the atlas and ${unlabeled.length} series (${skipped.length} skipped)`);
   // The model's label values are its output channels 1..C-1 (models/src/format); names, colours
   // and codes come from the atlas SEG's segments in the task's order.
-  const labels: ModelLabel[] = task.labels.map((l, i) => ({
-    value: i + 1,
-    name: l.name,
-    color: l.color,
-    category: l.category ?? { value: '', scheme: '', meaning: '' },
-    type: l.type ?? { value: '', scheme: '', meaning: '' },
-  }));
+  const labels = modelLabelsForTask(task);
   const info: RrlModelInfo = {
     id: `${task.id}@pending`,
     name: task.name,

@@ -27,6 +27,8 @@ export interface TaskLabel {
   color: [number, number, number];
   category?: { value: string; scheme: string; meaning: string };
   type?: { value: string; scheme: string; meaning: string };
+  /** SNOMED CT laterality (Left / Right …) of the type, from the atlas SEG. */
+  modifier?: { value: string; scheme: string; meaning: string };
 }
 
 export interface TaskRecord {

@@ -266,6 +266,12 @@ describe('companion server API', () => {
       [1, 2],
     );
     assert.equal(t.labels[0].name, 'Left hippocampus');
+    // Laterality travels with the labels (issue: Left and Right coded alike in saved SEGs).
+    assert.equal(t.labels[0].modifier?.meaning, 'Left');
+    assert.equal(t.labels[1]?.modifier?.meaning, 'Right');
+    assert.equal(t.labels[0].type?.value, t.labels[1]?.type?.value, 'same structure, two sides');
+    const stored = await api.json<TaskRecord>('/api/tasks/blobs-long');
+    assert.deepEqual(stored.body.labels, t.labels, 'stored as created');
 
     const again = await api.json('/api/tasks', {
       method: 'POST',
