@@ -23,6 +23,8 @@ export interface Task {
   labels: TaskLabel[];
   atlas: SeriesRef & { segSeriesUID: string };
   createdAt: string;
+  /** Only in the answer to the creation: labels coded alike, colours changed. */
+  warnings?: string[];
 }
 
 export interface Plan {

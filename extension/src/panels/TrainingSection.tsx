@@ -118,6 +118,8 @@ const sameIds = (a: readonly { id: string }[], b: readonly { id: string }[]) =>
 export function TrainingSection({ deps }: { deps: TrainingDeps }) {
   const { api } = deps;
   const [error, setError] = useState<string>();
+  /** What the server noted when the task was created (labels coded alike, colours changed). */
+  const [taskWarnings, setTaskWarnings] = useState<string[]>([]);
   const [tasks, setTasks] = useState<Task[]>([]);
   const [plans, setPlans] = useState<Plan[]>([]);
   const [taskId, setTaskId] = useState<string>('');
@@ -345,11 +347,12 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
       setTaskId(t.id);
       setNewName('');
       setError(undefined);
+      setTaskWarnings(t.warnings ?? []);
       if (open.modality) setQuery((q) => ({ ...q, modality: open.modality }));
     } catch (e) {
       setError(
         message(e) +
-          (e instanceof ApiError && e.status === 422
+          (e instanceof ApiError && e.status === 422 && /SEG/.test(message(e))
             ? ' The open study needs a SEG series that labels the displayed series.'
             : ''),
       );
@@ -645,6 +648,13 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
         </div>
       )}
 
+      {taskWarnings.length > 0 && (
+        <div data-testid="oneshot-task-warnings" role="status" style={S.small}>
+          {taskWarnings.map((w) => (
+            <div key={w}>⚠ {w}</div>
+          ))}
+        </div>
+      )}
       {error && (
         <div data-testid="oneshot-training-message" role="status" style={S.error}>
           {error}
