@@ -223,6 +223,16 @@ async function stopOrphanOrthanc(varDir: string): Promise<void> {
   }
 }
 
+/** Files 0600 and folders 0700 under `dir` (what an earlier version left readable by others). */
+async function tightenTree(dir: string): Promise<void> {
+  await chmod(dir, 0o700);
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) await tightenTree(p);
+    else if (e.isFile() && ((await stat(p)).mode & 0o077) !== 0) await chmod(p, 0o600);
+  }
+}
+
 interface LockInfo {
   pid: number;
   startedAt: string;
@@ -382,7 +392,6 @@ async function main(): Promise<void> {
   });
   process.umask(0o077); // var/ holds PHI, secrets and models: files 0600, folders 0700
   await mkdir(opts.varDir, { recursive: true, mode: 0o700 });
-  await chmod(opts.varDir, 0o700);
   const lock = await takeLock(opts.varDir);
   if (!('release' in lock)) {
     say(
@@ -394,6 +403,7 @@ async function main(): Promise<void> {
     process.exitCode = 3;
     return;
   }
+  await tightenTree(opts.varDir);
   const secrets = await loadSecrets(opts.varDir);
   await stopOrphanOrthanc(opts.varDir);
   const pacsPort = await usablePort(

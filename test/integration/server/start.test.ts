@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -68,8 +68,14 @@ test(
       assert.ok(!existsSync(`/proc/${orthancPid}`), 'Orthanc stopped with the product');
       assert.ok(!existsSync(path.join(varDir, 'orthanc.pid')), 'pid file removed');
 
+      // What an earlier version left readable by others is made private on the next start.
+      const onnx = path.join(modelDir, 'model.onnx');
+      await chmod(onnx, 0o644);
+      await chmod(modelDir, 0o755);
       // Second start: same var/.
       const second = await startProduct(varDir);
+      assert.equal((await stat(onnx)).mode & 0o777, 0o600, 'model file tightened');
+      assert.equal((await stat(modelDir)).mode & 0o777, 0o700, 'model folder tightened');
       assert.equal(await readFile(secretsFile, 'utf8'), secrets, 'same credentials');
       const qido = (await (
         await fetch(`${second.url}/dicom-web/studies?StudyInstanceUID=${series.studyUID}`, {
