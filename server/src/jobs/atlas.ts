@@ -3,7 +3,7 @@
  * referencing a series, checks that a given SEG references it, and reads both onto the series
  * grid. Errors are `AtlasError`s (a 4xx for the API) that name UIDs only.
  */
-import type { SegmentDescription } from '../../../models/src/dicom/seg.js';
+import type { CodedLabel, SegmentDescription } from '../../../models/src/dicom/seg.js';
 import { DicomWebClient, jsonString, PacsError, type DicomJsonDataset } from '../pacs/dicomweb.js';
 import { fetchSegLabelmap, fetchSeriesVolume, type SeriesVolume } from '../pacs/volume.js';
 
@@ -146,17 +146,8 @@ export async function loadAtlas(
   );
 }
 
-type Code = { value: string; scheme: string; meaning: string };
-
-/** What a task stores of an atlas SEG's segment. */
-export interface AtlasLabel {
-  value: number;
-  name: string;
-  color: [number, number, number];
-  category: Code;
-  type: Code;
-  modifier?: Code;
-}
+/** What a task stores of an atlas SEG's segment (the shared coded-label shape). */
+export type AtlasLabel = CodedLabel;
 
 const DISTINCT: [number, number, number][] = [
   [230, 25, 75],

@@ -18,6 +18,7 @@ import {
   TEST_API_TOKEN,
   type TestStack,
 } from '../../helpers/server';
+import { raw } from '../../security/probe';
 import {
   makeTinySeries,
   SECRET_PATIENT_ID,
@@ -41,30 +42,9 @@ function rawGet(
   rawPath: string,
   headers: Record<string, string> = {},
 ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: u.hostname,
-        port: u.port,
-        path: rawPath,
-        method: 'GET',
-        headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, ...headers },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString('utf8'),
-          }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end();
+  return raw(url, {
+    path: rawPath,
+    headers: { Authorization: `Bearer ${TEST_API_TOKEN}`, ...headers },
   });
 }
 
