@@ -102,6 +102,24 @@ export const actions: OneShotActions = {
 
 let api: ApiClient | undefined;
 
+/**
+ * How many SEG series the study has, and how many segments each defines (from the SEG's
+ * metadata, before it is loaded), for the new-task form's plan choice.
+ */
+export function segsInStudy(segs: unknown[]): {
+  segSeriesInStudy: number;
+  segSegmentCounts: number[];
+} {
+  const counts: number[] = [];
+  for (const d of segs as { instance?: unknown; instances?: unknown[] }[]) {
+    const inst = (d.instance ?? d.instances?.[0]) as { SegmentSequence?: unknown } | undefined;
+    const seq = inst?.SegmentSequence;
+    if (Array.isArray(seq)) counts.push(seq.length);
+    else if (seq && typeof seq === 'object') counts.push(1); // a one-item sequence, naturalized
+  }
+  return { segSeriesInStudy: segs.length, segSegmentCounts: counts };
+}
+
 /** The training workflow's connection to the viewer (API client, open series, model choice). */
 export function trainingHooks(): TrainingHooks | undefined {
   const ctx = runtime.ctx;
@@ -117,11 +135,13 @@ export function trainingHooks(): TrainingHooks | undefined {
           seriesUID: displaySet.SeriesInstanceUID,
           modality: displaySet.Modality,
           description: displaySet.SeriesDescription,
-          segSeriesInStudy: ctx.servicesManager.services.displaySetService
-            .getActiveDisplaySets()
-            .filter(
-              (d) => d.Modality === 'SEG' && d.StudyInstanceUID === displaySet.StudyInstanceUID,
-            ).length,
+          ...segsInStudy(
+            ctx.servicesManager.services.displaySetService
+              .getActiveDisplaySets()
+              .filter(
+                (d) => d.Modality === 'SEG' && d.StudyInstanceUID === displaySet.StudyInstanceUID,
+              ),
+          ),
         };
       } catch {
         return undefined;

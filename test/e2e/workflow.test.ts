@@ -87,6 +87,22 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
       async () => (await plan.locator('option[value="demo-tiny"]').count()) > 0,
       30_000,
     );
+    // The plan that fits the atlas SEG's 8 labels is preselected (not the first plan listed).
+    await waitFor(
+      'a plan fitting the atlas preselected',
+      async () => ['demo', 'demo-tiny'].includes(await plan.inputValue()),
+      30_000,
+    );
+    assert.equal(await page.locator('[data-testid="oneshot-task-plan-misfit"]').count(), 0);
+    // A plan that does not fit is refused in the form, with the reason and the fitting plans.
+    await plan.selectOption('brain-aseg');
+    const misfit = page.locator('[data-testid="oneshot-task-plan-misfit"]');
+    await misfit.waitFor({ timeout: 10_000 });
+    assert.match(
+      (await misfit.textContent()) ?? '',
+      /trains 30 labels but this study's SEG has 8.*demo-tiny/,
+    );
+    assert.equal(await page.locator('[data-testid="oneshot-task-create"]').isEnabled(), false);
     await plan.selectOption('demo-tiny');
     await page.locator('[data-testid="oneshot-task-name"]').fill(TASK_NAME);
     await page.locator('[data-testid="oneshot-task-create"]').click();

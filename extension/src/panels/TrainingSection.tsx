@@ -25,7 +25,13 @@ export interface TrainingDeps {
   api: ApiClient;
   /** The study/series shown in the active viewport (undefined when none). */
   openSeries():
-    | (SeriesRef & { modality?: string; description?: string; segSeriesInStudy?: number })
+    | (SeriesRef & {
+        modality?: string;
+        description?: string;
+        segSeriesInStudy?: number;
+        /** Segments defined by each SEG of the study (the atlas candidates). */
+        segSegmentCounts?: number[];
+      })
     | undefined;
   /** Reloads the viewer's model list and selects `modelId` for the Segment button. */
   useModel(modelId: string): Promise<void>;
@@ -125,6 +131,7 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
   const [taskId, setTaskId] = useState<string>('');
   const [newName, setNewName] = useState('');
   const [newPlan, setNewPlan] = useState('');
+  const [planTouched, setPlanTouched] = useState(false);
   const [busy, setBusy] = useState(false);
   const [query, setQuery] = useState<SeriesQuery>({ modality: 'MR' });
   const [count, setCount] = useState<{ count: number; series: SeriesRef[] } | 'loading'>();
@@ -329,6 +336,25 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
   }, [api, models, deps.selectedModelId]);
 
   const open = deps.openSeries();
+  // The atlas SEG's label count, when the study's SEGs agree on one: the plan must train as many.
+  const atlasLabels = (() => {
+    const counts = [...new Set(open?.segSegmentCounts ?? [])];
+    return counts.length === 1 ? counts[0] : undefined;
+  })();
+  const fitting = plans.filter((p) => atlasLabels !== undefined && p.classes === atlasLabels + 1);
+  // Preselect a plan that fits the atlas (until the user picks one).
+  useEffect(() => {
+    if (planTouched || fitting.length === 0) return;
+    if (!fitting.some((p) => p.name === newPlan)) setNewPlan(fitting[0]?.name ?? '');
+  }, [planTouched, fitting, newPlan]);
+  const chosenPlan = plans.find((p) => p.name === newPlan);
+  const planMisfit =
+    atlasLabels !== undefined && chosenPlan && chosenPlan.classes !== atlasLabels + 1
+      ? `Plan ${chosenPlan.name} trains ${chosenPlan.classes - 1} labels but this study's SEG has ${atlasLabels}` +
+        (fitting.length > 0
+          ? `: choose ${fitting.map((p) => p.name).join(' or ')}.`
+          : '; no installed plan fits it.')
+      : undefined;
 
   const createTask = async () => {
     const open = deps.openSeries();
@@ -440,7 +466,10 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
             data-testid="oneshot-task-plan"
             style={{ ...S.input, marginTop: 4 }}
             value={newPlan}
-            onChange={(e) => setNewPlan(e.target.value)}
+            onChange={(e) => {
+              setPlanTouched(true);
+              setNewPlan(e.target.value);
+            }}
           >
             {plans.map((p) => (
               <option key={p.name} value={p.name}>
@@ -448,11 +477,16 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
               </option>
             ))}
           </select>
+          {planMisfit && (
+            <div style={S.small} data-testid="oneshot-task-plan-misfit" role="status">
+              {planMisfit}
+            </div>
+          )}
           <div style={S.row}>
             <Button
               testId="oneshot-task-create"
               onClick={() => void createTask()}
-              disabled={busy || !newPlan}
+              disabled={busy || !newPlan || !!planMisfit}
             >
               New task from this study’s SEG
             </Button>
