@@ -73,7 +73,7 @@ export const EVAL_SPEC: CommandSpec = {
     DATA_DIR_OPTION,
   ],
   examples: [
-    'npm run eval -- --model var/training/hippocampus --split /work/shared/data/hippocampus/split.json --report var/reports/hippocampus.json',
+    'npm run eval -- --model var/training/hippocampus --split ../shared/data/hippocampus/split.json --report var/reports/hippocampus.json',
     'npm run eval -- --model var/training/brain --split models/splits/brain-aseg.json --labels models/labelsets/brain-aseg.json --limit 1 --wasm-runs 1',
   ],
 };

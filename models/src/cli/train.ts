@@ -97,7 +97,7 @@ export const TRAIN_SPEC: CommandSpec = {
     },
   ],
   examples: [
-    'npm run train -- --plan models/plans/hippocampus.json --labels models/labelsets/hippocampus.json --split /work/shared/data/hippocampus/split.json --out var/training/hippocampus',
+    'npm run train -- --plan models/plans/hippocampus.json --labels models/labelsets/hippocampus.json --split ../shared/data/hippocampus/split.json --out var/training/hippocampus',
     'npm run train -- --plan models/plans/tiny.json --labels models/labelsets/hippocampus.json --atlas-image atlas.nii.gz --atlas-labels atlas_seg.nii.gz --unlabeled volumes/ --out var/training/test',
   ],
 };

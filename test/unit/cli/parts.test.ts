@@ -28,7 +28,7 @@ test('label sets: hippocampus has 2 classes; brain-aseg has the 30 FreeSurfer va
     ],
   );
   const aseg = await readLabelSet(path.join(root, 'models/labelsets/brain-aseg.json'));
-  // The values evaluated on brain-aseg (/work/shared/data/brain-aseg/labels.json), in order.
+  // The values evaluated on brain-aseg (../shared/data/brain-aseg/labels.json), in order.
   const evalLabels = [
     2, 3, 4, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 24, 28, 31, 41, 42, 43, 46, 47, 49, 50, 51,
     52, 53, 54, 60, 63,
