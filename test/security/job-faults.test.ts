@@ -10,7 +10,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { PLAN_BOUNDS, planBoundsProblem } from '../../server/src/api/index';
+import { PLAN_BOUNDS, planBoundsProblem } from '../../server/src/jobs/plans';
 import { startServer, type RunningServer } from '../../server/src/app';
 import type { JobExecutor } from '../../server/src/jobs/runner';
 import type { JobRecord } from '../../server/src/store/db';

@@ -8,20 +8,19 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { chmodSync, rmSync } from 'node:fs';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-import { REPO_ROOT, type ServerConfig } from '../config.js';
+import type { ServerConfig } from '../config.js';
 import { sendError, sendJson } from '../http/headers.js';
 import { CACHE_REVALIDATE, sendFile } from '../http/static.js';
 import type { Logger } from '../log.js';
 import type { ModelRegistry } from '../models/registry.js';
 import { DicomWebClient, PacsError } from '../pacs/dicomweb.js';
 import { AtlasError, loadAtlas, taskLabelsFromSegments } from '../jobs/atlas.js';
-import { parsePlan } from '../../../models/src/rrl/plan.js';
+import { loadPlanOrThrow, planSummaries, PlanRefusal } from '../jobs/plans.js';
 import { JobRunner, type JobExecutor, type RunnerEvent } from '../jobs/runner.js';
-import { workerExecutor } from '../jobs/workerExecutor.js';
+import { trainingExecutor } from '../jobs/workerExecutor.js';
 import {
   FINAL_STATUSES,
   Store,
@@ -30,7 +29,7 @@ import {
   type TaskRecord,
 } from '../store/db.js';
 import type { Sessions } from '../http/guard.js';
-import { crossOriginProblem, isSameOriginBrowser, requestToken, resolveApiToken } from './auth.js';
+import { crossOriginProblem, isSameOriginBrowser, requestToken } from './auth.js';
 import { openApiDocument } from './openapi.js';
 import { QueryError, parseSeriesQuery, searchSeries } from './pacsSearch.js';
 
@@ -78,11 +77,6 @@ interface CompiledRoute {
   re: RegExp;
 }
 
-/** A plan that cannot be used (unknown, invalid, out of bounds): 422 with this message. */
-export class PlanRefusal extends Error {
-  override name = 'PlanRefusal';
-}
-
 class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -95,72 +89,11 @@ class HttpError extends Error {
 const TASK_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const UID = /^[0-9]+(\.[0-9]+)*$/;
 const PLAN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-const PLANS_DIR = path.join(REPO_ROOT, 'models', 'plans'); // trainTask.ts PLANS_DIR
-
-/** Limits no job may exceed, whatever a plan file says: a job that asks more is refused (422). */
-export const PLAN_BOUNDS = {
-  classes: 64,
-  gridVoxels: 256 * 256 * 256,
-  stepsPerStage: 200_000,
-  totalSteps: 1_000_000,
-};
-
-/** Why a plan exceeds PLAN_BOUNDS, or undefined. */
-export function planBoundsProblem(plan: {
-  classes: number;
-  grid: readonly number[];
-  schedule: unknown;
-}): string | undefined {
-  if (plan.classes > PLAN_BOUNDS.classes) {
-    return `${plan.classes} classes (at most ${PLAN_BOUNDS.classes})`;
-  }
-  const voxels = plan.grid.reduce((a, b) => a * b, 1);
-  if (voxels > PLAN_BOUNDS.gridVoxels) {
-    return `a ${plan.grid.join('×')} grid has ${voxels} voxels (at most ${PLAN_BOUNDS.gridVoxels})`;
-  }
-  let total = 0;
-  for (const [stage, st] of Object.entries((plan.schedule ?? {}) as Record<string, unknown>)) {
-    const steps = (st as { steps?: unknown } | undefined)?.steps;
-    if (typeof steps !== 'number') continue;
-    if (steps > PLAN_BOUNDS.stepsPerStage) {
-      return `stage ${stage} asks for ${steps} steps (at most ${PLAN_BOUNDS.stepsPerStage})`;
-    }
-    total += steps;
-  }
-  if (total > PLAN_BOUNDS.totalSteps) {
-    return `${total} steps in all (at most ${PLAN_BOUNDS.totalSteps})`;
-  }
-  return undefined;
+/** "Plan X trains N labels" when the plan trains another number of labels than `labels`. */
+function planMisfit(name: string, plan: { classes?: number }, labels: number): string | undefined {
+  if (plan.classes === undefined || plan.classes === labels + 1) return undefined;
+  return `Plan ${name} trains ${plan.classes - 1} labels`;
 }
-
-/** A plan of models/plans, parsed and within the bounds a job may ask for (else 422). */
-export async function loadPlanOrThrow(name: string): Promise<ReturnType<typeof parsePlan>> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(path.join(PLANS_DIR, `${name}.json`), 'utf8'));
-  } catch {
-    const known = (await readdir(PLANS_DIR).catch(() => [] as string[]))
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => f.slice(0, -5));
-    throw new PlanRefusal(`There is no plan ${name}; the installed plans are ${known.join(', ')}.`);
-  }
-  let plan: ReturnType<typeof parsePlan>;
-  try {
-    plan = parsePlan(raw);
-  } catch (e) {
-    throw new PlanRefusal(`The plan ${name} is not valid: ${(e as Error).message}`);
-  }
-  const problem = planBoundsProblem(plan);
-  if (problem) throw new PlanRefusal(`The plan ${name} is out of bounds: ${problem}.`);
-  return plan;
-}
-
-const TRAIN_TASK_MODULE = path.join(
-  path.dirname(fileURLToPath(import.meta.url)),
-  '..',
-  'jobs',
-  'trainTask.ts',
-);
 
 function slug(name: string): string {
   return name
@@ -235,7 +168,6 @@ function compile(template: string): RegExp {
 export class Api {
   readonly store: Store;
   readonly runner: JobRunner;
-  readonly token: string;
   readonly routes: RouteDef[];
   private readonly compiled: CompiledRoute[];
   private readonly streams = new Set<ServerResponse>();
@@ -246,7 +178,6 @@ export class Api {
 
   constructor(private readonly o: ApiOptions) {
     const c = o.config;
-    this.token = resolveApiToken(c.apiToken, c.dataDir);
     this.checkPlan = o.checkPlan ?? loadPlanOrThrow;
     // Versions half-assembled when a previous server stopped mid-publish (never listed as models).
     rmSync(path.join(c.modelsDir, '.staging'), { recursive: true, force: true });
@@ -264,14 +195,7 @@ export class Api {
       ...(c.pacs.username !== undefined ? { username: c.pacs.username } : {}),
       ...(c.pacs.password !== undefined ? { password: c.pacs.password } : {}),
     });
-    const executor =
-      o.executor ??
-      workerExecutor({
-        modulePath: TRAIN_TASK_MODULE,
-        exportName: 'pacsTrainingTask',
-        pacs: c.pacs,
-        provider: c.trainingProvider,
-      });
+    const executor = o.executor ?? trainingExecutor({ pacs: c.pacs, provider: c.trainingProvider });
     this.runner = new JobRunner({
       store: this.store,
       executor,
@@ -421,26 +345,7 @@ export class Api {
   // ---- handlers
   /** The training plans in models/plans: name, classes (= labels + 1), grid, stage steps. */
   private async plans({ res }: Req): Promise<void> {
-    sendJson(res, 200, { plans: await this.planSummaries() });
-  }
-
-  private async planSummaries(): Promise<
-    { name: string; classes: number; grid: number[]; steps: number }[]
-  > {
-    const names = (await readdir(PLANS_DIR)).filter((f) => f.endsWith('.json')).sort();
-    const plans: { name: string; classes: number; grid: number[]; steps: number }[] = [];
-    for (const f of names) {
-      try {
-        const plan = await loadPlanOrThrow(f.slice(0, -5));
-        const steps = Object.values(plan.schedule as Record<string, { steps?: number } | undefined>)
-          .map((s) => s?.steps ?? 0)
-          .reduce((a, b) => a + b, 0);
-        plans.push({ name: f.slice(0, -5), classes: plan.classes, grid: [...plan.grid], steps });
-      } catch {
-        // an unreadable or out-of-bounds plan is not offered
-      }
-    }
-    return plans;
+    sendJson(res, 200, { plans: await planSummaries() });
   }
 
   /**
@@ -573,13 +478,14 @@ export class Api {
     const present = new Set<number>();
     for (let i = 0; i < atlas.labelmap.length; i++) present.add(atlas.labelmap[i]);
     const { labels, warnings } = taskLabelsFromSegments(atlas.segments, present);
-    if (planDef.classes !== undefined && planDef.classes !== labels.length + 1) {
-      const fitting = (await this.planSummaries())
+    const misfit = planMisfit(plan, planDef, labels.length);
+    if (misfit) {
+      const fitting = (await planSummaries())
         .filter((p) => p.classes === labels.length + 1)
         .map((p) => p.name);
       throw new HttpError(
         422,
-        `Plan ${plan} trains ${(planDef.classes ?? 1) - 1} labels but the atlas SEG holds ${labels.length}; ` +
+        `${misfit} but the atlas SEG holds ${labels.length}; ` +
           (fitting.length > 0
             ? `choose a plan for ${labels.length} labels: ${fitting.join(', ')}.`
             : `no installed plan trains ${labels.length} labels; add one to models/plans.`),
@@ -670,12 +576,9 @@ export class Api {
   private async createJob({ req, res }: Req): Promise<void> {
     const body = await readJson(req, this.o.config.maxRequestBytes);
     const task = this.task(str(body.taskId, 'taskId', 63));
-    const plan = await this.checkPlan(task.plan);
-    if (plan.classes !== undefined && plan.classes !== task.labels.length + 1) {
-      throw new HttpError(
-        422,
-        `Plan ${task.plan} trains ${plan.classes - 1} labels but task ${task.id} has ${task.labels.length}.`,
-      );
+    const misfit = planMisfit(task.plan, await this.checkPlan(task.plan), task.labels.length);
+    if (misfit) {
+      throw new HttpError(422, `${misfit} but task ${task.id} has ${task.labels.length}.`);
     }
     const sel = body.series as Record<string, unknown> | undefined;
     if (!sel || typeof sel !== 'object') {

@@ -7,42 +7,23 @@
  * after a restart resume. Returns the folder holding model.onnx + metadata.json; the runner
  * publishes it.
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { ModelLabel } from '../../../models/src/format/metadata.js';
 import type { RrlModelInfo } from '../../../models/src/rrl/export.js';
 import { runPipeline } from '../../../models/src/rrl/pipeline.js';
-import { parsePlan, planModelGrid, type RrlPlan } from '../../../models/src/rrl/plan.js';
+import { planModelGrid } from '../../../models/src/rrl/plan.js';
 import { labelsToModelGrid, prepareModelInput } from '../../../models/src/volume/preprocess.js';
-import { REPO_ROOT } from '../config.js';
 import { DicomWebClient, PacsError } from '../pacs/dicomweb.js';
 import { fetchSeriesVolume } from '../pacs/volume.js';
 import type { JobRecord, TaskRecord } from '../store/db.js';
 import { loadAtlas } from './atlas.js';
+import { loadPlanOrThrow } from './plans.js';
 import { seriesProblem } from './validate.js';
 import type { WorkerTaskContext } from './workerExecutor.js';
 
 type Provider = 'auto' | 'cpu' | 'webgpu' | 'cuda';
 const PROVIDERS: readonly string[] = ['auto', 'cpu', 'webgpu', 'cuda'];
-
-/** Where the plans live (relative to the repository root). */
-export const PLANS_DIR = 'models/plans';
-
-/** Reads and validates `models/plans/<planName>.json`. */
-export async function loadTaskPlan(planName: string): Promise<RrlPlan> {
-  const file = path.join(REPO_ROOT, PLANS_DIR, `${planName}.json`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(file, 'utf8'));
-  } catch (e) {
-    throw new Error(
-      `The task's plan ${planName} cannot be read from ${file}: ${(e as Error).message}. ` +
-        `Use a plan name from ${PLANS_DIR} (e.g. hippocampus, tiny).`,
-    );
-  }
-  return parsePlan(raw);
-}
 
 /**
  * The model's labels: output channels 1..C-1 in the task's order, with the names, colours and
@@ -71,7 +52,7 @@ export async function pacsTrainingTask(
     ...(ctx.pacs.username !== undefined ? { username: ctx.pacs.username } : {}),
     ...(ctx.pacs.password !== undefined ? { password: ctx.pacs.password } : {}),
   });
-  const plan = await loadTaskPlan(task.plan);
+  const plan = await loadPlanOrThrow(task.plan);
   if (plan.classes !== task.labels.length + 1) {
     throw new Error(
       `Plan ${task.plan} trains ${plan.classes - 1} labels but task ${task.id} has ${task.labels.length}; ` +

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { loadPlanOrThrow } from '../../../server/src/api/index';
+import { loadPlanOrThrow } from '../../../server/src/jobs/plans';
 import { startServer, type RunningServer } from '../../../server/src/app';
 import { workerExecutor } from '../../../server/src/jobs/workerExecutor';
 import type { JobRecord, TaskRecord } from '../../../server/src/store/db';
