@@ -11,7 +11,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
-import { workerExecutor } from '../../server/src/jobs/workerExecutor.js';
+import { trainingExecutor } from '../../server/src/jobs/workerExecutor.js';
 import { REPO_ROOT } from '../../server/src/config.js';
 import { queueDemoJob, startBenchStack, waitForJob } from './stack.js';
 
@@ -41,13 +41,7 @@ async function one(mode: 'process' | 'thread'): Promise<void> {
     demoDir: path.join(REPO_ROOT, 'var', 'bench-demo'),
     log: say,
     server: (pacs) => ({
-      jobExecutor: workerExecutor({
-        modulePath: path.join(REPO_ROOT, 'server', 'src', 'jobs', 'trainTask.ts'),
-        exportName: 'pacsTrainingTask',
-        pacs,
-        provider: 'cpu',
-        isolation: mode,
-      }),
+      jobExecutor: trainingExecutor({ pacs, provider: 'cpu', isolation: mode }),
     }),
   });
   const rss: number[] = [await settle()];

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { REPO_ROOT } from '../../server/src/config.js';
-import { percentile, queueDemoJob, startBenchStack } from './stack.js';
+import { percentile } from '../../models/src/volume/normalize.js';
+import { queueDemoJob, startBenchStack } from './stack.js';
 
 const { values } = parseArgs({
   options: {

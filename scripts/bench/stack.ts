@@ -132,9 +132,3 @@ export async function waitForJob(
     await new Promise((r) => setTimeout(r, 1000));
   }
 }
-
-export function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-}

@@ -8,6 +8,7 @@
  * confines a native crash to the job.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
 import type { PacsConfig } from '../config.js';
@@ -168,4 +169,15 @@ export function workerExecutor(o: WorkerExecutorOptions): JobExecutor {
         ),
       );
     });
+}
+
+/** The real training job (trainTask.ts `pacsTrainingTask`), run by `workerExecutor`. */
+export function trainingExecutor(
+  o: Omit<WorkerExecutorOptions, 'modulePath' | 'exportName'>,
+): JobExecutor {
+  return workerExecutor({
+    ...o,
+    modulePath: fileURLToPath(new URL('./trainTask.ts', import.meta.url)),
+    exportName: 'pacsTrainingTask',
+  });
 }
