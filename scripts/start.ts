@@ -22,7 +22,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { startServer, type RunningServer } from '../server/src/app';
-import { ConfigError, loadConfig, REPO_ROOT } from '../server/src/config';
+import {
+  commaList,
+  ConfigError,
+  loadConfig,
+  REPO_ROOT,
+  type ServerConfigInput,
+} from '../server/src/config';
 import { seedDemo } from '../server/src/demo';
 import {
   parseModalities,
@@ -39,9 +45,11 @@ interface StartOptions {
   varDir: string;
   seed: boolean;
   model: boolean;
-  behindProxy: boolean;
-  tls?: { keyFile: string; certFile: string };
-  allowedHosts: string[];
+  /**
+   * Server settings given as flags (--behind-proxy, --tls-key/--tls-cert, --allowed-host); their
+   * RRL_* variables are read by the server's own configuration.
+   */
+  server: ServerConfigInput;
   /** Modalities allowed to C-STORE into the PACS's DICOM port (exposed on the network then). */
   dicomModalities: DicomModality[];
   /** Ports given explicitly (flag or environment): never replaced by a free one. */
@@ -123,27 +131,20 @@ function readOptions(): StartOptions | undefined {
       4242,
     ),
     varDir: path.resolve(values['var-dir'] ?? env.RRL_VAR_DIR ?? path.join(REPO_ROOT, 'var')),
-    behindProxy: values['behind-proxy'] ?? /^(1|true|yes)$/i.test(env.RRL_BEHIND_PROXY ?? ''),
-    ...((values['tls-key'] ?? env.RRL_TLS_KEY) || (values['tls-cert'] ?? env.RRL_TLS_CERT)
-      ? {
-          tls: {
-            keyFile: path.resolve(values['tls-key'] ?? env.RRL_TLS_KEY ?? ''),
-            certFile: path.resolve(values['tls-cert'] ?? env.RRL_TLS_CERT ?? ''),
-          },
-        }
-      : {}),
-    allowedHosts:
-      values['allowed-host'] ??
-      (env.RRL_ALLOWED_HOSTS ?? '')
-        .split(',')
-        .map((h) => h.trim())
-        .filter((h) => h !== ''),
+    server: {
+      ...(values['behind-proxy'] ? { behindProxy: true } : {}),
+      ...(values['allowed-host'] ? { allowedHosts: values['allowed-host'] } : {}),
+      ...(values['tls-key'] || values['tls-cert']
+        ? {
+            tls: {
+              keyFile: path.resolve(values['tls-key'] ?? ''),
+              certFile: path.resolve(values['tls-cert'] ?? ''),
+            },
+          }
+        : {}),
+    },
     dicomModalities: parseModalities(
-      values['pacs-dicom-allow'] ??
-        (env.RRL_PACS_DICOM_ALLOW ?? '')
-          .split(',')
-          .map((m) => m.trim())
-          .filter((m) => m !== ''),
+      values['pacs-dicom-allow'] ?? commaList(env.RRL_PACS_DICOM_ALLOW),
     ),
     seed: !values['no-seed'],
     model: !values['no-model'],
@@ -386,9 +387,7 @@ async function main(): Promise<void> {
   loadConfig({
     host: opts.host,
     port: opts.port,
-    behindProxy: opts.behindProxy,
-    allowedHosts: opts.allowedHosts,
-    ...(opts.tls ? { tls: opts.tls } : {}),
+    ...opts.server,
   });
   process.umask(0o077); // var/ holds PHI, secrets and models: files 0600, folders 0700
   await mkdir(opts.varDir, { recursive: true, mode: 0o700 });
@@ -422,6 +421,13 @@ async function main(): Promise<void> {
   );
   const port = await usablePort('viewer', opts.port, opts.host, opts.explicit.port, '--port');
 
+  const pacsOptions = {
+    storageDir: path.join(opts.varDir, 'orthanc'),
+    username: secrets.orthanc.username,
+    password: secrets.orthanc.password,
+    name: 'RRL-MedSAM-PACS',
+    dicomModalities: opts.dicomModalities,
+  };
   let pacs: OrthancProcess | undefined;
   let server: RunningServer | undefined;
   let stopping = false;
@@ -451,15 +457,7 @@ async function main(): Promise<void> {
 
   try {
     say(`starting Orthanc (storage ${path.join(opts.varDir, 'orthanc')})`);
-    pacs = await startOrthanc({
-      storageDir: path.join(opts.varDir, 'orthanc'),
-      httpPort: pacsPort,
-      dicomPort: pacsDicomPort,
-      username: secrets.orthanc.username,
-      password: secrets.orthanc.password,
-      name: 'RRL-MedSAM-PACS',
-      dicomModalities: opts.dicomModalities,
-    });
+    pacs = await startOrthanc({ ...pacsOptions, httpPort: pacsPort, dicomPort: pacsDicomPort });
     await writeFile(path.join(opts.varDir, 'orthanc.pid'), `${pacs.pid}\n`);
     say(
       `Orthanc is up at ${pacs.url} (HTTP on 127.0.0.1 only; DICOM port ${pacs.dicomPort} ` +
@@ -477,9 +475,7 @@ async function main(): Promise<void> {
     server = await startServer({
       host: opts.host,
       port,
-      behindProxy: opts.behindProxy,
-      allowedHosts: opts.allowedHosts,
-      ...(opts.tls ? { tls: opts.tls } : {}),
+      ...opts.server,
       modelsDir,
       dataDir: path.join(opts.varDir, 'server'),
       pacs: {
@@ -509,15 +505,7 @@ async function main(): Promise<void> {
   // Orthanc went away on its own (crashed, killed by the OOM killer): restart it on the same
   // ports and storage, backing off 1, 2, 4 … 60 s between tries; the server keeps serving the
   // viewer meanwhile (the proxy answers 502, health 503) and jobs that found the PACS down retry.
-  const pacsOptions = {
-    storageDir: path.join(opts.varDir, 'orthanc'),
-    httpPort: pacs.httpPort,
-    dicomPort: pacs.dicomPort,
-    username: secrets.orthanc.username,
-    password: secrets.orthanc.password,
-    name: 'RRL-MedSAM-PACS',
-    dicomModalities: opts.dicomModalities,
-  };
+  const restartOptions = { ...pacsOptions, httpPort: pacs.httpPort, dicomPort: pacs.dicomPort };
   let failures = 0;
   let restarting = false;
   const watch = setInterval(() => {
@@ -530,7 +518,7 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, delay));
       if (stopping) return;
       try {
-        pacs = await startOrthanc(pacsOptions);
+        pacs = await startOrthanc(restartOptions);
         await writeFile(path.join(opts.varDir, 'orthanc.pid'), `${pacs.pid}\n`);
         failures = 0;
         say(`Orthanc is back (pid ${pacs.pid})`);

@@ -14,7 +14,13 @@ import path from 'node:path';
 import { Api } from './api/index.js';
 import { resolveApiToken } from './api/auth.js';
 import type { JobExecutor } from './jobs/runner.js';
-import { loadConfig, REPO_ROOT, type ServerConfig, type ServerConfigInput } from './config.js';
+import {
+  isWildcardHost,
+  loadConfig,
+  REPO_ROOT,
+  type ServerConfig,
+  type ServerConfigInput,
+} from './config.js';
 import { sendError, sendJson, setIsolationHeaders } from './http/headers.js';
 import { addRedaction } from './http/redact.js';
 import {
@@ -402,7 +408,7 @@ export async function startServer(
     config: cfg,
     log,
     models,
-    proxy: createDicomWebProxy(cfg.pacs, log, options.proxy, {
+    proxy: createDicomWebProxy(cfg.pacs, log, options.proxy ?? {}, {
       maxBytes: cfg.maxStowBytes,
       perClient: cfg.maxUploadsPerClient,
       total: cfg.maxUploads,
@@ -492,12 +498,11 @@ export async function startServer(
     throw e;
   }
   const port = (server.address() as AddressInfo).port;
-  const shownHost =
-    cfg.host === '0.0.0.0' || cfg.host === '::'
-      ? '127.0.0.1'
-      : cfg.host.includes(':')
-        ? `[${cfg.host}]`
-        : cfg.host;
+  const shownHost = isWildcardHost(cfg.host)
+    ? '127.0.0.1'
+    : cfg.host.includes(':')
+      ? `[${cfg.host}]`
+      : cfg.host;
   boundHost = `${shownHost}:${port}`;
   const url = `${cfg.tls ? 'https' : 'http'}://${boundHost}`;
   log.info('server listening', {

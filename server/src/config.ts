@@ -78,6 +78,11 @@ export function isLoopbackAddress(host: string): boolean {
   return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
+/** 0.0.0.0 and ::, every interface. */
+export function isWildcardHost(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]';
+}
+
 export type TrainingProvider = 'auto' | 'cpu' | 'webgpu' | 'cuda';
 export const TRAINING_PROVIDERS: readonly TrainingProvider[] = ['auto', 'cpu', 'webgpu', 'cuda'];
 
@@ -158,6 +163,19 @@ export const ENV_VARS = {
   RRL_MAX_STOW_BYTES: 'largest STOW-RS upload through the proxy, bytes (default 268435456)',
 } as const;
 
+/** A yes/no environment value: 1, true or yes (any case) is yes. */
+export function envFlag(v: string): boolean {
+  return /^(1|true|yes)$/i.test(v);
+}
+
+/** A comma-separated environment value as its non-empty, trimmed items. */
+export function commaList(v: string | undefined): string[] {
+  return (v ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+}
+
 /** Reads the `RRL_*` variables into a partial config (no validation yet). */
 export function configFromEnv(env: NodeJS.ProcessEnv): ServerConfigInput {
   const out: ServerConfigInput = {};
@@ -184,17 +202,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv): ServerConfigInput {
   if (env.RRL_LOG_LEVEL) out.logLevel = env.RRL_LOG_LEVEL as LogLevel;
   if (env.RRL_API_TOKEN) out.apiToken = env.RRL_API_TOKEN;
   if (env.RRL_DATABASE) out.databaseFile = env.RRL_DATABASE;
-  if (env.RRL_ALLOWED_HOSTS) {
-    out.allowedHosts = env.RRL_ALLOWED_HOSTS.split(',')
-      .map((h) => h.trim())
-      .filter((h) => h !== '');
-  }
-  if (env.RRL_BEHIND_PROXY !== undefined && env.RRL_BEHIND_PROXY !== '') {
-    out.behindProxy = /^(1|true|yes)$/i.test(env.RRL_BEHIND_PROXY);
-  }
-  if (env.RRL_KEEP_JOB_DATA !== undefined && env.RRL_KEEP_JOB_DATA !== '') {
-    out.keepJobData = /^(1|true|yes)$/i.test(env.RRL_KEEP_JOB_DATA);
-  }
+  if (env.RRL_ALLOWED_HOSTS) out.allowedHosts = commaList(env.RRL_ALLOWED_HOSTS);
+  if (env.RRL_BEHIND_PROXY) out.behindProxy = envFlag(env.RRL_BEHIND_PROXY);
+  if (env.RRL_KEEP_JOB_DATA) out.keepJobData = envFlag(env.RRL_KEEP_JOB_DATA);
   if (env.RRL_TLS_KEY || env.RRL_TLS_CERT) {
     out.tls = { keyFile: env.RRL_TLS_KEY ?? '', certFile: env.RRL_TLS_CERT ?? '' };
   }
@@ -458,7 +468,7 @@ export function validateConfig(c: ServerConfig): ServerConfig {
         '(--behind-proxy, RRL_BEHIND_PROXY=1) and bind it where only that proxy reaches it.',
     );
   }
-  if ((c.host === '0.0.0.0' || c.host === '::') && c.allowedHosts.length === 0) {
+  if (isWildcardHost(c.host) && c.allowedHosts.length === 0) {
     throw new ConfigError(
       `Listening on all interfaces (${c.host}) needs the host names clients use: set allowedHosts ` +
         '(--allowed-host, RRL_ALLOWED_HOSTS), e.g. viewer.hospital.example.',

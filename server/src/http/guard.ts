@@ -18,6 +18,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 
+import { isWildcardHost } from '../config.js';
+
 export const SESSION_COOKIE = 'rrl_session';
 const SECRET_FILE = 'session-secret';
 const TOKEN_PREFIX = 'rrls1';
@@ -33,20 +35,6 @@ export function hostName(hostHeader: string): string {
   }
   const colon = h.lastIndexOf(':');
   return colon >= 0 ? h.slice(0, colon) : h;
-}
-
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase();
-  return (
-    LOOPBACK_NAMES.includes(h) ||
-    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) ||
-    h === '[::1]' ||
-    h === '::ffff:127.0.0.1'
-  );
-}
-
-export function isWildcardHost(host: string): boolean {
-  return host === '0.0.0.0' || host === '::' || host === '[::]';
 }
 
 /** The set of host names this server answers to. */

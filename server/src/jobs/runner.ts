@@ -41,6 +41,8 @@ export interface ExecutorContext {
 const PACS_OUTAGE =
   /PACS stopped answering|Could not reach the PACS|PACS is not reachable|ECONNREFUSED|ECONNRESET/;
 
+const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
 export type JobExecutor = (job: JobRecord, ctx: ExecutorContext) => Promise<{ modelDir: string }>;
 
 /** Publishes a finished job's model folder; returns the published model id. */
@@ -313,7 +315,7 @@ export class JobRunner {
     }
     store.markRunning(job.id, now());
     this.emitStatus(job.id);
-    const attempt = store.getJob(job.id)?.attempts ?? before + 1;
+    const attempt = before + 1; // markRunning counted this launch
     this.appendLog(job.id, attempt > 1 ? `job resumed (attempt ${attempt})` : 'job started');
     log.info('job started', { job: job.id, task: task.id, attempt });
     const signal = entry.controller.signal;
@@ -348,10 +350,7 @@ export class JobRunner {
         store.finish(job.id, 'cancelled', now(), { reason: reason.message });
         this.appendLog(job.id, 'job cancelled; no model was published');
         log.info('job cancelled', { job: job.id });
-      } else if (
-        PACS_OUTAGE.test(reason instanceof Error ? reason.message : String(reason)) &&
-        attempt < maxAttempts
-      ) {
+      } else if (PACS_OUTAGE.test(errorMessage(reason)) && attempt < maxAttempts) {
         // The PACS is down (being restarted, say): nothing is lost, the job waits and resumes
         // from its checkpoint.
         const delay = (this.o.retryDelayMs ?? 30_000) * attempt;
@@ -367,7 +366,7 @@ export class JobRunner {
         );
         log.warn('job waits for the PACS', { job: job.id, attempt, retryMs: delay });
       } else {
-        const message = reason instanceof Error ? reason.message : String(reason);
+        const message = errorMessage(reason);
         // The job's reason and log are read by clients: no internal URLs or paths there.
         store.finish(job.id, 'failed', now(), { reason: redact(message) });
         this.appendLog(job.id, `job failed: ${message}`);

@@ -70,13 +70,6 @@ export interface UploadLimits {
   graceMs?: number;
 }
 
-export const DEFAULT_UPLOAD_LIMITS: UploadLimits = {
-  maxBytes: 256 * 1024 * 1024,
-  perClient: 2,
-  total: 4,
-  minBytesPerSecond: 16 * 1024,
-};
-
 /** Answers with a JSON error and closes the connection (the unread body is not drained). */
 function refuseAndClose(
   req: IncomingMessage,
@@ -144,8 +137,8 @@ export type ProxyHandler = (req: IncomingMessage, res: ServerResponse, subPath: 
 export function createDicomWebProxy(
   pacs: PacsConfig,
   log: Logger,
-  opts: ProxyOptions = {},
-  limits: UploadLimits = DEFAULT_UPLOAD_LIMITS,
+  opts: ProxyOptions,
+  limits: UploadLimits,
 ): ProxyHandler {
   const uploadsByClient = new Map<string, number>();
   let uploads = 0;
