@@ -132,6 +132,16 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
   const [newName, setNewName] = useState('');
   const [newPlan, setNewPlan] = useState('');
   const [planTouched, setPlanTouched] = useState(false);
+  // The series shown in the viewer, re-read every second: the study's display sets (its SEG
+  // among them) arrive after the panel first renders, and the user may switch series.
+  const [open, setOpen] = useState(() => deps.openSeries());
+  useEffect(() => {
+    const timer = setInterval(() => {
+      const now = deps.openSeries();
+      setOpen((cur) => (JSON.stringify(cur) === JSON.stringify(now) ? cur : now));
+    }, 1000);
+    return () => clearInterval(timer);
+  }, [deps]);
   const [busy, setBusy] = useState(false);
   const [query, setQuery] = useState<SeriesQuery>({ modality: 'MR' });
   const [count, setCount] = useState<{ count: number; series: SeriesRef[] } | 'loading'>();
@@ -335,7 +345,6 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
       .catch((e: unknown) => setError(message(e)));
   }, [api, models, deps.selectedModelId]);
 
-  const open = deps.openSeries();
   // The atlas SEG's label count, when the study's SEGs agree on one: the plan must train as many.
   const atlasLabels = (() => {
     const counts = [...new Set(open?.segSegmentCounts ?? [])];
