@@ -1,5 +1,6 @@
 /**
- * Commands: oneShotSegment (also the toolbar tool), oneShotSave, oneShotCancel, oneShotLoadModels.
+ * Commands: oneShotSegment (also the toolbar tool), oneShotSave, oneShotCancel, oneShotLoadModels,
+ * oneShotUndoReplace.
  * Errors reach the user in the panel (data-testid="oneshot-message") and as notifications.
  */
 import { COMMAND_CONTEXT } from './id.js';
@@ -13,6 +14,12 @@ export interface OneShotActions {
   oneShotCancel(): void;
   /** Reloads the models list from the server. */
   oneShotLoadModels(): Promise<void>;
+  /** The reader's answer when a new segmentation would replace unsaved corrections. */
+  oneShotResolveReplace(choice: 'replace' | 'keep' | 'cancel'): Promise<void>;
+  /** Brings back the result the last replacement removed (again: redoes the replacement). */
+  oneShotUndoReplace(): Promise<void>;
+  /** Makes another one-shot result in the viewer the current one (Save, volumes). */
+  oneShotSelectResult(segmentationId: string): void;
 }
 
 export function makeCommandsModule(actions: OneShotActions) {
@@ -24,6 +31,7 @@ export function makeCommandsModule(actions: OneShotActions) {
         oneShotSave: { commandFn: actions.oneShotSave },
         oneShotCancel: { commandFn: actions.oneShotCancel },
         oneShotLoadModels: { commandFn: actions.oneShotLoadModels },
+        oneShotUndoReplace: { commandFn: actions.oneShotUndoReplace },
       },
       defaultContext: COMMAND_CONTEXT,
     };

@@ -8,6 +8,7 @@ import { makeGetPanelModule } from './getPanelModule.js';
 import { makeGetToolbarModule } from './getToolbarModule.js';
 import { id } from './id.js';
 import { disposeWorker } from './inference/client.js';
+import { forgetResults, stopWatchingEdits } from './seg/results.js';
 import { actions, loadModels, preRegistration, runtime, trainingHooks } from './init.js';
 
 const getStore = () => runtime.ctx?.store;
@@ -18,12 +19,15 @@ const extension = {
   onModeEnter() {
     const store = getStore();
     if (!store) return;
+    forgetResults();
     store.reset();
     void loadModels();
   },
   onModeExit() {
     actions.oneShotCancel();
     disposeWorker();
+    stopWatchingEdits();
+    forgetResults();
     getStore()?.reset();
   },
   getPanelModule: makeGetPanelModule(
@@ -33,6 +37,9 @@ const extension = {
       cancel: () => actions.oneShotCancel(),
       save: () => void actions.oneShotSave(),
       reloadModels: () => void actions.oneShotLoadModels(),
+      resolveReplace: (choice) => void actions.oneShotResolveReplace(choice),
+      undoReplace: () => void actions.oneShotUndoReplace(),
+      selectResult: (id) => actions.oneShotSelectResult(id),
     },
     trainingHooks,
   ),

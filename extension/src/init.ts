@@ -10,6 +10,13 @@ import type { OneShotActions } from './commandsModule.js';
 import { ApiClient } from './api/client.js';
 import type { TrainingHooks } from './panels/OneShotPanel.js';
 import { activeImageDisplaySet } from './utils/viewerData.js';
+import {
+  installCloseGuard,
+  refreshCurrent,
+  selectResult,
+  undoReplace,
+  watchEdits,
+} from './seg/results.js';
 
 export interface Runtime {
   ctx?: OneShotContext;
@@ -32,6 +39,7 @@ export function preRegistration(args: {
     Parameters<typeof registerHangingProtocolAttributes>[0] | undefined;
   if (hps?.addCustomAttribute) registerHangingProtocolAttributes(hps);
   const store = new Store();
+  installCloseGuard(store);
   runtime.commandsManager = args.commandsManager;
   runtime.ctx = {
     servicesManager: args.servicesManager,
@@ -75,19 +83,54 @@ export async function loadModels(): Promise<void> {
   }
 }
 
+/** Runs the segmentation and reports a failure as a notification too. */
+async function segmentNow(ctx: OneShotContext, mode: 'replace' | 'keep'): Promise<void> {
+  await runOneShot(ctx, mode);
+  const s = ctx.store.get();
+  if (s.status === 'error' && s.message) {
+    ctx.servicesManager.services.uiNotificationService.show({
+      title: 'One-shot segmentation',
+      message: s.message,
+      type: 'error',
+    });
+  }
+}
+
 export const actions: OneShotActions = {
   async oneShotSegment() {
     const ctx = ctxOrThrow();
     if (ctx.store.get().models.length === 0) await loadModels();
-    await runOneShot(ctx);
-    const s = ctx.store.get();
-    if (s.status === 'error' && s.message) {
-      ctx.servicesManager.services.uiNotificationService.show({
-        title: 'One-shot segmentation',
-        message: s.message,
-        type: 'error',
-      });
+    watchEdits(ctx);
+    // A result with the reader's unsaved corrections is never replaced without asking.
+    let edited = false;
+    try {
+      edited = refreshCurrent(ctx);
+    } catch (e) {
+      console.warn('[one-shot] could not read the current labelmap', e);
     }
+    if (edited) {
+      ctx.store.set({ confirmReplace: true, message: undefined, messageKind: undefined });
+      return;
+    }
+    await segmentNow(ctx, 'replace');
+  },
+  async oneShotResolveReplace(choice) {
+    const ctx = ctxOrThrow();
+    ctx.store.set({ confirmReplace: false, message: undefined, messageKind: undefined });
+    if (choice === 'cancel') return;
+    await segmentNow(ctx, choice);
+  },
+  async oneShotUndoReplace() {
+    const ctx = ctxOrThrow();
+    try {
+      await undoReplace(ctx);
+    } catch (e) {
+      ctx.store.set({ message: e instanceof Error ? e.message : String(e), messageKind: 'error' });
+      console.error('[one-shot] undo failed', e);
+    }
+  },
+  oneShotSelectResult(segmentationId) {
+    selectResult(ctxOrThrow(), segmentationId);
   },
   async oneShotSave() {
     await saveToPacs(ctxOrThrow());

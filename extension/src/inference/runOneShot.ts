@@ -32,12 +32,12 @@ import {
   NotDisplayedError,
   UserFacingError,
   activeImageDisplaySet,
-  labelmapImagesByReference,
   loadVolume,
   viewportsShowing,
   volumeVoxels,
-  writeLabelsToLabelmap,
 } from '../utils/viewerData.js';
+import { contentHash, showLabelmap } from '../seg/labelmap.js';
+import { addResult } from '../seg/results.js';
 import {
   InferenceCancelled,
   defaultWorkerUrl,
@@ -51,6 +51,9 @@ export interface OneShotContext {
   store: Store;
   config: OneShotConfig;
 }
+
+/** Results made in this viewer session (their segmentation labels are numbered). */
+let runNumber = 0;
 
 let current: { cancelled: boolean; inference?: RunningInference } | undefined;
 
@@ -90,7 +93,14 @@ function checkedGeometry(displaySet: DisplaySet): VolumeGeometry {
   }
 }
 
-export async function runOneShot(ctx: OneShotContext): Promise<void> {
+/**
+ * Segments the active series. The new result replaces the panel's current one ('replace', which
+ * can be undone) or joins it as a second segmentation ('keep').
+ */
+export async function runOneShot(
+  ctx: OneShotContext,
+  mode: 'replace' | 'keep' = 'replace',
+): Promise<void> {
   const { servicesManager: sm, extensionManager, store } = ctx;
   if (current) {
     throw new UserFacingError('A segmentation is already running. Wait for it or cancel it.');
@@ -201,33 +211,19 @@ export async function runOneShot(ctx: OneShotContext): Promise<void> {
 
     // 6. Labelmap.
     store.set({ phase: 'Creating the labelmap' });
-    const { segmentationService } = sm.services;
-    const segments: Record<number, { label: string; active?: boolean }> = {};
-    meta.labels.forEach((l, i) => {
-      segments[l.value] = { label: l.name, active: i === 0 };
+    runNumber++;
+    const segLabel = `One-shot: ${meta.name}${runNumber > 1 ? ` (run ${runNumber})` : ''}`;
+    const segLooks = meta.labels.map((l) => ({ value: l.value, name: l.name, color: l.color }));
+    createdSegmentationId = await showLabelmap(ctx, {
+      displaySet,
+      viewportId,
+      volumeImageIds: volume.imageIds,
+      labels,
+      sliceSize: dims[0] * dims[1],
+      segments: segLooks,
+      label: segLabel,
     });
-    createdSegmentationId = await segmentationService.createLabelmapForDisplaySet(displaySet, {
-      label: `One-shot: ${meta.name}`,
-      segments,
-    });
-    const images = labelmapImagesByReference(libs, sm, createdSegmentationId);
-    writeLabelsToLabelmap(images, volume.imageIds, labels, dims[0] * dims[1]);
-    libs.cornerstoneTools.segmentation.triggerSegmentationEvents.triggerSegmentationDataModified(
-      createdSegmentationId,
-    );
     const viewports = viewportsShowing(sm, displaySet.displaySetInstanceUID);
-    for (const vpId of viewports.length ? viewports : [viewportId]) {
-      await segmentationService.addSegmentationRepresentation(vpId, {
-        segmentationId: createdSegmentationId,
-        type: 'Labelmap',
-      });
-      for (const l of meta.labels) {
-        segmentationService.setSegmentColor(vpId, createdSegmentationId, l.value, [
-          ...l.color,
-          255,
-        ]);
-      }
-    }
     // Show the result at once: every view through the centroid of the largest structure.
     let largest = 0;
     for (let v = 1; v < counts.length; v++) {
@@ -247,39 +243,42 @@ export async function runOneShot(ctx: OneShotContext): Promise<void> {
     }
     const t5 = performance.now();
 
-    // Replace a previous result of this panel (one result at a time; saved ones are in the PACS).
-    const previous = store.get().segmentationId;
-    if (previous && previous !== createdSegmentationId) {
-      try {
-        segmentationService.remove(previous);
-      } catch {
-        // already gone
-      }
-    }
-    const segInfo: SegmentInfo[] = meta.labels.map((l) => ({
-      value: l.value,
-      name: l.name,
-      color: l.color,
-      voxels: counts[l.value] ?? 0,
-    }));
+    const segInfo: SegmentInfo[] = segLooks.map((l) => ({ ...l, voxels: counts[l.value] ?? 0 }));
+    addResult(
+      ctx,
+      createdSegmentationId,
+      {
+        label: segLabel,
+        viewportId,
+        volumeImageIds: volume.imageIds,
+        sliceSize: dims[0] * dims[1],
+      },
+      {
+        segments: segInfo,
+        sourceDisplaySetUID: displaySet.displaySetInstanceUID,
+        sourceSeriesUID: seriesUID,
+        lastSave: undefined,
+        saveIdentity: undefined,
+        cleanHash: contentHash(labels),
+        unsavedEdits: false,
+        voxelMm3: geometry.spacing[0] * geometry.spacing[1] * geometry.spacing[2],
+        resultModelId: meta.id,
+        timings: {
+          load: t1 - t0 + result.timings.loadMs,
+          preprocess: t2 - t1,
+          session: result.timings.sessionMs,
+          inference: result.timings.inferenceMs,
+          postprocess: t4 - t3,
+          labelmap: t5 - t4,
+          total: t5 - t0,
+        },
+      },
+      mode,
+    );
     store.set({
       status: 'done',
       phase: undefined,
       progress: undefined,
-      segments: segInfo,
-      segmentationId: createdSegmentationId,
-      sourceDisplaySetUID: displaySet.displaySetInstanceUID,
-      sourceSeriesUID: seriesUID,
-      lastSave: undefined,
-      timings: {
-        load: t1 - t0 + result.timings.loadMs,
-        preprocess: t2 - t1,
-        session: result.timings.sessionMs,
-        inference: result.timings.inferenceMs,
-        postprocess: t4 - t3,
-        labelmap: t5 - t4,
-        total: t5 - t0,
-      },
       message: `Segmented series ${displaySet.SeriesDescription ?? seriesUID}: ${segInfo.filter((s) => s.voxels > 0).length} of ${segInfo.length} structures found (${result.provider}).`,
       messageKind: 'info',
     });

@@ -6,6 +6,7 @@ import { useEffect, useState, useSyncExternalStore, type CSSProperties } from 'r
 import { describeModelKind } from '../../../models/src/format/metadata.js';
 import type { ExecutionProvider } from '../inference/protocol.js';
 import type { OneShotState, Store } from '../state/store.js';
+import { ResultSection } from './ResultSection.js';
 import { TrainingSection, type TrainingDeps } from './TrainingSection.js';
 import { Button, UI } from './ui.js';
 
@@ -17,6 +18,9 @@ export interface PanelActions {
   cancel(): void;
   save(): void;
   reloadModels(): void;
+  resolveReplace(choice: 'replace' | 'keep' | 'cancel'): void;
+  undoReplace(): void;
+  selectResult(segmentationId: string): void;
 }
 
 const S: Record<string, CSSProperties> = {
@@ -108,7 +112,7 @@ export function OneShotPanel({
 
   const model = s.models.find((m) => m.metadata.id === s.selectedModelId) ?? s.models[0];
   const busy = s.status === 'running' || s.status === 'saving' || s.status === 'loading-models';
-  const canSave = !!s.segmentationId && !busy;
+  const canSave = !!s.segmentationId && !busy && !s.confirmReplace;
   const msgStyle =
     s.messageKind === 'error' ? S.msgError : s.messageKind === 'success' ? S.msgSuccess : S.msgInfo;
 
@@ -180,7 +184,11 @@ export function OneShotPanel({
       </div>
 
       <div style={S.row}>
-        <Button testId="oneshot-run" onClick={actions.run} disabled={busy || !model}>
+        <Button
+          testId="oneshot-run"
+          onClick={actions.run}
+          disabled={busy || !model || s.confirmReplace}
+        >
           Segment active series
         </Button>
         <Button testId="oneshot-cancel" onClick={actions.cancel} disabled={s.status !== 'running'}>
@@ -229,27 +237,7 @@ export function OneShotPanel({
         )}
       </div>
 
-      {s.segments.length > 0 && (
-        <div>
-          <div style={S.label}>Segments</div>
-          <ul data-testid="oneshot-segments" style={S.list}>
-            {s.segments.map((g) => (
-              <li
-                key={g.value}
-                data-testid="oneshot-segment"
-                data-label-value={g.value}
-                data-voxels={g.voxels}
-              >
-                <span style={{ ...S.swatch, background: `rgb(${g.color.join(',')})` }} />
-                {g.name} <span style={S.product}>({g.voxels.toLocaleString('en')} voxels)</span>
-              </li>
-            ))}
-          </ul>
-          <div style={{ ...S.product, marginTop: 4 }}>
-            Correct the result with the brush and eraser in the Segmentation panel before saving.
-          </div>
-        </div>
-      )}
+      <ResultSection s={s} actions={actions} />
 
       <div style={S.row}>
         <Button testId="oneshot-save" onClick={actions.save} disabled={!canSave}>

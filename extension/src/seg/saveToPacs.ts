@@ -21,6 +21,8 @@ import {
   readLabelmapForInstances,
 } from '../utils/viewerData.js';
 import { StowError, stowInstances } from './stow.js';
+import { contentHash } from './labelmap.js';
+import { currentHash, markSaved } from './results.js';
 
 export const SOFTWARE_VERSION = 'rrl-medsam-ohif 0.1.0';
 
@@ -45,14 +47,9 @@ export function nextSeriesNumber(
   return Math.max(max + 1, 9001 + saveCount);
 }
 
-/** FNV-1a over the labelmap: changes whenever the reader's corrections change it. */
+/** The labelmap's identity for saving: changes whenever the reader's corrections change it. */
 export function labelmapKey(segmentationId: string, labelmap: Uint8Array): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < labelmap.length; i++) {
-    h ^= labelmap[i] ?? 0;
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return `${segmentationId}:${labelmap.length}:${h.toString(16)}`;
+  return `${segmentationId}:${contentHash(labelmap)}`;
 }
 
 /**
@@ -79,10 +76,14 @@ export async function saveToPacs(ctx: OneShotContext): Promise<void> {
   const { servicesManager: sm, extensionManager, store } = ctx;
   if (saving) throw new UserFacingError('A save is already in progress.');
   const s = store.get();
-  const model = s.models.find((m) => m.metadata.id === s.selectedModelId) ?? s.models[0];
+  // The labels of the model that made the result (the reader may have chosen another since).
+  const model = s.models.find((m) => m.metadata.id === (s.resultModelId ?? s.selectedModelId));
   if (!s.segmentationId || !s.sourceDisplaySetUID || !model) {
     store.set({
-      message: 'There is no one-shot segmentation to save yet. Run the segmentation first.',
+      message:
+        s.segmentationId && !model
+          ? `The model that made this result (${s.resultModelId ?? 'unknown'}) is no longer published, so its labels cannot be coded in a SEG. Publish it again or segment with a published model.`
+          : 'There is no one-shot segmentation to save yet. Run the segmentation first.',
       messageKind: 'error',
     });
     return;
@@ -105,6 +106,7 @@ export async function saveToPacs(ctx: OneShotContext): Promise<void> {
     const libs = getCornerstoneLibraries(extensionManager);
     const images = labelmapImagesByReference(libs, sm, s.segmentationId);
     const labelmap = readLabelmapForInstances(images, ds);
+    const savedHash = currentHash(ctx);
     let any = false;
     for (let i = 0; i < labelmap.length; i++) {
       if (labelmap[i] !== 0) {
@@ -157,6 +159,7 @@ export async function saveToPacs(ctx: OneShotContext): Promise<void> {
       message: `Saved to the PACS as series ${seriesNumber} "${seriesDescription}" (${written.frameCount} frames) in study ${ds.StudyInstanceUID}. It appears in the study's series list when the study is reopened.`,
       messageKind: 'success',
     });
+    if (savedHash) markSaved(ctx, savedHash);
     sm.services.uiNotificationService.show({
       title: 'One-shot segmentation saved',
       message: `Series ${seriesNumber} "${seriesDescription}" is in the PACS.`,

@@ -53,6 +53,20 @@ export interface OneShotState {
    * stores a second copy.
    */
   saveIdentity?: SaveIdentity;
+  /** Content hash of the labelmap when it was last clean (as the model made it, or as saved). */
+  cleanHash?: string;
+  /** The labelmap differs from its clean state: the reader's corrections are not in the PACS. */
+  unsavedEdits: boolean;
+  /** mm³ of one voxel of the result's series (volumes in mL). */
+  voxelMm3?: number;
+  /** The model that made the result: the SEG codes its labels, whatever is chosen since. */
+  resultModelId?: string;
+  /** A Segment click waits for the reader's choice: the labelmap holds unsaved corrections. */
+  confirmReplace: boolean;
+  /** The last replacement can be undone ('undo'), or the undo redone ('redo'). */
+  undo?: 'undo' | 'redo';
+  /** The one-shot results in the viewer (several after "Keep both"); the current one first. */
+  results: { segmentationId: string; label: string }[];
 }
 
 export interface SaveIdentity {
@@ -71,6 +85,9 @@ export function initialState(): OneShotState {
     preferredProvider: 'webgpu',
     segments: [],
     saveCount: 0,
+    unsavedEdits: false,
+    confirmReplace: false,
+    results: [],
   };
 }
 

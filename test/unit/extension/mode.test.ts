@@ -48,6 +48,9 @@ test('mode and extension ids, panel, hanging protocol and command agree', () => 
     oneShotSave: async () => undefined,
     oneShotCancel: () => undefined,
     oneShotLoadModels: async () => undefined,
+    oneShotResolveReplace: async () => undefined,
+    oneShotUndoReplace: async () => undefined,
+    oneShotSelectResult: () => undefined,
   })();
   assert.ok(oneShotButton.props.commands in cmds.definitions);
   const primary = m.toolbarSections.find((s) => 'primary' in s) as { primary: string[] };
