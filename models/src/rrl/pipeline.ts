@@ -133,6 +133,34 @@ interface PipelineState {
   notices: string[];
   /** Seconds already spent in an interrupted stage. */
   partial?: { stage: string; seconds: number };
+  /** The execution provider the run trained on (what "auto" resolved to). */
+  provider?: string;
+  /** The SAM teacher of stage 1 (its file name), or null without one. */
+  teacher?: string | null;
+}
+
+/**
+ * The stages a plan will run, in order, with their training steps (skipped stages left out):
+ * what a progress estimate weighs before any duration has been measured.
+ */
+export function plannedStages(plan: RrlPlan): { stage: StageName; steps: number }[] {
+  const sched = plan.schedule;
+  const st = plan.selfTraining;
+  const steps: Record<StageName, number> = {
+    registration: sched.registration.steps,
+    'distill-sam': plan.teacher ? sched.distillSam.steps : 0,
+    'distill-task': sched.distillTask.steps,
+    joint: sched.joint.steps,
+    mutual: sched.mutual.steps,
+    decoder: sched.decoder.steps,
+    'self-training': st ? st.mutual.steps : 0,
+    'self-training-decoder': st ? st.decoder.steps : 0,
+    export: 1,
+  };
+  return PIPELINE_STAGES.filter((s) => steps[s] > 0).map((stage) => ({
+    stage,
+    steps: steps[stage],
+  }));
 }
 
 type Params = Map<string, Float32Array>;
@@ -1102,6 +1130,8 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
     run.state = JSON.parse(await readFile(paths.state, 'utf8')) as PipelineState;
   }
   run.provider = (await selectProvider(input.provider ?? 'auto')).provider;
+  run.state.provider = run.provider;
+  run.state.teacher = input.plan.teacher ? (input.plan.teacher.split(/[\\/]/).pop() ?? null) : null;
   // Parameters after the last finished training stage.
   const finished = PIPELINE_STAGES.filter(
     (s) => run.done(s) && !run.done(s)!.skipped && s !== 'export' && s !== 'registration',

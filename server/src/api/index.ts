@@ -18,7 +18,8 @@ import type { Logger } from '../log.js';
 import type { ModelRegistry } from '../models/registry.js';
 import { DicomWebClient, PacsError } from '../pacs/dicomweb.js';
 import { AtlasError, loadAtlas, taskLabelsFromSegments } from '../jobs/atlas.js';
-import { loadPlanOrThrow, planSummaries, PlanRefusal } from '../jobs/plans.js';
+import { planFromContent, planSummaries, PlanRefusal, readPlanFile } from '../jobs/plans.js';
+import { decideDefault, type EvaluationSummary } from '../models/promotion.js';
 import { JobRunner, type JobExecutor, type RunnerEvent } from '../jobs/runner.js';
 import { trainingExecutor } from '../jobs/workerExecutor.js';
 import {
@@ -31,7 +32,17 @@ import {
 import type { Sessions } from '../http/guard.js';
 import { crossOriginProblem, isSameOriginBrowser, requestToken } from './auth.js';
 import { openApiDocument } from './openapi.js';
+import {
+  addHoldout,
+  deleteTask,
+  patchTask,
+  removeHoldout,
+  setDefaultModel,
+  type PlanCheck,
+  type TaskLifecycleDeps,
+} from './taskLifecycle.js';
 import { QueryError, parseSeriesQuery, searchSeries } from './pacsSearch.js';
+import { HttpError, PLAN, TASK_ID, planMisfit, readJson, slug, str, uid } from './request.js';
 
 export interface ApiOptions {
   config: ServerConfig;
@@ -50,7 +61,7 @@ export interface ApiOptions {
    * trains when it knows them. Default: the plans of models/plans, parsed and within PLAN_BOUNDS.
    * A custom job executor brings its own.
    */
-  checkPlan?: (name: string) => Promise<{ classes?: number }>;
+  checkPlan?: (name: string) => Promise<PlanCheck>;
   /** Session cookies and session tokens (http/guard.ts). */
   sessions: Sessions;
   /** Whether a request carries a valid session (cookie or token) or the API token. */
@@ -65,7 +76,7 @@ interface Req {
 }
 
 export interface RouteDef {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** OpenAPI path template, e.g. /api/jobs/{jobId}. */
   path: string;
   auth: boolean;
@@ -75,89 +86,6 @@ export interface RouteDef {
 interface CompiledRoute {
   def: RouteDef;
   re: RegExp;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-const TASK_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
-const UID = /^[0-9]+(\.[0-9]+)*$/;
-const PLAN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-/** "Plan X trains N labels" when the plan trains another number of labels than `labels`. */
-function planMisfit(name: string, plan: { classes?: number }, labels: number): string | undefined {
-  if (plan.classes === undefined || plan.classes === labels + 1) return undefined;
-  return `Plan ${name} trains ${plan.classes - 1} labels`;
-}
-
-function slug(name: string): string {
-  return name
-    .toLowerCase()
-    .normalize('NFKD')
-    .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 63);
-}
-
-function str(v: unknown, what: string, max = 256): string {
-  if (typeof v !== 'string' || v.trim() === '' || v.length > max) {
-    throw new HttpError(400, `${what} must be a non-empty string of at most ${max} characters.`);
-  }
-  return v.trim();
-}
-
-function uid(v: unknown, what: string): string {
-  const s = str(v, what, 64);
-  if (!UID.test(s))
-    throw new HttpError(
-      400,
-      `${what} must be a DICOM UID (digits and dots); found ${JSON.stringify(s)}.`,
-    );
-  return s;
-}
-
-async function readJson(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
-  const type = String(req.headers['content-type'] ?? '');
-  if (!/^application\/json\b/i.test(type)) {
-    req.resume();
-    throw new HttpError(
-      415,
-      `Send a JSON body (Content-Type: application/json); found ${JSON.stringify(type)}.`,
-    );
-  }
-  const declared = Number(req.headers['content-length'] ?? NaN);
-  if (Number.isFinite(declared) && declared > limit) {
-    req.resume();
-    throw new HttpError(
-      413,
-      `The request body is ${declared} bytes; at most ${limit} are accepted.`,
-    );
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > limit) {
-      req.resume();
-      throw new HttpError(413, `The request body exceeds ${limit} bytes.`);
-    }
-    chunks.push(c as Buffer);
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch (e) {
-    throw new HttpError(400, `The body is not valid JSON (${(e as Error).message}).`);
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
-    throw new HttpError(400, 'The body must be a JSON object.');
-  }
-  return v as Record<string, unknown>;
 }
 
 function compile(template: string): RegExp {
@@ -173,12 +101,18 @@ export class Api {
   private readonly streams = new Set<ServerResponse>();
   private readonly client: DicomWebClient;
   private providers?: { name: string; bundled: boolean }[];
-  private readonly checkPlan: (name: string) => Promise<{ classes?: number }>;
+  private readonly checkPlan: (name: string) => Promise<PlanCheck>;
+  private readonly lifecycle: TaskLifecycleDeps;
   private closing?: Promise<void>;
 
   constructor(private readonly o: ApiOptions) {
     const c = o.config;
-    this.checkPlan = o.checkPlan ?? loadPlanOrThrow;
+    this.checkPlan =
+      o.checkPlan ??
+      (async (name) => {
+        const { plan, content } = await readPlanFile(name);
+        return { classes: plan.classes, content };
+      });
     // Versions half-assembled when a previous server stopped mid-publish (never listed as models).
     rmSync(path.join(c.modelsDir, '.staging'), { recursive: true, force: true });
     const dbFile = c.databaseFile ?? path.join(c.dataDir, 'state.sqlite');
@@ -206,6 +140,14 @@ export class Api {
       ...(o.jobRetryDelayMs !== undefined ? { retryDelayMs: o.jobRetryDelayMs } : {}),
       publish: (job, task, modelDir) => this.publish(job, task, modelDir),
     });
+    this.lifecycle = {
+      store: this.store,
+      models: o.models,
+      client: this.client,
+      log: o.log,
+      dataDir: c.dataDir,
+      checkPlan: this.checkPlan,
+    };
     this.routes = this.routeTable();
     this.compiled = this.routes.map((def) => ({ def, re: compile(def.path) }));
     this.runner.start();
@@ -245,7 +187,7 @@ export class Api {
       // Same-origin callers never need a preflight; nothing is granted to anyone else.
       req.resume();
       res.statusCode = 204;
-      res.setHeader('Allow', 'GET, HEAD, POST');
+      res.setHeader('Allow', 'GET, HEAD, POST, PATCH, DELETE');
       res.end();
       return;
     }
@@ -322,11 +264,43 @@ export class Api {
       r('GET', '/api/capabilities', (x) => this.capabilities(x)),
       r('GET', '/api/plans', (x) => this.plans(x)),
       r('GET', '/api/pacs/series', (x) => this.searchSeries(x)),
-      r('GET', '/api/tasks', ({ res }) => sendJson(res, 200, { tasks: this.store.listTasks() })),
+      r('GET', '/api/tasks', ({ res, query }) =>
+        sendJson(res, 200, {
+          tasks: this.store.listTasks({ archived: query.get('archived') === '1' }),
+        }),
+      ),
       r('POST', '/api/tasks', (x) => this.createTask(x)),
       r('GET', '/api/tasks/{taskId}', ({ res, params }) =>
         sendJson(res, 200, this.task(params.taskId)),
       ),
+      r('PATCH', '/api/tasks/{taskId}', async ({ req, res, params }) => {
+        const body = await readJson(req, this.o.config.maxRequestBytes);
+        sendJson(res, 200, await patchTask(this.lifecycle, params.taskId, body));
+      }),
+      r('DELETE', '/api/tasks/{taskId}', async ({ req, res, params, query }) => {
+        req.resume();
+        sendJson(res, 200, await deleteTask(this.lifecycle, params.taskId, query.get('confirm')));
+      }),
+      r('GET', '/api/tasks/{taskId}/plans', ({ res, params }) => {
+        const t = this.task(params.taskId);
+        sendJson(res, 200, {
+          task: t.id,
+          current: t.planVersion,
+          plans: this.store.taskPlans(t.id),
+        });
+      }),
+      r('POST', '/api/tasks/{taskId}/holdout', async ({ req, res, params }) => {
+        const body = await readJson(req, this.o.config.maxRequestBytes);
+        sendJson(res, 200, await addHoldout(this.lifecycle, params.taskId, body));
+      }),
+      r('DELETE', '/api/tasks/{taskId}/holdout/{seriesUID}', ({ req, res, params }) => {
+        req.resume();
+        sendJson(res, 200, removeHoldout(this.lifecycle, params.taskId, params.seriesUID));
+      }),
+      r('POST', '/api/tasks/{taskId}/default', async ({ req, res, params }) => {
+        const body = await readJson(req, this.o.config.maxRequestBytes);
+        sendJson(res, 200, await setDefaultModel(this.lifecycle, params.taskId, body));
+      }),
       r('GET', '/api/tasks/{taskId}/models', (x) => this.taskModels(x)),
       r('GET', '/api/models/{modelId}', (x) => this.modelCard(x)),
       r('GET', '/api/models/{modelId}/model.onnx', (x) => this.modelOnnx(x)),
@@ -339,6 +313,12 @@ export class Api {
       r('GET', '/api/jobs/{jobId}/log', (x) => this.jobLog(x)),
       r('GET', '/api/jobs/{jobId}/progress', (x) => this.jobProgress(x)),
       r('POST', '/api/jobs/{jobId}/cancel', (x) => this.cancelJob(x)),
+      r('POST', '/api/jobs/{jobId}/resume', ({ req, res, params }) => {
+        req.resume();
+        const r = this.runner.resume(params.jobId ?? '');
+        if ('error' in r) throw new HttpError(r.status, r.error);
+        sendJson(res, 202, r.job);
+      }),
     ];
   }
 
@@ -491,17 +471,20 @@ export class Api {
             : `no installed plan trains ${labels.length} labels; add one to models/plans.`),
       );
     }
-    const task: TaskRecord = {
+    let task: TaskRecord = {
       id,
       name,
       modality,
       atlas: { studyUID: ref.studyUID, seriesUID: ref.seriesUID, segSeriesUID: atlas.segSeriesUID },
       plan,
+      ...(planDef.content !== undefined ? { planContent: planDef.content } : {}),
       labels,
       createdAt: new Date().toISOString(),
+      holdout: [],
     };
     try {
       this.store.insertTask(task);
+      task = this.task(id);
     } catch (e) {
       // Two creations with the same name at once: the second loses the race on the primary key.
       if (/UNIQUE|PRIMARY KEY|constraint/i.test((e as Error).message)) {
@@ -518,17 +501,28 @@ export class Api {
   private async taskModels({ res, params }: Req): Promise<void> {
     const t = this.task(params.taskId);
     const versions = await this.o.models.versions(t.id);
-    sendJson(res, 200, {
-      task: t.id,
-      models: versions.map((m) => ({
+    // The task's default: the one it names, else (older tasks) the newest version.
+    const defaultId = versions.some((m) => m.id === t.defaultModel)
+      ? t.defaultModel
+      : versions[versions.length - 1]?.id;
+    const models = [];
+    for (const m of versions) {
+      const card = await this.o.models.modelCard(m.id).catch(() => undefined);
+      const evaluation = card?.evaluation as EvaluationSummary | null | undefined;
+      models.push({
         id: m.id,
         version: m.version,
         name: m.name,
         createdAt: (m.provenance as { createdAt?: string } | undefined)?.createdAt,
+        default: m.id === defaultId,
+        ...(evaluation && typeof evaluation.meanDice === 'number'
+          ? { holdoutDice: evaluation.meanDice }
+          : {}),
         onnx: `/api/models/${encodeURIComponent(m.id)}/model.onnx`,
         card: `/api/models/${encodeURIComponent(m.id)}`,
-      })),
-    });
+      });
+    }
+    sendJson(res, 200, { task: t.id, defaultModel: defaultId ?? null, models });
   }
 
   private async modelCard({ res, params }: Req): Promise<void> {
@@ -576,7 +570,12 @@ export class Api {
   private async createJob({ req, res }: Req): Promise<void> {
     const body = await readJson(req, this.o.config.maxRequestBytes);
     const task = this.task(str(body.taskId, 'taskId', 63));
-    const misfit = planMisfit(task.plan, await this.checkPlan(task.plan), task.labels.length);
+    // The task's stored plan (its content when the task holds it, else the plan file by name).
+    const planDef =
+      task.planContent !== undefined
+        ? { classes: planFromContent(task.planContent, task.plan).classes }
+        : await this.checkPlan(task.plan);
+    const misfit = planMisfit(task.plan, planDef, task.labels.length);
     if (misfit) {
       throw new HttpError(422, `${misfit} but task ${task.id} has ${task.labels.length}.`);
     }
@@ -648,6 +647,7 @@ export class Api {
       selection,
       provider,
       createdAt: new Date().toISOString(),
+      ...(task.planVersion !== undefined ? { planVersion: task.planVersion } : {}),
     });
     this.o.log.info('job queued', { job: job.id, task: task.id, series: series.length });
     this.runner.enqueued();
@@ -718,7 +718,16 @@ export class Api {
     req.on('close', cleanup);
   }
 
-  private async publish(job: JobRecord, task: TaskRecord, modelDir: string): Promise<string> {
+  /**
+   * Publishes a finished job's model as the task's next version, with its model card, and makes
+   * it the task's default when its hold-out evaluation is not worse than the current default's
+   * (models/promotion.ts).
+   */
+  private async publish(
+    job: JobRecord,
+    task: TaskRecord,
+    modelDir: string,
+  ): Promise<{ modelId: string; notes: string[] }> {
     const started = job.startedAt ?? this.store.getJob(job.id)?.startedAt;
     const readJsonFile = async (f: string): Promise<unknown> => {
       try {
@@ -728,6 +737,25 @@ export class Api {
       }
     };
     const workDir = path.join(this.o.config.dataDir, 'jobs', job.id);
+    const evaluation = (await readJsonFile(path.join(modelDir, 'evaluation.json'))) as
+      EvaluationSummary | undefined;
+    const current = this.store.getTask(task.id)?.defaultModel;
+    const currentCard = current
+      ? await this.o.models.modelCard(current).catch(() => undefined)
+      : undefined;
+    const decision = decideDefault(
+      current && currentCard
+        ? {
+            id: current,
+            ...(currentCard.evaluation
+              ? { evaluation: currentCard.evaluation as EvaluationSummary }
+              : {}),
+          }
+        : undefined,
+      evaluation ? { evaluation } : {},
+    );
+    const stages = (await readJsonFile(path.join(workDir, 'state.json'))) as
+      Record<string, unknown> | undefined;
     const card = {
       job: job.id,
       createdAt: new Date().toISOString(),
@@ -735,18 +763,29 @@ export class Api {
         atlas: task.atlas,
         unlabeledSeries: job.series,
         selection: job.selection,
+        holdout: task.holdout,
       },
       parameters: {
         plan: task.plan,
+        planVersion: task.planVersion ?? null,
         planJson: (await readJsonFile(path.join(workDir, 'plan.json'))) ?? null,
         provider: job.provider,
+        // What the pipeline actually ran on (the request may say "auto").
+        providerUsed: typeof stages?.provider === 'string' ? stages.provider : null,
+        teacher: (stages?.teacher as string | undefined) ?? null,
       },
       trainingSeconds: started ? Math.round((Date.now() - Date.parse(started)) / 1000) : null,
-      stages:
-        ((await readJsonFile(path.join(workDir, 'state.json'))) as
-          Record<string, unknown> | undefined) ?? null,
-      evaluation: (await readJsonFile(path.join(modelDir, 'evaluation.json'))) ?? null,
+      stages: stages ?? null,
+      evaluation: evaluation ?? null,
+      promotion: { ...decision, decidedAt: new Date().toISOString() },
     };
-    return this.o.models.publishVersion(task.id, modelDir, card, `trained by job ${job.id}`);
+    const modelId = await this.o.models.publishVersion(
+      task.id,
+      modelDir,
+      card,
+      `trained by job ${job.id}`,
+    );
+    if (decision.promote) this.store.updateTask(task.id, { defaultModel: modelId });
+    return { modelId, notes: [`${modelId}: ${decision.reason}`] };
   }
 }

@@ -161,7 +161,16 @@ export const OPENAPI: Json = {
     },
     '/api/tasks': {
       get: {
-        summary: 'List tasks',
+        summary: 'List tasks (archived ones with ?archived=1)',
+        parameters: [
+          {
+            name: 'archived',
+            in: 'query',
+            required: false,
+            description: '1: archived tasks too',
+            schema: { type: 'string', enum: ['1'] },
+          },
+        ],
         responses: {
           '200': json(
             { type: 'object', properties: { tasks: { type: 'array', items: ref('Task') } } },
@@ -194,10 +203,121 @@ export const OPENAPI: Json = {
         parameters: [pathParam('taskId', 'Task id')],
         responses: { '200': json(ref('Task'), 'Task'), '404': err('No such task'), ...common401 },
       },
+      patch: {
+        summary:
+          'Rename, change the plan (stored as a new plan version; the next training uses it), archive or restore a task',
+        parameters: [pathParam('taskId', 'Task id')],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                properties: {
+                  name: { type: 'string' },
+                  plan: { type: 'string' },
+                  archived: { type: 'boolean' },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          '200': json(ref('Task'), 'The updated task'),
+          '400': err('Bad field'),
+          '404': err('No such task'),
+          '422': err('The plan does not fit the task'),
+          ...common401,
+        },
+      },
+      delete: {
+        summary: 'Delete a task with its models, jobs and job folders (repeat its id as ?confirm=)',
+        parameters: [
+          pathParam('taskId', 'Task id'),
+          {
+            name: 'confirm',
+            in: 'query',
+            required: true,
+            description: 'The task id again',
+            schema: { type: 'string' },
+          },
+        ],
+        responses: {
+          '200': json({ type: 'object' }, 'What was removed'),
+          '400': err('No confirmation'),
+          '404': err('No such task'),
+          '409': err('A job of the task is queued or running'),
+          ...common401,
+        },
+      },
+    },
+    '/api/tasks/{taskId}/plans': {
+      get: {
+        summary: 'The plan versions a task stored (content included), oldest first',
+        parameters: [pathParam('taskId', 'Task id')],
+        responses: {
+          '200': json({ type: 'object' }, 'Plan versions'),
+          '404': err('No such task'),
+          ...common401,
+        },
+      },
+    },
+    '/api/tasks/{taskId}/holdout': {
+      post: {
+        summary:
+          'Add a labelled series (series + SEG, not the atlas) that new models of the task are evaluated on',
+        parameters: [pathParam('taskId', 'Task id')],
+        requestBody: {
+          required: true,
+          content: { 'application/json': { schema: ref('SeriesRef') } },
+        },
+        responses: {
+          '200': json(ref('Task'), 'The updated task'),
+          '404': err('No such task or series'),
+          '409': err('Already a hold-out'),
+          '422': err('Not usable: the atlas, another modality, no SEG with the task labels'),
+          ...common401,
+        },
+      },
+    },
+    '/api/tasks/{taskId}/holdout/{seriesUID}': {
+      delete: {
+        summary: 'Remove a hold-out series',
+        parameters: [pathParam('taskId', 'Task id'), pathParam('seriesUID', 'Series UID')],
+        responses: {
+          '200': json(ref('Task'), 'The updated task'),
+          '404': err('No such task or hold-out'),
+          ...common401,
+        },
+      },
+    },
+    '/api/tasks/{taskId}/default': {
+      post: {
+        summary: "Make a published version the task's default (promote or roll back)",
+        parameters: [pathParam('taskId', 'Task id')],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['modelId'],
+                properties: { modelId: { type: 'string' } },
+              },
+            },
+          },
+        },
+        responses: {
+          '200': json(ref('Task'), 'The updated task'),
+          '404': err('No such task or version'),
+          ...common401,
+        },
+      },
     },
     '/api/tasks/{taskId}/models': {
       get: {
-        summary: 'Published model versions of a task',
+        summary:
+          'Published model versions of a task: default flag and hold-out Dice of each, and the default',
         parameters: [pathParam('taskId', 'Task id')],
         responses: {
           '200': json({ type: 'object' }, 'Versions, oldest first'),
@@ -319,6 +439,18 @@ export const OPENAPI: Json = {
         },
       },
     },
+    '/api/jobs/{jobId}/resume': {
+      post: {
+        summary: 'Resume a cancelled job from its last checkpoint',
+        parameters: [pathParam('jobId', 'Job id')],
+        responses: {
+          '202': json(ref('Job'), 'Queued again'),
+          '404': err('No such job'),
+          '409': err('Not cancelled, or its task is gone'),
+          ...common401,
+        },
+      },
+    },
     '/api/jobs/{jobId}/cancel': {
       post: {
         summary: 'Cancel a queued or running job (no model is published)',
@@ -393,8 +525,16 @@ export const OPENAPI: Json = {
             },
           },
           plan: { type: 'string' },
+          planVersion: {
+            type: 'integer',
+            description: 'The stored plan version the next job uses',
+          },
+          planContent: { type: 'object', description: 'That version of the plan' },
           labels: { type: 'array', items: ref('Label') },
           createdAt: { type: 'string', format: 'date-time' },
+          archivedAt: { type: 'string', format: 'date-time' },
+          defaultModel: { type: 'string', description: 'The model the viewer uses for the task' },
+          holdout: { type: 'array', items: ref('SeriesRef') },
           warnings: {
             type: 'array',
             items: { type: 'string' },

@@ -58,17 +58,8 @@ export function planBoundsProblem(plan: {
   return undefined;
 }
 
-/** `models/plans/<name>.json`, parsed and within PLAN_BOUNDS; else a PlanRefusal that says why. */
-export async function loadPlanOrThrow(name: string): Promise<RrlPlan> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(path.join(PLANS_DIR, `${name}.json`), 'utf8'));
-  } catch {
-    const known = (await readdir(PLANS_DIR).catch(() => [] as string[]))
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => f.slice(0, -5));
-    throw new PlanRefusal(`There is no plan ${name}; the installed plans are ${known.join(', ')}.`);
-  }
+/** A plan's content (as a task stores it), parsed and within PLAN_BOUNDS; else a PlanRefusal. */
+export function planFromContent(raw: unknown, name: string): RrlPlan {
   let plan: RrlPlan;
   try {
     plan = parsePlan(raw);
@@ -78,6 +69,28 @@ export async function loadPlanOrThrow(name: string): Promise<RrlPlan> {
   const problem = planBoundsProblem(plan);
   if (problem) throw new PlanRefusal(`The plan ${name} is out of bounds: ${problem}.`);
   return plan;
+}
+
+/**
+ * `models/plans/<name>.json`: its content and the plan parsed and within PLAN_BOUNDS; else a
+ * PlanRefusal that says why.
+ */
+export async function readPlanFile(name: string): Promise<{ content: unknown; plan: RrlPlan }> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path.join(PLANS_DIR, `${name}.json`), 'utf8'));
+  } catch {
+    const known = (await readdir(PLANS_DIR).catch(() => [] as string[]))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -5));
+    throw new PlanRefusal(`There is no plan ${name}; the installed plans are ${known.join(', ')}.`);
+  }
+  return { content: raw, plan: planFromContent(raw, name) };
+}
+
+/** `models/plans/<name>.json`, parsed and within PLAN_BOUNDS; else a PlanRefusal that says why. */
+export async function loadPlanOrThrow(name: string): Promise<RrlPlan> {
+  return (await readPlanFile(name)).plan;
 }
 
 export interface PlanSummary {

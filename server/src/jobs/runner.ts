@@ -10,8 +10,10 @@
  * `stop()` aborts running jobs and re-queues them rather than failing them.
  * A cancelled or failed job records a reason and never publishes a model.
  */
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 
 import {
@@ -23,10 +25,17 @@ import {
 } from '../store/db.js';
 import type { Logger } from '../log.js';
 import { redact } from '../http/redact.js';
+import { estimateRemaining, type PlannedPhase } from './eta.js';
 import { pruneJobFolder } from './retention.js';
 
 /** What an executor reports: a job's progress row without the runner's estimate and time stamp. */
-export type ExecutorProgress = Omit<JobProgress, 'etaSeconds' | 'time'>;
+export type ExecutorProgress = Omit<
+  JobProgress,
+  'etaSeconds' | 'elapsedSeconds' | 'fraction' | 'time'
+> & {
+  /** The phases the job will run, in order (sent once, with the first progress). */
+  planned?: PlannedPhase[];
+};
 
 export interface ExecutorContext {
   signal: AbortSignal;
@@ -45,12 +54,12 @@ const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : S
 
 export type JobExecutor = (job: JobRecord, ctx: ExecutorContext) => Promise<{ modelDir: string }>;
 
-/** Publishes a finished job's model folder; returns the published model id. */
+/** Publishes a finished job's model folder; returns the published model id and notes for the log. */
 export type ModelPublisher = (
   job: JobRecord,
   task: TaskRecord,
   modelDir: string,
-) => Promise<string>;
+) => Promise<{ modelId: string; notes: string[] }>;
 
 export interface RunnerOptions {
   store: Store;
@@ -90,9 +99,18 @@ interface Running {
   controller: AbortController;
   done: Promise<void>;
   startedMs: number;
-  startFraction?: number;
   lastRowMs: number;
   lastPhase?: string;
+  /** The phases the executor said it will run. */
+  planned: PlannedPhase[];
+  /** The phase being timed and when it began (ms). */
+  phase?: string;
+  phaseStartMs: number;
+  /** Seconds each finished phase took in this launch. */
+  phaseSeconds: Record<string, number>;
+  /** Measured durations of this plan's phases on this machine (earlier jobs). */
+  learned: Record<string, number>;
+  planKey: string;
 }
 
 const now = (): string => new Date().toISOString();
@@ -196,6 +214,29 @@ export class JobRunner {
     };
   }
 
+  /**
+   * Puts a cancelled job back in the queue; it resumes from the checkpoints in its work folder
+   * (kept when it was cancelled).
+   */
+  resume(id: string): { job: JobRecord } | { error: string; status: number } {
+    const j = this.o.store.getJob(id);
+    if (!j) return { error: `No job ${id}.`, status: 404 };
+    if (j.status !== 'cancelled') {
+      return {
+        error: `Job ${id} is ${j.status}; only a cancelled job can be resumed.`,
+        status: 409,
+      };
+    }
+    if (!this.o.store.getTask(j.taskId)) {
+      return { error: `The job's task ${j.taskId} no longer exists.`, status: 409 };
+    }
+    this.o.store.resumeCancelled(id, 'Resumed by the user; it continues from its last checkpoint.');
+    this.appendLog(id, 'resume requested: the job continues from its last checkpoint');
+    this.emitStatus(id);
+    this.pump();
+    return { job: this.job(id) as JobRecord };
+  }
+
   private emit(id: string, e: RunnerEvent): void {
     this.events.emit(`job:${id}`, e);
   }
@@ -242,6 +283,11 @@ export class JobRunner {
       done: Promise.resolve(),
       startedMs: Date.now(),
       lastRowMs: 0,
+      planned: [],
+      phaseStartMs: Date.now(),
+      phaseSeconds: {},
+      learned: {},
+      planKey: '',
     };
     this.running.set(job.id, entry);
     entry.done = this.execute(job, entry).finally(() => {
@@ -252,16 +298,32 @@ export class JobRunner {
   }
 
   private onProgress(job: JobRecord, entry: Running, p: ExecutorProgress): void {
+    const t = Date.now();
+    if (p.planned) entry.planned = p.planned;
+    if (p.phase !== entry.phase) {
+      if (entry.phase !== undefined) {
+        entry.phaseSeconds[entry.phase] = (t - entry.phaseStartMs) / 1000;
+      }
+      entry.phase = p.phase;
+      entry.phaseStartMs = t;
+    }
     const stageCount = p.stageCount ?? 1;
     const stageIndex = p.stageIndex ?? 0;
-    const frac = Math.min(1, (stageIndex + (p.total > 0 ? p.step / p.total : 0)) / stageCount);
-    entry.startFraction ??= frac;
-    let etaSeconds: number | undefined;
-    const done = frac - entry.startFraction;
-    if (done > 0.001) {
-      const elapsed = (Date.now() - entry.startedMs) / 1000;
-      etaSeconds = Math.round((elapsed / done) * (1 - frac));
-    }
+    const elapsedSeconds = Math.round((t - entry.startedMs) / 1000);
+    const remaining = estimateRemaining({
+      planned: entry.planned,
+      phase: p.phase,
+      step: p.step,
+      total: p.total,
+      phaseElapsed: (t - entry.phaseStartMs) / 1000,
+      done: entry.phaseSeconds,
+      learned: entry.learned,
+    });
+    const etaSeconds = remaining !== undefined ? Math.round(remaining) : undefined;
+    const fraction =
+      remaining !== undefined
+        ? Math.min(1, (t - entry.startedMs) / 1000 / ((t - entry.startedMs) / 1000 + remaining))
+        : undefined;
     const progress: JobProgress = {
       phase: p.phase,
       stageIndex,
@@ -271,10 +333,11 @@ export class JobRunner {
       ...(p.loss !== undefined && Number.isFinite(p.loss) ? { loss: p.loss } : {}),
       ...(p.metrics ? { metrics: p.metrics } : {}),
       ...(etaSeconds !== undefined ? { etaSeconds } : {}),
+      ...(fraction !== undefined ? { fraction: Math.round(fraction * 1000) / 1000 } : {}),
+      elapsedSeconds,
       time: now(),
     };
     this.live.set(job.id, progress);
-    const t = Date.now();
     const keepRow =
       t - entry.lastRowMs >= this.progressIntervalMs ||
       p.phase !== entry.lastPhase ||
@@ -289,7 +352,19 @@ export class JobRunner {
 
   private async execute(job: JobRecord, entry: Running): Promise<void> {
     const { store, log } = this.o;
-    const task = store.getTask(job.taskId);
+    const stored = store.getTask(job.taskId);
+    // The plan version the job was queued with (a plan changed since applies to later jobs).
+    const version =
+      job.planVersion !== undefined ? store.taskPlan(job.taskId, job.planVersion) : undefined;
+    const task: TaskRecord | undefined =
+      stored && version
+        ? {
+            ...stored,
+            plan: version.name,
+            planVersion: version.version,
+            ...(version.content !== null ? { planContent: version.content } : {}),
+          }
+        : stored;
     if (!task) {
       store.finish(job.id, 'failed', now(), {
         reason: `The job's task ${job.taskId} no longer exists.`,
@@ -316,6 +391,8 @@ export class JobRunner {
     store.markRunning(job.id, now());
     this.emitStatus(job.id);
     const attempt = before + 1; // markRunning counted this launch
+    entry.planKey = planKey(task, job.provider);
+    entry.learned = store.stageSeconds(entry.planKey);
     this.appendLog(job.id, attempt > 1 ? `job resumed (attempt ${attempt})` : 'job started');
     log.info('job started', { job: job.id, task: task.id, attempt });
     const signal = entry.controller.signal;
@@ -333,9 +410,20 @@ export class JobRunner {
       });
       if (signal.aborted) throw signal.reason;
       this.appendLog(job.id, 'training finished; publishing the model');
-      const modelId = await this.o.publish(job, task, result.modelDir);
+      const { modelId, notes } = await this.o.publish(job, task, result.modelDir);
       store.finish(job.id, 'succeeded', now(), { modelId });
       this.appendLog(job.id, `published model ${modelId}`);
+      for (const n of notes) this.appendLog(job.id, n);
+      // What each phase took, for the estimates of later jobs (a resumed launch measured only
+      // part of its phases: not kept).
+      if (entry.phase !== undefined) {
+        entry.phaseSeconds[entry.phase] = (Date.now() - entry.phaseStartMs) / 1000;
+      }
+      if (attempt === 1) {
+        for (const [phase, secs] of Object.entries(entry.phaseSeconds)) {
+          store.recordStageSeconds(entry.planKey, phase, secs, now());
+        }
+      }
       log.info('job succeeded', { job: job.id, model: modelId });
     } catch (e) {
       const reason = signal.aborted ? signal.reason : e;
@@ -374,10 +462,25 @@ export class JobRunner {
       }
     }
     const final = store.getJob(job.id)?.status;
-    if (final && FINAL_STATUSES.includes(final) && (this.o.pruneFinished ?? true)) {
+    // A cancelled job keeps its checkpoints: it can be resumed.
+    if (
+      final &&
+      final !== 'cancelled' &&
+      FINAL_STATUSES.includes(final) &&
+      (this.o.pruneFinished ?? true)
+    ) {
       const { freed } = await pruneJobFolder(workDir);
       if (freed > 0) log.info('job folder pruned', { job: job.id, freedBytes: freed });
     }
     this.emitStatus(job.id);
   }
+}
+
+/** Durations are learned per plan content, machine and provider. */
+function planKey(task: TaskRecord, provider: string): string {
+  const plan = task.planContent !== undefined ? JSON.stringify(task.planContent) : task.plan;
+  return createHash('sha256')
+    .update(`${plan}\n${os.hostname()}\n${provider}`)
+    .digest('hex')
+    .slice(0, 32);
 }

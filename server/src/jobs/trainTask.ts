@@ -11,14 +11,15 @@ import path from 'node:path';
 
 import type { ModelLabel } from '../../../models/src/format/metadata.js';
 import type { RrlModelInfo } from '../../../models/src/rrl/export.js';
-import { runPipeline } from '../../../models/src/rrl/pipeline.js';
+import { plannedStages, runPipeline } from '../../../models/src/rrl/pipeline.js';
 import { planModelGrid } from '../../../models/src/rrl/plan.js';
 import { labelsToModelGrid, prepareModelInput } from '../../../models/src/volume/preprocess.js';
 import { DicomWebClient, PacsError } from '../pacs/dicomweb.js';
 import { fetchSeriesVolume } from '../pacs/volume.js';
 import type { JobRecord, TaskRecord } from '../store/db.js';
 import { loadAtlas } from './atlas.js';
-import { loadPlanOrThrow } from './plans.js';
+import { evaluateOnHoldout } from './evaluate.js';
+import { loadPlanOrThrow, planFromContent } from './plans.js';
 import { seriesProblem } from './validate.js';
 import type { WorkerTaskContext } from './workerExecutor.js';
 
@@ -52,7 +53,12 @@ export async function pacsTrainingTask(
     ...(ctx.pacs.username !== undefined ? { username: ctx.pacs.username } : {}),
     ...(ctx.pacs.password !== undefined ? { password: ctx.pacs.password } : {}),
   });
-  const plan = await loadPlanOrThrow(task.plan);
+  // The plan as the task stored it (version fixed when the job was queued); tasks from before
+  // plans were stored read the plan file by name.
+  const plan =
+    task.planContent !== undefined
+      ? planFromContent(task.planContent, task.plan)
+      : await loadPlanOrThrow(task.plan);
   if (plan.classes !== task.labels.length + 1) {
     throw new Error(
       `Plan ${task.plan} trains ${plan.classes - 1} labels but task ${task.id} has ${task.labels.length}; ` +
@@ -61,7 +67,16 @@ export async function pacsTrainingTask(
   }
   const grid = planModelGrid(plan);
 
-  ctx.progress({ phase: 'fetch', step: 0, total: job.series.length + 1 });
+  ctx.progress({
+    phase: 'fetch',
+    step: 0,
+    total: job.series.length + 1,
+    planned: [
+      { phase: 'fetch', steps: job.series.length + 1 },
+      ...plannedStages(plan).map((s) => ({ phase: s.stage, steps: s.steps })),
+      ...(task.holdout.length ? [{ phase: 'evaluate', steps: task.holdout.length }] : []),
+    ],
+  });
   ctx.log(`reading the atlas: series ${task.atlas.seriesUID}, SEG ${task.atlas.segSeriesUID}`);
   const atlas = await loadAtlas(client, task.atlas);
   const atlasProblem = seriesProblem(
@@ -166,7 +181,13 @@ export async function pacsTrainingTask(
       }),
   });
   for (const n of result.notices) ctx.log(`notice: ${n}`);
-  return { modelDir: path.dirname(result.modelPath) };
+  const modelDir = path.dirname(result.modelPath);
+  if (task.holdout.length > 0) {
+    ctx.progress({ phase: 'evaluate', step: 0, total: task.holdout.length });
+    await evaluateOnHoldout({ client, task, modelDir, signal: ctx.signal, log: ctx.log });
+    ctx.progress({ phase: 'evaluate', step: task.holdout.length, total: task.holdout.length });
+  }
+  return { modelDir };
 }
 
 /** Connection failures, timeouts, 5xx and refused credentials: the PACS, not the series, is the problem. */

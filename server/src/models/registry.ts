@@ -151,6 +151,25 @@ export class ModelRegistry {
       .sort((a, b) => versionNumber(a.version) - versionNumber(b.version));
   }
 
+  /** Removes every published version of a task (its folders); returns the removed ids. */
+  async removeTaskVersions(taskId: string): Promise<string[]> {
+    const ids: string[] = [];
+    let entries: string[];
+    try {
+      entries = await readdir(this.modelsDir);
+    } catch {
+      return ids;
+    }
+    // Also folders that are not (valid) models any more: they carry the task's name.
+    for (const folder of entries) {
+      if (!folder.startsWith(`${taskId}@`) || !MODEL_ID_PATTERN.test(folder)) continue;
+      await rm(path.join(this.modelsDir, folder), { recursive: true, force: true });
+      ids.push(folder);
+    }
+    if (ids.length) this.log.info('models removed', { task: taskId, models: ids.length });
+    return ids;
+  }
+
   /** `model-card.json` beside a model (training data, parameters, timing, evaluation), if any. */
   async modelCard(modelId: string): Promise<Record<string, unknown> | undefined> {
     const f = await this.modelFile(modelId, 'model-card.json');

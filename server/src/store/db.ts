@@ -36,8 +36,29 @@ export interface TaskRecord {
   name: string;
   modality: string;
   atlas: AtlasRef;
+  /** The plan's name (models/plans/<name>.json when it was chosen). */
   plan: string;
+  /**
+   * The plan's content as the task stores it (version `planVersion`): later edits of the plan
+   * file do not change the task's trainings.
+   */
+  planContent?: unknown;
+  planVersion?: number;
   labels: TaskLabel[];
+  createdAt: string;
+  /** Archived tasks are hidden from the task list (their models stay published). */
+  archivedAt?: string;
+  /** The model the viewer uses for this task (the newest is not necessarily the best). */
+  defaultModel?: string;
+  /** Labelled series (series + SEG, not the atlas) that new models are evaluated on. */
+  holdout: AtlasRef[];
+}
+
+/** One version of a task's plan. */
+export interface TaskPlanVersion {
+  version: number;
+  name: string;
+  content: unknown;
   createdAt: string;
 }
 
@@ -51,6 +72,10 @@ export interface JobProgress {
   metrics?: Record<string, number>;
   /** Seconds left in the whole job (estimate), when known. */
   etaSeconds?: number;
+  /** Seconds since this launch of the job started. */
+  elapsedSeconds?: number;
+  /** Share of the job done (0..1), weighed by the phases' expected durations, when known. */
+  fraction?: number;
   time: string;
 }
 
@@ -74,6 +99,8 @@ export interface JobRecord {
   progress?: JobProgress;
   /** How many times the job was started (> 1 after a restart resumed it). */
   attempts: number;
+  /** The version of the task's plan the job trains with (fixed when it was queued). */
+  planVersion?: number;
 }
 
 interface JobRow {
@@ -91,6 +118,7 @@ interface JobRow {
   model_id: string | null;
   progress: string | null;
   attempts: number;
+  plan_version: number | null;
 }
 
 interface TaskRow {
@@ -101,6 +129,11 @@ interface TaskRow {
   plan: string;
   labels: string;
   created_at: string;
+  archived_at: string | null;
+  default_model: string | null;
+  holdout: string | null;
+  plan_version: number | null;
+  plan_content: string | null;
 }
 
 const SCHEMA = `
@@ -119,11 +152,33 @@ CREATE TABLE IF NOT EXISTS job_progress (
   job_id TEXT NOT NULL REFERENCES jobs(id), time TEXT NOT NULL, progress TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS job_progress_job ON job_progress(job_id);
+CREATE TABLE IF NOT EXISTS task_plans (
+  task_id TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL, content TEXT NOT NULL,
+  created_at TEXT NOT NULL, PRIMARY KEY (task_id, version)
+);
+CREATE TABLE IF NOT EXISTS stage_seconds (
+  plan_key TEXT NOT NULL, phase TEXT NOT NULL, seconds REAL NOT NULL, time TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stage_seconds_key ON stage_seconds(plan_key, phase);
 CREATE TABLE IF NOT EXISTS job_log (
   job_id TEXT NOT NULL REFERENCES jobs(id), n INTEGER NOT NULL, time TEXT NOT NULL, line TEXT NOT NULL,
   PRIMARY KEY (job_id, n)
 );
 `;
+
+/** Columns added after the first release, with their definitions (added when missing). */
+const ADDED_COLUMNS: Record<string, [string, string][]> = {
+  tasks: [
+    ['archived_at', 'TEXT'],
+    ['default_model', 'TEXT'],
+    ['holdout', 'TEXT'],
+    ['plan_version', 'INTEGER'],
+  ],
+  jobs: [['plan_version', 'INTEGER']],
+};
+
+const TASK_SELECT = `SELECT t.*, p.content AS plan_content FROM tasks t
+  LEFT JOIN task_plans p ON p.task_id = t.id AND p.version = t.plan_version`;
 
 function toTask(r: TaskRow): TaskRecord {
   return {
@@ -132,8 +187,14 @@ function toTask(r: TaskRow): TaskRecord {
     modality: r.modality,
     atlas: JSON.parse(r.atlas) as AtlasRef,
     plan: r.plan,
+    ...(r.plan_content !== null && r.plan_version !== null
+      ? { planContent: JSON.parse(r.plan_content) as unknown, planVersion: r.plan_version }
+      : {}),
     labels: JSON.parse(r.labels) as TaskLabel[],
     createdAt: r.created_at,
+    ...(r.archived_at ? { archivedAt: r.archived_at } : {}),
+    ...(r.default_model ? { defaultModel: r.default_model } : {}),
+    holdout: r.holdout ? (JSON.parse(r.holdout) as AtlasRef[]) : [],
   };
 }
 
@@ -153,6 +214,7 @@ function toJob(r: JobRow): JobRecord {
     ...(r.model_id ? { modelId: r.model_id } : {}),
     ...(r.progress ? { progress: JSON.parse(r.progress) as JobProgress } : {}),
     attempts: r.attempts,
+    ...(r.plan_version !== null ? { planVersion: r.plan_version } : {}),
   };
 }
 
@@ -167,6 +229,16 @@ export class Store {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
+    for (const [table, columns] of Object.entries(ADDED_COLUMNS)) {
+      const have = new Set(
+        (this.db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map(
+          (c) => c.name,
+        ),
+      );
+      for (const [name, type] of columns) {
+        if (!have.has(name)) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${name} ${type}`);
+      }
+    }
   }
 
   close(): void {
@@ -174,31 +246,155 @@ export class Store {
   }
 
   // ---- tasks
+  /** Inserts a task; with `planContent`, its plan is stored as version 1. */
   insertTask(t: TaskRecord): void {
-    this.db
-      .prepare(
-        'INSERT INTO tasks (id, name, modality, atlas, plan, labels, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      )
-      .run(
-        t.id,
-        t.name,
-        t.modality,
-        JSON.stringify(t.atlas),
-        t.plan,
-        JSON.stringify(t.labels),
-        t.createdAt,
-      );
+    this.db.transaction(() => {
+      this.db
+        .prepare(
+          'INSERT INTO tasks (id, name, modality, atlas, plan, labels, created_at, holdout) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        )
+        .run(
+          t.id,
+          t.name,
+          t.modality,
+          JSON.stringify(t.atlas),
+          t.plan,
+          JSON.stringify(t.labels),
+          t.createdAt,
+          JSON.stringify(t.holdout ?? []),
+        );
+      if (t.planContent !== undefined) this.addTaskPlan(t.id, t.plan, t.planContent, t.createdAt);
+    })();
   }
 
   getTask(id: string): TaskRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as TaskRow | undefined;
+    const r = this.db.prepare(`${TASK_SELECT} WHERE t.id = ?`).get(id) as TaskRow | undefined;
     return r ? toTask(r) : undefined;
   }
 
-  listTasks(): TaskRecord[] {
-    return (this.db.prepare('SELECT * FROM tasks ORDER BY created_at, id').all() as TaskRow[]).map(
-      toTask,
-    );
+  /** Tasks, oldest first; archived ones only when asked. */
+  listTasks(options: { archived?: boolean } = {}): TaskRecord[] {
+    const where = options.archived ? '' : 'WHERE t.archived_at IS NULL';
+    return (
+      this.db.prepare(`${TASK_SELECT} ${where} ORDER BY t.created_at, t.id`).all() as TaskRow[]
+    ).map(toTask);
+  }
+
+  /** Stores `content` as the task's next plan version and makes it current; returns it. */
+  addTaskPlan(taskId: string, name: string, content: unknown, time: string): number {
+    const version =
+      ((
+        this.db
+          .prepare('SELECT MAX(version) AS m FROM task_plans WHERE task_id = ?')
+          .get(taskId) as { m: number | null }
+      ).m ?? 0) + 1;
+    this.db
+      .prepare(
+        'INSERT INTO task_plans (task_id, version, name, content, created_at) VALUES (?, ?, ?, ?, ?)',
+      )
+      .run(taskId, version, name, JSON.stringify(content), time);
+    this.db
+      .prepare('UPDATE tasks SET plan = ?, plan_version = ? WHERE id = ?')
+      .run(name, version, taskId);
+    return version;
+  }
+
+  taskPlan(taskId: string, version: number): TaskPlanVersion | undefined {
+    const r = this.db
+      .prepare('SELECT * FROM task_plans WHERE task_id = ? AND version = ?')
+      .get(taskId, version) as
+      { version: number; name: string; content: string; created_at: string } | undefined;
+    return r
+      ? {
+          version: r.version,
+          name: r.name,
+          content: JSON.parse(r.content) as unknown,
+          createdAt: r.created_at,
+        }
+      : undefined;
+  }
+
+  taskPlans(taskId: string): TaskPlanVersion[] {
+    return (
+      this.db
+        .prepare('SELECT version FROM task_plans WHERE task_id = ? ORDER BY version')
+        .all(taskId) as { version: number }[]
+    ).map((r) => this.taskPlan(taskId, r.version) as TaskPlanVersion);
+  }
+
+  updateTask(
+    id: string,
+    patch: {
+      name?: string;
+      archivedAt?: string | null;
+      defaultModel?: string | null;
+      holdout?: AtlasRef[];
+    },
+  ): void {
+    const sets: string[] = [];
+    const args: (string | null)[] = [];
+    if (patch.name !== undefined) {
+      sets.push('name = ?');
+      args.push(patch.name);
+    }
+    if (patch.archivedAt !== undefined) {
+      sets.push('archived_at = ?');
+      args.push(patch.archivedAt);
+    }
+    if (patch.defaultModel !== undefined) {
+      sets.push('default_model = ?');
+      args.push(patch.defaultModel);
+    }
+    if (patch.holdout !== undefined) {
+      sets.push('holdout = ?');
+      args.push(JSON.stringify(patch.holdout));
+    }
+    if (sets.length === 0) return;
+    this.db.prepare(`UPDATE tasks SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
+  }
+
+  /** Deletes the task with its plans and its jobs (their progress and logs). */
+  deleteTask(id: string): void {
+    this.db.transaction(() => {
+      const jobs = this.db.prepare('SELECT id FROM jobs WHERE task_id = ?').all(id) as {
+        id: string;
+      }[];
+      for (const j of jobs) {
+        this.db.prepare('DELETE FROM job_progress WHERE job_id = ?').run(j.id);
+        this.db.prepare('DELETE FROM job_log WHERE job_id = ?').run(j.id);
+      }
+      this.db.prepare('DELETE FROM jobs WHERE task_id = ?').run(id);
+      this.db.prepare('DELETE FROM task_plans WHERE task_id = ?').run(id);
+      this.db.prepare('DELETE FROM tasks WHERE id = ?').run(id);
+    })();
+  }
+
+  // ---- measured stage durations (for the progress estimate)
+  recordStageSeconds(planKey: string, phase: string, seconds: number, time: string): void {
+    this.db
+      .prepare('INSERT INTO stage_seconds (plan_key, phase, seconds, time) VALUES (?, ?, ?, ?)')
+      .run(planKey, phase, seconds, time);
+  }
+
+  /** The median of the last `n` measured durations of each phase of a plan on this machine. */
+  stageSeconds(planKey: string, n = 5): Record<string, number> {
+    const rows = this.db
+      .prepare('SELECT phase, seconds FROM stage_seconds WHERE plan_key = ? ORDER BY rowid DESC')
+      .all(planKey) as { phase: string; seconds: number }[];
+    const by = new Map<string, number[]>();
+    for (const r of rows) {
+      const list = by.get(r.phase) ?? [];
+      if (list.length < n) list.push(r.seconds);
+      by.set(r.phase, list);
+    }
+    const out: Record<string, number> = {};
+    for (const [phase, list] of by) {
+      const sorted = [...list].sort((a, b) => a - b);
+      const mid = Math.floor(sorted.length / 2);
+      out[phase] =
+        sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+    }
+    return out;
   }
 
   // ---- jobs
@@ -208,8 +404,8 @@ export class Store {
       1;
     this.db
       .prepare(
-        `INSERT INTO jobs (id, task_id, status, seq, series, selection, provider, created_at, attempts)
-         VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, 0)`,
+        `INSERT INTO jobs (id, task_id, status, seq, series, selection, provider, created_at, attempts, plan_version)
+         VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, 0, ?)`,
       )
       .run(
         j.id,
@@ -219,6 +415,7 @@ export class Store {
         JSON.stringify(j.selection),
         j.provider,
         j.createdAt,
+        j.planVersion ?? null,
       );
     return this.getJob(j.id) as JobRecord;
   }
@@ -254,6 +451,22 @@ export class Store {
         "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), attempts = attempts + 1 WHERE id = ?",
       )
       .run(time, id);
+  }
+
+  /**
+   * A cancelled job goes back to the queue to resume from its work folder (a fresh allowance of
+   * attempts; its place is the end of the queue).
+   */
+  resumeCancelled(id: string, note: string): boolean {
+    const seq =
+      ((this.db.prepare('SELECT MAX(seq) AS m FROM jobs').get() as { m: number | null }).m ?? 0) +
+      1;
+    const r = this.db
+      .prepare(
+        "UPDATE jobs SET status = 'queued', reason = ?, finished_at = NULL, attempts = 0, seq = ? WHERE id = ? AND status = 'cancelled'",
+      )
+      .run(note, seq, id);
+    return r.changes === 1;
   }
 
   /** Puts a running job back in the queue (server stopping); it keeps its place (seq). */
