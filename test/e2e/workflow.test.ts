@@ -199,7 +199,7 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
     );
     assert.match(
       await page.locator('[data-testid="oneshot-model-card-parameters"]').innerText(),
-      /plan demo-tiny, grid 24×24×24.*provider cpu.*trained in/,
+      /plan demo-tiny \(v1\), grid 24×24×24.*provider cpu · teacher none.*trained in/,
     );
     assert.match(
       await page.locator('[data-testid="oneshot-model-card-stages"]').innerText(),
@@ -257,5 +257,270 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
     );
     assert.deepEqual(refSeries, [subject.seriesUID], 'the SEG references the subject’s series');
     await browser.screenshot(page, 'workflow-06-saved');
+  });
+
+  test('the subject’s saved SEG becomes a hold-out; a long training is cancelled after a confirmation and resumed', async () => {
+    const subject = demo.subjects[0]!;
+    // Reopened, the study lists the SEG saved above: it can be the task's hold-out.
+    await openInMode(page, stack.url, subject.studyUID);
+    await waitFor(
+      'the task',
+      async () => (await page.locator('[data-testid="oneshot-task"]').inputValue()) === TASK_ID,
+      60_000,
+    );
+    const addHoldout = page.locator('[data-testid="oneshot-holdout-add"]');
+    await addHoldout.waitFor({ timeout: 30_000 });
+    await addHoldout.click();
+    await waitFor(
+      'the hold-out listed',
+      async () =>
+        /1 labelled series/.test(await page.locator('[data-testid="oneshot-holdout"]').innerText()),
+      30_000,
+    );
+    // The next training uses the larger demo plan (a plan change applies to the next job).
+    await page.locator('[data-testid="oneshot-task-manage"] summary').click();
+    await page.locator('[data-testid="oneshot-task-change-plan"]').selectOption('demo');
+    await page.locator('[data-testid="oneshot-task-change-plan-apply"]').click();
+    await waitFor(
+      'plan demo in the task list',
+      async () =>
+        /plan demo\)/.test(
+          await page.locator('[data-testid="oneshot-task"] option:checked').innerText(),
+        ),
+      30_000,
+    );
+    const count = page.locator('[data-testid="oneshot-query-count"]');
+    await waitFor(
+      'the count',
+      async () => Number(await count.getAttribute('data-count')) > 0,
+      30_000,
+    );
+    await page.locator('[data-testid="oneshot-train-start"]').click();
+    const status = page.locator('[data-testid="oneshot-job-status"]');
+    await waitFor(
+      'the job to run',
+      async () => (await status.getAttribute('data-status')) === 'running',
+      60_000,
+      200,
+    );
+    const jobId = await page.locator('[data-testid="oneshot-job"]').getAttribute('data-job-id');
+    // Cancel asks first; "Keep training" keeps it running.
+    await page.locator('[data-testid="oneshot-train-cancel"]').click();
+    await page.locator('[data-testid="oneshot-train-cancel-ask"]').waitFor({ timeout: 5000 });
+    await browser.screenshot(page, 'workflow-07-cancel-ask', '[data-testid="oneshot-panel"]');
+    await page.locator('[data-testid="oneshot-train-cancel-keep"]').click();
+    assert.equal(await status.getAttribute('data-status'), 'running');
+    await page.locator('[data-testid="oneshot-train-cancel"]').click();
+    await page.locator('[data-testid="oneshot-train-cancel-confirm"]').click();
+    await waitFor(
+      'the job cancelled',
+      async () => (await status.getAttribute('data-status')) === 'cancelled',
+      60_000,
+      200,
+    );
+    // Resumed from its checkpoint: the same job runs again.
+    await page.locator('[data-testid="oneshot-train-resume"]').click();
+    await waitFor(
+      'the job running again',
+      async () => (await status.getAttribute('data-status')) === 'running',
+      60_000,
+      200,
+    );
+    assert.equal(
+      await page.locator('[data-testid="oneshot-job"]').getAttribute('data-job-id'),
+      jobId,
+    );
+    await waitFor(
+      'the resume in the log',
+      async () => /resume/.test(await page.locator('[data-testid="oneshot-job-log"]').innerText()),
+      30_000,
+    );
+    // The log shows its last lines, folds away, and links to the full log.
+    assert.ok((await page.locator('[data-testid="oneshot-job-log"] > div').count()) <= 5);
+    const href =
+      (await page.locator('[data-testid="oneshot-job-log-full"]').getAttribute('href')) ?? '';
+    const full = await page.evaluate(async (u) => (await fetch(u)).text(), href);
+    assert.match(full, /job started/);
+    assert.match(full, /resume requested/);
+    await page.locator('[data-testid="oneshot-job-log-toggle"]').click();
+    assert.equal(await page.locator('[data-testid="oneshot-job-log"]').count(), 0);
+    await page.locator('[data-testid="oneshot-job-log-toggle"]').click();
+    await browser.screenshot(page, 'workflow-08-resumed', '[data-testid="oneshot-panel"]');
+    // Stop it for good (it would train for minutes) and go back to the tiny plan.
+    await page.locator('[data-testid="oneshot-train-cancel"]').click();
+    await page.locator('[data-testid="oneshot-train-cancel-confirm"]').click();
+    await waitFor(
+      'the job cancelled again',
+      async () => (await status.getAttribute('data-status')) === 'cancelled',
+      60_000,
+      200,
+    );
+    await page.locator('[data-testid="oneshot-task-change-plan"]').selectOption('demo-tiny');
+    await page.locator('[data-testid="oneshot-task-change-plan-apply"]').click();
+    await waitFor(
+      'plan demo-tiny again',
+      async () =>
+        /plan demo-tiny\)/.test(
+          await page.locator('[data-testid="oneshot-task"] option:checked').innerText(),
+        ),
+      30_000,
+    );
+  });
+
+  test('a second model: an honest estimate, its hold-out Dice, the default kept until promoted; roll back', async () => {
+    await page.locator('[data-testid="oneshot-train-start"]').click();
+    const status = page.locator('[data-testid="oneshot-job-status"]');
+    const time = page.locator('[data-testid="oneshot-job-time"]');
+    // The first demo-tiny job was measured: the remaining time is known from the start.
+    const shown = await waitFor(
+      'elapsed and remaining time',
+      async () => {
+        const t = await time.innerText({ timeout: 500 }).catch(() => '');
+        return /elapsed · about .* left/.test(t) ? t : undefined;
+      },
+      30_000,
+      100,
+    );
+    assert.match(shown, /\d+ s elapsed · about \d+ s left/);
+    await waitFor(
+      'the job to publish',
+      async () => (await status.getAttribute('data-phase')) === 'published',
+      240_000,
+      500,
+    );
+    const select = page.locator('[data-testid="oneshot-task-model"]');
+    await waitFor(
+      'two versions',
+      async () => (await select.locator('option').count()) === 2,
+      30_000,
+    );
+    const options = await select.locator('option').allInnerTexts();
+    assert.match(options[0] ?? '', /v1 ★ default — not evaluated/);
+    assert.match(options[1] ?? '', /v2 — Dice \d\.\d{3}/);
+    // v1 stays the default (it has no hold-out number to compare with) and stays chosen.
+    assert.equal(await page.locator('[data-testid="oneshot-model"]').inputValue(), `${TASK_ID}@1`);
+    await select.selectOption(`${TASK_ID}@2`);
+    const card = page.locator('[data-testid="oneshot-model-card"]');
+    await waitFor(
+      'the v2 card',
+      async () => (await card.getAttribute('data-model-id')) === `${TASK_ID}@2`,
+      30_000,
+    );
+    assert.match(
+      await page.locator('[data-testid="oneshot-model-card-evaluation"]').innerText(),
+      /Hold-out: Dice \d\.\d{3} on 1 series/,
+    );
+    assert.match(
+      await page.locator('[data-testid="oneshot-model-card-promotion"]').innerText(),
+      /stays the default; promote by hand/,
+    );
+    assert.match(
+      await page.locator('[data-testid="oneshot-model-compare"]').innerText(),
+      /Default v1: not evaluated · v2: Dice/,
+    );
+    await browser.screenshot(page, 'workflow-09-candidate', '[data-testid="oneshot-panel"]');
+    await page.locator('[data-testid="oneshot-model-make-default"]').click();
+    await waitFor(
+      'v2 the default',
+      async () => /v2 ★ default/.test((await select.locator('option').allInnerTexts()).join('|')),
+      30_000,
+    );
+    // Roll back to v1.
+    await select.selectOption(`${TASK_ID}@1`);
+    const back = page.locator('[data-testid="oneshot-model-make-default"]');
+    await waitFor(
+      'the roll-back button',
+      async () => /Roll back to v1/.test(await back.innerText()),
+      30_000,
+    );
+    await back.click();
+    await waitFor(
+      'v1 the default again',
+      async () => /v1 ★ default/.test((await select.locator('option').allInnerTexts()).join('|')),
+      30_000,
+    );
+  });
+
+  for (const [w, h] of [
+    [1280, 800],
+    [1920, 1080],
+  ] as const) {
+    test(`the panel fits at ${w}×${h}: nothing overflows or is cut`, async () => {
+      await page.setViewportSize({ width: w, height: h });
+      await page.waitForTimeout(500); // the layout settles
+      const problems = await page.evaluate(() => {
+        const out: string[] = [];
+        const panel = document.querySelector('[data-testid="oneshot-panel"]');
+        if (!panel) return ['no panel'];
+        if (panel.scrollWidth > panel.clientWidth + 1)
+          out.push(`panel ${panel.scrollWidth} > ${panel.clientWidth}`);
+        const box = panel.getBoundingClientRect();
+        if (box.right > window.innerWidth + 1)
+          out.push(`panel right edge ${box.right} > ${window.innerWidth}`);
+        for (const b of Array.from(panel.querySelectorAll('button, select, input'))) {
+          const e = b as HTMLElement;
+          if (e.offsetParent === null) continue; // hidden
+          if (e.tagName === 'BUTTON' && e.scrollWidth > e.clientWidth + 1)
+            out.push(
+              `button "${e.textContent ?? ''}" is cut (${e.scrollWidth} > ${e.clientWidth})`,
+            );
+          const r = e.getBoundingClientRect();
+          if (r.right > box.right + 1) out.push(`${e.tagName} "${e.textContent ?? ''}" sticks out`);
+        }
+        return out;
+      });
+      assert.deepEqual(problems, []);
+      await browser.screenshot(page, `workflow-layout-${w}x${h}`);
+    });
+  }
+
+  test('rename, archive and delete the task (after a confirmation)', async () => {
+    await page.setViewportSize({ width: 1600, height: 1000 });
+    const task = page.locator('[data-testid="oneshot-task"]');
+    const manage = page.locator('[data-testid="oneshot-task-manage"]');
+    if (!(await manage.evaluate((d) => (d as HTMLDetailsElement).open)))
+      await manage.locator('summary').click();
+    await page
+      .locator('[data-testid="oneshot-task-rename-input"]')
+      .fill('Demo structures (renamed)');
+    await page.locator('[data-testid="oneshot-task-rename"]').click();
+    await waitFor(
+      'the new name',
+      async () =>
+        /Demo structures \(renamed\)/.test(await task.locator('option:checked').innerText()),
+      30_000,
+    );
+    await page.locator('[data-testid="oneshot-task-archive"]').click();
+    await page.locator('[data-testid="oneshot-no-tasks"]').waitFor({ timeout: 30_000 });
+    await page.locator('[data-testid="oneshot-task-show-archived"]').check();
+    await waitFor(
+      'the archived task',
+      async () =>
+        /archived/.test(
+          await task
+            .locator('option:checked')
+            .innerText()
+            .catch(() => ''),
+        ),
+      30_000,
+    );
+    // The archived task's models are still published.
+    const models = async () =>
+      page.evaluate(async () =>
+        ((await (await fetch('/models/index.json')).json()) as { id: string }[]).map((m) => m.id),
+      );
+    assert.ok((await models()).includes(`${TASK_ID}@1`));
+    if (!(await manage.evaluate((d) => (d as HTMLDetailsElement).open)))
+      await manage.locator('summary').click();
+    await page.locator('[data-testid="oneshot-task-delete"]').click();
+    const ask = page.locator('[data-testid="oneshot-task-delete-ask"]');
+    await ask.waitFor({ timeout: 5000 });
+    assert.match(await ask.innerText(), /with its 2 model version\(s\)/);
+    await page.locator('[data-testid="oneshot-task-delete-cancel"]').click();
+    assert.equal(await task.inputValue(), TASK_ID, 'kept');
+    await page.locator('[data-testid="oneshot-task-delete"]').click();
+    await page.locator('[data-testid="oneshot-task-delete-confirm"]').click();
+    await page.locator('[data-testid="oneshot-no-tasks"]').waitFor({ timeout: 30_000 });
+    assert.ok(!(await models()).some((id) => id.startsWith(`${TASK_ID}@`)), 'its models are gone');
   });
 });

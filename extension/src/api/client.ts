@@ -23,6 +23,11 @@ export interface Task {
   labels: TaskLabel[];
   atlas: SeriesRef & { segSeriesUID: string };
   createdAt: string;
+  planVersion?: number;
+  archivedAt?: string;
+  defaultModel?: string;
+  /** Labelled series (series + SEG) that new models are evaluated on. */
+  holdout?: (SeriesRef & { segSeriesUID?: string })[];
   /** Only in the answer to the creation: labels coded alike, colours changed. */
   warnings?: string[];
 }
@@ -60,6 +65,9 @@ export interface JobProgress {
   total?: number;
   loss?: number;
   etaSeconds?: number;
+  elapsedSeconds?: number;
+  /** Share done (0..1), weighed by the stages' expected durations. */
+  fraction?: number;
   time?: string;
 }
 
@@ -87,6 +95,10 @@ export interface ModelVersion {
   version: number | string;
   name: string;
   createdAt: string;
+  /** The task's default (the model the viewer uses for it). */
+  default?: boolean;
+  /** Mean Dice on the task's hold-out series, when evaluated. */
+  holdoutDice?: number;
   card?: ModelCard | null;
 }
 
@@ -97,10 +109,18 @@ export interface ModelCard {
     unlabeledSeries?: unknown[];
     selection?: unknown;
   };
-  parameters?: { plan?: string; provider?: string; planJson?: unknown };
+  parameters?: {
+    plan?: string;
+    planVersion?: number | null;
+    provider?: string;
+    providerUsed?: string | null;
+    teacher?: string | null;
+    planJson?: unknown;
+  };
   trainingSeconds?: number;
   stages?: unknown;
-  evaluation?: unknown;
+  evaluation?: { meanDice?: number; series?: unknown[] } | null;
+  promotion?: { promote?: boolean; reason?: string } | null;
   notices?: string[];
 }
 
@@ -213,7 +233,12 @@ export class ApiClient {
   }
 
   /** A JSON call; on 401 the token is fetched again once. */
-  async call<T>(method: 'GET' | 'POST', path: string, what: string, body?: unknown): Promise<T> {
+  async call<T>(
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+    path: string,
+    what: string,
+    body?: unknown,
+  ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const token = await this.getToken(attempt > 0);
       const headers: Record<string, string> = {
@@ -241,8 +266,44 @@ export class ApiClient {
     return (await this.call<{ plans: Plan[] }>('GET', '/api/plans', 'Listing the plans')).plans;
   }
 
-  async tasks(): Promise<Task[]> {
-    return (await this.call<{ tasks: Task[] }>('GET', '/api/tasks', 'Listing the tasks')).tasks;
+  async tasks(options: { archived?: boolean } = {}): Promise<Task[]> {
+    const q = options.archived ? '?archived=1' : '';
+    return (await this.call<{ tasks: Task[] }>('GET', `/api/tasks${q}`, 'Listing the tasks')).tasks;
+  }
+
+  /** Rename, change the plan (the next training uses it), archive or restore. */
+  updateTask(id: string, patch: { name?: string; plan?: string; archived?: boolean }) {
+    return this.call<Task>(
+      'PATCH',
+      `/api/tasks/${encodeURIComponent(id)}`,
+      'Changing the task',
+      patch,
+    );
+  }
+
+  /** Deletes the task with its models and jobs. */
+  async deleteTask(id: string): Promise<void> {
+    const t = encodeURIComponent(id);
+    await this.call<unknown>('DELETE', `/api/tasks/${t}?confirm=${t}`, 'Deleting the task');
+  }
+
+  addHoldout(taskId: string, series: SeriesRef): Promise<Task> {
+    return this.call<Task>(
+      'POST',
+      `/api/tasks/${encodeURIComponent(taskId)}/holdout`,
+      'Adding the hold-out series',
+      series,
+    );
+  }
+
+  /** Makes a version the task's default (promote or roll back). */
+  setDefaultModel(taskId: string, modelId: string): Promise<Task> {
+    return this.call<Task>(
+      'POST',
+      `/api/tasks/${encodeURIComponent(taskId)}/default`,
+      'Changing the default model',
+      { modelId },
+    );
   }
 
   createTask(input: {
@@ -284,6 +345,10 @@ export class ApiClient {
       'Cancelling the job',
       {},
     );
+  }
+
+  resumeJob(id: string): Promise<Job> {
+    return this.call<Job>('POST', `/api/jobs/${encodeURIComponent(id)}/resume`, 'Resuming the job');
   }
 
   async jobLog(id: string, after = 0): Promise<LogLine[]> {

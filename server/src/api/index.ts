@@ -657,7 +657,16 @@ export class Api {
   private jobLog({ res, params, query }: Req): void {
     const j = this.job(params.jobId);
     const after = Number(query.get('after') ?? 0) || 0;
-    sendJson(res, 200, { job: j.id, status: j.status, lines: this.store.log(j.id, after) });
+    const lines = this.store.log(j.id, after);
+    if (query.get('format') === 'text') {
+      // The whole log to read in a browser tab (the panel links here).
+      res.statusCode = 200;
+      res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+      res.setHeader('Cache-Control', 'no-store');
+      res.end(lines.map((l) => `${l.time}  ${l.line}`).join('\n') + '\n');
+      return;
+    }
+    sendJson(res, 200, { job: j.id, status: j.status, lines });
   }
 
   /** The job's kept progress rows (at most one per second, plus phase changes), oldest first. */

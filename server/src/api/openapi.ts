@@ -419,9 +419,15 @@ export const OPENAPI: Json = {
             schema: { type: 'integer' },
             description: 'Only lines after this number',
           },
+          {
+            name: 'format',
+            in: 'query',
+            schema: { type: 'string', enum: ['text'] },
+            description: 'text: the log as plain text (one line per entry)',
+          },
         ],
         responses: {
-          '200': json({ type: 'object' }, 'Log'),
+          '200': json({ type: 'object' }, 'Log (JSON, or text/plain with format=text)'),
           '404': err('No such job'),
           ...common401,
         },

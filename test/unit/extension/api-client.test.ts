@@ -157,7 +157,7 @@ test('startJob sends the chosen series; the query string drops empty fields', as
 });
 
 test('the model card summary reads the plan, the stages and the notices defensively', async () => {
-  const { cardInfo } = await import('../../../extension/src/panels/TrainingSection.js');
+  const { cardInfo } = await import('../../../extension/src/panels/ModelsSection.js');
   assert.deepEqual(cardInfo(undefined), {
     grid: undefined,
     channels: undefined,

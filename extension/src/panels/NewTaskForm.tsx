@@ -1,0 +1,101 @@
+/**
+ * The new-task form: the atlas is the open series and its study's SEG. The plan that trains as
+ * many labels as the SEG holds is preselected (until the user picks one); a plan that does not fit
+ * is refused before anything is created, with the fitting plans named.
+ */
+import { useEffect, useState, type CSSProperties } from 'react';
+import type { Plan } from '../api/client.js';
+import type { OpenSeries } from './TrainingSection.js';
+import { Button, UI } from './ui.js';
+
+const S: Record<string, CSSProperties> = {
+  input: { ...UI.field, boxSizing: 'border-box' },
+  row: { display: 'flex', gap: 6, flexWrap: 'wrap', marginTop: 6 },
+  small: { color: '#9aa4b8', fontSize: 12 },
+  box: { background: '#0f1422', borderRadius: 4, padding: 8, marginTop: 6 },
+};
+
+/** The atlas SEG's label count, when the study's SEGs agree on one. */
+export function atlasLabelCount(open: OpenSeries | undefined): number | undefined {
+  const counts = [...new Set(open?.segSegmentCounts ?? [])];
+  return counts.length === 1 ? counts[0] : undefined;
+}
+
+export function NewTaskForm(props: {
+  plans: Plan[];
+  open?: OpenSeries;
+  busy: boolean;
+  /** Creates the task; resolves true when it was created. */
+  create(name: string, plan: string): Promise<boolean>;
+}) {
+  const { plans, open } = props;
+  const [name, setName] = useState('');
+  const [plan, setPlan] = useState('');
+  const [touched, setTouched] = useState(false);
+  const labels = atlasLabelCount(open);
+  const fitting = plans.filter((p) => labels !== undefined && p.classes === labels + 1);
+  useEffect(() => {
+    if (touched) return;
+    const pick = fitting[0]?.name ?? plans[0]?.name ?? '';
+    if (!fitting.some((p) => p.name === plan) && pick !== plan) setPlan(pick);
+  }, [touched, fitting, plans, plan]);
+  const chosen = plans.find((p) => p.name === plan);
+  const misfit =
+    labels !== undefined && chosen && chosen.classes !== labels + 1
+      ? `Plan ${chosen.name} trains ${chosen.classes - 1} labels but this study's SEG has ${labels}` +
+        (fitting.length > 0
+          ? `: choose ${fitting.map((p) => p.name).join(' or ')}.`
+          : '; no installed plan fits it.')
+      : undefined;
+  return (
+    <div style={S.box}>
+      <div style={S.small}>
+        New task from this study’s SEG (atlas: the displayed series
+        {open?.description ? ` “${open.description}”` : ''})
+      </div>
+      {open?.segSeriesInStudy === 0 && (
+        <div style={S.small} data-testid="oneshot-task-no-seg">
+          This study has no SEG series loaded: open a study whose SEG labels its image series.
+        </div>
+      )}
+      <input
+        data-testid="oneshot-task-name"
+        style={{ ...S.input, marginTop: 4 }}
+        placeholder="Task name"
+        value={name}
+        onChange={(e) => setName(e.target.value)}
+      />
+      <select
+        data-testid="oneshot-task-plan"
+        style={{ ...S.input, marginTop: 4 }}
+        value={plan}
+        onChange={(e) => {
+          setTouched(true);
+          setPlan(e.target.value);
+        }}
+      >
+        {plans.map((p) => (
+          <option key={p.name} value={p.name}>
+            {p.name} ({p.classes - 1} labels, grid {p.grid.join('×')}, {p.steps} steps)
+          </option>
+        ))}
+      </select>
+      {misfit && (
+        <div style={S.small} data-testid="oneshot-task-plan-misfit" role="status">
+          {misfit}
+        </div>
+      )}
+      <div style={S.row}>
+        <Button
+          testId="oneshot-task-create"
+          onClick={() => {
+            void props.create(name.trim(), plan).then((ok) => ok && setName(''));
+          }}
+          disabled={props.busy || !plan || !!misfit}
+        >
+          New task from this study’s SEG
+        </Button>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,172 @@
+/**
+ * The panel's Task section: the task list (archived tasks on request), the chosen task's
+ * management (rename, plan for the next training, archive or restore, delete after a
+ * confirmation that says what goes) and the new-task form (atlas = the open series and its SEG;
+ * the plan that fits the SEG is preselected and a misfit is refused with the reason).
+ */
+import { useEffect, useState, type CSSProperties } from 'react';
+import type { Plan, Task } from '../api/client.js';
+import { Button, UI } from './ui.js';
+
+const S: Record<string, CSSProperties> = {
+  section: { borderTop: '1px solid #2a3350', paddingTop: 8 },
+  label: UI.label,
+  input: { ...UI.field, boxSizing: 'border-box' },
+  row: { display: 'flex', gap: 6, flexWrap: 'wrap', marginTop: 6 },
+  small: { color: '#9aa4b8', fontSize: 12 },
+  box: { background: '#0f1422', borderRadius: 4, padding: 8, marginTop: 6 },
+  ask: {
+    background: '#4a1c1c',
+    border: '1px solid #d9534f',
+    borderRadius: 4,
+    padding: 8,
+    marginTop: 6,
+  },
+  check: { display: 'flex', gap: 6, alignItems: 'center', fontSize: 12, color: '#9aa4b8' },
+};
+
+export interface TaskActions {
+  select(id: string): void;
+  rename(name: string): void;
+  changePlan(plan: string): void;
+  archive(archived: boolean): void;
+  remove(): void;
+  setShowArchived(show: boolean): void;
+}
+
+export function TaskSection(props: {
+  tasks: Task[];
+  task?: Task;
+  plans: Plan[];
+  showArchived: boolean;
+  modelCount: number;
+  busy: boolean;
+  actions: TaskActions;
+  children?: React.ReactNode;
+}) {
+  const { task, actions } = props;
+  const [name, setName] = useState('');
+  const [plan, setPlan] = useState('');
+  const [confirmDelete, setConfirmDelete] = useState(false);
+  useEffect(() => {
+    setName(task?.name ?? '');
+    setPlan(task?.plan ?? '');
+    setConfirmDelete(false);
+  }, [task?.id, task?.name, task?.plan]);
+  const fitting = props.plans.filter((p) => task && p.classes === task.labels.length + 1);
+  return (
+    <div style={S.section}>
+      <div style={S.label}>Task</div>
+      {props.tasks.length > 0 ? (
+        <select
+          data-testid="oneshot-task"
+          style={S.input}
+          value={task?.id ?? ''}
+          onChange={(e) => actions.select(e.target.value)}
+        >
+          {props.tasks.map((t) => (
+            <option key={t.id} value={t.id}>
+              {t.name} ({t.labels.length} labels, plan {t.plan}){t.archivedAt ? ' — archived' : ''}
+            </option>
+          ))}
+        </select>
+      ) : (
+        <div style={S.small} data-testid="oneshot-no-tasks">
+          No task yet.
+        </div>
+      )}
+      <label style={{ ...S.check, marginTop: 4 }}>
+        <input
+          type="checkbox"
+          data-testid="oneshot-task-show-archived"
+          checked={props.showArchived}
+          onChange={(e) => actions.setShowArchived(e.target.checked)}
+        />
+        Show archived tasks
+      </label>
+      {task && (
+        <details style={S.box} data-testid="oneshot-task-manage">
+          <summary style={{ cursor: 'pointer', fontSize: 12 }}>Manage this task</summary>
+          <div style={S.row}>
+            <input
+              data-testid="oneshot-task-rename-input"
+              style={{ ...S.input, flex: '1 1 140px', width: 'auto' }}
+              value={name}
+              onChange={(e) => setName(e.target.value)}
+            />
+            <Button
+              testId="oneshot-task-rename"
+              onClick={() => actions.rename(name.trim())}
+              disabled={props.busy || !name.trim() || name.trim() === task.name}
+            >
+              Rename
+            </Button>
+          </div>
+          <div style={S.row}>
+            <select
+              data-testid="oneshot-task-change-plan"
+              style={{ ...S.input, flex: '1 1 140px', width: 'auto' }}
+              value={plan}
+              onChange={(e) => setPlan(e.target.value)}
+            >
+              {fitting.map((p) => (
+                <option key={p.name} value={p.name}>
+                  {p.name} ({p.steps} steps)
+                </option>
+              ))}
+            </select>
+            <Button
+              testId="oneshot-task-change-plan-apply"
+              onClick={() => actions.changePlan(plan)}
+              disabled={props.busy || !plan}
+            >
+              Use for next training
+            </Button>
+          </div>
+          <div style={S.small}>
+            Plan {task.plan}
+            {task.planVersion ? `, stored as version ${task.planVersion}` : ''}: later edits of the
+            plan file do not change this task.
+          </div>
+          <div style={S.row}>
+            <Button
+              testId="oneshot-task-archive"
+              onClick={() => actions.archive(!task.archivedAt)}
+              disabled={props.busy}
+            >
+              {task.archivedAt ? 'Restore' : 'Archive'}
+            </Button>
+            <Button
+              testId="oneshot-task-delete"
+              onClick={() => setConfirmDelete(true)}
+              disabled={props.busy || confirmDelete}
+            >
+              Delete…
+            </Button>
+          </div>
+          {confirmDelete && (
+            <div style={S.ask} role="alertdialog" data-testid="oneshot-task-delete-ask">
+              Delete task “{task.name}” with its {props.modelCount} model version(s) and its
+              training jobs? This cannot be undone. (Archive keeps the models.)
+              <div style={S.row}>
+                <Button
+                  testId="oneshot-task-delete-confirm"
+                  onClick={() => {
+                    setConfirmDelete(false);
+                    actions.remove();
+                  }}
+                >
+                  Delete for good
+                </Button>
+                <Button testId="oneshot-task-delete-cancel" onClick={() => setConfirmDelete(false)}>
+                  Keep it
+                </Button>
+              </div>
+            </div>
+          )}
+        </details>
+      )}
+      {props.children}
+    </div>
+  );
+}
