@@ -19,6 +19,7 @@ import {
   afterEachStep,
   e2eSkipReason,
   ensureBundles,
+  panelShot,
   seedDemoSubjects,
   waitFor,
   waitForActiveModality,
@@ -170,8 +171,14 @@ describe(
         await page.locator('[data-testid="oneshot-provider-select"]').selectOption('wasm');
         const run = page.locator('[data-testid="oneshot-run"]');
         await waitFor('the run button', async () => run.isEnabled(), 60_000);
+        await panelShot(browser, page, 'idle');
         await segment();
+        const now = await page
+          .locator('[data-testid="oneshot-status"]')
+          .getAttribute('data-status');
+        if (now === 'running') await panelShot(browser, page, 'segmenting');
         await waitDone();
+        await panelShot(browser, page, 'result');
         model = await panelSegments(page);
         assert.ok(total(model) > 1000, `labelled voxels: ${total(model)}`);
         // Volume = voxels × the series' voxel size: one factor for every segment.
@@ -212,7 +219,7 @@ describe(
       await segment();
       await page.locator('[data-testid="oneshot-replace-ask"]').waitFor({ timeout: 10_000 });
       assert.equal(await page.locator('[data-testid="oneshot-run"]').isEnabled(), false);
-      await browser.screenshot(page, 'reader-02-ask', '[data-testid="oneshot-panel"]');
+      await panelShot(browser, page, 'replace-ask');
       await page.locator('[data-testid="oneshot-replace-cancel"]').click();
       await page.locator('[data-testid="oneshot-replace-ask"]').waitFor({ state: 'detached' });
       assert.deepEqual(await segmentationIds(page), before);
@@ -309,6 +316,7 @@ describe(
           async () => (await page.locator('[data-testid="oneshot-unsaved"]').count()) === 0,
           10_000,
         );
+        await panelShot(browser, page, 'saved');
         await segment();
         await waitDone();
         assert.equal(await page.locator('[data-testid="oneshot-replace-ask"]').count(), 0);

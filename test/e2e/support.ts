@@ -350,3 +350,21 @@ export function segToVolume(bytes: ArrayBuffer, g: VolumeGeometry): Uint8Array {
   });
   return out;
 }
+
+/**
+ * The whole One-Shot panel as one picture (`test-artifacts/panel-<name>.png`, the README's user
+ * guide pictures): the page is made tall enough for the panel for the shot, then restored.
+ */
+export async function panelShot(browser: BrowserSession, page: Page, name: string): Promise<void> {
+  const vp = page.viewportSize();
+  const needed = await page.evaluate(() => {
+    const p = document.querySelector('[data-testid="oneshot-panel"]');
+    return p ? p.scrollHeight + 160 : 0;
+  });
+  if (vp && needed > vp.height) await page.setViewportSize({ width: vp.width, height: needed });
+  try {
+    await browser.screenshot(page, `panel-${name}`, '[data-testid="oneshot-panel"]');
+  } finally {
+    if (vp && needed > vp.height) await page.setViewportSize(vp);
+  }
+}

@@ -28,6 +28,7 @@ import {
   e2eSkipReason,
   dciodvfy,
   ensureBundles,
+  panelShot,
   seedDemoSubjects,
   segLabelCounts,
   segToVolume,
@@ -582,6 +583,7 @@ describe('end to end: OHIF + One-Shot mode + companion server + Orthanc', { skip
         60_000,
       );
       await browser.screenshot(page, `e2e-06-bad-${kind}`, '[data-testid="oneshot-panel"]');
+      if (kind === 'missing-slice') await panelShot(browser, page, 'error');
       const message = page.locator('[data-testid="oneshot-message"]');
       const text = await message.innerText();
       assert.equal(final, 'error', `status ${final}: ${text}`);

@@ -23,6 +23,7 @@ import {
   afterEachStep,
   e2eSkipReason,
   ensureBundles,
+  panelShot,
   seedDemoSubjects,
   tagString,
   waitFor,
@@ -175,6 +176,8 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
       if ((await status.getAttribute('data-phase')) !== 'published') throw e;
     });
     await browser.screenshot(page, 'workflow-03-training', '[data-testid="oneshot-panel"]');
+    if ((await status.getAttribute('data-status')) === 'running')
+      await panelShot(browser, page, 'training');
     const phase = await waitFor(
       'the job to end',
       async () => {
@@ -418,7 +421,7 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
       await page.locator('[data-testid="oneshot-model-compare"]').innerText(),
       /Default v1: not evaluated · v2: Dice/,
     );
-    await browser.screenshot(page, 'workflow-09-candidate', '[data-testid="oneshot-panel"]');
+    await panelShot(browser, page, 'models');
     await page.locator('[data-testid="oneshot-model-make-default"]').click();
     await waitFor(
       'v2 the default',
