@@ -45,7 +45,7 @@ export function makeGetPanelModule(
     return [
       {
         name: PANEL_NAME,
-        iconName: 'tab-segmentation',
+        iconName: 'tab-roi-threshold', // not the Segmentation panel's icon: two alike tabs confuse
         iconLabel: 'One-Shot',
         label: 'One-Shot',
         component: OneShotPanelHost,

@@ -45,6 +45,31 @@ async function openInMode(page: Page, url: string, studyUID: string): Promise<vo
   await waitForActiveModality(page, 'MR', 60_000);
 }
 
+/** Waits until the panel's job has this status. */
+function jobStatus(page: Page, status: string): Promise<boolean> {
+  const el = page.locator('[data-testid="oneshot-job-status"]');
+  return waitFor(
+    `the job ${status}`,
+    async () => (await el.getAttribute('data-status')) === status,
+    60_000,
+    200,
+  );
+}
+
+/** Chooses the plan for the task's next training in "Manage this task" and waits for it. */
+async function usePlan(page: Page, plan: string): Promise<void> {
+  await page.locator('[data-testid="oneshot-task-change-plan"]').selectOption(plan);
+  await page.locator('[data-testid="oneshot-task-change-plan-apply"]').click();
+  await waitFor(
+    `plan ${plan} in the task list`,
+    async () =>
+      (await page.locator('[data-testid="oneshot-task"] option:checked').innerText()).includes(
+        `plan ${plan})`,
+      ),
+    30_000,
+  );
+}
+
 describe('end to end: the panel trains a model and segments with it', { skip }, () => {
   let tmp: string;
   let pacs: TestOrthanc;
@@ -282,16 +307,7 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
     );
     // The next training uses the larger demo plan (a plan change applies to the next job).
     await page.locator('[data-testid="oneshot-task-manage"] summary').click();
-    await page.locator('[data-testid="oneshot-task-change-plan"]').selectOption('demo');
-    await page.locator('[data-testid="oneshot-task-change-plan-apply"]').click();
-    await waitFor(
-      'plan demo in the task list',
-      async () =>
-        /plan demo\)/.test(
-          await page.locator('[data-testid="oneshot-task"] option:checked').innerText(),
-        ),
-      30_000,
-    );
+    await usePlan(page, 'demo');
     const count = page.locator('[data-testid="oneshot-query-count"]');
     await waitFor(
       'the count',
@@ -300,12 +316,7 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
     );
     await page.locator('[data-testid="oneshot-train-start"]').click();
     const status = page.locator('[data-testid="oneshot-job-status"]');
-    await waitFor(
-      'the job to run',
-      async () => (await status.getAttribute('data-status')) === 'running',
-      60_000,
-      200,
-    );
+    await jobStatus(page, 'running');
     const jobId = await page.locator('[data-testid="oneshot-job"]').getAttribute('data-job-id');
     // Cancel asks first; "Keep training" keeps it running.
     await page.locator('[data-testid="oneshot-train-cancel"]').click();
@@ -315,20 +326,10 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
     assert.equal(await status.getAttribute('data-status'), 'running');
     await page.locator('[data-testid="oneshot-train-cancel"]').click();
     await page.locator('[data-testid="oneshot-train-cancel-confirm"]').click();
-    await waitFor(
-      'the job cancelled',
-      async () => (await status.getAttribute('data-status')) === 'cancelled',
-      60_000,
-      200,
-    );
+    await jobStatus(page, 'cancelled');
     // Resumed from its checkpoint: the same job runs again.
     await page.locator('[data-testid="oneshot-train-resume"]').click();
-    await waitFor(
-      'the job running again',
-      async () => (await status.getAttribute('data-status')) === 'running',
-      60_000,
-      200,
-    );
+    await jobStatus(page, 'running');
     assert.equal(
       await page.locator('[data-testid="oneshot-job"]').getAttribute('data-job-id'),
       jobId,
@@ -352,22 +353,8 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
     // Stop it for good (it would train for minutes) and go back to the tiny plan.
     await page.locator('[data-testid="oneshot-train-cancel"]').click();
     await page.locator('[data-testid="oneshot-train-cancel-confirm"]').click();
-    await waitFor(
-      'the job cancelled again',
-      async () => (await status.getAttribute('data-status')) === 'cancelled',
-      60_000,
-      200,
-    );
-    await page.locator('[data-testid="oneshot-task-change-plan"]').selectOption('demo-tiny');
-    await page.locator('[data-testid="oneshot-task-change-plan-apply"]').click();
-    await waitFor(
-      'plan demo-tiny again',
-      async () =>
-        /plan demo-tiny\)/.test(
-          await page.locator('[data-testid="oneshot-task"] option:checked').innerText(),
-        ),
-      30_000,
-    );
+    await jobStatus(page, 'cancelled');
+    await usePlan(page, 'demo-tiny');
   });
 
   test('a second model: an honest estimate, its hold-out Dice, the default kept until promoted; roll back', async () => {

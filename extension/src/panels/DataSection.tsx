@@ -2,15 +2,10 @@
  * The panel's Training data section: the query for the task's unlabelled series (modality,
  * description, study dates) with a live count of the matching series, the atlas excluded.
  */
-import type { CSSProperties } from 'react';
 import type { SeriesQuery, SeriesRef } from '../api/client.js';
-import { UI } from './ui.js';
+import { SECTION, UI } from './ui.js';
 
-const S: Record<string, CSSProperties> = {
-  section: { borderTop: '1px solid #2a3350', paddingTop: 8 },
-  input: { ...UI.field, boxSizing: 'border-box' },
-  small: { color: '#9aa4b8', fontSize: 12 },
-};
+const S = SECTION;
 
 export type SeriesCount = { count: number; series: SeriesRef[] } | 'loading' | undefined;
 

@@ -6,21 +6,10 @@
 import { useState, type CSSProperties } from 'react';
 import type { Job, JobProgress, LogLine } from '../api/client.js';
 import { LossPlot, type LossPoint } from './LossPlot.js';
-import { Button, UI } from './ui.js';
+import { Button, SECTION } from './ui.js';
 
 const S: Record<string, CSSProperties> = {
-  section: { borderTop: '1px solid #2a3350', paddingTop: 8 },
-  label: UI.label,
-  row: { display: 'flex', gap: 6, flexWrap: 'wrap', marginTop: 6 },
-  small: { color: '#9aa4b8', fontSize: 12 },
-  box: { background: '#0f1422', borderRadius: 4, padding: 8, marginTop: 6 },
-  ask: {
-    background: '#3d2e12',
-    border: '1px solid #e6a23c',
-    borderRadius: 4,
-    padding: 8,
-    marginTop: 6,
-  },
+  ...SECTION,
   log: {
     fontFamily: 'monospace',
     fontSize: 11,

@@ -4,19 +4,11 @@
  * trained on, why it is or is not the default), promotion or roll-back to another version, and the
  * task's hold-out series (the open study's labelled series can be added).
  */
-import type { CSSProperties } from 'react';
 import type { ModelDetails, ModelVersion, Task } from '../api/client.js';
 import { fmtSeconds } from './JobSection.js';
-import { Button, UI } from './ui.js';
+import { Button, SECTION } from './ui.js';
 
-const S: Record<string, CSSProperties> = {
-  section: { borderTop: '1px solid #2a3350', paddingTop: 8 },
-  label: UI.label,
-  input: { ...UI.field, boxSizing: 'border-box' },
-  row: { display: 'flex', gap: 6, flexWrap: 'wrap', marginTop: 6 },
-  small: { color: '#9aa4b8', fontSize: 12 },
-  box: { background: '#0f1422', borderRadius: 4, padding: 8, marginTop: 6 },
-};
+const S = SECTION;
 
 /** What the model card shows, read defensively from metadata.json and model-card.json. */
 export function cardInfo(card: ModelDetails | undefined): {

@@ -3,17 +3,12 @@
  * many labels as the SEG holds is preselected (until the user picks one); a plan that does not fit
  * is refused before anything is created, with the fitting plans named.
  */
-import { useEffect, useState, type CSSProperties } from 'react';
+import { useEffect, useState } from 'react';
 import type { Plan } from '../api/client.js';
 import type { OpenSeries } from './TrainingSection.js';
-import { Button, UI } from './ui.js';
+import { Button, SECTION } from './ui.js';
 
-const S: Record<string, CSSProperties> = {
-  input: { ...UI.field, boxSizing: 'border-box' },
-  row: { display: 'flex', gap: 6, flexWrap: 'wrap', marginTop: 6 },
-  small: { color: '#9aa4b8', fontSize: 12 },
-  box: { background: '#0f1422', borderRadius: 4, padding: 8, marginTop: 6 },
-};
+const S = SECTION;
 
 /** The atlas SEG's label count, when the study's SEGs agree on one. */
 export function atlasLabelCount(open: OpenSeries | undefined): number | undefined {

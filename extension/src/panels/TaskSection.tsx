@@ -6,22 +6,11 @@
  */
 import { useEffect, useState, type CSSProperties } from 'react';
 import type { Plan, Task } from '../api/client.js';
-import { Button, UI } from './ui.js';
+import { Button, SECTION } from './ui.js';
 
 const S: Record<string, CSSProperties> = {
-  section: { borderTop: '1px solid #2a3350', paddingTop: 8 },
-  label: UI.label,
-  input: { ...UI.field, boxSizing: 'border-box' },
-  row: { display: 'flex', gap: 6, flexWrap: 'wrap', marginTop: 6 },
-  small: { color: '#9aa4b8', fontSize: 12 },
-  box: { background: '#0f1422', borderRadius: 4, padding: 8, marginTop: 6 },
-  ask: {
-    background: '#4a1c1c',
-    border: '1px solid #d9534f',
-    borderRadius: 4,
-    padding: 8,
-    marginTop: 6,
-  },
+  ...SECTION,
+  ask: SECTION.danger,
   check: { display: 'flex', gap: 6, alignItems: 'center', fontSize: 12, color: '#9aa4b8' },
 };
 

@@ -27,6 +27,32 @@ export const UI = {
   buttonDisabled: { opacity: 0.45, cursor: 'not-allowed' },
 } satisfies Record<string, CSSProperties>;
 
+/** Layout pieces the panel's sections share. */
+export const SECTION = {
+  section: { borderTop: '1px solid #2a3350', paddingTop: 8 },
+  label: UI.label,
+  input: { ...UI.field, boxSizing: 'border-box' },
+  row: { display: 'flex', gap: 6, flexWrap: 'wrap', marginTop: 6 },
+  small: { color: '#9aa4b8', fontSize: 12 },
+  box: { background: '#0f1422', borderRadius: 4, padding: 8, marginTop: 6 },
+  /** A question before something is replaced or stopped. */
+  ask: {
+    background: '#3d2e12',
+    border: '1px solid #e6a23c',
+    borderRadius: 4,
+    padding: 8,
+    marginTop: 6,
+  },
+  /** A question before something is removed for good. */
+  danger: {
+    background: '#4a1c1c',
+    border: '1px solid #d9534f',
+    borderRadius: 4,
+    padding: 8,
+    marginTop: 6,
+  },
+} satisfies Record<string, CSSProperties>;
+
 export function Button(props: {
   testId: string;
   onClick(): void;
