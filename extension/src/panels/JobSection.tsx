@@ -13,8 +13,6 @@ const S: Record<string, CSSProperties> = {
   log: {
     fontFamily: 'monospace',
     fontSize: 11,
-    maxHeight: 90,
-    overflowY: 'auto',
     whiteSpace: 'pre-wrap',
     color: '#b8c2d8',
   },
