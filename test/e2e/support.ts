@@ -14,6 +14,7 @@ import type { Page } from 'playwright-core';
 import { first, items, numbers, readPart10 } from '../../models/src/dicom/dcmjs.js';
 import type { VolumeGeometry } from '../../models/src/dicom/series.js';
 import { DEMO_LABELS } from '../../server/src/demo/labels.js';
+import { readNifti } from '../../server/src/demo/nifti.js';
 import { seedDemo, type SeedDemoResult } from '../../server/src/demo/seed.js';
 import { MRICRON_DIR } from '../fixtures/test-model.js';
 import { chromiumAvailable, type BrowserSession } from '../helpers/browser.js';
@@ -214,7 +215,9 @@ export function seedDemoSubjects(
 
 /**
  * An afterEach hook: a screenshot `<prefix>-<test name>` of the last view, and the browser errors
- * new since the previous test as diagnostics of this one.
+ * new since the previous test: each is reported, and one that no test said it expects
+ * (`browser.expectErrors`) fails the step — a console error or an uncaught rejection in the viewer
+ * is a defect.
  */
 export function afterEachStep(
   prefix: string,
@@ -229,6 +232,13 @@ export function afterEachStep(
     errorsSeen += fresh.length;
     for (const e of fresh.slice(0, 5))
       test.diagnostic(`browser ${e.type}: ${e.text.slice(0, 300)}`);
+    const unexpected = fresh.filter((e) => !browser?.isExpected(e));
+    if (unexpected.length > 0) {
+      throw new Error(
+        `${unexpected.length} unexpected browser error(s) during "${test.name}": ` +
+          unexpected.map((e) => `${e.type}: ${e.text.slice(0, 200)}`).join(' | '),
+      );
+    }
   };
 }
 
@@ -367,4 +377,37 @@ export async function panelShot(browser: BrowserSession, page: Page, name: strin
   } finally {
     if (vp && needed > vp.height) await page.setViewportSize(vp);
   }
+}
+
+/**
+ * Dice of a saved SEG against the demo study's ground truth, per demo label and their mean (the
+ * labels share their values with the SEG's segments).
+ */
+export async function segDiceAgainstTruth(
+  bytes: ArrayBuffer,
+  demo: SeedDemoResult,
+  studyUID: string,
+): Promise<{ mean: number; perLabel: Record<string, number> }> {
+  const study = demo.manifest.studies.find((s) => s.studyUID === studyUID);
+  if (!study) throw new Error(`study ${studyUID} is not a demo study`);
+  const gt = await readNifti(path.join(demo.demoDir, study.groundTruth));
+  const pred = segToVolume(bytes, study.geometry);
+  if (pred.length !== gt.data.length)
+    throw new Error('the SEG and the ground truth differ in size');
+  const perLabel: Record<string, number> = {};
+  for (const l of DEMO_LABELS) {
+    let a = 0;
+    let b = 0;
+    let ab = 0;
+    for (let i = 0; i < pred.length; i++) {
+      const p = pred[i] === l.value;
+      const g = gt.data[i] === l.value;
+      if (p) a++;
+      if (g) b++;
+      if (p && g) ab++;
+    }
+    perLabel[l.name] = (2 * ab) / Math.max(1, a + b);
+  }
+  const values = Object.values(perLabel);
+  return { mean: values.reduce((x, y) => x + y, 0) / values.length, perLabel };
 }

@@ -46,5 +46,10 @@ describe('onnxruntime-web: WebGPU (software adapter) against wasm', { skip }, ()
     assert.ok(r.maxAbsDiff < 1e-3, `max |Δlogit| ${r.maxAbsDiff}`);
     assert.ok(r.labelAgreement >= 0.99, `label agreement ${r.labelAgreement}`);
     assert.equal(r.foregroundLabels, DEMO_LABELS.length, 'every demo structure is segmented');
+    assert.deepEqual(
+      browser.errors.map((e) => `${e.type}: ${e.text.slice(0, 200)}`),
+      [],
+      'no console error or uncaught rejection in the page',
+    );
   });
 });

@@ -37,6 +37,13 @@ export interface BrowserSession {
   errors: ConsoleEntry[];
   /** Every console message (all types), in order; useful for debugging failures. */
   messages: ConsoleEntry[];
+  /**
+   * Console errors a test expects (e.g. a failed request while the PACS is down): they do not fail
+   * the e2e steps (see `afterEachStep`). Kept for the rest of the session.
+   */
+  expectErrors(pattern: RegExp): void;
+  /** Whether an error is one a test said it expects. */
+  isExpected(entry: ConsoleEntry): boolean;
   newPage(): Promise<Page>;
   /** Writes test-artifacts/<name>.png (full page, or only `selector` when given); returns the path. */
   screenshot(page: Page, name: string, selector?: string): Promise<string>;
@@ -98,10 +105,17 @@ export async function launchBrowser(options: LaunchOptions = {}): Promise<Browse
   for (const p of context.pages()) watch(p);
 
   let closed = false;
+  const expected: RegExp[] = [];
   return {
     context,
     errors,
     messages,
+    expectErrors(pattern) {
+      expected.push(pattern);
+    },
+    isExpected(entry) {
+      return expected.some((re) => re.test(entry.text));
+    },
     async newPage() {
       const existing = context.pages().find((p) => p.url() === 'about:blank');
       return existing ?? context.newPage();

@@ -21,16 +21,19 @@ for (const [name, script, spec] of [
   ['train', 'models/src/cli/train.ts', TRAIN_SPEC],
   ['eval', 'models/src/cli/eval.ts', EVAL_SPEC],
 ] as const) {
-  test(`${name} --help exits 0 and lists every option and an example`, () => {
+  test(`${name} --help exits 0 and lists every option and an example`, { timeout: 60_000 }, () => {
     const r = run(script, ['--help']);
     assert.equal(r.status, 0, r.err);
     assert.match(r.out, new RegExp(`Usage: npm run ${name} -- \\[options\\]`));
     assert.ok(spec.options.length >= 6);
     for (const o of spec.options) assert.ok(r.out.includes(`--${o.name}`), `--${o.name} missing`);
     assert.match(r.out, /Examples:\n {2}npm run /);
+    // No path of this machine: the repository's location, a home or a temporary folder.
+    assert.ok(!r.out.includes(root), 'the help names the repository’s absolute path');
+    assert.doesNotMatch(r.out, /(^|[\s(=])\/(root|home|tmp|work|usr|var)\//m);
   });
 
-  test(`${name} with an unknown option exits 2 and says so`, () => {
+  test(`${name} with an unknown option exits 2 and says so`, { timeout: 60_000 }, () => {
     const r = run(script, ['--no-such-option', 'x']);
     assert.equal(r.status, 2);
     assert.match(r.err, /no-such-option/);
