@@ -106,7 +106,7 @@ describe('security: bad DICOM', () => {
       const r = await create('Gap', atlas);
       assert.equal(r.status, 422, JSON.stringify(r.body));
       assert.match(r.body.error?.message ?? '', new RegExp(atlas.seriesUID.replace(/\./g, '\\.')));
-      assert.match(r.body.error?.message ?? '', /missing slice/);
+      assert.match(r.body.error?.message ?? '', /missing 1 slice/);
       assert.match(r.body.error?.message ?? '', /Check in the viewer/);
     },
   );

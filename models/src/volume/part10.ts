@@ -7,8 +7,12 @@
  * the slice normal (row × column direction), as cornerstone does. Geometry in LPS mm.
  */
 import { first, readPart10, str, type NaturalDataset } from '../dicom/dcmjs.js';
-import { sourceGeometry } from '../dicom/seg.js';
 import type { VolumeGeometry } from '../dicom/series.js';
+import {
+  computeVolumeGeometry,
+  GeometryError,
+  instanceGeometryFromNaturalized,
+} from './geometry.js';
 
 export const UNCOMPRESSED_SYNTAXES = new Set([
   '1.2.840.10008.1.2', // implicit VR little endian
@@ -65,8 +69,9 @@ function sliceValues(ds: NaturalDataset, rows: number, columns: number, k: numbe
 }
 
 /**
- * Builds a volume from Part 10 instances of one series (any order). Checks one image size, one
- * orientation, one instance per position and (within 1 %) uniform slice spacing.
+ * Builds a volume from Part 10 instances of one series (any order). The series must be one
+ * regular 3-D grid by the same rules (and tolerances) as the viewer's (`computeVolumeGeometry`):
+ * a series the viewer segments is one the server can train on, and the reverse.
  */
 export function volumeFromInstances(files: ArrayBuffer[]): SeriesVolume {
   if (files.length < 2) {
@@ -84,34 +89,39 @@ export function volumeFromDatasets(parsed: NaturalDataset[]): SeriesVolume {
       `A volume needs at least 2 slices; the series has ${parsed.length} instance(s).`,
     );
   }
-  const geo = sourceGeometry(parsed);
-  const { rows, columns } = geo;
-  const d = geo.sorted.map((k) => geo.distance[k]);
-  for (let i = 1; i < d.length; i++) {
-    const gap = d[i] - d[i - 1];
-    if (Math.abs(gap - geo.sliceSpacing) > 0.01 * geo.sliceSpacing + 1e-3) {
+  parsed.forEach((ds, k) => {
+    const frames = Number(first(ds.NumberOfFrames) ?? 1);
+    if (frames > 1) {
       throw new VolumeError(
-        `Non-uniform slice spacing: ${gap.toFixed(3)} mm between slices ${i} and ${i + 1}, ` +
-          `${geo.sliceSpacing.toFixed(3)} mm elsewhere (a missing slice?).`,
+        `Instance ${k + 1} is a multi-frame image (${frames} frames): only series with one image per instance can be read as a volume.`,
       );
     }
+  });
+  let g;
+  try {
+    g = computeVolumeGeometry(
+      parsed.map((ds) => instanceGeometryFromNaturalized(ds as Record<string, unknown>)),
+      { minSlices: 2 },
+    );
+  } catch (e) {
+    if (e instanceof GeometryError) throw new VolumeError(e.message);
+    throw e;
   }
-  const o = geo.orientation;
-  const first0 = parsed[geo.sorted[0]];
-  const origin = geo.positions[geo.sorted[0]];
+  const [columns, rows] = g.dims;
+  const first0 = parsed[g.order[0] ?? 0] as NaturalDataset;
   const geometry: VolumeGeometry = {
-    dims: [columns, rows, parsed.length],
-    // PixelSpacing is row spacing \ column spacing
-    spacing: [geo.pixelSpacing[1], geo.pixelSpacing[0], geo.sliceSpacing],
-    origin: [origin[0], origin[1], origin[2]],
-    direction: [o[0], o[1], o[2], o[3], o[4], o[5], geo.normal[0], geo.normal[1], geo.normal[2]],
+    dims: g.dims,
+    spacing: g.spacing,
+    origin: g.origin,
+    direction: g.direction,
   };
   const frame = rows * columns;
   const voxels = new Float32Array(frame * parsed.length);
   const instances: NaturalDataset[] = [];
-  geo.sorted.forEach((k, z) => {
-    voxels.set(sliceValues(parsed[k], rows, columns, k), z * frame);
-    const { PixelData: _pixels, ...rest } = parsed[k];
+  g.order.forEach((k, z) => {
+    const ds = parsed[k] as NaturalDataset;
+    voxels.set(sliceValues(ds, rows, columns, k), z * frame);
+    const { PixelData: _pixels, ...rest } = ds;
     instances.push(rest);
   });
   return {
