@@ -3,6 +3,10 @@
  * variables, then the caller's argument (later wins). Every value is validated; an invalid value
  * throws a ConfigError that names the setting, what was expected, what was found and how to fix it.
  */
+import {
+  PROVIDER_SETTINGS,
+  type ProviderSetting,
+} from '../../models/src/engine/runtime/providerChoice.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -83,8 +87,8 @@ export function isWildcardHost(host: string): boolean {
   return host === '0.0.0.0' || host === '::' || host === '[::]';
 }
 
-export type TrainingProvider = 'auto' | 'cpu' | 'webgpu' | 'cuda';
-export const TRAINING_PROVIDERS: readonly TrainingProvider[] = ['auto', 'cpu', 'webgpu', 'cuda'];
+export type TrainingProvider = ProviderSetting;
+export const TRAINING_PROVIDERS: readonly TrainingProvider[] = PROVIDER_SETTINGS;
 
 /** A partial config as given by a file, the environment or a caller. */
 export type ServerConfigInput = Partial<Omit<ServerConfig, 'pacs'>> & {

@@ -3,6 +3,7 @@
  * model (model.onnx + metadata.json loadable by the viewer) in --out. Rerunning with the same --out
  * resumes. Exit codes: 0 ok, 2 bad input or usage, 1 failure.
  */
+import { PROVIDER_SETTINGS, isProviderSetting } from '../engine/runtime/providerChoice.js';
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -101,9 +102,6 @@ export const TRAIN_SPEC: CommandSpec = {
     'npm run train -- --plan models/plans/tiny.json --labels models/labelsets/hippocampus.json --atlas-image atlas.nii.gz --atlas-labels atlas_seg.nii.gz --unlabeled volumes/ --out var/training/test',
   ],
 };
-
-const PROVIDERS = ['auto', 'cpu', 'webgpu', 'cuda'] as const;
-type Provider = (typeof PROVIDERS)[number];
 
 export function gitCommit(): string | undefined {
   try {
@@ -267,10 +265,10 @@ export async function train(argv: string[], io: Io = processIo): Promise<number>
       'the label set JSON, e.g. models/labelsets/hippocampus.json',
     );
     const outDir = path.resolve(required(o, 'out', 'the output folder for the model'));
-    const provider = (str(o, 'provider') ?? 'auto') as Provider;
-    if (!PROVIDERS.includes(provider)) {
+    const provider = str(o, 'provider') ?? 'auto';
+    if (!isProviderSetting(provider)) {
       throw new UsageError(
-        `--provider: expected one of ${PROVIDERS.join(', ')}, found "${provider}".`,
+        `--provider: expected one of ${PROVIDER_SETTINGS.join(', ')}, found "${provider}".`,
       );
     }
     const splitFile = str(o, 'split');

@@ -31,7 +31,11 @@ import {
   type TrainingGraphOptions,
 } from '../engine/autodiff/training.js';
 import { readCheckpoint, writeCheckpoint } from '../engine/runtime/checkpoint.js';
-import { selectProvider, type Provider } from '../engine/runtime/providers.js';
+import {
+  selectProvider,
+  type Provider,
+  type ProviderSetting,
+} from '../engine/runtime/providers.js';
 import type { SeededRng } from '../engine/runtime/rng.js';
 import { Trainer, type Batch } from '../engine/runtime/trainer.js';
 import type { RegistrationArgs } from '../engine/nn/registration.js';
@@ -93,7 +97,7 @@ export interface PipelineInput {
   unlabeled: { id: string; image: Float32Array }[];
   /** Names, labels, modalities, provenance … for metadata.json (intensity is taken from the plan). */
   info: RrlModelInfo;
-  provider?: 'auto' | 'cpu' | 'webgpu' | 'cuda';
+  provider?: ProviderSetting;
   onProgress?: (p: PipelineProgress) => void;
   signal?: AbortSignal;
   log?: (line: string) => void;

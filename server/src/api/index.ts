@@ -11,6 +11,10 @@ import { chmodSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
+import {
+  PROVIDER_SETTINGS,
+  isProviderSetting,
+} from '../../../models/src/engine/runtime/providerChoice.js';
 import type { ServerConfig } from '../config.js';
 import { sendError, sendJson } from '../http/headers.js';
 import { CACHE_REVALIDATE, sendFile } from '../http/static.js';
@@ -634,10 +638,10 @@ export class Api {
       body.provider === undefined
         ? this.o.config.trainingProvider
         : str(body.provider, 'provider', 16);
-    if (!['auto', 'cpu', 'webgpu', 'cuda'].includes(provider)) {
+    if (!isProviderSetting(provider)) {
       throw new HttpError(
         400,
-        `provider must be auto, cpu, webgpu or cuda; found ${JSON.stringify(provider)}.`,
+        `provider must be one of ${PROVIDER_SETTINGS.join(', ')}; found ${JSON.stringify(provider)}.`,
       );
     }
     const job = this.store.insertJob({

@@ -9,6 +9,7 @@
  */
 import path from 'node:path';
 
+import { isProviderSetting } from '../../../models/src/engine/runtime/providerChoice.js';
 import type { ModelLabel } from '../../../models/src/format/metadata.js';
 import type { RrlModelInfo } from '../../../models/src/rrl/export.js';
 import { plannedStages, runPipeline } from '../../../models/src/rrl/pipeline.js';
@@ -22,9 +23,6 @@ import { evaluateOnHoldout } from './evaluate.js';
 import { loadPlanOrThrow, planFromContent } from './plans.js';
 import { seriesProblem } from './validate.js';
 import type { WorkerTaskContext } from './workerExecutor.js';
-
-type Provider = 'auto' | 'cpu' | 'webgpu' | 'cuda';
-const PROVIDERS: readonly string[] = ['auto', 'cpu', 'webgpu', 'cuda'];
 
 /**
  * The model's labels: output channels 1..C-1 in the task's order, with the names, colours and
@@ -166,7 +164,7 @@ export async function pacsTrainingTask(
     atlas: { image: atlasImage, labels: atlasLabels },
     unlabeled,
     info,
-    provider: PROVIDERS.includes(ctx.provider as Provider) ? (ctx.provider as Provider) : 'auto',
+    provider: isProviderSetting(ctx.provider) ? ctx.provider : 'auto',
     signal: ctx.signal,
     log: ctx.log,
     onProgress: (p) =>

@@ -22,7 +22,7 @@ export interface WorkerTaskContext {
   workDir: string;
   task: TaskRecord;
   pacs: PacsConfig;
-  /** Training provider setting: 'auto' | 'cpu' | 'webgpu' | 'cuda'. */
+  /** Training provider setting: one of PROVIDER_SETTINGS (models/src/engine/runtime). */
   provider: string;
 }
 

@@ -32,7 +32,7 @@ test('API settings come from RRL_* variables and are validated', () => {
   assert.throws(() => loadConfig({}, { RRL_API_TOKEN: 'short' }), /at least 16 characters/);
   assert.throws(
     () => loadConfig({}, { RRL_TRAINING_PROVIDER: 'tpu' }),
-    /auto, cpu, webgpu, cuda.*"tpu"/,
+    /auto, cuda, webgpu, cpu.*"tpu"/,
   );
   assert.throws(() => loadConfig({}, { RRL_JOB_SLOTS: 'two' }), ConfigError);
   assert.throws(() => loadConfig({ jobSlots: 0 }, {}), /jobSlots must be an integer from 1/);

@@ -9,13 +9,16 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { PROBE_INPUT, PROBE_OUTPUT, PROBE_X, PROBE_Y, probeModel } from './mini-onnx.js';
 
-/** The providers, best first. CUDA needs ORT's CUDA binaries, which are not installed by default. */
-export const PROVIDERS = Object.freeze(['cuda', 'webgpu', 'cpu'] as const);
-export type Provider = (typeof PROVIDERS)[number];
-
-export function isProvider(value: string): value is Provider {
-  return (PROVIDERS as readonly string[]).includes(value);
-}
+// The providers, best first (CUDA needs ORT's CUDA binaries, which are not installed by default).
+import { PROVIDERS, isProvider, type Provider } from './providerChoice.js';
+export {
+  PROVIDERS,
+  PROVIDER_SETTINGS,
+  isProvider,
+  isProviderSetting,
+  type Provider,
+  type ProviderSetting,
+} from './providerChoice.js';
 
 export interface ProbeResult {
   provider: Provider;

@@ -5,6 +5,7 @@
  * (`registrationTask`) on the engine `Trainer`, resumable from its checkpoint file, reporting
  * progress through a callback; then warps the atlas labels onto every target (pseudo labels).
  */
+import type { ProviderSetting } from '../../engine/runtime/providerChoice.js';
 import { existsSync } from 'node:fs';
 import { buildTrainingGraph } from '../../engine/autodiff/training.js';
 import { registrationTask, type RegistrationArgs } from '../../engine/nn/registration.js';
@@ -36,7 +37,7 @@ export interface RegistrationStageInput {
   /** A constant rate or one per (1-based) step. */
   lr: number | ((step: number) => number);
   seed?: number;
-  provider?: 'auto' | 'cpu' | 'webgpu' | 'cuda';
+  provider?: ProviderSetting;
   /** Checkpoint file: loaded when it exists (resume), written every `every` steps and at the end. */
   checkpoint?: { path: string; every: number };
   onProgress?: (p: StageProgress) => void;
