@@ -57,7 +57,13 @@ export async function ensureBundles(): Promise<{ built: boolean; ms: number }> {
   const bundles = ['dist/extension/index.js', 'dist/mode/index.js'].map((f) =>
     path.join(REPO_ROOT, f),
   );
-  const sources = ['extension/src', 'mode/src', 'models/src/volume', 'models/src/format'];
+  const sources = [
+    'core/src',
+    'extension/src',
+    'mode/src',
+    'models/src/volume',
+    'models/src/format',
+  ];
   const newestSource = Math.max(
     ...(await Promise.all(sources.map((s) => newestMtime(path.join(REPO_ROOT, s))))),
     await mtime(path.join(REPO_ROOT, 'webpack.config.js')),

@@ -4,131 +4,36 @@
  * again once on a 401); errors become `ApiError`s whose message says what the user can do.
  */
 
-export interface SeriesRef {
-  studyUID: string;
-  seriesUID: string;
-}
+import type {
+  Job,
+  JobProgress,
+  JobStatus,
+  LogLine,
+  ModelDetails,
+  ModelVersion,
+  Plan,
+  SeriesQuery,
+  SeriesRef,
+  SeriesSearch,
+  Task,
+} from '../../../core/src/api.js';
 
-export interface TaskLabel {
-  value: number;
-  name: string;
-  color?: [number, number, number];
-}
-
-export interface Task {
-  id: string;
-  name: string;
-  modality: string;
-  plan: string;
-  labels: TaskLabel[];
-  atlas: SeriesRef & { segSeriesUID: string };
-  createdAt: string;
-  planVersion?: number;
-  archivedAt?: string;
-  defaultModel?: string;
-  /** Labelled series (series + SEG) that new models are evaluated on. */
-  holdout?: (SeriesRef & { segSeriesUID?: string })[];
-  /** Only in the answer to the creation: labels coded alike, colours changed. */
-  warnings?: string[];
-}
-
-export interface Plan {
-  name: string;
-  classes: number;
-  grid: number[];
-  steps: number;
-}
-
-export interface SeriesQuery {
-  modality?: string;
-  description?: string;
-  from?: string;
-  to?: string;
-}
-
-export interface SeriesSearch {
-  count: number;
-  limit: number;
-  series: (SeriesRef & {
-    modality?: string;
-    description?: string;
-    studyDate?: string;
-    instances?: number;
-  })[];
-}
-
-export interface JobProgress {
-  phase?: string;
-  stageIndex?: number;
-  stageCount?: number;
-  step?: number;
-  total?: number;
-  loss?: number;
-  etaSeconds?: number;
-  elapsedSeconds?: number;
-  /** Share done (0..1), weighed by the stages' expected durations. */
-  fraction?: number;
-  time?: string;
-}
-
-export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-
-export interface Job {
-  id: string;
-  taskId: string;
-  status: JobStatus;
-  series: SeriesRef[];
-  progress?: JobProgress | null;
-  reason?: string | null;
-  modelId?: string | null;
-  createdAt?: string;
-}
-
-export interface LogLine {
-  n: number;
-  time: string;
-  line: string;
-}
-
-export interface ModelVersion {
-  id: string;
-  version: number | string;
-  name: string;
-  createdAt: string;
-  /** The task's default (the model the viewer uses for it). */
-  default?: boolean;
-  /** Mean Dice on the task's hold-out series, when evaluated. */
-  holdoutDice?: number;
-  card?: ModelCard | null;
-}
-
-export interface ModelCard {
-  job?: string;
-  trainingData?: {
-    atlas?: unknown;
-    unlabeledSeries?: unknown[];
-    selection?: unknown;
-  };
-  parameters?: {
-    plan?: string;
-    planVersion?: number | null;
-    provider?: string;
-    providerUsed?: string | null;
-    teacher?: string | null;
-    planJson?: unknown;
-  };
-  trainingSeconds?: number;
-  stages?: unknown;
-  evaluation?: { meanDice?: number; series?: unknown[] } | null;
-  promotion?: { promote?: boolean; reason?: string } | null;
-  notices?: string[];
-}
-
-export interface ModelDetails {
-  id: string;
-  metadata: Record<string, unknown>;
-  card: ModelCard | null;
-}
+// The HTTP types are the server's (core/src/api.ts); re-exported for the panel.
+export type {
+  Job,
+  JobProgress,
+  JobStatus,
+  LogLine,
+  ModelCard,
+  ModelDetails,
+  ModelVersion,
+  Plan,
+  SeriesQuery,
+  SeriesRef,
+  SeriesSearch,
+  Task,
+  TaskLabel,
+} from '../../../core/src/api.js';
 
 export class ApiError extends Error {
   constructor(

@@ -33,6 +33,7 @@ import {
   type SeriesRef,
   type TaskRecord,
 } from '../store/db.js';
+import type { ModelCard } from '../../../core/src/api.js';
 import type { Sessions } from '../http/guard.js';
 import { crossOriginProblem, isSameOriginBrowser, requestToken } from './auth.js';
 import { openApiDocument } from './openapi.js';
@@ -769,7 +770,7 @@ export class Api {
     );
     const stages = (await readJsonFile(path.join(workDir, 'state.json'))) as
       Record<string, unknown> | undefined;
-    const card = {
+    const card: ModelCard = {
       job: job.id,
       createdAt: new Date().toISOString(),
       trainingData: {

@@ -9,6 +9,7 @@ import { copyFile, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:
 import path from 'node:path';
 
 import { ModelMetadataError, validateMetadata } from '../../../models/src/format/index.js';
+import type { ModelCard } from '../../../core/src/api.js';
 import type { Logger } from '../log.js';
 import { fileInfo, type FileInfo } from '../http/static.js';
 
@@ -171,10 +172,10 @@ export class ModelRegistry {
   }
 
   /** `model-card.json` beside a model (training data, parameters, timing, evaluation), if any. */
-  async modelCard(modelId: string): Promise<Record<string, unknown> | undefined> {
+  async modelCard(modelId: string): Promise<ModelCard | undefined> {
     const f = await this.modelFile(modelId, 'model-card.json');
     if (!f) return undefined;
-    return JSON.parse(await readFile(f.file, 'utf8')) as Record<string, unknown>;
+    return JSON.parse(await readFile(f.file, 'utf8')) as ModelCard;
   }
 
   /**
@@ -186,7 +187,7 @@ export class ModelRegistry {
   async publishVersion(
     taskId: string,
     srcDir: string,
-    card: Record<string, unknown>,
+    card: ModelCard,
     changes = 'trained by the companion server',
   ): Promise<string> {
     const raw = JSON.parse(await readFile(path.join(srcDir, 'metadata.json'), 'utf8')) as unknown;

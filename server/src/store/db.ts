@@ -8,100 +8,27 @@ import path from 'node:path';
 
 import Database from 'better-sqlite3';
 
-export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-export const FINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
-
-export interface SeriesRef {
-  studyUID: string;
-  seriesUID: string;
-}
-
-export interface AtlasRef extends SeriesRef {
-  /** The SEG series that labels the atlas series. */
-  segSeriesUID: string;
-}
-
-export interface TaskLabel {
-  value: number;
-  name: string;
-  color: [number, number, number];
-  category?: { value: string; scheme: string; meaning: string };
-  type?: { value: string; scheme: string; meaning: string };
-  /** SNOMED CT laterality (Left / Right …) of the type, from the atlas SEG. */
-  modifier?: { value: string; scheme: string; meaning: string };
-}
-
-export interface TaskRecord {
-  id: string;
-  name: string;
-  modality: string;
-  atlas: AtlasRef;
-  /** The plan's name (models/plans/<name>.json when it was chosen). */
-  plan: string;
-  /**
-   * The plan's content as the task stores it (version `planVersion`): later edits of the plan
-   * file do not change the task's trainings.
-   */
-  planContent?: unknown;
-  planVersion?: number;
-  labels: TaskLabel[];
-  createdAt: string;
-  /** Archived tasks are hidden from the task list (their models stay published). */
-  archivedAt?: string;
-  /** The model the viewer uses for this task (the newest is not necessarily the best). */
-  defaultModel?: string;
-  /** Labelled series (series + SEG, not the atlas) that new models are evaluated on. */
-  holdout: AtlasRef[];
-}
-
-/** One version of a task's plan. */
-export interface TaskPlanVersion {
-  version: number;
-  name: string;
-  content: unknown;
-  createdAt: string;
-}
-
-export interface JobProgress {
-  phase: string;
-  stageIndex?: number;
-  stageCount?: number;
-  step: number;
-  total: number;
-  loss?: number;
-  metrics?: Record<string, number>;
-  /** Seconds left in the whole job (estimate), when known. */
-  etaSeconds?: number;
-  /** Seconds since this launch of the job started. */
-  elapsedSeconds?: number;
-  /** Share of the job done (0..1), weighed by the phases' expected durations, when known. */
-  fraction?: number;
-  time: string;
-}
-
-export interface JobRecord {
-  id: string;
-  taskId: string;
-  status: JobStatus;
-  /** Queue order (smaller runs first). */
-  seq: number;
-  /** Unlabelled series to train on (resolved UIDs). */
-  series: SeriesRef[];
-  /** How the series were chosen (the query, or "uids"). */
-  selection: Record<string, unknown>;
-  provider: string;
-  createdAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  /** Why the job failed or was cancelled, or notes on a resumed run. */
-  reason?: string;
-  modelId?: string;
-  progress?: JobProgress;
-  /** How many times the job was started (> 1 after a restart resumed it). */
-  attempts: number;
-  /** The version of the task's plan the job trains with (fixed when it was queued). */
-  planVersion?: number;
-}
+export {
+  FINAL_STATUSES,
+  type AtlasRef,
+  type JobProgress,
+  type JobRecord,
+  type JobStatus,
+  type SeriesRef,
+  type TaskLabel,
+  type TaskPlanVersion,
+  type TaskRecord,
+} from '../../../core/src/api.js';
+import type {
+  AtlasRef,
+  JobProgress,
+  JobRecord,
+  JobStatus,
+  SeriesRef,
+  TaskLabel,
+  TaskPlanVersion,
+  TaskRecord,
+} from '../../../core/src/api.js';
 
 interface JobRow {
   id: string;
