@@ -1,5 +1,5 @@
 // Browser bundles of the OHIF extension and mode, as ES modules the prebuilt OHIF 3.13 viewer
-// imports at run time by URL (FACTS.md):
+// imports at run time by URL:
 //   dist/extension/index.js              the extension (bundles its own React 18.3.1, dcmjs)
 //   dist/extension/inference-worker.js   the onnxruntime-web module worker
 //   dist/extension/ort/                  onnxruntime-web's loader + wasm (loaded by the worker at

@@ -23,7 +23,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 # WebGPU for the training engine on machines without a GPU: Dawn needs a Vulkan driver, and Debian
-# 12's Mesa (22.x) gives it no adapter; Mesa 25's lavapipe from bookworm-backports does (FACTS.md).
+# 12's Mesa (22.x) gives it no adapter; Mesa 25's lavapipe from bookworm-backports does.
 if [ -f /etc/debian_version ] && grep -q '^12' /etc/debian_version \
   && ! dpkg --compare-versions "$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || echo 0)" ge 25; then
   if [ "$(id -u)" -eq 0 ]; then

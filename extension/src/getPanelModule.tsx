@@ -1,7 +1,7 @@
 /**
  * Panel module. The host renders `component` with its own React and passes no props; the
  * component has no hooks and returns a <div> whose (stable) ref callback mounts our own React
- * root there (FACTS.md: the pattern seen working in the prebuilt OHIF 3.13.2).
+ * root there (the pattern that works in the prebuilt OHIF 3.13.2).
  */
 import { createRoot, type Root } from 'react-dom/client';
 import { PANEL_NAME } from './id.js';

@@ -3,7 +3,7 @@
  * deterministic synthetic data. `scripts/device/torch_reference.py` mirrors them layer for layer in
  * PyTorch; change both together.
  *
- * - Reference U-Net (`referenceUNetArgs(base)`, FACTS.md): 4 scales with widths base·2^l, one block
+ * - Reference U-Net (`referenceUNetArgs(base)`): 4 scales with widths base·2^l, one block
  *   per level [Conv 3³ (bias, pad 1) → InstanceNorm (affine) → LeakyReLU 0.01], MaxPool 2 down,
  *   nearest ×2 up, Concat([skip, up]), head Conv 1×1×1 → 3 classes; loss: soft Dice (foreground
  *   classes, softmax, ε = 1e-5).

@@ -50,7 +50,7 @@ export interface BrowserSession {
   close(): Promise<void>;
 }
 
-/** Flags measured to work in these containers (FACTS.md). */
+/** Flags measured to work in these containers (headless, no GPU, no sandbox user namespace). */
 export function chromiumArgs(options: LaunchOptions = {}): string[] {
   const base = [
     '--no-sandbox',

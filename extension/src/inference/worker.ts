@@ -222,7 +222,7 @@ async function runSession(
   try {
     results = await session.run(feeds, [outputName]);
   } catch (e) {
-    // Some graphs load on WebGPU but fail when run (FACTS.md: 3-D ConvTranspose): retry on wasm.
+    // Some graphs load on WebGPU but fail when run (3-D ConvTranspose in onnxruntime-web 1.30): retry on wasm.
     if (provider !== 'webgpu' || !cached) throw e;
     fallbackReason = `the model failed on WebGPU (${e instanceof Error ? e.message : String(e)})`;
     provider = 'wasm';

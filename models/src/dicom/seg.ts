@@ -12,7 +12,7 @@
  *   source slice is identified by its ImagePositionPatient (never by the input order);
  * - only slices where a segment has voxels are stored (plus one empty frame for an empty segment),
  *   and, where needed, extra empty frames so that the packed PixelData byte count is EVEN (an odd
- *   count never loads in OHIF 3.13, see FACTS.md).
+ *   count never loads in OHIF 3.13).
  *
  * Labelmap layout (both directions): value at index (k·Rows + r)·Columns + c is the label of
  * row r, column c of `sourceInstances[k]`, in the order the caller gives.

@@ -5,7 +5,7 @@
  * - axes reordered/flipped so that x runs to patient left, y to posterior, z to superior (LPS):
  *   ImageOrientationPatient 1\0\0\0\1\0, slices from inferior to superior — the standard axial
  *   orientation;
- * - x padded with zeros to a multiple of 8 columns (Colin27: 181 → 184). FACTS.md: a 1-bit SEG
+ * - x padded with zeros to a multiple of 8 columns (Colin27: 181 → 184). Measured: a 1-bit SEG
  *   over 181 columns packs to an odd length and never loads in OHIF, and Orthanc's per-frame
  *   retrieval needs frames that start on a byte boundary.
  */

@@ -9,8 +9,8 @@
  * is an explicit option (`dicomModalities`): then only that port listens on the network, the
  * called AE title is checked, and only the listed modalities (AE title + host) may store. The
  * DICOM (DIMSE) listener is given its own free port so that several Orthancs can
- * run side by side (tests). `TCP_NODELAY=1` is set in its environment (FACTS.md: DIMSE is slow
- * with Nagle on).
+ * run side by side (tests). `TCP_NODELAY=1` is set in its environment (DIMSE transfers are slow
+ * with Nagle's algorithm on).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';

@@ -6,7 +6,7 @@
 import type { Graph, GNode, Value } from '../graph/graph.js';
 import { VJP_RULES, type VjpContext } from './vjp.js';
 
-/** How a convolution's weight gradient is formed (FACTS.md: gemm27 wins on the CPU; batch-as-channel / im2col on a GPU). */
+/** How a convolution's weight gradient is formed (measured: gemm27 wins on the CPU; batch-as-channel / im2col on a GPU). */
 export type ConvGradWeightMode = 'gemm27' | 'batchAsChannel' | 'im2col';
 
 export interface GradientOptions {

@@ -485,7 +485,7 @@ export class Graph {
     }
     if (xs.length > Graph.maxConcatInputs) {
       // a tree of smaller Concats: WebGPU kernels bind every input as a storage buffer and the
-      // adapter limit can be as low as 8–16 per stage (FACTS.md: 17 buffers failed on the H200)
+      // adapter limit can be as low as 8–16 per stage (17 buffers failed on an H200)
       const groups: Value[] = [];
       for (let i = 0; i < xs.length; i += Graph.maxConcatInputs) {
         groups.push(this.concat(xs.slice(i, i + Graph.maxConcatInputs), a));

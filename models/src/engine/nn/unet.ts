@@ -1,5 +1,5 @@
 /**
- * The reference 3-D U-Net (FACTS.md: base 8 at 64³, base 16 at 128³; 4 scales) and the segmentation
+ * The reference 3-D U-Net (base 8 at 64³, base 16 at 128³; 4 scales) and the segmentation
  * training task built on it. The builder arguments are recorded with the network (voxelmorph
  * LoadableModel style) so that a saved model can be rebuilt exactly.
  */
@@ -32,7 +32,7 @@ export interface UNet3DArgs {
 }
 
 /**
- * The reference U-Net of the benchmarks (FACTS.md: base 8 at 64³, base 16 at 128³): 4 scales,
+ * The reference U-Net of the benchmarks (base 8 at 64³, base 16 at 128³): 4 scales,
  * one conv block per level (conv3³+bias → InstanceNorm(affine, eps 1e-5) → LeakyReLU 0.01),
  * MaxPool 2 down, nearest ×2 up, concat skips, 1×1×1 head; 1 input channel, 3 classes.
  */

@@ -55,7 +55,7 @@ export function executionProvidersFor(
     case 'cuda':
       return [{ name: 'cuda' }];
     case 'webgpu':
-      // NCHW: the 3-D pooling kernels of the WebGPU provider only exist in that layout (FACTS.md).
+      // NCHW: the 3-D pooling kernels of the WebGPU provider only exist in that layout.
       return [
         { name: 'webgpu', preferredLayout: 'NCHW' } as ort.InferenceSession.ExecutionProviderConfig,
       ];
