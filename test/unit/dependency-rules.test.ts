@@ -1,0 +1,54 @@
+// The parts' dependency rules are enforced by lint (eslint.config.js): a forbidden import in each
+// part is reported, an allowed one is not.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { ESLint } from 'eslint';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+async function restricted(file: string, code: string): Promise<string[]> {
+  const eslint = new ESLint({ cwd: root });
+  const [result] = await eslint.lintText(code, { filePath: path.join(root, file) });
+  return (result?.messages ?? [])
+    .filter((m) => m.ruleId === 'no-restricted-imports')
+    .map((m) => m.message);
+}
+
+const use = (spec: string) => `import * as m from '${spec}';\nexport const x = m;\n`;
+
+test('forbidden imports between the parts are lint errors', { timeout: 60_000 }, async () => {
+  const cases: [string, string, RegExp][] = [
+    ['extension/src/x.ts', '../../server/src/config.js', /over HTTP only/],
+    ['extension/src/x.ts', 'onnxruntime-node', /Node-only/],
+    ['mode/src/x.ts', 'node:fs', /Node-only/],
+    ['models/src/rrl/x.ts', '../../../server/src/config.js', /over HTTP only/],
+    ['models/src/rrl/x.ts', 'node:http', /no HTTP/],
+    ['models/src/rrl/x.ts', '../../../extension/src/init.js', /viewer/],
+    ['models/src/engine/graph/x.ts', '../../rrl/pipeline.js', /knows nothing of the method/],
+    ['core/src/x.ts', '../../models/src/format/metadata.js', /nothing of ours/],
+    ['core/src/x.ts', 'node:path', /Node-only/],
+    ['server/src/x.ts', '../../extension/src/init.js', /viewer/],
+  ];
+  for (const [file, spec, why] of cases) {
+    const messages = await restricted(file, use(spec));
+    assert.equal(messages.length, 1, `${file} importing ${spec}: ${messages.join(' | ')}`);
+    assert.match(messages[0] ?? '', why);
+  }
+});
+
+test('allowed imports are not reported', { timeout: 60_000 }, async () => {
+  const cases: [string, string][] = [
+    ['extension/src/x.ts', '../../models/src/volume/geometry.js'],
+    ['extension/src/x.ts', '../../core/src/api.js'],
+    ['models/src/rrl/x.ts', '../engine/graph/graph.js'],
+    ['models/src/engine/graph/x.ts', '../../format/metadata.js'],
+    ['server/src/x.ts', '../../models/src/rrl/pipeline.js'],
+    ['server/src/x.ts', 'node:http'],
+  ];
+  for (const [file, spec] of cases) {
+    assert.deepEqual(await restricted(file, use(spec)), [], `${file} importing ${spec}`);
+  }
+});
