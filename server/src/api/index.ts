@@ -8,7 +8,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { chmodSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import {
@@ -23,7 +22,8 @@ import type { ModelRegistry } from '../models/registry.js';
 import { DicomWebClient, PacsError } from '../pacs/dicomweb.js';
 import { AtlasError, loadAtlas, taskLabelsFromSegments } from '../jobs/atlas.js';
 import { planFromContent, planSummaries, PlanRefusal, readPlanFile } from '../jobs/plans.js';
-import { decideDefault, type EvaluationSummary } from '../models/promotion.js';
+import { type EvaluationSummary } from '../models/promotion.js';
+import { makePublisher } from '../models/publish.js';
 import { JobRunner, type JobExecutor, type RunnerEvent } from '../jobs/runner.js';
 import { trainingExecutor } from '../jobs/workerExecutor.js';
 import {
@@ -33,7 +33,6 @@ import {
   type SeriesRef,
   type TaskRecord,
 } from '../store/db.js';
-import type { ModelCard } from '../../../core/src/api.js';
 import type { Sessions } from '../http/guard.js';
 import { crossOriginProblem, isSameOriginBrowser, requestToken } from './auth.js';
 import { openApiDocument } from './openapi.js';
@@ -143,7 +142,7 @@ export class Api {
       slots: c.jobSlots,
       pruneFinished: !c.keepJobData,
       ...(o.jobRetryDelayMs !== undefined ? { retryDelayMs: o.jobRetryDelayMs } : {}),
-      publish: (job, task, modelDir) => this.publish(job, task, modelDir),
+      publish: makePublisher({ models: o.models, store: this.store, dataDir: c.dataDir }),
     });
     this.lifecycle = {
       store: this.store,
@@ -730,76 +729,5 @@ export class Api {
     };
     res.on('close', cleanup);
     req.on('close', cleanup);
-  }
-
-  /**
-   * Publishes a finished job's model as the task's next version, with its model card, and makes
-   * it the task's default when its hold-out evaluation is not worse than the current default's
-   * (models/promotion.ts).
-   */
-  private async publish(
-    job: JobRecord,
-    task: TaskRecord,
-    modelDir: string,
-  ): Promise<{ modelId: string; notes: string[] }> {
-    const started = job.startedAt ?? this.store.getJob(job.id)?.startedAt;
-    const readJsonFile = async (f: string): Promise<unknown> => {
-      try {
-        return JSON.parse(await readFile(f, 'utf8')) as unknown;
-      } catch {
-        return undefined;
-      }
-    };
-    const workDir = path.join(this.o.config.dataDir, 'jobs', job.id);
-    const evaluation = (await readJsonFile(path.join(modelDir, 'evaluation.json'))) as
-      EvaluationSummary | undefined;
-    const current = this.store.getTask(task.id)?.defaultModel;
-    const currentCard = current
-      ? await this.o.models.modelCard(current).catch(() => undefined)
-      : undefined;
-    const decision = decideDefault(
-      current && currentCard
-        ? {
-            id: current,
-            ...(currentCard.evaluation
-              ? { evaluation: currentCard.evaluation as EvaluationSummary }
-              : {}),
-          }
-        : undefined,
-      evaluation ? { evaluation } : {},
-    );
-    const stages = (await readJsonFile(path.join(workDir, 'state.json'))) as
-      Record<string, unknown> | undefined;
-    const card: ModelCard = {
-      job: job.id,
-      createdAt: new Date().toISOString(),
-      trainingData: {
-        atlas: task.atlas,
-        unlabeledSeries: job.series,
-        selection: job.selection,
-        holdout: task.holdout,
-      },
-      parameters: {
-        plan: task.plan,
-        planVersion: task.planVersion ?? null,
-        planJson: (await readJsonFile(path.join(workDir, 'plan.json'))) ?? null,
-        provider: job.provider,
-        // What the pipeline actually ran on (the request may say "auto").
-        providerUsed: typeof stages?.provider === 'string' ? stages.provider : null,
-        teacher: (stages?.teacher as string | undefined) ?? null,
-      },
-      trainingSeconds: started ? Math.round((Date.now() - Date.parse(started)) / 1000) : null,
-      stages: stages ?? null,
-      evaluation: evaluation ?? null,
-      promotion: { ...decision, decidedAt: new Date().toISOString() },
-    };
-    const modelId = await this.o.models.publishVersion(
-      task.id,
-      modelDir,
-      card,
-      `trained by job ${job.id}`,
-    );
-    if (decision.promote) this.store.updateTask(task.id, { defaultModel: modelId });
-    return { modelId, notes: [`${modelId}: ${decision.reason}`] };
   }
 }
