@@ -5,14 +5,19 @@
  * (`registrationTask`) on the engine `Trainer`, resumable from its checkpoint file, reporting
  * progress through a callback; then warps the atlas labels onto every target (pseudo labels).
  */
-import type { ProviderSetting } from '../../engine/runtime/providerChoice.js';
 import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ProviderSetting } from '../../engine/runtime/providerChoice.js';
 import { buildTrainingGraph } from '../../engine/autodiff/training.js';
 import { registrationTask, type RegistrationArgs } from '../../engine/nn/registration.js';
 import { Trainer, type Batch } from '../../engine/runtime/trainer.js';
+import { stageLr } from '../plan.js';
 import { findShift, shiftImage, shiftLabels, type PrealignSpec, type Shift } from '../prealign.js';
 import { oneHot, pseudoLabels, type Grid } from '../pseudoLabels.js';
 import { StageAbortedError } from './abort.js';
+import type { Run, StageOutcome } from './run.js';
+import { atomicWrite, safeId } from './run.js';
 
 export interface StageProgress {
   phase: 'registration' | 'pseudo-labels';
@@ -266,4 +271,65 @@ export async function runRegistrationStage(
   }
   const shifts = i.targets.map((_, k) => pre.get(k).shift);
   return { params, args, losses, step, pseudoLabels: labels, shifts };
+}
+
+export async function registrationStage(run: Run): Promise<StageOutcome> {
+  const p = run.plan;
+  const sched = p.schedule.registration;
+  const args: RegistrationArgs = {
+    base: p.registrationBase,
+    smoothness: p.loss.smoothness,
+    similarity: 'lncc',
+    channels: 1,
+  };
+  const targets = run.input.unlabeled.map((u) => u.image);
+  const reg = await runRegistrationStage({
+    grid: run.grid,
+    classes: p.classes,
+    atlasImage: run.input.atlas.image,
+    atlasLabels: run.input.atlas.labels,
+    targets,
+    args,
+    steps: sched.steps,
+    lr: stageLr(sched),
+    seed: p.seeds.init,
+    provider: run.provider,
+    checkpoint: {
+      path: join(run.paths.checkpoints, 'registration.ckpt'),
+      every: Math.max(1, Math.min(50, Math.ceil(sched.steps / 4))),
+    },
+    signal: run.input.signal,
+    pseudoLabels: false,
+    ...(p.registrationPrealign ? { prealign: p.registrationPrealign } : {}),
+    onProgress: (q) =>
+      run.progress('registration', {
+        step: q.step,
+        total: q.total,
+        loss: q.loss,
+        metrics: q.metrics,
+      }),
+  });
+  await run.saveRegistration(reg.params, reg.args, { steps: sched.steps });
+  await mkdir(run.paths.pseudoLabels, { recursive: true });
+  const pre = run.prealigned();
+  const total = targets.length;
+  for (const [k, u] of run.input.unlabeled.entries()) {
+    if (run.input.signal?.aborted) {
+      throw new StageAbortedError(
+        'registration (pseudo labels)',
+        sched.steps,
+        sched.steps,
+        run.paths.pseudoLabels,
+      );
+    }
+    const file = join(run.paths.pseudoLabels, `${safeId(u.id)}.u8`);
+    if (!existsSync(file)) {
+      const r = await run.warpAtlas(pre, reg.params, reg.args, k);
+      await run.saveField(k, r.displacement, pre);
+      await atomicWrite(file, r.labels);
+    }
+    run.progress('pseudo-labels', { step: k + 1, total });
+  }
+  await run.loadPseudoLabels();
+  return { steps: sched.steps };
 }

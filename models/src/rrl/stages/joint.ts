@@ -1,0 +1,83 @@
+/** Joint stage: the registration network fine-tuned with a segmentation term; the pseudo labels fused with E_g's predictions. */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RegistrationArgs } from '../../engine/nn/registration.js';
+import { stageLr } from '../plan.js';
+import { argmaxClasses } from '../pseudoLabels.js';
+import { StageAbortedError } from './abort.js';
+import { runRegistrationStage } from './registration.js';
+import type { Run, StageOutcome } from './run.js';
+import { atomicWrite, loadParams, saveParams } from './run.js';
+
+/**
+ * Joint registration–segmentation refinement: the registration net is fine-tuned with the
+ * extra term weight·(1 − soft Dice(warped atlas labels, E_g softmax)), then the pseudo labels
+ * are recomputed and fused with the branch: argmax((1 − f)·warped one-hot + f·softmax).
+ */
+export async function jointStage(run: Run): Promise<StageOutcome> {
+  const p = run.plan;
+  const sched = p.schedule.joint;
+  if (sched.steps === 0) return { steps: 0, skipped: 'schedule.joint.steps is 0' };
+  const metaFile = join(run.paths.registration, 'registration.json');
+  const meta = JSON.parse(await readFile(metaFile, 'utf8')) as { args: RegistrationArgs };
+  // Fine-tune from the registration stage's weights (the joint checkpoint wins on resume).
+  // Snapshot of the registration stage's weights (registration/ is overwritten at the end).
+  const snap = join(run.paths.checkpoints, 'registration-final.params');
+  if (!existsSync(snap)) {
+    await saveParams(snap, await loadParams(join(run.paths.registration, 'params.ckpt')));
+  }
+  const initial = await loadParams(snap);
+  run.say('[joint] E_g predictions of the unlabelled volumes');
+  const predictions = await run.predictions(['generalLogits'], 'joint');
+  const reg = await runRegistrationStage({
+    grid: run.grid,
+    classes: p.classes,
+    atlasImage: run.input.atlas.image,
+    atlasLabels: run.input.atlas.labels,
+    targets: run.input.unlabeled.map((u) => u.image),
+    args: meta.args,
+    steps: sched.steps,
+    lr: stageLr(sched),
+    seed: p.seeds.init + run.stageIndex('joint'),
+    provider: run.provider,
+    initialParams: initial,
+    jointSegmentation: { weight: p.loss.registrationSegmentation, predictions },
+    checkpoint: {
+      path: join(run.paths.checkpoints, 'joint.ckpt'),
+      every: Math.max(1, Math.min(50, Math.ceil(sched.steps / 4))),
+    },
+    signal: run.input.signal,
+    pseudoLabels: false,
+    ...(p.registrationPrealign ? { prealign: p.registrationPrealign } : {}),
+    onProgress: (q) =>
+      run.progress('joint', { step: q.step, total: q.total, loss: q.loss, metrics: q.metrics }),
+  });
+  const pre = run.prealigned();
+  const f = p.jointFusion;
+  const C = p.classes;
+  const m = run.voxels;
+  for (const [k, u] of run.input.unlabeled.entries()) {
+    if (run.input.signal?.aborted) {
+      throw new StageAbortedError('joint (pseudo labels)', sched.steps, sched.steps);
+    }
+    const file = run.pseudoFile(u.id, 1);
+    if (!existsSync(file)) {
+      const r = await run.warpAtlas(pre, reg.params, reg.args, k);
+      await run.saveField(k, r.displacement, pre);
+      const fused = new Float32Array(C * m);
+      const pr = predictions[k]!;
+      for (let i = 0; i < C * m; i++) fused[i] = (1 - f) * r.probabilities[i]! + f * pr[i]!;
+      await atomicWrite(file, argmaxClasses(fused, C));
+    }
+    run.progress('pseudo-labels', { step: k + 1, total: run.input.unlabeled.length }, 'joint');
+  }
+  await run.saveRegistration(reg.params, reg.args, {
+    steps: p.schedule.registration.steps,
+    jointSteps: sched.steps,
+  });
+  run.fields = undefined; // the joint registration's displacements replace the first ones
+  const changed = await run.switchPseudoLabels(1);
+  run.say(`[joint] fused pseudo labels (branch weight ${f}): ${changed} of voxels changed`);
+  return { steps: sched.steps };
+}

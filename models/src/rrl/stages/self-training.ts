@@ -1,0 +1,52 @@
+/** Self-training: the unlabelled volumes relabelled by registration and the model, then both branches fine-tuned on the new labels (skipped when the plan has no selfTraining). */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RegistrationArgs } from '../../engine/nn/registration.js';
+import { argmaxClasses } from '../pseudoLabels.js';
+import type { Run, StageOutcome } from './run.js';
+import { atomicWrite, loadParams } from './run.js';
+
+/**
+ * Self-training round: every unlabelled volume is relabelled with
+ * argmax((1 − fusion)·registration softmax + fusion·model softmax), where the model's is the
+ * mean of the medical branch's and the full pipeline's (the refined registration as in the
+ * joint stage); then both branches are fine-tuned on these labels with the mutual task.
+ */
+export async function selfTrainingStage(run: Run): Promise<StageOutcome> {
+  const p = run.plan;
+  const st = p.selfTraining;
+  if (!st) return { steps: 0, skipped: 'the plan has no selfTraining' };
+  const need = run.input.unlabeled.some((u) => !existsSync(run.pseudoFile(u.id, 2)));
+  if (need) {
+    run.say('[self-training] model predictions of the unlabelled volumes');
+    const model = await run.predictions(['medicalLogits', 'logits'], 'self-training');
+    const meta = JSON.parse(
+      await readFile(join(run.paths.registration, 'registration.json'), 'utf8'),
+    ) as { args: RegistrationArgs };
+    const regParams = await loadParams(join(run.paths.registration, 'params.ckpt'));
+    const pre = run.prealigned();
+    const C = p.classes;
+    const m = run.voxels;
+    const f = st.fusion;
+    for (const [k, u] of run.input.unlabeled.entries()) {
+      run.checkAbort('self-training');
+      const file = run.pseudoFile(u.id, 2);
+      if (existsSync(file)) continue;
+      const r = await run.warpAtlas(pre, regParams, meta.args, k);
+      const fused = new Float32Array(C * m);
+      const pr = model[k]!;
+      for (let i = 0; i < C * m; i++) fused[i] = (1 - f) * r.probabilities[i]! + f * pr[i]!;
+      await atomicWrite(file, argmaxClasses(fused, C));
+      run.progress(
+        'pseudo-labels',
+        { step: k + 1, total: run.input.unlabeled.length },
+        'self-training',
+      );
+    }
+  }
+  const changed = await run.switchPseudoLabels(2);
+  run.say(`[self-training] relabelled (model weight ${st.fusion}): ${changed} of voxels changed`);
+  if (st.mutual.steps > 0) await run.trainMutual('self-training', st.mutual);
+  return { steps: st.mutual.steps };
+}
