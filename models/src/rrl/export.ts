@@ -26,6 +26,12 @@ export interface RrlExportOptions {
   file?: string;
   /** metadata.grid.resample (default 'fit-extent'; the plan's `preprocess.resample`). */
   resample?: ResampleMode;
+  /**
+   * Which output the model publishes as `logits`: 'full' (the medical branch refined by the
+   * auto-prompting decoder, the default) or 'medical' (the medical branch alone, when the
+   * decoder made the atlas's segmentation worse).
+   */
+  head?: 'full' | 'medical';
 }
 
 /** Builds the inference ONNX (input `image`, output `logits`) and its validated metadata. */
@@ -38,7 +44,7 @@ export function exportRrlModel(o: RrlExportOptions): { onnx: Uint8Array; metadat
   const net = rrlInferenceNet(o.args, o.grid);
   const { model } = buildForwardGraph({
     graph: net.graph,
-    outputs: { logits: net.logits },
+    outputs: { logits: o.head === 'medical' ? net.medicalLogits : net.logits },
     params: o.params,
   });
   const [D, H, W] = o.grid;

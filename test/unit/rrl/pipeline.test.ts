@@ -196,7 +196,11 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
       result.stages.map((s) => [s.stage, s.steps]),
       stageSteps,
     );
-    assert.deepEqual(result.notices, []);
+    // Only the export's decoder check may add a notice (this tiny run's decoder is under-trained).
+    assert.deepEqual(
+      result.notices.filter((n) => !n.startsWith('the auto-prompting decoder')),
+      [],
+    );
 
     // every training stage's loss falls (mean of the first 3 steps vs the last 3)
     const losses = logLosses(out);
@@ -221,7 +225,10 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
     const e = await runModel(result.evalModelPath, atlas.image);
     assert.deepEqual(Object.keys(e).sort(), ['generalLogits', 'logits', 'medicalLogits']);
     const a = r['logits']!.data as Float32Array;
-    const b = e['logits']!.data as Float32Array;
+    // The published output is the eval model's full pipeline, or its medical branch when the
+    // export found the decoder made the atlas worse (then a notice says so).
+    const branchOnly = result.notices.some((n) => n.startsWith('the auto-prompting decoder'));
+    const b = e[branchOnly ? 'medicalLogits' : 'logits']!.data as Float32Array;
     assert.ok(
       a.every((v, i) => Math.abs(v - b[i]!) < 1e-4),
       'eval model has the same weights',
@@ -274,7 +281,24 @@ test('pipeline without a teacher: stage 1 skipped, the notice reaches metadata.j
       selfTraining: undefined,
     });
     const result = await runPipeline(input(plan, dir));
-    assert.deepEqual(result.notices, [NO_TEACHER_NOTICE]);
+    assert.equal(result.notices[0], NO_TEACHER_NOTICE);
+    // 3 decoder steps leave the decoder under-trained: the export checks it on the atlas and
+    // publishes the medical branch alone, saying so (model.onnx's logits = the eval model's
+    // medicalLogits).
+    const decoderNotice = result.notices[1] ?? '';
+    assert.match(
+      decoderNotice,
+      /^the auto-prompting decoder lowered the atlas's mean Dice from (\d\.\d{3}) \(medical branch\) to (\d\.\d{3}): the published model is the medical branch/,
+    );
+    const [, branch, full] = /from (\S+) .* to (\S+):/.exec(decoderNotice) ?? [];
+    assert.ok(Number(full) < Number(branch) - 0.02, decoderNotice);
+    const published = await runModel(result.modelPath, atlas.image);
+    const evaluated = await runModel(result.evalModelPath, atlas.image);
+    const a = published.logits!.data as Float32Array;
+    const b = evaluated.medicalLogits!.data as Float32Array;
+    let maxDiff = 0;
+    for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
+    assert.ok(maxDiff < 1e-4, `published vs medical branch: max |Δ| ${maxDiff}`);
     assert.deepEqual(result.stages[1], {
       stage: 'distill-sam',
       steps: 0,
