@@ -9,18 +9,19 @@ import { useCallback, useEffect, useState } from 'react';
 import {
   ApiError,
   type ApiClient,
-  type ModelDetails,
   type ModelVersion,
   type Plan,
   type SeriesQuery,
   type SeriesRef,
   type Task,
 } from '../api/client.js';
-import { DataSection, type SeriesCount } from './DataSection.js';
+import { DataSection } from './DataSection.js';
+import { useEvery, useModelCard, useOpenSeries, useSeriesCount } from './trainingHooks.js';
 import { ACTIVE, JobSection } from './JobSection.js';
 import { ModelsSection } from './ModelsSection.js';
 import { NewTaskForm } from './NewTaskForm.js';
 import { TaskSection } from './TaskSection.js';
+import { SECTION } from './ui.js';
 import { useJobFollow } from './useJobFollow.js';
 
 export interface OpenSeries extends SeriesRef {
@@ -58,19 +59,9 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
   const [taskId, setTaskId] = useState('');
   const [busy, setBusy] = useState(false);
   const [query, setQuery] = useState<SeriesQuery>({ modality: 'MR' });
-  const [count, setCount] = useState<SeriesCount>();
   const [models, setModels] = useState<ModelVersion[]>([]);
-  const [card, setCard] = useState<ModelDetails>();
   const task = tasks.find((t) => t.id === taskId);
-  // The open series, re-read every second: the study's SEG arrives after the first render.
-  const [open, setOpen] = useState(() => deps.openSeries());
-  useEffect(() => {
-    const timer = setInterval(() => {
-      const now = deps.openSeries();
-      setOpen((cur) => (sameJson(cur, now) ? cur : now));
-    }, 1000);
-    return () => clearInterval(timer);
-  }, [deps]);
+  const open = useOpenSeries(deps);
 
   const loadTasks = useCallback(
     () =>
@@ -117,7 +108,6 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
   useEffect(() => {
     if (!taskId) return;
     let live = true;
-    setCard(undefined);
     refreshModels(taskId).catch((e: unknown) => setError(message(e)));
     api
       .jobs(taskId)
@@ -129,61 +119,25 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
     };
   }, [taskId]);
 
-  // What other tabs (or scripts) did, every SYNC_INTERVAL_MS while visible and on focus.
-  useEffect(() => {
-    const sync = () => {
-      if (typeof document !== 'undefined' && document.visibilityState === 'hidden') return;
-      loadTasks().catch(() => undefined);
-      if (!taskId) return;
-      refreshModels(taskId).catch(() => undefined);
-      const shown = jobRef.current;
-      if (shown && ACTIVE(shown)) return;
-      api
-        .jobs(taskId)
-        .then((jobs) => {
-          const active = jobs.find(ACTIVE);
-          if (active && active.id !== jobRef.current?.id) followOnly(active);
-        })
-        .catch(() => undefined);
-    };
-    const timer = setInterval(sync, SYNC_INTERVAL_MS);
-    window.addEventListener('focus', sync);
-    return () => {
-      clearInterval(timer);
-      window.removeEventListener('focus', sync);
-    };
-  }, [api, taskId, followOnly, loadTasks, refreshModels, jobRef]);
-
-  // Live count of the training data query (debounced), atlas excluded.
-  useEffect(() => {
-    if (!task) return;
-    setCount('loading');
-    const t = setTimeout(() => {
-      api
-        .searchSeries(query, 200)
-        .then((r) => {
-          const series = r.series.filter(
-            (s) => s.seriesUID !== task.atlas.seriesUID && s.studyUID !== task.atlas.studyUID,
-          );
-          setCount({ count: r.count - (r.series.length - series.length), series });
-        })
-        .catch((e: unknown) => {
-          setCount(undefined);
-          setError(message(e));
-        });
-    }, 300);
-    return () => clearTimeout(t);
-  }, [api, task?.id, task?.atlas.seriesUID, query]);
-
-  // The model card of the chosen version.
-  useEffect(() => {
-    const m = models.find((x) => x.id === deps.selectedModelId);
-    if (!m) return setCard(undefined);
+  // What other tabs (or scripts) did: tasks, model versions, a job started elsewhere.
+  useEvery(SYNC_INTERVAL_MS, () => {
+    loadTasks().catch(() => undefined);
+    if (!taskId) return;
+    refreshModels(taskId).catch(() => undefined);
+    const shown = jobRef.current;
+    if (shown && ACTIVE(shown)) return;
     api
-      .model(m.id)
-      .then(setCard)
-      .catch((e: unknown) => setError(message(e)));
-  }, [api, models, deps.selectedModelId]);
+      .jobs(taskId)
+      .then((jobs) => {
+        const active = jobs.find(ACTIVE);
+        if (active && active.id !== jobRef.current?.id) followOnly(active);
+      })
+      .catch(() => undefined);
+  });
+
+  const count = useSeriesCount(api, task, query, setError);
+
+  const card = useModelCard(api, models, deps.selectedModelId, setError);
 
   /** Runs a server action with the busy flag; its error is shown. */
   const act = async (what: () => Promise<void>): Promise<boolean> => {
@@ -316,31 +270,27 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
         />
       )}
 
-      {taskWarnings.length > 0 && (
-        <div
-          data-testid="oneshot-task-warnings"
-          role="status"
-          style={{ color: '#9aa4b8', fontSize: 12 }}
-        >
-          {taskWarnings.map((w) => (
+      <TrainingMessages warnings={taskWarnings} error={error} />
+    </div>
+  );
+}
+
+/** What the server noted at task creation, and the last error of a training action. */
+function TrainingMessages({ warnings, error }: { warnings: string[]; error?: string }) {
+  return (
+    <>
+      {warnings.length > 0 && (
+        <div data-testid="oneshot-task-warnings" role="status" style={SECTION.small}>
+          {warnings.map((w) => (
             <div key={w}>⚠ {w}</div>
           ))}
         </div>
       )}
       {error && (
-        <div
-          data-testid="oneshot-training-message"
-          role="status"
-          style={{
-            background: '#4a1c1c',
-            border: '1px solid #d9534f',
-            borderRadius: 4,
-            padding: 8,
-          }}
-        >
+        <div data-testid="oneshot-training-message" role="status" style={SECTION.danger}>
           {error}
         </div>
       )}
-    </div>
+    </>
   );
 }

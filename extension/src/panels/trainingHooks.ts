@@ -1,0 +1,93 @@
+/**
+ * State the training section derives from the viewer and the server: the open series (re-read
+ * every second: a study's SEG display sets arrive after the panel's first render), the live count
+ * of the training data query, and the chosen model version's card.
+ */
+import { useEffect, useRef, useState } from 'react';
+import type { ApiClient, ModelDetails, ModelVersion, SeriesQuery, Task } from '../api/client.js';
+import type { SeriesCount } from './DataSection.js';
+import type { OpenSeries } from './TrainingSection.js';
+
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+export function useOpenSeries(deps: { openSeries(): OpenSeries | undefined }) {
+  const [open, setOpen] = useState(() => deps.openSeries());
+  useEffect(() => {
+    const timer = setInterval(() => {
+      const now = deps.openSeries();
+      setOpen((cur) => (JSON.stringify(cur) === JSON.stringify(now) ? cur : now));
+    }, 1000);
+    return () => clearInterval(timer);
+  }, [deps]);
+  return open;
+}
+
+/** The count of unlabelled series the query matches (debounced 300 ms), the atlas excluded. */
+export function useSeriesCount(
+  api: ApiClient,
+  task: Task | undefined,
+  query: SeriesQuery,
+  onError: (m: string | undefined) => void,
+): SeriesCount {
+  const [count, setCount] = useState<SeriesCount>();
+  useEffect(() => {
+    if (!task) return;
+    setCount('loading');
+    const t = setTimeout(() => {
+      api
+        .searchSeries(query, 200)
+        .then((r) => {
+          const series = r.series.filter(
+            (s) => s.seriesUID !== task.atlas.seriesUID && s.studyUID !== task.atlas.studyUID,
+          );
+          setCount({ count: r.count - (r.series.length - series.length), series });
+        })
+        .catch((e: unknown) => {
+          setCount(undefined);
+          onError(message(e));
+        });
+    }, 300);
+    return () => clearTimeout(t);
+  }, [api, task?.id, task?.atlas.seriesUID, query]);
+  return count;
+}
+
+/** The model card of the chosen version (undefined when it is not one of the task's). */
+export function useModelCard(
+  api: ApiClient,
+  models: ModelVersion[],
+  selectedModelId: string | undefined,
+  onError: (m: string | undefined) => void,
+): ModelDetails | undefined {
+  const [card, setCard] = useState<ModelDetails>();
+  useEffect(() => {
+    const m = models.find((x) => x.id === selectedModelId);
+    if (!m) return setCard(undefined);
+    api
+      .model(m.id)
+      .then(setCard)
+      .catch((e: unknown) => onError(message(e)));
+  }, [api, models, selectedModelId]);
+  return card;
+}
+
+/**
+ * Calls `fn` every `ms` while the tab is visible, and when the window gets the focus (the latest
+ * `fn`: the timer is not restarted when it changes).
+ */
+export function useEvery(ms: number, fn: () => void): void {
+  const latest = useRef(fn);
+  latest.current = fn;
+  useEffect(() => {
+    const tick = () => {
+      if (typeof document !== 'undefined' && document.visibilityState === 'hidden') return;
+      latest.current();
+    };
+    const timer = setInterval(tick, ms);
+    window.addEventListener('focus', tick);
+    return () => {
+      clearInterval(timer);
+      window.removeEventListener('focus', tick);
+    };
+  }, [ms]);
+}
