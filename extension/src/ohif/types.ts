@@ -1,7 +1,8 @@
 /**
- * The few shapes of the OHIF 3.13 host and cornerstone3D that the extension uses. OHIF publishes
- * no TypeScript types on npm; these are written from the host's source and checked at run time
- * where a wrong guess would crash (see `requireService`).
+ * The few shapes of the OHIF 3.13 host that the extension uses: OHIF publishes no usable
+ * TypeScript types on npm, so these are written from the host's source and checked at run time
+ * where a wrong guess would crash (see `requireService`). cornerstone3D's types come from its own
+ * packages (below).
  */
 
 export interface DisplaySet {
@@ -112,59 +113,23 @@ export interface ExtensionManager {
   getActiveDataSource?(): DataSourceLike[] | DataSourceLike | undefined;
 }
 
-// ---- cornerstone3D (the parts used) ----
+// ---- cornerstone3D: the types of @cornerstonejs/core and /tools 5.6.8, the versions inside the
+// prebuilt OHIF 3.13.2 viewer (a type-only dependency: at run time the libraries come from the
+// host through getCornerstoneLibraries()).
+import type * as CornerstoneCoreModule from '@cornerstonejs/core';
+import type * as CornerstoneToolsModule from '@cornerstonejs/tools';
 
-export interface VoxelManager {
-  getScalarData?(): ArrayLike<number> & { length: number; [i: number]: number };
-  setScalarData?(d: ArrayLike<number>): void;
-  getCompleteScalarDataArray?(): ArrayLike<number>;
-  setAtIndex(i: number, v: number): void;
-}
-
-export interface CsImage {
-  imageId: string;
-  referencedImageId?: string;
-  rows: number;
-  columns: number;
-  voxelManager: VoxelManager;
-  getPixelData?(): ArrayLike<number> & { [i: number]: number };
-}
-
-export interface CsVolume {
-  volumeId: string;
-  dimensions: [number, number, number];
-  spacing: [number, number, number];
-  origin: [number, number, number];
-  direction: ArrayLike<number>;
-  imageIds: string[];
-  voxelManager: VoxelManager;
-  load?(cb?: () => void): void;
-}
-
-export interface CsViewport {
-  id: string;
+export type CornerstoneCore = typeof CornerstoneCoreModule;
+export type CornerstoneTools = typeof CornerstoneToolsModule;
+export type CsImage = CornerstoneCoreModule.Types.IImage;
+export type CsVolume = CornerstoneCoreModule.Types.IImageVolume;
+/** The typed array of an image's pixels (a labelmap slice: one label value per pixel). */
+export type PixelData = CornerstoneCoreModule.Types.PixelDataTypedArray;
+/** A viewport the extension reads a volume id from or navigates (volume or stack). */
+export type CsViewport = CornerstoneCoreModule.Types.IViewport & {
   getVolumeId?(): string;
-  getImageIds?(): string[];
-  getActors?(): { uid: string; referencedId?: string }[];
-  jumpToWorld?(world: [number, number, number]): boolean | void;
-}
-
-export interface CornerstoneCore {
-  cache: {
-    getVolume(id: string): CsVolume | undefined;
-    getImage(id: string): CsImage | undefined;
-  };
-  getEnabledElementByViewportId(id: string): { viewport: CsViewport } | undefined;
-  volumeLoader: {
-    createAndCacheVolume(id: string, opts: { imageIds: string[] }): Promise<CsVolume>;
-  };
-}
-
-export interface CornerstoneTools {
-  segmentation: {
-    triggerSegmentationEvents: { triggerSegmentationDataModified(segmentationId: string): void };
-  };
-}
+  jumpToWorld?(world: CornerstoneCoreModule.Types.Point3): boolean;
+};
 
 export interface CornerstoneLibraries {
   cornerstone: CornerstoneCore;

@@ -88,7 +88,7 @@ export async function showLabelmap(
 }
 
 function pixels(img: CsImage): ArrayLike<number> {
-  const d = img.voxelManager.getScalarData?.() ?? img.getPixelData?.();
+  const d = img.voxelManager?.getScalarData?.() ?? img.getPixelData?.();
   if (!d) throw new Error(`Labelmap image ${img.imageId} has no pixel data.`);
   return d;
 }

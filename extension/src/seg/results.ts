@@ -267,11 +267,6 @@ export function forgetResults(): void {
 
 let watching: (() => void) | undefined;
 
-interface EventTargetLike {
-  addEventListener(type: string, l: (e: Event) => void): void;
-  removeEventListener(type: string, l: (e: Event) => void): void;
-}
-
 const DATA_MODIFIED = 'CORNERSTONE_TOOLS_SEGMENTATION_DATA_MODIFIED';
 const REMOVED = 'CORNERSTONE_TOOLS_SEGMENTATION_REMOVED';
 
@@ -282,8 +277,7 @@ const REMOVED = 'CORNERSTONE_TOOLS_SEGMENTATION_REMOVED';
  */
 export function watchEdits(ctx: OneShotContext): void {
   if (watching) return;
-  const libs = getCornerstoneLibraries(ctx.extensionManager);
-  const target = (libs.cornerstone as unknown as { eventTarget?: EventTargetLike }).eventTarget;
+  const target = getCornerstoneLibraries(ctx.extensionManager).cornerstone.eventTarget;
   if (!target) return;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const onModified = (e: Event) => {

@@ -5,7 +5,9 @@
 import {
   type CornerstoneLibraries,
   type CsImage,
+  type CsViewport,
   type CsVolume,
+  type PixelData,
   type DisplaySet,
   type ServicesManager,
   instanceImageId,
@@ -89,7 +91,7 @@ export async function loadVolume(
   isCancelled: () => boolean,
 ): Promise<CsVolume> {
   const { cornerstone: cs } = libs;
-  const vp = cs.getEnabledElementByViewportId(viewportId)?.viewport;
+  const vp = cs.getEnabledElementByViewportId(viewportId)?.viewport as CsViewport | undefined;
   let volume: CsVolume | undefined;
   const vid = vp?.getVolumeId?.();
   if (vid) {
@@ -120,7 +122,7 @@ export async function loadVolume(
 /** The volume's voxels as a flat array (x fastest). */
 export function volumeVoxels(volume: CsVolume): ArrayLike<number> {
   const vm = volume.voxelManager;
-  const data = vm.getCompleteScalarDataArray?.() ?? vm.getScalarData?.();
+  const data = vm?.getCompleteScalarDataArray?.() ?? vm?.getScalarData?.();
   if (!data) {
     throw new Error(
       'The viewer’s volume gives no voxel data (voxelManager has no getCompleteScalarDataArray).',
@@ -150,8 +152,8 @@ export function labelmapImagesByReference(
   return map;
 }
 
-function pixelArray(img: CsImage): ArrayLike<number> & { [i: number]: number } {
-  const d = img.voxelManager.getScalarData?.() ?? img.getPixelData?.();
+function pixelArray(img: CsImage): PixelData {
+  const d = (img.voxelManager?.getScalarData?.() ?? img.getPixelData?.()) as PixelData | undefined;
   if (!d) throw new Error(`Labelmap image ${img.imageId} has no pixel data.`);
   return d;
 }
@@ -176,7 +178,7 @@ export function writeLabelsToLabelmap(
     }
     const off = k * sliceSize;
     for (let i = 0; i < sliceSize; i++) d[i] = labels[off + i];
-    img.voxelManager.setScalarData?.(d);
+    img.voxelManager?.setScalarData?.(d);
   });
 }
 

@@ -42,13 +42,14 @@ function fakeImages(imageIds: string[]): Map<string, CsImage> {
   const m = new Map<string, CsImage>();
   for (const id of imageIds) {
     const data = new Uint8Array(NX * NY);
+    // Only what the extension reads of a cornerstone image.
     m.set(id, {
       imageId: `seg:${id}`,
       referencedImageId: id,
       rows: NY,
       columns: NX,
-      voxelManager: { getScalarData: () => data, setAtIndex: (i, v) => (data[i] = v) },
-    });
+      voxelManager: { getScalarData: () => data, setScalarData: () => undefined },
+    } as unknown as CsImage);
   }
   return m;
 }
