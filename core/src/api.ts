@@ -57,7 +57,12 @@ export interface TaskPlanVersion {
   createdAt: string;
 }
 
-export interface JobProgress {
+/**
+ * One progress report of a training run, the one record from the training engine's stages up to
+ * the panel: the phase (a pipeline stage, or the server's 'fetch' / 'evaluate'), its index among
+ * the stages, the step of the phase's total, the loss and its terms.
+ */
+export interface TrainingProgress {
   phase: string;
   stageIndex?: number;
   stageCount?: number;
@@ -65,6 +70,10 @@ export interface JobProgress {
   total: number;
   loss?: number;
   metrics?: Record<string, number>;
+}
+
+/** A job's progress as the server reports it: the training progress with its time estimate. */
+export interface JobProgress extends TrainingProgress {
   /** Seconds left in the whole job (estimate), when known. */
   etaSeconds?: number;
   /** Seconds since this launch of the job started. */

@@ -2,15 +2,10 @@
  * Training progress on stderr: a one-line bar redrawn in place on a TTY (stage i/n, step/total,
  * loss, ETA), plain lines otherwise (one per stage start, every ~10 % of a stage and its end).
  */
+import type { TrainingProgress } from '../../../core/src/api.js';
 
-export interface ProgressEvent {
-  stage: string;
-  stageIndex: number;
-  stageCount: number;
-  step: number;
-  total: number;
-  loss?: number;
-}
+/** What the reporter draws: the training progress record with the stage always named. */
+export type ProgressEvent = TrainingProgress & { stageIndex: number; stageCount: number };
 
 export interface ProgressSink {
   write(s: string): unknown;
@@ -32,7 +27,7 @@ export function progressLine(p: ProgressEvent, eta: number | undefined, width = 
   const filled = Math.round(frac * width);
   const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
   const loss = p.loss !== undefined && Number.isFinite(p.loss) ? ` loss ${p.loss.toFixed(4)}` : '';
-  const stage = `stage ${p.stageIndex + 1}/${p.stageCount} ${p.stage}`;
+  const stage = `stage ${p.stageIndex + 1}/${p.stageCount} ${p.phase}`;
   return `${stage} [${bar}] ${p.step}/${p.total}${loss} ETA ${eta === undefined ? '--' : formatDuration(eta)}`;
 }
 
@@ -49,7 +44,7 @@ export class ProgressReporter {
   ) {}
 
   update(p: ProgressEvent): void {
-    const key = `${p.stageIndex}:${p.stage}`;
+    const key = `${p.stageIndex}:${p.phase}`;
     if (key !== this.stageKey) {
       this.finishLine();
       this.stageKey = key;

@@ -23,16 +23,14 @@ import {
   type Store,
   type TaskRecord,
 } from '../store/db.js';
+import type { TrainingProgress } from '../../../core/src/api.js';
 import type { Logger } from '../log.js';
 import { redact } from '../http/redact.js';
 import { estimateRemaining, type PlannedPhase } from './eta.js';
 import { pruneJobFolder } from './retention.js';
 
 /** What an executor reports: a job's progress row without the runner's estimate and time stamp. */
-export type ExecutorProgress = Omit<
-  JobProgress,
-  'etaSeconds' | 'elapsedSeconds' | 'fraction' | 'time'
-> & {
+export type ExecutorProgress = TrainingProgress & {
   /** The phases the job will run, in order (sent once, with the first progress). */
   planned?: PlannedPhase[];
 };

@@ -167,16 +167,7 @@ export async function pacsTrainingTask(
     provider: isProviderSetting(ctx.provider) ? ctx.provider : 'auto',
     signal: ctx.signal,
     log: ctx.log,
-    onProgress: (p) =>
-      ctx.progress({
-        phase: p.stage,
-        stageIndex: p.stageIndex,
-        stageCount: p.stageCount,
-        step: p.step,
-        total: p.total,
-        ...(p.loss !== undefined ? { loss: p.loss } : {}),
-        ...(p.metrics ? { metrics: p.metrics } : {}),
-      }),
+    onProgress: (p) => ctx.progress(p),
   });
   for (const n of result.notices) ctx.log(`notice: ${n}`);
   const modelDir = path.dirname(result.modelPath);

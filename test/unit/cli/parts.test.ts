@@ -109,9 +109,9 @@ test('progress: TTY redraws one line with stage, steps, loss and ETA; pipes get 
   let t = 0;
   let tty = '';
   const r = new ProgressReporter({ write: (s: string) => (tty += s), isTTY: true }, () => t);
-  r.update({ stage: 'mutual', stageIndex: 3, stageCount: 6, step: 0, total: 100 });
+  r.update({ phase: 'mutual', stageIndex: 3, stageCount: 6, step: 0, total: 100 });
   t = 10_000;
-  r.update({ stage: 'mutual', stageIndex: 3, stageCount: 6, step: 50, total: 100, loss: 0.5 });
+  r.update({ phase: 'mutual', stageIndex: 3, stageCount: 6, step: 50, total: 100, loss: 0.5 });
   r.finishLine();
   assert.match(tty, /\rstage 4\/6 mutual \[#{12}\.{12}\] 50\/100 loss 0\.5000 ETA 10s/);
   assert.ok(tty.endsWith('\n'));
@@ -119,11 +119,11 @@ test('progress: TTY redraws one line with stage, steps, loss and ETA; pipes get 
   let plain = '';
   const p = new ProgressReporter({ write: (s: string) => (plain += s), isTTY: false }, () => 0);
   for (let s = 1; s <= 100; s++)
-    p.update({ stage: 'decoder', stageIndex: 4, stageCount: 6, step: s, total: 100 });
+    p.update({ phase: 'decoder', stageIndex: 4, stageCount: 6, step: s, total: 100 });
   assert.equal(plain.split('\n').filter(Boolean).length, 11); // 1..9 %, each 10 %, and 100 %
   assert.ok(!plain.includes('\r'));
   assert.match(
-    progressLine({ stage: 'x', stageIndex: 0, stageCount: 1, step: 3, total: 3 }, 0),
+    progressLine({ phase: 'x', stageIndex: 0, stageCount: 1, step: 3, total: 3 }, 0),
     /3\/3 ETA 0s$/,
   );
 });

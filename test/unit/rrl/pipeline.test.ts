@@ -110,7 +110,7 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
           signal: ctrl.signal,
           onProgress: (p) => {
             first.push(p);
-            if (p.stage === 'mutual' && p.step === 5) ctrl.abort();
+            if (p.phase === 'mutual' && p.step === 5) ctrl.abort();
           },
         }),
       ),
@@ -126,17 +126,17 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
     assert.ok(existsSync(join(out, 'checkpoints', 'mutual.ckpt')));
     assert.ok(!existsSync(join(out, 'model.onnx')));
     assert.equal(
-      first.filter((p) => p.stage === 'pseudo-labels' && p.stageIndex === 0).length,
+      first.filter((p) => p.phase === 'pseudo-labels' && p.stageIndex === 0).length,
       unlabeled.length,
       'one pseudo-label event per unlabelled volume',
     );
     assert.ok(first.every((p) => p.stageCount === 9));
     assert.ok(
-      first.some((p) => p.stage === 'joint' && p.stageIndex === 3 && p.loss !== undefined),
+      first.some((p) => p.phase === 'joint' && p.stageIndex === 3 && p.loss !== undefined),
       'joint stage is the 4th',
     );
     assert.equal(
-      first.filter((p) => p.stage === 'pseudo-labels' && p.stageIndex === 3).length,
+      first.filter((p) => p.phase === 'pseudo-labels' && p.stageIndex === 3).length,
       unlabeled.length,
       'the joint stage recomputes one pseudo label per unlabelled volume',
     );
@@ -157,18 +157,18 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
     // 2. rerun: finished stages are not rerun, mutual continues at step 6
     const second: PipelineProgress[] = [];
     const result = await runPipeline(input(plan, out, { onProgress: (p) => second.push(p) }));
-    const stagesRun = new Set(second.map((p) => p.stage));
+    const stagesRun = new Set(second.map((p) => p.phase));
     assert.deepEqual(
       [...stagesRun],
       ['mutual', 'decoder', 'pseudo-labels', 'self-training', 'self-training-decoder', 'export'],
     );
     assert.equal(
-      second.filter((p) => p.stage === 'pseudo-labels' && p.stageIndex === 6).length,
+      second.filter((p) => p.phase === 'pseudo-labels' && p.stageIndex === 6).length,
       unlabeled.length,
       'self-training relabels every unlabelled volume',
     );
     for (const k of [0, 1, 2]) assert.ok(existsSync(join(out, 'pseudo-labels', `case_${k}.r2.u8`)));
-    assert.equal(second.find((p) => p.stage === 'mutual')!.step, 6);
+    assert.equal(second.find((p) => p.phase === 'mutual')!.step, 6);
     const again1 = new Float32Array(readFileSync(field1).buffer.slice(0));
     const kept1 = new Float32Array(
       kept.buffer.slice(kept.byteOffset, kept.byteOffset + kept.byteLength),

@@ -16,18 +16,12 @@ import { stageLr } from '../plan.js';
 import { findShift, shiftImage, shiftLabels, type PrealignSpec, type Shift } from '../prealign.js';
 import { oneHot, pseudoLabels, type Grid } from '../pseudoLabels.js';
 import { StageAbortedError } from './abort.js';
+import type { TrainingProgress } from '../../../../core/src/api.js';
 import type { Run, StageOutcome } from './run.js';
 import { atomicWrite, safeId } from './run.js';
 
-export interface StageProgress {
-  phase: 'registration' | 'pseudo-labels';
-  /** Steps (registration) or targets (pseudo labels) done, and their total. */
-  step: number;
-  total: number;
-  /** Training loss and its terms (registration phase only). */
-  loss?: number;
-  metrics?: Record<string, number>;
-}
+/** Steps (registration) or targets (pseudo labels) done of their total; loss in the first. */
+export type StageProgress = TrainingProgress & { phase: 'registration' | 'pseudo-labels' };
 
 export interface RegistrationStageInput {
   grid: Grid;

@@ -5,6 +5,7 @@
  * graph, predictions, pseudo labels, registration fields). The stages are in this folder, one
  * file each; `../pipeline.ts` runs them in order.
  */
+import type { TrainingProgress } from '../../../../core/src/api.js';
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -72,15 +73,12 @@ export interface PipelineInput {
   log?: (line: string) => void;
 }
 
-export interface PipelineProgress {
-  stage: PipelineStage;
+/** The pipeline's progress: the training progress record with the stage always named. */
+export type PipelineProgress = TrainingProgress & {
+  phase: PipelineStage;
   stageIndex: number;
   stageCount: number;
-  step: number;
-  total: number;
-  loss?: number;
-  metrics?: Record<string, number>;
-}
+};
 
 export interface StageRecord {
   stage: string;
@@ -320,13 +318,13 @@ export class Run {
 
   progress(
     stage: PipelineStage,
-    p: Omit<PipelineProgress, 'stage' | 'stageIndex' | 'stageCount'>,
+    p: Omit<PipelineProgress, 'phase' | 'stageIndex' | 'stageCount'>,
     of?: StageName,
   ): void {
     const stageIndex = this.stageIndex(
       of ?? (stage === 'pseudo-labels' ? 'registration' : (stage as StageName)),
     );
-    this.input.onProgress?.({ stage, stageIndex, stageCount: PIPELINE_STAGES.length, ...p });
+    this.input.onProgress?.({ phase: stage, stageIndex, stageCount: PIPELINE_STAGES.length, ...p });
     const rec = { time: new Date().toISOString(), stage, ...p };
     const line = `${JSON.stringify(rec)}\n`;
     this.logQueue = this.logQueue.then(() => appendFile(this.paths.log, line));
