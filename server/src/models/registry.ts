@@ -8,7 +8,11 @@ import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
-import { ModelMetadataError, validateMetadata } from '../../../models/src/format/index.js';
+import {
+  ModelMetadataError,
+  validateMetadata,
+  type ModelMetadata,
+} from '../../../models/src/format/index.js';
 import type { ModelCard } from '../../../core/src/api.js';
 import type { Logger } from '../log.js';
 import { fileInfo, type FileInfo } from '../http/static.js';
@@ -16,7 +20,7 @@ import { fileInfo, type FileInfo } from '../http/static.js';
 /** Model ids are folder names: `name@version`, letters, digits and `._-@+`. */
 export const MODEL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
 
-export type ModelMetadata = Record<string, unknown> & { id: string };
+export type { ModelMetadata };
 
 export interface ModelProblem {
   folder: string;
@@ -93,13 +97,13 @@ export class ModelRegistry {
             : `metadata.json is unreadable: ${(e as Error).message}`,
       };
     }
+    let meta: ModelMetadata;
     try {
-      validateMetadata(raw, `${folder}/metadata.json`);
+      meta = validateMetadata(raw, `${folder}/metadata.json`);
     } catch (e) {
       if (e instanceof ModelMetadataError) return { problem: e.problems.join(' ') };
       throw e;
     }
-    const meta = raw as ModelMetadata & { onnx: { file: string; sha256: string } };
     if (meta.id !== folder) {
       return {
         problem: `metadata.json id ${JSON.stringify(meta.id)} does not match the folder name`,
