@@ -19,21 +19,7 @@ import type {
 } from '../../../core/src/api.js';
 
 // The HTTP types are the server's (core/src/api.ts); re-exported for the panel.
-export type {
-  Job,
-  JobProgress,
-  JobStatus,
-  LogLine,
-  ModelCard,
-  ModelDetails,
-  ModelVersion,
-  Plan,
-  SeriesQuery,
-  SeriesRef,
-  SeriesSearch,
-  Task,
-  TaskLabel,
-} from '../../../core/src/api.js';
+export type * from '../../../core/src/api.js';
 
 export class ApiError extends Error {
   constructor(
