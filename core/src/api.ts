@@ -114,6 +114,8 @@ export interface Plan {
   classes: number;
   grid: number[];
   steps: number;
+  /** What the plan is for (e.g. a smoke test), when its file says. */
+  description?: string;
 }
 
 export interface SeriesQuery {

@@ -70,11 +70,17 @@ export function NewTaskForm(props: {
         }}
       >
         {plans.map((p) => (
-          <option key={p.name} value={p.name}>
+          <option key={p.name} value={p.name} title={p.description}>
             {p.name} ({p.classes - 1} labels, grid {p.grid.join('×')}, {p.steps} steps)
+            {p.description ? ` — ${p.description}` : ''}
           </option>
         ))}
       </select>
+      {chosen?.description && (
+        <div style={S.small} data-testid="oneshot-task-plan-description">
+          {chosen.description}
+        </div>
+      )}
       {misfit && (
         <div style={S.small} data-testid="oneshot-task-plan-misfit" role="status">
           {misfit}

@@ -172,6 +172,8 @@ export interface RrlPlan {
   teacher?: string;
   /** Slices of the volume given to the teacher: every `teacherSliceStride`-th slice along D. */
   teacherSliceStride: number;
+  /** What the plan is for, shown where plans are chosen (e.g. "smoke test: not a usable model"). */
+  description?: string;
   /** Resampling and intensity normalisation of every volume onto the grid. */
   preprocess: PreprocessSpec;
   /** Which volume a training step uses, and the light intensity augmentation. */
@@ -348,7 +350,16 @@ export function parsePlan(input: unknown): RrlPlan {
     'teacherSliceStride',
     'preprocess',
     'sampling',
+    'description',
   ]);
+  if (
+    input.description !== undefined &&
+    (typeof input.description !== 'string' || input.description.length > 200)
+  ) {
+    throw new PlanError(
+      `plan.description: expected a string of at most 200 characters, found ${describe(input.description)}.`,
+    );
+  }
   const channels = intArray('channels', input.channels, d.channels, 1);
   const convsDefault =
     input.channels === undefined
@@ -527,6 +538,7 @@ export function parsePlan(input: unknown): RrlPlan {
   if (registrationPrealign) plan.registrationPrealign = registrationPrealign;
   if (registrationRefine) plan.registrationRefine = registrationRefine;
   if (selfTraining) plan.selfTraining = selfTraining;
+  if (typeof input.description === 'string') plan.description = input.description;
   return plan;
 }
 

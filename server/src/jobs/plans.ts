@@ -98,6 +98,7 @@ export interface PlanSummary {
   classes: number;
   grid: number[];
   steps: number;
+  description?: string;
 }
 
 /** The usable plans (an unreadable or out-of-bounds one is not offered), by name. */
@@ -109,7 +110,13 @@ export async function planSummaries(): Promise<PlanSummary[]> {
     try {
       const plan = await loadPlanOrThrow(name);
       const steps = stageSteps(plan.schedule).reduce((a, [, n]) => a + n, 0);
-      plans.push({ name, classes: plan.classes, grid: [...plan.grid], steps });
+      plans.push({
+        name,
+        classes: plan.classes,
+        grid: [...plan.grid],
+        steps,
+        ...(plan.description ? { description: plan.description } : {}),
+      });
     } catch {
       // not offered
     }

@@ -71,6 +71,10 @@ test('validation errors name the field, what was expected and what was found', (
   assert.equal(parsePlan({ loss: { decoderConsistency: 2 } }).loss.decoderConsistency, 2);
   rejects({ teacher: '' }, /plan\.teacher: expected the path or file: URL/, /skip stage 1/);
   rejects({ classes: 1 }, /plan\.classes: expected an integer ≥ 2, found 1/);
+  // A plan may say what it is for (shown where plans are chosen).
+  assert.equal(parsePlan({ description: 'smoke test' }).description, 'smoke test');
+  assert.equal('description' in parsePlan({}), false);
+  rejects({ description: 5 }, /plan\.description: expected a string/);
 });
 
 test('plan preprocess and sampling: defaults, validation, planModelGrid', () => {
