@@ -5,9 +5,8 @@
  * graph, predictions, pseudo labels, registration fields). The stages are in this folder, one
  * file each; `../pipeline.ts` runs them in order.
  */
-import type { TrainingProgress } from '../../../../core/src/api.js';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import {
@@ -15,12 +14,10 @@ import {
   buildTrainingGraph,
   type TrainingGraphOptions,
 } from '../../engine/autodiff/training.js';
-import { readCheckpoint, writeCheckpoint } from '../../engine/runtime/checkpoint.js';
-import { type Provider, type ProviderSetting } from '../../engine/runtime/providers.js';
+import { type Provider } from '../../engine/runtime/providers.js';
 import type { SeededRng } from '../../engine/runtime/rng.js';
 import { Trainer, type Batch } from '../../engine/runtime/trainer.js';
 import type { RegistrationArgs } from '../../engine/nn/registration.js';
-import { type RrlModelInfo } from '../export.js';
 import { rrlInferenceNet, rrlNetArgsFromPlan, type RrlNetArgs } from '../networks.js';
 import { stageLr, type RrlPlan, type StageSchedule } from '../plan.js';
 import { applyAffine, randomAffine } from '../augment.js';
@@ -29,258 +26,31 @@ import { atlasStack, blendDisplacements, composeShift, synthesize } from '../syn
 import { StageAbortedError } from './abort.js';
 import { PrealignedAtlas } from './registration.js';
 import { apDecoderTask, EG_REFERENCE, mutualTask } from '../tasks.js';
+import {
+  atomicWrite,
+  checkInput,
+  loadParams,
+  lossSummary,
+  pipelinePaths,
+  safeId,
+  saveParams,
+  type PipelinePaths,
+} from './files.js';
+import {
+  OPTIMIZER,
+  PIPELINE_STAGES,
+  type Params,
+  type PipelineInput,
+  type PipelineProgress,
+  type PipelineStage,
+  type PipelineState,
+  type StageName,
+  type StageRecord,
+} from './types.js';
 
-export type PipelineStage =
-  | 'registration'
-  | 'pseudo-labels'
-  | 'distill-sam'
-  | 'distill-task'
-  | 'joint'
-  | 'mutual'
-  | 'decoder'
-  | 'self-training'
-  | 'self-training-decoder'
-  | 'export';
-
-/** The stages in order ('pseudo-labels' is the second phase of 'registration'). */
-export const PIPELINE_STAGES = Object.freeze([
-  'registration',
-  'distill-sam',
-  'distill-task',
-  'joint',
-  'mutual',
-  'decoder',
-  'self-training',
-  'self-training-decoder',
-  'export',
-] as const);
-export type StageName = (typeof PIPELINE_STAGES)[number];
-
-export const NO_TEACHER_NOTICE =
-  'stage 1 (SAM ViT-B distillation) skipped: no teacher given in the plan';
-
-export interface PipelineInput {
-  plan: RrlPlan;
-  outDir: string;
-  /** On the plan grid [D, H, W] (x fastest), normalised; labels are class indices 0..classes−1. */
-  atlas: { image: Float32Array; labels: Uint8Array };
-  unlabeled: { id: string; image: Float32Array }[];
-  /** Names, labels, modalities, provenance … for metadata.json (intensity is taken from the plan). */
-  info: RrlModelInfo;
-  provider?: ProviderSetting;
-  onProgress?: (p: PipelineProgress) => void;
-  signal?: AbortSignal;
-  log?: (line: string) => void;
-}
-
-/** The pipeline's progress: the training progress record with the stage always named. */
-export type PipelineProgress = TrainingProgress & {
-  phase: PipelineStage;
-  stageIndex: number;
-  stageCount: number;
-};
-
-export interface StageRecord {
-  stage: string;
-  steps: number;
-  seconds: number;
-  firstLoss?: number;
-  lastLoss?: number;
-  skipped?: string;
-}
-
-export interface PipelineResult {
-  modelPath: string;
-  metadataPath: string;
-  evalModelPath: string;
-  stages: StageRecord[];
-  notices: string[];
-  seconds: number;
-}
-
-export interface PipelineState {
-  formatVersion: 1;
-  stages: StageRecord[];
-  notices: string[];
-  /** Seconds already spent in an interrupted stage. */
-  partial?: { stage: string; seconds: number };
-  /** The execution provider the run trained on (what "auto" resolved to). */
-  provider?: string;
-  /** The SAM teacher of stage 1 (its file name), or null without one. */
-  teacher?: string | null;
-}
-
-/**
- * The stages a plan will run, in order, with their training steps (skipped stages left out):
- * what a progress estimate weighs before any duration has been measured.
- */
-export function plannedStages(plan: RrlPlan): { stage: StageName; steps: number }[] {
-  const sched = plan.schedule;
-  const st = plan.selfTraining;
-  const steps: Record<StageName, number> = {
-    registration: sched.registration.steps,
-    'distill-sam': plan.teacher ? sched.distillSam.steps : 0,
-    'distill-task': sched.distillTask.steps,
-    joint: sched.joint.steps,
-    mutual: sched.mutual.steps,
-    decoder: sched.decoder.steps,
-    'self-training': st ? st.mutual.steps : 0,
-    'self-training-decoder': st ? st.decoder.steps : 0,
-    export: 1,
-  };
-  return PIPELINE_STAGES.filter((s) => steps[s] > 0).map((stage) => ({
-    stage,
-    steps: steps[stage],
-  }));
-}
-
-export type Params = Map<string, Float32Array>;
-
-export const OPTIMIZER = {
-  type: 'adamw',
-  beta1: 0.9,
-  beta2: 0.999,
-  eps: 1e-8,
-  weightDecay: 0,
-} as const;
-
-export function safeId(id: string): string {
-  return id.replace(/[^A-Za-z0-9._-]/g, '_');
-}
-
-export interface PipelinePaths {
-  plan: string;
-  state: string;
-  log: string;
-  checkpoints: string;
-  pseudoLabels: string;
-  /** Atlas → volume displacements (plans with sampling.synthetic), `<id>.f32` [3, D, H, W]. */
-  fields: string;
-  registration: string;
-  teacherFeatures: string;
-  model: string;
-  metadata: string;
-  evalModel: string;
-}
-
-export function pipelinePaths(outDir: string): PipelinePaths {
-  return {
-    plan: join(outDir, 'plan.json'),
-    state: join(outDir, 'state.json'),
-    log: join(outDir, 'training-log.jsonl'),
-    checkpoints: join(outDir, 'checkpoints'),
-    pseudoLabels: join(outDir, 'pseudo-labels'),
-    fields: join(outDir, 'fields'),
-    registration: join(outDir, 'registration'),
-    teacherFeatures: join(outDir, 'teacher-features'),
-    model: join(outDir, 'model.onnx'),
-    metadata: join(outDir, 'metadata.json'),
-    evalModel: join(outDir, 'eval-model.onnx'),
-  };
-}
-
-export async function atomicWrite(file: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, data);
-  await rename(tmp, file);
-}
-
-export async function saveParams(
-  file: string,
-  params: ReadonlyMap<string, Float32Array>,
-): Promise<void> {
-  await writeCheckpoint(
-    file,
-    { step: 0, seed: 0, rng: [1, 2, 3, 4], specHash: 'params', provider: 'none' },
-    [...params].map(([name, data]) => ({
-      name,
-      kind: 'param' as const,
-      tensor: { data, dims: [data.length] },
-    })),
-  );
-}
-
-export async function loadParams(file: string): Promise<Params> {
-  const c = await readCheckpoint(file);
-  const out: Params = new Map();
-  for (const e of c.header.tensors)
-    if (e.kind === 'param') out.set(e.name, c.tensors.get(e.name)!.data);
-  return out;
-}
-
-export function checkInput(i: PipelineInput): number {
-  const [D, H, W] = i.plan.grid;
-  const m = D * H * W;
-  const fix = 'resample it to the plan grid (prepareModelInput with planModelGrid(plan))';
-  if (i.atlas.image.length !== m) {
-    throw new Error(
-      `runPipeline: the atlas image has ${i.atlas.image.length} voxels, expected ${m} for the plan grid [${i.plan.grid.join(', ')}]; ${fix}.`,
-    );
-  }
-  if (i.atlas.labels.length !== m) {
-    throw new Error(
-      `runPipeline: the atlas labels have ${i.atlas.labels.length} voxels, expected ${m} for the plan grid [${i.plan.grid.join(', ')}]; resample them with labelsToModelGrid.`,
-    );
-  }
-  let fg = 0;
-  for (let k = 0; k < m; k++) {
-    const l = i.atlas.labels[k]!;
-    if (l >= i.plan.classes) {
-      throw new Error(
-        `runPipeline: atlas label ${l} at voxel ${k} is not a class index 0..${i.plan.classes - 1} (plan.classes = ${i.plan.classes}); map the label values to class indices or raise plan.classes.`,
-      );
-    }
-    if (l > 0) fg++;
-  }
-  if (fg === 0) {
-    throw new Error(
-      'runPipeline: the atlas label volume is empty on the plan grid (no foreground voxel); check the label file and the grid.',
-    );
-  }
-  if (i.unlabeled.length === 0) {
-    throw new Error(
-      'runPipeline: no unlabelled volumes were given; the registration stage needs at least one target to make pseudo labels for.',
-    );
-  }
-  const ids = new Set<string>();
-  for (const u of i.unlabeled) {
-    if (u.image.length !== m) {
-      throw new Error(
-        `runPipeline: unlabelled volume ${u.id} has ${u.image.length} voxels, expected ${m} for the plan grid [${i.plan.grid.join(', ')}]; ${fix}.`,
-      );
-    }
-    const key = safeId(u.id);
-    if (ids.has(key)) throw new Error(`runPipeline: two unlabelled volumes share the id ${u.id}.`);
-    ids.add(key);
-  }
-  return m;
-}
-
-/** Summary of the losses logged for `stage` (first and last step) in training-log.jsonl. */
-export async function lossSummary(
-  logFile: string,
-  stage: string,
-): Promise<{ firstLoss?: number; lastLoss?: number }> {
-  if (!existsSync(logFile)) return {};
-  const byStep = new Map<number, number>();
-  for (const line of (await readFile(logFile, 'utf8')).split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const r = JSON.parse(line) as { stage?: string; step?: number; loss?: number };
-      if (r.stage === stage && typeof r.step === 'number' && typeof r.loss === 'number') {
-        byStep.set(r.step, r.loss);
-      }
-    } catch {
-      // a line cut by a crash: ignore it
-    }
-  }
-  if (byStep.size === 0) return {};
-  const steps = [...byStep.keys()].sort((a, b) => a - b);
-  return { firstLoss: byStep.get(steps[0]!), lastLoss: byStep.get(steps[steps.length - 1]!) };
-}
-
-/** What a stage returns: its record without the name and the time the pipeline adds. */
-export type StageOutcome = Omit<StageRecord, 'stage' | 'seconds'>;
+// The stages import the shared types and file helpers from here too.
+export * from './files.js';
+export * from './types.js';
 
 export class Run {
   readonly paths: PipelinePaths;
