@@ -17,6 +17,7 @@ import { makeTestModel } from '../fixtures/test-model.js';
 import type { SeedDemoResult } from '../../server/src/demo/seed.js';
 import {
   afterEachStep,
+  cornerstoneLabelCounts,
   e2eSkipReason,
   ensureBundles,
   panelShot,
@@ -47,35 +48,11 @@ function panelSegments(page: Page): Promise<Shown[]> {
 
 const total = (xs: Shown[]) => xs.reduce((a, x) => a + x.voxels, 0);
 
-/** Per-label voxel counts of a cornerstone segmentation (the current one when id is omitted). */
-function viewerCounts(page: Page, segmentationId?: string): Promise<Record<number, number>> {
-  return page.evaluate((id) => {
-    interface Img {
-      voxelManager?: { getScalarData?(): ArrayLike<number> };
-      getPixelData?(): ArrayLike<number>;
-    }
-    const w = window as unknown as {
-      services: {
-        segmentationService: {
-          getSegmentations(): {
-            segmentationId: string;
-            representationData: { Labelmap?: { imageIds?: string[] } };
-          }[];
-        };
-      };
-      cornerstone: { cache: { getImage(id: string): Img | undefined } };
-    };
-    const all = w.services.segmentationService.getSegmentations();
-    const seg = id ? all.find((s) => s.segmentationId === id) : all[all.length - 1];
-    const counts: Record<number, number> = {};
-    for (const imageId of seg?.representationData.Labelmap?.imageIds ?? []) {
-      const img = w.cornerstone.cache.getImage(imageId);
-      const d = img?.voxelManager?.getScalarData?.() ?? img?.getPixelData?.();
-      if (!d) continue;
-      for (let i = 0; i < d.length; i++) if (d[i]) counts[d[i]] = (counts[d[i]] ?? 0) + 1;
-    }
-    return counts;
-  }, segmentationId);
+/** Per-label voxel counts of a cornerstone segmentation (the last one when id is omitted). */
+async function viewerCounts(page: Page, segmentationId?: string): Promise<Record<number, number>> {
+  const cs = await cornerstoneLabelCounts(page, segmentationId);
+  assert.ok(cs, 'the segmentation and its labelmap images are in the viewer');
+  return cs.counts;
 }
 
 function segmentationIds(page: Page): Promise<string[]> {

@@ -13,6 +13,7 @@ import type { Page } from 'playwright-core';
 
 import { first, items, numbers, readPart10 } from '../../models/src/dicom/dcmjs.js';
 import type { VolumeGeometry } from '../../models/src/dicom/series.js';
+import { dice } from '../../models/src/rrl/metrics.js';
 import { DEMO_LABELS } from '../../server/src/demo/labels.js';
 import { readNifti } from '../../server/src/demo/nifti.js';
 import { seedDemo, type SeedDemoResult } from '../../server/src/demo/seed.js';
@@ -398,22 +399,66 @@ export async function segDiceAgainstTruth(
   if (!study) throw new Error(`study ${studyUID} is not a demo study`);
   const gt = await readNifti(path.join(demo.demoDir, study.groundTruth));
   const pred = segToVolume(bytes, study.geometry);
-  if (pred.length !== gt.data.length)
-    throw new Error('the SEG and the ground truth differ in size');
   const perLabel: Record<string, number> = {};
-  for (const l of DEMO_LABELS) {
-    let a = 0;
-    let b = 0;
-    let ab = 0;
-    for (let i = 0; i < pred.length; i++) {
-      const p = pred[i] === l.value;
-      const g = gt.data[i] === l.value;
-      if (p) a++;
-      if (g) b++;
-      if (p && g) ab++;
-    }
-    perLabel[l.name] = (2 * ab) / Math.max(1, a + b);
-  }
+  for (const l of DEMO_LABELS) perLabel[l.name] = dice(pred, gt.data, l.value);
   const values = Object.values(perLabel);
   return { mean: values.reduce((x, y) => x + y, 0) / values.length, perLabel };
+}
+
+/** Per-label voxel counts of the (last) cornerstone segmentation, summed over its labelmap layers. */
+export async function cornerstoneLabelCounts(
+  page: Page,
+  segmentationId?: string,
+): Promise<{
+  id: string;
+  segments: { label: string; index: number }[];
+  counts: Record<number, number>;
+} | null> {
+  return page.evaluate((wanted) => {
+    interface Seg {
+      segmentationId: string;
+      segments: Record<string, { label: string; segmentIndex: number } | undefined>;
+      representationData: { Labelmap?: { imageIds?: string[]; volumeId?: string } };
+    }
+    interface VoxelSource {
+      voxelManager?: {
+        getScalarData?(): ArrayLike<number>;
+        getCompleteScalarDataArray?(): ArrayLike<number>;
+      };
+      getPixelData?(): ArrayLike<number>;
+    }
+    const w = window as unknown as {
+      services: { segmentationService: { getSegmentations(): Seg[] } };
+      cornerstone: {
+        cache: { getImage(id: string): VoxelSource; getVolume(id: string): VoxelSource };
+      };
+    };
+    const all = w.services.segmentationService.getSegmentations();
+    const seg = wanted ? all.find((s) => s.segmentationId === wanted) : all[all.length - 1];
+    if (!seg) return null;
+    const counts: Record<number, number> = {};
+    // (no inner helper functions: the bundler would wrap them in a helper the page lacks)
+    const arrays: ArrayLike<number>[] = [];
+    const lm = seg.representationData.Labelmap;
+    if (lm?.imageIds) {
+      for (const id of lm.imageIds) {
+        const img = w.cornerstone.cache.getImage(id);
+        if (!img) return null; // not loaded yet
+        const d = img.voxelManager?.getScalarData?.() ?? img.getPixelData?.();
+        if (d) arrays.push(d);
+      }
+    } else if (lm?.volumeId) {
+      const vol = w.cornerstone.cache.getVolume(lm.volumeId);
+      const d = vol?.voxelManager?.getCompleteScalarDataArray?.();
+      if (!d) return null;
+      arrays.push(d);
+    }
+    for (const d of arrays) {
+      for (let i = 0; i < d.length; i++) if (d[i]) counts[d[i]] = (counts[d[i]] ?? 0) + 1;
+    }
+    const segments = Object.values(seg.segments)
+      .filter((s): s is { label: string; segmentIndex: number } => !!s)
+      .map((s) => ({ label: s.label, index: s.segmentIndex }));
+    return { id: seg.segmentationId, segments, counts };
+  }, segmentationId);
 }

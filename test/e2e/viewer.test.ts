@@ -26,6 +26,7 @@ import {
   afterEachStep,
   e2eSkipReason,
   dciodvfy,
+  cornerstoneLabelCounts,
   ensureBundles,
   panelShot,
   seedDemoSubjects,
@@ -42,64 +43,6 @@ const skip = e2eSkipReason();
 const MODE_NAME = 'One-Shot Segmentation';
 const SEG_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
 const CT_MODEL_ID = 'test-fixture-ct-only@0.1.0';
-
-/** Per-label voxel counts of the (last) cornerstone segmentation, summed over its labelmap layers. */
-async function cornerstoneLabelCounts(
-  page: Page,
-  segmentationId?: string,
-): Promise<{
-  id: string;
-  segments: { label: string; index: number }[];
-  counts: Record<number, number>;
-} | null> {
-  return page.evaluate((wanted) => {
-    interface Seg {
-      segmentationId: string;
-      segments: Record<string, { label: string; segmentIndex: number } | undefined>;
-      representationData: { Labelmap?: { imageIds?: string[]; volumeId?: string } };
-    }
-    interface VoxelSource {
-      voxelManager?: {
-        getScalarData?(): ArrayLike<number>;
-        getCompleteScalarDataArray?(): ArrayLike<number>;
-      };
-      getPixelData?(): ArrayLike<number>;
-    }
-    const w = window as unknown as {
-      services: { segmentationService: { getSegmentations(): Seg[] } };
-      cornerstone: {
-        cache: { getImage(id: string): VoxelSource; getVolume(id: string): VoxelSource };
-      };
-    };
-    const all = w.services.segmentationService.getSegmentations();
-    const seg = wanted ? all.find((s) => s.segmentationId === wanted) : all[all.length - 1];
-    if (!seg) return null;
-    const counts: Record<number, number> = {};
-    // (no inner helper functions: the bundler would wrap them in a helper the page lacks)
-    const arrays: ArrayLike<number>[] = [];
-    const lm = seg.representationData.Labelmap;
-    if (lm?.imageIds) {
-      for (const id of lm.imageIds) {
-        const img = w.cornerstone.cache.getImage(id);
-        if (!img) return null; // not loaded yet
-        const d = img.voxelManager?.getScalarData?.() ?? img.getPixelData?.();
-        if (d) arrays.push(d);
-      }
-    } else if (lm?.volumeId) {
-      const vol = w.cornerstone.cache.getVolume(lm.volumeId);
-      const d = vol?.voxelManager?.getCompleteScalarDataArray?.();
-      if (!d) return null;
-      arrays.push(d);
-    }
-    for (const d of arrays) {
-      for (let i = 0; i < d.length; i++) if (d[i]) counts[d[i]] = (counts[d[i]] ?? 0) + 1;
-    }
-    const segments = Object.values(seg.segments)
-      .filter((s): s is { label: string; segmentIndex: number } => !!s)
-      .map((s) => ({ label: s.label, index: s.segmentIndex }));
-    return { id: seg.segmentationId, segments, counts };
-  }, segmentationId);
-}
 
 /** How many segmentations the viewer's segmentation service holds. */
 async function segmentationCount(page: Page): Promise<number> {

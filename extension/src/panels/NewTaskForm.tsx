@@ -10,6 +10,11 @@ import { Button, SECTION } from './ui.js';
 
 const S = SECTION;
 
+/** The plans that train `labels` labels (classes = labels + 1). */
+export function plansFitting(plans: Plan[], labels: number | undefined): Plan[] {
+  return plans.filter((p) => labels !== undefined && p.classes === labels + 1);
+}
+
 /** The atlas SEG's label count, when the study's SEGs agree on one. */
 export function atlasLabelCount(open: OpenSeries | undefined): number | undefined {
   const counts = [...new Set(open?.segSegmentCounts ?? [])];
@@ -28,7 +33,7 @@ export function NewTaskForm(props: {
   const [plan, setPlan] = useState('');
   const [touched, setTouched] = useState(false);
   const labels = atlasLabelCount(open);
-  const fitting = plans.filter((p) => labels !== undefined && p.classes === labels + 1);
+  const fitting = plansFitting(plans, labels);
   useEffect(() => {
     if (touched) return;
     const pick = fitting[0]?.name ?? plans[0]?.name ?? '';

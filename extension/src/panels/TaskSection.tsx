@@ -6,6 +6,7 @@
  */
 import { useEffect, useState, type CSSProperties } from 'react';
 import type { Plan, Task } from '../api/client.js';
+import { plansFitting } from './NewTaskForm.js';
 import { Button, SECTION } from './ui.js';
 
 const S: Record<string, CSSProperties> = {
@@ -42,7 +43,7 @@ export function TaskSection(props: {
     setPlan(task?.plan ?? '');
     setConfirmDelete(false);
   }, [task?.id, task?.name, task?.plan]);
-  const fitting = props.plans.filter((p) => task && p.classes === task.labels.length + 1);
+  const fitting = plansFitting(props.plans, task?.labels.length);
   return (
     <div style={S.section}>
       <div style={S.label}>Task</div>

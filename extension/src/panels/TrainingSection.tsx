@@ -16,7 +16,14 @@ import {
   type Task,
 } from '../api/client.js';
 import { DataSection } from './DataSection.js';
-import { useEvery, useModelCard, useOpenSeries, useSeriesCount } from './trainingHooks.js';
+import {
+  message,
+  sameJson,
+  useEvery,
+  useModelCard,
+  useOpenSeries,
+  useSeriesCount,
+} from './trainingHooks.js';
 import { ACTIVE, JobSection } from './JobSection.js';
 import { ModelsSection } from './ModelsSection.js';
 import { NewTaskForm } from './NewTaskForm.js';
@@ -44,10 +51,6 @@ export interface TrainingDeps {
 
 /** How often a visible panel looks for what other tabs did (new tasks, jobs, models). */
 export const SYNC_INTERVAL_MS = 5000;
-
-const message = (e: unknown): string =>
-  e instanceof ApiError || e instanceof Error ? e.message : String(e);
-const sameJson = <T,>(a: T, b: T): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 export function TrainingSection({ deps }: { deps: TrainingDeps }) {
   const { api } = deps;

@@ -8,14 +8,19 @@ import type { ApiClient, ModelDetails, ModelVersion, SeriesQuery, Task } from '.
 import type { SeriesCount } from './DataSection.js';
 import type { OpenSeries } from './TrainingSection.js';
 
-const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+/** The user-facing text of a failed call (ApiError messages already say what to do). */
+export const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+export function sameJson<T>(a: T, b: T): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
 
 export function useOpenSeries(deps: { openSeries(): OpenSeries | undefined }) {
   const [open, setOpen] = useState(() => deps.openSeries());
   useEffect(() => {
     const timer = setInterval(() => {
       const now = deps.openSeries();
-      setOpen((cur) => (JSON.stringify(cur) === JSON.stringify(now) ? cur : now));
+      setOpen((cur) => (sameJson(cur, now) ? cur : now));
     }, 1000);
     return () => clearInterval(timer);
   }, [deps]);

@@ -6,12 +6,12 @@
 import {
   getCornerstoneLibraries,
   type CornerstoneLibraries,
-  type CsImage,
   type DisplaySet,
 } from '../ohif/types.js';
 import type { OneShotContext } from '../inference/runOneShot.js';
 import {
   labelmapImagesByReference,
+  pixelArray,
   viewportsShowing,
   writeLabelsToLabelmap,
 } from '../utils/viewerData.js';
@@ -87,12 +87,6 @@ export async function showLabelmap(
   }
 }
 
-function pixels(img: CsImage): ArrayLike<number> {
-  const d = img.voxelManager?.getScalarData?.() ?? img.getPixelData?.();
-  if (!d) throw new Error(`Labelmap image ${img.imageId} has no pixel data.`);
-  return d;
-}
-
 /** The segmentation's labels in volume order (slice k = volumeImageIds[k]). */
 export function readLabelsInVolumeOrder(
   libs: CornerstoneLibraries,
@@ -106,7 +100,7 @@ export function readLabelsInVolumeOrder(
   volumeImageIds.forEach((imageId, k) => {
     const img = images.get(imageId);
     if (!img) throw new Error(`The labelmap has no slice for source image ${k + 1}.`);
-    const d = pixels(img);
+    const d = pixelArray(img);
     const off = k * sliceSize;
     for (let i = 0; i < sliceSize; i++) out[off + i] = d[i] ?? 0;
   });

@@ -152,7 +152,8 @@ export function labelmapImagesByReference(
   return map;
 }
 
-function pixelArray(img: CsImage): PixelData {
+/** A labelmap image's pixels (one label value per pixel). */
+export function pixelArray(img: CsImage): PixelData {
   const d = (img.voxelManager?.getScalarData?.() ?? img.getPixelData?.()) as PixelData | undefined;
   if (!d) throw new Error(`Labelmap image ${img.imageId} has no pixel data.`);
   return d;

@@ -39,6 +39,7 @@ import { openApiDocument } from './openapi.js';
 import {
   addHoldout,
   deleteTask,
+  getTaskOr404,
   patchTask,
   removeHoldout,
   setDefaultModel,
@@ -408,9 +409,7 @@ export class Api {
   }
 
   private task(id: string | undefined): TaskRecord {
-    const t = id ? this.store.getTask(id) : undefined;
-    if (!t) throw new HttpError(404, `No task ${id ?? ''}. GET /api/tasks lists the tasks.`);
-    return t;
+    return getTaskOr404(this.store, id);
   }
 
   private job(id: string | undefined): JobRecord {

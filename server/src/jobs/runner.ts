@@ -299,9 +299,7 @@ export class JobRunner {
     const t = Date.now();
     if (p.planned) entry.planned = p.planned;
     if (p.phase !== entry.phase) {
-      if (entry.phase !== undefined) {
-        entry.phaseSeconds[entry.phase] = (t - entry.phaseStartMs) / 1000;
-      }
+      closePhase(entry, t);
       entry.phase = p.phase;
       entry.phaseStartMs = t;
     }
@@ -414,9 +412,7 @@ export class JobRunner {
       for (const n of notes) this.appendLog(job.id, n);
       // What each phase took, for the estimates of later jobs (a resumed launch measured only
       // part of its phases: not kept).
-      if (entry.phase !== undefined) {
-        entry.phaseSeconds[entry.phase] = (Date.now() - entry.phaseStartMs) / 1000;
-      }
+      closePhase(entry, Date.now());
       if (attempt === 1) {
         for (const [phase, secs] of Object.entries(entry.phaseSeconds)) {
           store.recordStageSeconds(entry.planKey, phase, secs, now());
@@ -472,6 +468,11 @@ export class JobRunner {
     }
     this.emitStatus(job.id);
   }
+}
+
+/** Records how long the phase being timed took, up to `t` (ms). */
+function closePhase(entry: Running, t: number): void {
+  if (entry.phase !== undefined) entry.phaseSeconds[entry.phase] = (t - entry.phaseStartMs) / 1000;
 }
 
 /** Durations are learned per plan content, machine and provider. */

@@ -283,13 +283,9 @@ export class Store {
   /** Deletes the task with its plans and its jobs (their progress and logs). */
   deleteTask(id: string): void {
     this.db.transaction(() => {
-      const jobs = this.db.prepare('SELECT id FROM jobs WHERE task_id = ?').all(id) as {
-        id: string;
-      }[];
-      for (const j of jobs) {
-        this.db.prepare('DELETE FROM job_progress WHERE job_id = ?').run(j.id);
-        this.db.prepare('DELETE FROM job_log WHERE job_id = ?').run(j.id);
-      }
+      const ofTask = 'job_id IN (SELECT id FROM jobs WHERE task_id = ?)';
+      this.db.prepare(`DELETE FROM job_progress WHERE ${ofTask}`).run(id);
+      this.db.prepare(`DELETE FROM job_log WHERE ${ofTask}`).run(id);
       this.db.prepare('DELETE FROM jobs WHERE task_id = ?').run(id);
       this.db.prepare('DELETE FROM task_plans WHERE task_id = ?').run(id);
       this.db.prepare('DELETE FROM tasks WHERE id = ?').run(id);
@@ -325,10 +321,15 @@ export class Store {
   }
 
   // ---- jobs
+  /** The queue position after every job's (the end of the queue). */
+  private nextSeq(): number {
+    return (
+      ((this.db.prepare('SELECT MAX(seq) AS m FROM jobs').get() as { m: number | null }).m ?? 0) + 1
+    );
+  }
+
   insertJob(j: Omit<JobRecord, 'seq' | 'attempts' | 'status'>): JobRecord {
-    const seq =
-      ((this.db.prepare('SELECT MAX(seq) AS m FROM jobs').get() as { m: number | null }).m ?? 0) +
-      1;
+    const seq = this.nextSeq();
     this.db
       .prepare(
         `INSERT INTO jobs (id, task_id, status, seq, series, selection, provider, created_at, attempts, plan_version)
@@ -385,9 +386,7 @@ export class Store {
    * attempts; its place is the end of the queue).
    */
   resumeCancelled(id: string, note: string): boolean {
-    const seq =
-      ((this.db.prepare('SELECT MAX(seq) AS m FROM jobs').get() as { m: number | null }).m ?? 0) +
-      1;
+    const seq = this.nextSeq();
     const r = this.db
       .prepare(
         "UPDATE jobs SET status = 'queued', reason = ?, finished_at = NULL, attempts = 0, seq = ? WHERE id = ? AND status = 'cancelled'",
