@@ -34,6 +34,8 @@ export interface ModelListing {
 
 export class ModelRegistry {
   private readonly hashes = new Map<string, { key: string; sha256: string }>();
+  /** Model cards read, by file, with the size and mtime they were read at. */
+  private readonly cards = new Map<string, { key: string; card: ModelCard }>();
   private readonly reported = new Set<string>();
 
   constructor(
@@ -179,7 +181,13 @@ export class ModelRegistry {
   async modelCard(modelId: string): Promise<ModelCard | undefined> {
     const f = await this.modelFile(modelId, 'model-card.json');
     if (!f) return undefined;
-    return JSON.parse(await readFile(f.file, 'utf8')) as ModelCard;
+    // Read once per version of the file: the task's model list asks for every card on each poll.
+    const key = `${f.info.size}:${f.info.mtimeMs}`;
+    const cached = this.cards.get(f.file);
+    if (cached?.key === key) return cached.card;
+    const card = JSON.parse(await readFile(f.file, 'utf8')) as ModelCard;
+    this.cards.set(f.file, { key, card });
+    return card;
   }
 
   /**
