@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Our own PyTorch reference of SAM's ViT image encoder (the architecture published with
 segment-anything: patch embedding, absolute position embedding, windowed and global attention with
-decomposed relative positions, MLP, neck), for checking the TypeScript import
-(models/src/sam) against PyTorch on identical weights.
+decomposed relative positions, MLP, neck) and of MobileSAM's TinyViT (conv patch embedding, MBConv
+stage, patch merging, windowed attention with learned offset biases, local depth-wise conv, MLP,
+the same neck), for checking the TypeScript import (models/src/sam) against PyTorch on identical
+weights. BatchNorm runs in eval mode with random running statistics.
 
 `make` builds an encoder, initialises every tensor randomly with a seed (position embeddings and
 relative-position tables included, which SAM initialises to zero), saves a state dict with
@@ -178,17 +180,176 @@ class ImageEncoderViT(nn.Module):
         return self.neck(x.permute(0, 3, 1, 2))
 
 
+# ------------------------------------------------------------------ MobileSAM's TinyViT
+
+TINY_VARIANTS = {
+    # name: (embed_dims, depths, heads, window_sizes)
+    "mobile_sam": ((64, 128, 160, 320), (2, 2, 6, 2), (2, 4, 5, 10), (7, 7, 14, 7)),
+    "tiny-mobile-sam": ((16, 32, 40, 320), (1, 1, 2, 1), (1, 2, 2, 8), (7, 7, 14, 7)),
+}
+
+
+class Conv2dBN(nn.Sequential):
+    def __init__(self, a, b, ks=1, stride=1, pad=0, groups=1):
+        super().__init__()
+        self.add_module("c", nn.Conv2d(a, b, ks, stride, pad, groups=groups, bias=False))
+        self.add_module("bn", nn.BatchNorm2d(b))
+
+
+class MBConv(nn.Module):
+    def __init__(self, c, ratio=4):
+        super().__init__()
+        h = c * ratio
+        self.conv1 = Conv2dBN(c, h)
+        self.conv2 = Conv2dBN(h, h, 3, 1, 1, groups=h)
+        self.conv3 = Conv2dBN(h, c)
+
+    def forward(self, x):
+        y = F.gelu(self.conv1(x))
+        y = F.gelu(self.conv2(y))
+        return F.gelu(self.conv3(y) + x)
+
+
+class PatchMerging(nn.Module):
+    def __init__(self, dim, out_dim):
+        super().__init__()
+        self.conv1 = Conv2dBN(dim, out_dim)
+        self.conv2 = Conv2dBN(out_dim, out_dim, 3, 1 if out_dim in (320, 448, 576) else 2, 1, groups=out_dim)
+        self.conv3 = Conv2dBN(out_dim, out_dim)
+
+    def forward(self, x, hw):
+        if x.dim() == 3:
+            B, N, C = x.shape
+            x = x.view(B, hw[0], hw[1], C).permute(0, 3, 1, 2)
+        x = F.gelu(self.conv1(x))
+        x = F.gelu(self.conv2(x))
+        x = self.conv3(x)
+        return x.flatten(2).transpose(1, 2), (x.shape[2], x.shape[3])
+
+
+class TinyAttention(nn.Module):
+    def __init__(self, dim, heads, ws):
+        super().__init__()
+        self.heads = heads
+        self.kd = dim // heads
+        self.norm = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        pts = [(y, x) for y in range(ws) for x in range(ws)]
+        offsets, idxs = {}, []
+        for p1 in pts:
+            for p2 in pts:
+                o = (abs(p1[0] - p2[0]), abs(p1[1] - p2[1]))
+                offsets.setdefault(o, len(offsets))
+                idxs.append(offsets[o])
+        self.attention_biases = nn.Parameter(torch.zeros(heads, len(offsets)))
+        self.register_buffer("attention_bias_idxs", torch.LongTensor(idxs).view(len(pts), len(pts)), persistent=False)
+
+    def forward(self, x):
+        B, N, _ = x.shape
+        x = self.norm(x)
+        q, k, v = self.qkv(x).view(B, N, self.heads, -1).split([self.kd, self.kd, self.kd], dim=3)
+        q, k, v = (t.permute(0, 2, 1, 3) for t in (q, k, v))
+        attn = (q @ k.transpose(-2, -1)) * self.kd ** -0.5 + self.attention_biases[:, self.attention_bias_idxs]
+        x = (attn.softmax(-1) @ v).transpose(1, 2).reshape(B, N, -1)
+        return self.proj(x)
+
+
+class TinyMlp(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, 4 * dim)
+        self.fc2 = nn.Linear(4 * dim, dim)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(self.norm(x))))
+
+
+class TinyViTBlock(nn.Module):
+    def __init__(self, dim, heads, ws):
+        super().__init__()
+        self.ws = ws
+        self.attn = TinyAttention(dim, heads, ws)
+        self.local_conv = Conv2dBN(dim, dim, 3, 1, 1, groups=dim)
+        self.mlp = TinyMlp(dim)
+
+    def forward(self, x, hw):
+        H, W = hw
+        B, L, C = x.shape
+        res = x
+        ws = self.ws
+        if H == ws and W == ws:
+            x = self.attn(x)
+        else:
+            x = x.view(B, H, W, C)
+            pb, pr = (ws - H % ws) % ws, (ws - W % ws) % ws
+            if pb or pr:
+                x = F.pad(x, (0, 0, 0, pr, 0, pb))
+            pH, pW = H + pb, W + pr
+            nH, nW = pH // ws, pW // ws
+            x = x.view(B, nH, ws, nW, ws, C).transpose(2, 3).reshape(B * nH * nW, ws * ws, C)
+            x = self.attn(x)
+            x = x.view(B, nH, nW, ws, ws, C).transpose(2, 3).reshape(B, pH, pW, C)
+            x = x[:, :H, :W].contiguous().view(B, L, C)
+        x = res + x
+        x = self.local_conv(x.transpose(1, 2).reshape(B, C, H, W)).view(B, C, L).transpose(1, 2)
+        return x + self.mlp(x)
+
+
+class TinyLayer(nn.Module):
+    def __init__(self, dim, depth, heads, ws, out_dim, conv):
+        super().__init__()
+        self.conv = conv
+        self.blocks = nn.ModuleList([MBConv(dim) if conv else TinyViTBlock(dim, heads, ws) for _ in range(depth)])
+        self.downsample = PatchMerging(dim, out_dim) if out_dim else None
+
+    def forward(self, x, hw):
+        for b in self.blocks:
+            x = b(x) if self.conv else b(x, hw)
+        return self.downsample(x, hw) if self.downsample else (x, hw)
+
+
+class TinyViT(nn.Module):
+    def __init__(self, dims, depths, heads, windows):
+        super().__init__()
+        self.patch_embed = nn.Module()
+        self.patch_embed.seq = nn.Sequential(Conv2dBN(3, dims[0] // 2, 3, 2, 1), nn.GELU(), Conv2dBN(dims[0] // 2, dims[0], 3, 2, 1))
+        self.layers = nn.ModuleList(
+            [TinyLayer(dims[i], depths[i], heads[i], windows[i], dims[i + 1] if i < 3 else None, i == 0) for i in range(4)]
+        )
+        self.norm_head = nn.LayerNorm(dims[-1])
+        self.head = nn.Linear(dims[-1], 1000)
+        self.neck = nn.Sequential(
+            nn.Conv2d(dims[-1], 256, 1, bias=False), LayerNorm2d(256), nn.Conv2d(256, 256, 3, padding=1, bias=False), LayerNorm2d(256)
+        )
+
+    def forward(self, x):
+        x = self.patch_embed.seq(x)
+        hw = (x.shape[2], x.shape[3])
+        for layer in self.layers:
+            x, hw = layer(x, hw)
+        B, _, C = x.shape
+        g = hw[0]
+        return self.neck(x.view(B, g, g, C).permute(0, 3, 1, 2))
+
+
 def randomise(model, seed):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith("weight") and ("norm" in name or name.startswith("neck.1") or name.startswith("neck.3")):
+            if name.endswith("weight") and ("norm" in name or ".bn." in name or name.startswith("neck.1") or name.startswith("neck.3")):
                 p.copy_(1 + 0.1 * torch.randn(p.shape, generator=g))
             elif p.dim() >= 2 and "rel_pos" not in name and "pos_embed" not in name:
                 fan_in = p[0].numel()
                 p.copy_(torch.randn(p.shape, generator=g) / fan_in ** 0.5)
             else:
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
+        for name, b in model.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(0.1 * torch.randn(b.shape, generator=g))
+            elif name.endswith("running_var"):
+                b.copy_(0.5 + torch.rand(b.shape, generator=g))
 
 
 def state_dict_official(model):
@@ -204,7 +365,7 @@ def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     mk = sub.add_parser("make")
-    mk.add_argument("--variant", required=True, choices=sorted(VARIANTS))
+    mk.add_argument("--variant", required=True, choices=sorted(VARIANTS) + sorted(TINY_VARIANTS))
     mk.add_argument("--size", type=int, default=256)
     mk.add_argument("--seed", type=int, default=0)
     mk.add_argument("--out", required=True)
@@ -213,9 +374,12 @@ def main():
     mk.add_argument("--repeats", type=int, default=1, help="forward runs to time (median reported)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    dim, depth, heads, gidx, window = VARIANTS[a.variant]
     torch.manual_seed(a.seed)
-    model = ImageEncoderViT(dim, depth, heads, gidx, window).eval()
+    if a.variant in TINY_VARIANTS:
+        model = TinyViT(*TINY_VARIANTS[a.variant]).eval()
+    else:
+        dim, depth, heads, gidx, window = VARIANTS[a.variant]
+        model = ImageEncoderViT(dim, depth, heads, gidx, window).eval()
     randomise(model, a.seed)
     os.makedirs(a.out, exist_ok=True)
     torch.save(state_dict_official(model), os.path.join(a.out, a.name))

@@ -89,6 +89,8 @@ export interface ConvOptions {
   /** number (all sides), per-axis [p0,p1,p2] (symmetric) or ONNX [begins..., ends...]. */
   pads?: number | readonly number[];
   dilations?: number | readonly number[];
+  /** Grouped convolution (w [Cout, Cin/group, ...K]); forward graphs only (autodiff needs 1). */
+  group?: number;
 }
 
 export interface PoolOptions {
@@ -615,9 +617,10 @@ export class Graph {
     const strides = triple(opts.strides ?? 1, sd);
     const dil = triple(opts.dilations ?? 1, sd);
     const pads = expandPads(opts.pads, sd);
-    if (w.shape[1] !== x.shape[1]) {
+    const group = opts.group ?? 1;
+    if (w.shape[1]! * group !== x.shape[1]) {
       throw new Error(
-        `conv: input has ${x.shape[1]} channels, weight [${w.shape.join(',')}] expects ${w.shape[1]}`,
+        `conv: input has ${x.shape[1]} channels, weight [${w.shape.join(',')}] in ${group} group(s) expects ${w.shape[1]! * group}`,
       );
     }
     const shape = [x.shape[0]!, w.shape[0]!];
@@ -639,7 +642,7 @@ export class Graph {
       strides: attr.is(strides),
       pads: attr.is(pads),
       dilations: attr.is(dil),
-      group: attr.i(1),
+      group: attr.i(group),
     })[0]!;
   }
 

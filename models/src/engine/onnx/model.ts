@@ -60,7 +60,19 @@ export interface OnnxGraph {
   docString?: string;
 }
 
+/**
+ * Initializers kept outside the protobuf (ONNX external data), for models whose weights pass the
+ * 2 GB protobuf limit: every tensor of at least `minBytes` is handed to `append`, which stores it
+ * in the file `location` (beside the model) and returns its offset there.
+ */
+export interface ExternalData {
+  location: string;
+  minBytes: number;
+  append: (bytes: Uint8Array) => number;
+}
+
 export interface EncodeOptions {
+  externalData?: ExternalData;
   opset?: number;
   irVersion?: number;
   producerName?: string;
@@ -96,12 +108,20 @@ function tensorBytes(t: OnnxTensor): Uint8Array {
   return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
-function encodeTensor(t: OnnxTensor): PbWriter {
+function encodeTensor(t: OnnxTensor, ext?: ExternalData): PbWriter {
   const w = new PbWriter();
   if (t.dims.length > 0) w.packedVarints(1, t.dims);
   w.varint(2, DTYPE_CODE[t.dtype]);
   w.string(8, t.name);
-  w.bytes(9, tensorBytes(t));
+  const bytes = tensorBytes(t);
+  if (ext && bytes.byteLength >= ext.minBytes) {
+    const offset = ext.append(bytes);
+    const entry = (k: string, v: string): PbWriter => new PbWriter().string(1, k).string(2, v);
+    w.message(13, entry('location', ext.location));
+    w.message(13, entry('offset', String(offset)));
+    w.message(13, entry('length', String(bytes.byteLength)));
+    w.varint(14, 1);
+  } else w.bytes(9, bytes);
   return w;
 }
 
@@ -160,7 +180,7 @@ export function encodeModel(g: OnnxGraph, opts: EncodeOptions = {}): Uint8Array 
   const gw = new PbWriter();
   g.nodes.forEach((n, i) => gw.message(1, encodeNode(n, i)));
   gw.string(2, g.name);
-  for (const t of g.initializers) gw.message(5, encodeTensor(t));
+  for (const t of g.initializers) gw.message(5, encodeTensor(t, opts.externalData));
   if (g.docString) gw.string(10, g.docString);
   for (const v of g.inputs) gw.message(11, encodeValueInfo(v));
   for (const v of g.outputs) gw.message(12, encodeValueInfo(v));
