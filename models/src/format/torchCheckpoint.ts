@@ -162,8 +162,8 @@ async function readCentralDirectory(fh: FileHandle, fileSize: number): Promise<Z
       const len = cd.readUInt16LE(e + 2);
       if (id === 0x0001) {
         let q = e + 4;
-        if (size === 0xffffffff) (size = u64(cd, q)), (q += 8);
-        if (compressedSize === 0xffffffff) (compressedSize = u64(cd, q)), (q += 8);
+        if (size === 0xffffffff) ((size = u64(cd, q)), (q += 8));
+        if (compressedSize === 0xffffffff) ((compressedSize = u64(cd, q)), (q += 8));
         if (localOffset === 0xffffffff) localOffset = u64(cd, q);
       }
       e += 4 + len;
@@ -257,9 +257,16 @@ function call(fn: unknown, args: unknown): unknown {
     if (args.length !== 0) throw new CheckpointError('pickle: OrderedDict with arguments');
     return new PyDict();
   }
-  if (isGlobal(fn, 'torch._utils._rebuild_tensor_v2') || isGlobal(fn, 'torch._utils._rebuild_tensor')) {
+  if (
+    isGlobal(fn, 'torch._utils._rebuild_tensor_v2') ||
+    isGlobal(fn, 'torch._utils._rebuild_tensor')
+  ) {
     const [storage, offset, size, stride] = args as unknown[];
-    if (typeof storage !== 'object' || storage === null || (storage as StorageRef).kind !== 'storage') {
+    if (
+      typeof storage !== 'object' ||
+      storage === null ||
+      (storage as StorageRef).kind !== 'storage'
+    ) {
       throw new CheckpointError('pickle: a tensor without a storage');
     }
     if (typeof offset !== 'number') throw new CheckpointError('pickle: a tensor without an offset');
@@ -670,7 +677,8 @@ function gather(
   const n = t.size.reduce((a, d) => a * d, 1);
   let maxIndex = t.offset;
   for (let i = 0; i < t.size.length; i++) {
-    if (t.size[i]! < 0 || t.stride[i]! < 0) throw new CheckpointError(`${key}: negative size or stride`);
+    if (t.size[i]! < 0 || t.stride[i]! < 0)
+      throw new CheckpointError(`${key}: negative size or stride`);
     if (t.size[i]! > 0) maxIndex += (t.size[i]! - 1) * t.stride[i]!;
   }
   if (n > 0 && maxIndex >= src.length) {
@@ -736,7 +744,8 @@ export async function readTorchCheckpoint(
     }
     const entries = await readCentralDirectory(fh, size);
     const pkl = entries.find((e) => /^[^/]+\/data\.pkl$/.test(e.name));
-    if (!pkl) throw new CheckpointError('the archive has no <root>/data.pkl: not a torch.save checkpoint');
+    if (!pkl)
+      throw new CheckpointError('the archive has no <root>/data.pkl: not a torch.save checkpoint');
     const root = pkl.name.slice(0, pkl.name.indexOf('/'));
     const byName = new Map(entries.map((e) => [e.name, e]));
     const versionEntry = byName.get(`${root}/version`) ?? byName.get(`${root}/.data/version`);
@@ -772,7 +781,10 @@ export async function readTorchCheckpoint(
       let data = storages.get(t.storage.key);
       if (!data) {
         const entry = byName.get(`${root}/data/${t.storage.key}`);
-        if (!entry) throw new CheckpointError(`${key}: its storage ${t.storage.key} is missing from the archive`);
+        if (!entry)
+          throw new CheckpointError(
+            `${key}: its storage ${t.storage.key} is missing from the archive`,
+          );
         data = decodeStorage(await readEntry(fh, size, entry), t.storage.type, t.storage.numel);
         storages.set(t.storage.key, data);
       }

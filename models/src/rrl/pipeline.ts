@@ -90,7 +90,9 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
   }
   run.provider = (await selectProvider(input.provider ?? 'auto')).provider;
   run.state.provider = run.provider;
-  run.state.teacher = input.plan.teacher ? (input.plan.teacher.split(/[\\/]/).pop() ?? null) : null;
+  // The teacher is described exactly by stage 1 once loaded (variant, file, hash, size).
+  if (!input.plan.teacher) run.state.teacher = null;
+  else if (!run.state.teacher) run.state.teacher = input.plan.teacher.split(/[\\/]/).pop() ?? null;
   // Parameters after the last finished training stage.
   const finished = PIPELINE_STAGES.filter(
     (s) => run.done(s) && !run.done(s)!.skipped && s !== 'export' && s !== 'registration',

@@ -148,7 +148,9 @@ export async function importSamCheckpoint(
     o.variant ??
     variantName(
       family,
-      'embedDim' in built.config ? { embedDim: built.config.embedDim, depth: built.config.depth } : {},
+      'embedDim' in built.config
+        ? { embedDim: built.config.embedDim, depth: built.config.depth }
+        : {},
       sourceFile,
     );
   const id = `${slug(variant)}-${sha256.slice(0, 8)}-${size}`;
@@ -199,7 +201,9 @@ export async function importSamCheckpoint(
       const e = r.image_embeddings;
       const g = size / 16;
       if (!e || e.dims.join() !== [1, 256, g, g].join()) {
-        throw new SamImportError(`the converted encoder answered [${e?.dims.join(', ')}], not [1, 256, ${g}, ${g}]`);
+        throw new SamImportError(
+          `the converted encoder answered [${e?.dims.join(', ')}], not [1, 256, ${g}, ${g}]`,
+        );
       }
       if (!(e.data as Float32Array).every(Number.isFinite)) {
         throw new SamImportError('the converted encoder gives non-finite values on a blank image');

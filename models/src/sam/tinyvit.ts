@@ -34,7 +34,13 @@ export function tinyVitConfig(w: SamWeights): TinyVitConfig {
   const depths: number[] = [];
   const heads: number[] = [];
   const windows: number[] = [];
-  for (let l = 0; w.has(`${P}layers.${l}.blocks.0.${l === 0 ? 'conv1' : 'attn.qkv'}.${l === 0 ? 'c.' : ''}weight`); l++) {
+  for (
+    let l = 0;
+    w.has(
+      `${P}layers.${l}.blocks.0.${l === 0 ? 'conv1' : 'attn.qkv'}.${l === 0 ? 'c.' : ''}weight`,
+    );
+    l++
+  ) {
     let d = 0;
     while (w.has(`${P}layers.${l}.blocks.${d}.${l === 0 ? 'conv1.c' : 'attn.qkv'}.weight`)) d++;
     depths.push(d);
@@ -47,11 +53,15 @@ export function tinyVitConfig(w: SamWeights): TinyVitConfig {
       const ab = w.get(`${P}layers.${l}.blocks.0.attn.attention_biases`).shape;
       heads.push(ab[0]!);
       const ws = Math.round(Math.sqrt(ab[1]!));
-      if (ws * ws !== ab[1]) throw new SamImportError(`layers.${l}: attention biases [${ab.join(', ')}] are not those of a square window`);
+      if (ws * ws !== ab[1])
+        throw new SamImportError(
+          `layers.${l}: attention biases [${ab.join(', ')}] are not those of a square window`,
+        );
       windows.push(ws);
     }
   }
-  if (dims.length < 2) throw new SamImportError('no image_encoder.layers.N: not a MobileSAM TinyViT encoder');
+  if (dims.length < 2)
+    throw new SamImportError('no image_encoder.layers.N: not a MobileSAM TinyViT encoder');
   return { dims, depths, heads, windows };
 }
 
@@ -103,7 +113,12 @@ class TinyGraph extends SamGraph {
     const g = this.g;
     const [B, N, C] = x.shape as [number, number, number];
     const kd = C / heads;
-    const qkv = g.reshape(this.linear(this.layerNorm(x, `${key}.norm`, 1e-5), `${key}.qkv`), [B, N, heads, 3 * kd]);
+    const qkv = g.reshape(this.linear(this.layerNorm(x, `${key}.norm`, 1e-5), `${key}.qkv`), [
+      B,
+      N,
+      heads,
+      3 * kd,
+    ]);
     const part = (i: number): Value =>
       g.transpose(g.slice(qkv, [i * kd], [(i + 1) * kd], [3]), [0, 2, 1, 3]); // [B, heads, N, kd]
     const q = part(0);
@@ -162,7 +177,11 @@ class TinyGraph extends SamGraph {
     const out = this.w.get(`${key}.conv1.c.weight`).shape[0]!;
     let y = this.gelu(this.convBn(x, `${key}.conv1`));
     y = this.gelu(
-      this.convBn(y, `${key}.conv2`, { stride: STRIDE_ONE_DIMS.includes(out) ? 1 : 2, pad: 1, group: out }),
+      this.convBn(y, `${key}.conv2`, {
+        stride: STRIDE_ONE_DIMS.includes(out) ? 1 : 2,
+        pad: 1,
+        group: out,
+      }),
     );
     return this.convBn(y, `${key}.conv3`);
   }
@@ -177,7 +196,9 @@ export function samTinyVitGraph(
   size: number,
 ): { graph: TinyGraph['g']; output: Value; config: TinyVitConfig } {
   if (!Number.isInteger(size) || size < 64 || size % 16 !== 0) {
-    throw new SamImportError(`input size ${size}: a multiple of 16 from 64 (e.g. 256, 512, 1024) is needed`);
+    throw new SamImportError(
+      `input size ${size}: a multiple of 16 from 64 (e.g. 256, 512, 1024) is needed`,
+    );
   }
   const cfg = tinyVitConfig(w);
   const s = new TinyGraph(w);

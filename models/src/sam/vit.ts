@@ -42,7 +42,9 @@ export function samVitConfig(w: SamWeights): SamVitConfig {
     );
   }
   if (pos.length !== 4 || pos[1] !== pos[2] || pos[3] !== embedDim) {
-    throw new SamImportError(`image_encoder.pos_embed is [${pos.join(', ')}]: not a SAM ViT encoder`);
+    throw new SamImportError(
+      `image_encoder.pos_embed is [${pos.join(', ')}]: not a SAM ViT encoder`,
+    );
   }
   let depth = 0;
   while (w.has(`${P}blocks.${depth}.attn.qkv.weight`)) depth++;
@@ -91,7 +93,8 @@ export function resizeRelPos(table: Float32Array, len: number, c: number, n: num
   if (len === n) return table;
   const out = new Float32Array(n * c);
   for (const [o, { i0, i1, t }] of linearTaps(len, n).entries()) {
-    for (let k = 0; k < c; k++) out[o * c + k] = table[i0 * c + k]! * (1 - t) + table[i1 * c + k]! * t;
+    for (let k = 0; k < c; k++)
+      out[o * c + k] = table[i0 * c + k]! * (1 - t) + table[i1 * c + k]! * t;
   }
   return out;
 }
@@ -217,17 +220,32 @@ function attention(s: SamGraph, x: Value, key: string, heads: number): Value {
     const tab = s.w.get(`${key}.rel_pos_${axis}`);
     const size = axis === 'h' ? h : w;
     const [len, c] = tab.shape as [number, number];
-    return g.constant(relPosTransposed(tab.data as Float32Array, len, c, size), [size, c, size], 'float32', 'relpos');
+    return g.constant(
+      relPosTransposed(tab.data as Float32Array, len, c, size),
+      [size, c, size],
+      'float32',
+      'relpos',
+    );
   };
   const rq = g.reshape(q, [BH, h, w, hd]);
   // rel_h[b, y, x, ky] = Σc rq[b, y, x, c]·Rh[y, ky, c]: batched over y
   const relH = g.transpose(
-    g.reshape(g.matmul(g.reshape(g.transpose(rq, [1, 0, 2, 3]), [h, BH * w, hd]), relTable('h')), [h, BH, w, h]),
+    g.reshape(g.matmul(g.reshape(g.transpose(rq, [1, 0, 2, 3]), [h, BH * w, hd]), relTable('h')), [
+      h,
+      BH,
+      w,
+      h,
+    ]),
     [1, 0, 2, 3],
   );
   // rel_w[b, y, x, kx] = Σc rq[b, y, x, c]·Rw[x, kx, c]: batched over x
   const relW = g.transpose(
-    g.reshape(g.matmul(g.reshape(g.transpose(rq, [2, 0, 1, 3]), [w, BH * h, hd]), relTable('w')), [w, BH, h, w]),
+    g.reshape(g.matmul(g.reshape(g.transpose(rq, [2, 0, 1, 3]), [w, BH * h, hd]), relTable('w')), [
+      w,
+      BH,
+      h,
+      w,
+    ]),
     [1, 2, 0, 3],
   );
   const a5 = g.add(
@@ -270,7 +288,9 @@ export function samVitGraph(
   size: number,
 ): { graph: Graph; output: Value; config: SamVitConfig } {
   if (!Number.isInteger(size) || size < 16 || size % 16 !== 0) {
-    throw new SamImportError(`input size ${size}: a multiple of 16 (e.g. 256, 512, 1024) is needed`);
+    throw new SamImportError(
+      `input size ${size}: a multiple of 16 (e.g. 256, 512, 1024) is needed`,
+    );
   }
   const cfg = samVitConfig(w);
   const s = new SamGraph(w);
@@ -282,14 +302,22 @@ export function samVitGraph(
   const pos = w.get(`${P}pos_embed`);
   x = g.add(
     x,
-    g.constant(resizePosEmbed(pos.data as Float32Array, cfg.pretrainedGrid, C, grid), [1, grid, grid, C], 'float32', 'pos'),
+    g.constant(
+      resizePosEmbed(pos.data as Float32Array, cfg.pretrainedGrid, C, grid),
+      [1, grid, grid, C],
+      'float32',
+      'pos',
+    ),
   );
   for (let i = 0; i < cfg.depth; i++) {
     const key = `${P}blocks.${i}`;
     const ws = cfg.globalAttnIndexes.includes(i) ? 0 : cfg.windowSize;
     const a = blockAttention(s, s.layerNorm(x, `${key}.norm1`, 1e-6), `${key}.attn`, cfg.heads, ws);
     x = g.add(x, a);
-    const m = s.linear(s.gelu(s.linear(s.layerNorm(x, `${key}.norm2`, 1e-6), `${key}.mlp.lin1`)), `${key}.mlp.lin2`);
+    const m = s.linear(
+      s.gelu(s.linear(s.layerNorm(x, `${key}.norm2`, 1e-6), `${key}.mlp.lin1`)),
+      `${key}.mlp.lin2`,
+    );
     x = g.add(x, m);
   }
   let y = g.transpose(x, [0, 3, 1, 2]);

@@ -1,4 +1,14 @@
-/** Stage 1 of the dual-stage distillation: the SAM teacher's features → the general encoder E_g (skipped, with a notice, without a teacher). */
+/**
+ * Stage 1 of the dual-stage distillation: the SAM teacher's features → the general encoder E_g
+ * (skipped, with a notice, without a teacher).
+ *
+ * The teacher's features are computed once per training volume and kept on disk, keyed by the
+ * teacher (its checkpoint's SHA-256 and input size), the volume's content and the slice stride:
+ * in the teacher folder's feature cache when the teacher is an imported one (so every task and
+ * every rerun that uses it reuses them), otherwise in the run folder. A volume's file is written
+ * whole or not at all, so an interrupted run resumes at the first volume without features.
+ */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -6,7 +16,18 @@ import { distillationTask, resampleFeatureVolume } from '../distill.js';
 import { stageLr } from '../plan.js';
 import { loadTeacher, teacherFeatureVolume } from '../teacher.js';
 import type { Run, StageOutcome } from './run.js';
-import { NO_TEACHER_NOTICE, atomicWrite, safeId } from './run.js';
+import { NO_TEACHER_NOTICE, atomicWrite } from './run.js';
+
+function contentKey(image: Float32Array): string {
+  return createHash('sha256')
+    .update(new Uint8Array(image.buffer, image.byteOffset, image.byteLength))
+    .digest('hex')
+    .slice(0, 24);
+}
+
+function formatSeconds(s: number): string {
+  return s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`;
+}
 
 export async function distillSamStage(run: Run): Promise<StageOutcome> {
   const p = run.plan;
@@ -19,38 +40,60 @@ export async function distillSamStage(run: Run): Promise<StageOutcome> {
   const task = distillationTask(run.args, run.grid, { weight: p.loss.distillation });
   const tdims = task.target.shape;
   const tShape: [number, number, number] = [tdims[2]!, tdims[3]!, tdims[4]!];
-  // Teacher features of the atlas (index −1) and of every unlabelled volume, cached on disk.
-  await mkdir(run.paths.teacherFeatures, { recursive: true });
-  const feats = new Map<number, Float32Array>();
+  const teacher = await loadTeacher(p.teacher, {}, { teachersDir: run.input.teachersDir });
+  const cacheDir =
+    teacher.card && run.input.teachersDir
+      ? join(run.input.teachersDir, 'features', teacher.cacheKey)
+      : join(run.paths.teacherFeatures, teacher.cacheKey);
   const vols = [
-    { index: -1, id: 'atlas', image: run.input.atlas.image },
-    ...run.input.unlabeled.map((u, k) => ({
-      index: k,
-      id: `u-${safeId(u.id)}`,
-      image: u.image,
-    })),
-  ];
-  const need = vols.filter((v) => !existsSync(join(run.paths.teacherFeatures, `${v.id}.f32`)));
-  if (need.length > 0) {
-    const teacher = await loadTeacher(p.teacher);
-    try {
-      for (const [n, v] of need.entries()) {
-        run.checkAbort('distill-sam');
-        const fv = await teacherFeatureVolume(
-          teacher,
-          { data: v.image, dims: run.grid },
-          { sliceStride: p.teacherSliceStride },
-        );
-        const r = resampleFeatureVolume(fv, tShape);
-        await atomicWrite(join(run.paths.teacherFeatures, `${v.id}.f32`), new Uint8Array(r.buffer));
-        run.say(`[distill-sam] teacher features ${n + 1}/${need.length}`);
-      }
-    } finally {
-      await teacher.session.release();
+    { index: -1, image: run.input.atlas.image },
+    ...run.input.unlabeled.map((u, k) => ({ index: k, image: u.image })),
+  ].map((v) => ({
+    ...v,
+    file: join(
+      cacheDir,
+      `${contentKey(v.image)}-g${run.grid.join('x')}-s${p.teacherSliceStride}-t${tShape.join('x')}.f32`,
+    ),
+  }));
+  try {
+    run.state.teacher = teacher.description;
+    await run.saveState();
+    await mkdir(cacheDir, { recursive: true });
+    const need = vols.filter((v) => !existsSync(v.file));
+    if (need.length < vols.length) {
+      run.say(
+        `[distill-sam] teacher features of ${vols.length - need.length}/${vols.length} volumes found in the cache`,
+      );
     }
+    const slicesPerVolume = Math.ceil(run.grid[0] / p.teacherSliceStride);
+    const started = performance.now();
+    for (const [n, v] of need.entries()) {
+      run.checkAbort('distill-sam');
+      const fv = await teacherFeatureVolume(
+        teacher,
+        { data: v.image, dims: run.grid },
+        { sliceStride: p.teacherSliceStride },
+      );
+      const r = resampleFeatureVolume(fv, tShape);
+      await atomicWrite(v.file, new Uint8Array(r.buffer, r.byteOffset, r.byteLength));
+      const elapsed = (performance.now() - started) / 1000;
+      const perSlice = elapsed / ((n + 1) * slicesPerVolume);
+      const left = perSlice * (need.length - n - 1) * slicesPerVolume;
+      run.progress('distill-sam', {
+        step: n + 1,
+        total: need.length,
+        metrics: { teacherSecondsPerSlice: Math.round(perSlice * 1000) / 1000 },
+      });
+      run.say(
+        `[distill-sam] teacher features ${n + 1}/${need.length} (${perSlice.toFixed(2)} s per slice, about ${formatSeconds(left)} left)`,
+      );
+    }
+  } finally {
+    await teacher.session.release();
   }
+  const feats = new Map<number, Float32Array>();
   for (const v of vols) {
-    const b = await readFile(join(run.paths.teacherFeatures, `${v.id}.f32`));
+    const b = await readFile(v.file);
     feats.set(v.index, new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4).slice());
   }
   await run.trainStage({

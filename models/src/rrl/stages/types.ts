@@ -31,7 +31,7 @@ export const PIPELINE_STAGES = Object.freeze([
 export type StageName = (typeof PIPELINE_STAGES)[number];
 
 export const NO_TEACHER_NOTICE =
-  'stage 1 (SAM ViT-B distillation) skipped: no teacher given in the plan';
+  'No teacher: stage 1 (SAM distillation) skipped — import a SAM, MedSAM or MobileSAM checkpoint and choose it to distil from SAM';
 
 export interface PipelineInput {
   plan: RrlPlan;
@@ -42,6 +42,8 @@ export interface PipelineInput {
   /** Names, labels, modalities, provenance … for metadata.json (intensity is taken from the plan). */
   info: RrlModelInfo;
   provider?: ProviderSetting;
+  /** Where imported SAM teachers live (`npm run teacher`): resolves a plan's teacher id and keeps their feature cache. */
+  teachersDir?: string;
   onProgress?: (p: PipelineProgress) => void;
   signal?: AbortSignal;
   log?: (line: string) => void;
@@ -80,7 +82,7 @@ export interface PipelineState {
   partial?: { stage: string; seconds: number };
   /** The execution provider the run trained on (what "auto" resolved to). */
   provider?: string;
-  /** The SAM teacher of stage 1 (its file name), or null without one. */
+  /** The SAM teacher of stage 1 (variant, source file, hash, input size), or null without one. */
   teacher?: string | null;
 }
 
