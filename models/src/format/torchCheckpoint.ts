@@ -162,8 +162,14 @@ async function readCentralDirectory(fh: FileHandle, fileSize: number): Promise<Z
       const len = cd.readUInt16LE(e + 2);
       if (id === 0x0001) {
         let q = e + 4;
-        if (size === 0xffffffff) ((size = u64(cd, q)), (q += 8));
-        if (compressedSize === 0xffffffff) ((compressedSize = u64(cd, q)), (q += 8));
+        if (size === 0xffffffff) {
+          size = u64(cd, q);
+          q += 8;
+        }
+        if (compressedSize === 0xffffffff) {
+          compressedSize = u64(cd, q);
+          q += 8;
+        }
         if (localOffset === 0xffffffff) localOffset = u64(cd, q);
       }
       e += 4 + len;
@@ -223,8 +229,6 @@ class PyDict {
   readonly kind = 'dict';
   readonly entries = new Map<string | number, unknown>();
 }
-class Mark {}
-const MARK = new Mark();
 
 const ALLOWED_GLOBALS = new Set([
   'collections.OrderedDict',
