@@ -115,6 +115,8 @@ export interface ImportOptions {
   /** Overrides the detected variant name, e.g. "MedSAM ViT-B". */
   variant?: string;
   onProgress?: (what: string) => void;
+  /** Weights above this many bytes go to external data (default 1.5 GB, below the 2 GB protobuf limit). */
+  externalDataBytes?: number;
 }
 
 /**
@@ -163,7 +165,7 @@ export async function importSamCheckpoint(
   await mkdir(tmp, { recursive: true });
   try {
     o.onProgress?.('writing the ONNX encoder');
-    const external = parameters * 4 > EXTERNAL_DATA_BYTES;
+    const external = parameters * 4 > (o.externalDataBytes ?? EXTERNAL_DATA_BYTES);
     const dataFile = `${ENCODER_FILE}.data`;
     let offset = 0;
     const fd = external ? openSync(path.join(tmp, dataFile), 'w') : undefined;
