@@ -168,7 +168,7 @@ export interface RrlPlan {
    */
   selfTraining?: SelfTraining;
   seeds: { init: number; data: number };
-  /** SAM ViT-B image encoder ONNX file (path or file: URL); absent = stage 1 skipped. */
+  /** The SAM teacher: an imported teacher's id (models/src/sam/store.ts) or an image-encoder ONNX file (path or file: URL); absent = stage 1 skipped. */
   teacher?: string;
   /** Slices of the volume given to the teacher: every `teacherSliceStride`-th slice along D. */
   teacherSliceStride: number;
@@ -507,7 +507,7 @@ export function parsePlan(input: unknown): RrlPlan {
   if (input.teacher !== undefined && input.teacher !== null) {
     if (typeof input.teacher !== 'string' || input.teacher.trim() === '') {
       throw new PlanError(
-        `plan.teacher: expected the path or file: URL of a SAM ViT-B image encoder ONNX file, found ${describe(input.teacher)}. Remove the field to skip stage 1 (SAM distillation).`,
+        `plan.teacher: expected the id of an imported teacher (npm run teacher -- list) or the path or file: URL of a SAM image-encoder ONNX file, found ${describe(input.teacher)}. Remove the field to skip stage 1 (SAM distillation).`,
       );
     }
     teacher = input.teacher;

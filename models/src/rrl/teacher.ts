@@ -103,7 +103,7 @@ export function checkTeacherInterface(
   }`;
   const fail = (why: string): never => {
     throw new TeacherInterfaceError(
-      `${source}: ${why}. Expected ${want}; ${found}. Export the SAM ViT-B image encoder alone (e.g. segment-anything's image encoder at 1024×1024) or remove "teacher" from the plan to skip SAM distillation.`,
+      `${source}: ${why}. Expected ${want}; ${found}. Import the published checkpoint instead (npm run teacher -- import <file>), or remove "teacher" from the plan to skip SAM distillation.`,
     );
   };
   if (inputs.length !== 1) fail(`expected exactly one input, found ${inputs.length}`);

@@ -69,7 +69,11 @@ test('validation errors name the field, what was expected and what was found', (
   rejects({ loss: { decoderConsistency: -1 } }, /loss\.decoderConsistency/);
   assert.equal('decoderConsistency' in parsePlan({}).loss, false, 'absent unless given');
   assert.equal(parsePlan({ loss: { decoderConsistency: 2 } }).loss.decoderConsistency, 2);
-  rejects({ teacher: '' }, /plan\.teacher: expected the path or file: URL/, /skip stage 1/);
+  rejects(
+    { teacher: '' },
+    /plan\.teacher: expected the id of an imported teacher .* or the path or file: URL/,
+    /skip stage 1/,
+  );
   rejects({ classes: 1 }, /plan\.classes: expected an integer ≥ 2, found 1/);
   // A plan may say what it is for (shown where plans are chosen).
   assert.equal(parsePlan({ description: 'smoke test' }).description, 'smoke test');
