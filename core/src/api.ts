@@ -39,6 +39,11 @@ export interface TaskRecord {
    */
   planContent?: unknown;
   planVersion?: number;
+  /**
+   * The SAM teacher of stage 1 (an imported teacher's id, `GET /api/teachers`), or null: stage 1
+   * is skipped. Kept in the plan content (`teacher`), so each plan version says which it used.
+   */
+  teacher?: string | null;
   labels: TaskLabel[];
   createdAt: string;
   /** Archived tasks are hidden from the task list (their models stay published). */
@@ -47,6 +52,28 @@ export interface TaskRecord {
   defaultModel?: string;
   /** Labelled series (series + SEG, not the atlas) that new models are evaluated on. */
   holdout: AtlasRef[];
+}
+
+/** An imported SAM teacher (GET /api/teachers): the card `npm run teacher -- import` writes. */
+export interface TeacherCard {
+  formatVersion: 1;
+  id: string;
+  /** e.g. "MedSAM ViT-B", "SAM ViT-H", "MobileSAM TinyViT". */
+  variant: string;
+  family: 'vit' | 'tiny-vit';
+  /** The checkpoint's file name as imported (no folder). */
+  sourceFile: string;
+  /** SHA-256 of the checkpoint file. */
+  sha256: string;
+  /** Square input in pixels; the embeddings are [256, size/16, size/16]. */
+  inputSize: number;
+  embeddingShape: [number, number, number];
+  /** Image-encoder parameters. */
+  parameters: number;
+  importedAt: string;
+  conversionSeconds: number;
+  /** The checkpoint key prefix in front of `image_encoder.` ('' for the published files). */
+  keyPrefix: string;
 }
 
 /** One version of a task's plan. */

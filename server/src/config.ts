@@ -35,6 +35,11 @@ export interface ServerConfig {
   pluginsDir: string;
   /** Server data (jobs, caches). */
   dataDir: string;
+  /**
+   * Imported SAM teachers and their feature cache (default `<dataDir>/teachers`, which is where
+   * `npm run teacher` keeps them by default too).
+   */
+  teachersDir: string;
   logLevel: LogLevel;
   /**
    * Bearer token every `/api/*` call needs (except health, session and openapi.json). Unset: the
@@ -121,6 +126,8 @@ export function defaultConfig(): ServerConfig {
     viewerDir: defaultViewerDir(),
     pluginsDir: path.join(REPO_ROOT, 'dist'),
     dataDir: path.join(REPO_ROOT, 'var', 'server'),
+    // '' = `<dataDir>/teachers`, decided once dataDir is known (validateConfig)
+    teachersDir: '',
     logLevel: 'info',
     trainingProvider: 'auto',
     jobSlots: 1,
@@ -150,6 +157,7 @@ export const ENV_VARS = {
   RRL_VIEWER_DIR: 'prebuilt OHIF viewer (default node_modules/@ohif/app/dist)',
   RRL_PLUGINS_DIR: 'webpack output with extension/ and mode/ (default dist)',
   RRL_DATA_DIR: 'server data folder (default var/server)',
+  RRL_TEACHERS_DIR: 'imported SAM teachers and their feature cache (default <dataDir>/teachers)',
   RRL_LOG_LEVEL: 'debug | info | warn | error (default info)',
   RRL_API_TOKEN: 'bearer token for /api/* (default: generated, kept in <dataDir>/api-token)',
   RRL_DATABASE: 'SQLite file for tasks and jobs (default <dataDir>/state.sqlite)',
@@ -203,6 +211,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): ServerConfigInput {
   if (env.RRL_VIEWER_DIR) out.viewerDir = env.RRL_VIEWER_DIR;
   if (env.RRL_PLUGINS_DIR) out.pluginsDir = env.RRL_PLUGINS_DIR;
   if (env.RRL_DATA_DIR) out.dataDir = env.RRL_DATA_DIR;
+  if (env.RRL_TEACHERS_DIR) out.teachersDir = env.RRL_TEACHERS_DIR;
   if (env.RRL_LOG_LEVEL) out.logLevel = env.RRL_LOG_LEVEL as LogLevel;
   if (env.RRL_API_TOKEN) out.apiToken = env.RRL_API_TOKEN;
   if (env.RRL_DATABASE) out.databaseFile = env.RRL_DATABASE;
@@ -241,6 +250,7 @@ const TOP_KEYS = new Set([
   'viewerDir',
   'pluginsDir',
   'dataDir',
+  'teachersDir',
   'logLevel',
   'apiToken',
   'databaseFile',
@@ -304,7 +314,14 @@ export function configFromFile(file: string): ServerConfigInput {
   }
   const base = path.dirname(path.resolve(file));
   const out = { ...obj } as ServerConfigInput & Record<string, unknown>;
-  for (const k of ['modelsDir', 'viewerDir', 'pluginsDir', 'dataDir', 'databaseFile'] as const) {
+  for (const k of [
+    'modelsDir',
+    'viewerDir',
+    'pluginsDir',
+    'dataDir',
+    'teachersDir',
+    'databaseFile',
+  ] as const) {
     const v = out[k];
     if (typeof v === 'string' && v !== '') out[k] = path.resolve(base, v);
   }
@@ -495,6 +512,9 @@ export function validateConfig(c: ServerConfig): ServerConfig {
     ),
     pluginsDir: checkDir('pluginsDir', c.pluginsDir, false, ''),
     dataDir: checkDir('dataDir', c.dataDir, false, ''),
+    teachersDir: c.teachersDir
+      ? checkDir('teachersDir', c.teachersDir, false, '')
+      : path.join(checkDir('dataDir', c.dataDir, false, ''), 'teachers'),
     logLevel: c.logLevel,
     ...(c.apiToken !== undefined ? { apiToken: c.apiToken } : {}),
     ...(c.databaseFile ? { databaseFile: path.resolve(c.databaseFile) } : {}),

@@ -47,7 +47,12 @@ export const TEACHER_SPEC: CommandSpec = {
     {
       name: 'teachers-dir',
       value: 'DIR',
-      help: 'where teachers are kept (default $RRL_TEACHERS_DIR, else var/teachers in the repository)',
+      help: "where teachers are kept (default $RRL_TEACHERS_DIR, else the server's var/server/teachers)",
+    },
+    {
+      name: 'source-name',
+      value: 'NAME',
+      help: "import: the checkpoint's file name to record (default: the file's own name)",
     },
     { name: 'json', flag: true, help: 'list: print the cards as JSON' },
   ],
@@ -59,12 +64,12 @@ export const TEACHER_SPEC: CommandSpec = {
   ],
 };
 
-/** The teacher folder: explicit, else $RRL_TEACHERS_DIR, else var/teachers in the repository. */
+/** The teacher folder: explicit, else $RRL_TEACHERS_DIR, else the server's default (var/server/teachers). */
 export function teachersDir(explicit?: string): string {
   if (explicit) return path.resolve(explicit);
   const env = process.env.RRL_TEACHERS_DIR;
   if (env) return path.resolve(env);
-  return path.join(REPO_ROOT, 'var', 'teachers');
+  return path.join(REPO_ROOT, 'var', 'server', 'teachers');
 }
 
 function gib(n: number): string {
@@ -132,6 +137,7 @@ export async function teacherCli(argv: string[], io: Io = processIo): Promise<nu
         dir,
         ...(size !== undefined ? { inputSize: size } : {}),
         ...(typeof v.variant === 'string' ? { variant: v.variant } : {}),
+        ...(typeof v['source-name'] === 'string' ? { sourceName: v['source-name'] } : {}),
         onProgress: (what) =>
           err(`[teacher] ${what} (${Math.round((Date.now() - started) / 1000)} s)`),
       });

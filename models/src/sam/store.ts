@@ -18,7 +18,10 @@ import { emitGraph } from '../engine/graph/emit.js';
 import { readTorchCheckpoint } from '../format/torchCheckpoint.js';
 import { samTinyVitGraph } from './tinyvit.js';
 import { samVitGraph } from './vit.js';
-import { SamImportError, SamWeights, variantName, type SamFamily } from './weights.js';
+import type { TeacherCard } from '../../../core/src/api.js';
+import { SamImportError, SamWeights, variantName } from './weights.js';
+
+export type { TeacherCard };
 
 export const ENCODER_FILE = 'encoder.onnx';
 export const CARD_FILE = 'teacher.json';
@@ -26,27 +29,6 @@ export const CARD_FILE = 'teacher.json';
 export const DEFAULT_TEACHER_INPUT_SIZE = 256;
 /** Encoders above this many weight bytes keep their weights in external data. */
 const EXTERNAL_DATA_BYTES = 1.5 * 1024 ** 3;
-
-export interface TeacherCard {
-  formatVersion: 1;
-  id: string;
-  /** e.g. "MedSAM ViT-B", "SAM ViT-H", "MobileSAM TinyViT". */
-  variant: string;
-  family: SamFamily;
-  /** The checkpoint's file name as imported (no folder). */
-  sourceFile: string;
-  /** SHA-256 of the checkpoint file. */
-  sha256: string;
-  /** Square input in pixels; the embeddings are [256, size/16, size/16]. */
-  inputSize: number;
-  embeddingShape: [number, number, number];
-  /** Image-encoder parameters. */
-  parameters: number;
-  importedAt: string;
-  conversionSeconds: number;
-  /** The checkpoint key prefix in front of `image_encoder.` ('' for the published files). */
-  keyPrefix: string;
-}
 
 export interface Teachers {
   dir: string;

@@ -47,6 +47,13 @@ import {
   type TaskLifecycleDeps,
 } from './taskLifecycle.js';
 import { QueryError, parseSeriesQuery, searchSeries } from './pacsSearch.js';
+import {
+  requireTeacher,
+  teacherImport,
+  teacherList,
+  teacherRemove,
+  type TeacherDeps,
+} from './teachers.js';
 import { HttpError, PLAN, TASK_ID, planMisfit, readJson, slug, str, uid } from './request.js';
 
 export interface ApiOptions {
@@ -108,6 +115,7 @@ export class Api {
   private providers?: { name: string; bundled: boolean }[];
   private readonly checkPlan: (name: string) => Promise<PlanCheck>;
   private readonly lifecycle: TaskLifecycleDeps;
+  private readonly teachers: TeacherDeps;
   private closing?: Promise<void>;
 
   constructor(private readonly o: ApiOptions) {
@@ -134,7 +142,13 @@ export class Api {
       ...(c.pacs.username !== undefined ? { username: c.pacs.username } : {}),
       ...(c.pacs.password !== undefined ? { password: c.pacs.password } : {}),
     });
-    const executor = o.executor ?? trainingExecutor({ pacs: c.pacs, provider: c.trainingProvider });
+    const executor =
+      o.executor ??
+      trainingExecutor({
+        pacs: c.pacs,
+        provider: c.trainingProvider,
+        teachersDir: c.teachersDir,
+      });
     this.runner = new JobRunner({
       store: this.store,
       executor,
@@ -145,7 +159,9 @@ export class Api {
       ...(o.jobRetryDelayMs !== undefined ? { retryDelayMs: o.jobRetryDelayMs } : {}),
       publish: makePublisher({ models: o.models, store: this.store, dataDir: c.dataDir }),
     });
+    this.teachers = { dir: c.teachersDir, store: this.store, log: o.log };
     this.lifecycle = {
+      teachers: this.teachers,
       store: this.store,
       models: o.models,
       client: this.client,
@@ -307,6 +323,17 @@ export class Api {
         sendJson(res, 200, await setDefaultModel(this.lifecycle, params.taskId, body));
       }),
       r('GET', '/api/tasks/{taskId}/models', (x) => this.taskModels(x)),
+      r('GET', '/api/teachers', async ({ res }) =>
+        sendJson(res, 200, await teacherList(this.teachers)),
+      ),
+      r('POST', '/api/teachers', async ({ req, res, query }) => {
+        const r = await teacherImport(this.teachers, req, query);
+        sendJson(res, r.status, r.body);
+      }),
+      r('DELETE', '/api/teachers/{teacherId}', async ({ req, res, params }) => {
+        req.resume();
+        sendJson(res, 200, await teacherRemove(this.teachers, params.teacherId));
+      }),
       r('GET', '/api/models/{modelId}', (x) => this.modelCard(x)),
       r('GET', '/api/models/{modelId}/model.onnx', (x) => this.modelOnnx(x)),
       r('GET', '/api/jobs', (x) => this.listJobs(x)),
@@ -447,8 +474,15 @@ export class Api {
         ? { segSeriesUID: uid(a.segSeriesUID, 'atlas.segSeriesUID') }
         : {}),
     };
-    // The plan must exist and be sane before the PACS is even asked.
+    // The plan (and the teacher) must exist and be sane before the PACS is even asked.
     const planDef = await this.checkPlan(plan);
+    if (body.teacher !== undefined && body.teacher !== null) {
+      const card = await requireTeacher(this.teachers, body.teacher);
+      if (planDef.content === undefined || planDef.content === null) {
+        throw new HttpError(422, `Plan ${plan} has no stored content to add a teacher to.`);
+      }
+      planDef.content = { ...(planDef.content as object), teacher: card.id };
+    }
     const atlas = await loadAtlas(this.client, ref);
     const modality =
       body.modality === undefined ? atlas.volume.modality : str(body.modality, 'modality', 16);

@@ -217,6 +217,11 @@ export const OPENAPI: Json = {
                 properties: {
                   name: { type: 'string' },
                   plan: { type: 'string' },
+                  teacher: {
+                    type: ['string', 'null'],
+                    description:
+                      'An imported teacher id (GET /api/teachers), or null: stage 1 skipped; stored as a new plan version',
+                  },
                   archived: { type: 'boolean' },
                 },
               },
@@ -227,7 +232,7 @@ export const OPENAPI: Json = {
           '200': json(ref('Task'), 'The updated task'),
           '400': err('Bad field'),
           '404': err('No such task'),
-          '422': err('The plan does not fit the task'),
+          '422': err('The plan does not fit the task, or no such teacher'),
           ...common401,
         },
       },
@@ -311,6 +316,72 @@ export const OPENAPI: Json = {
         responses: {
           '200': json(ref('Task'), 'The updated task'),
           '404': err('No such task or version'),
+          ...common401,
+        },
+      },
+    },
+    '/api/teachers': {
+      get: {
+        summary: 'Imported SAM teachers (stage 1 of the training): their cards',
+        responses: {
+          '200': json(
+            { type: 'object', properties: { teachers: { type: 'array', items: ref('Teacher') } } },
+            'Teachers, newest first',
+          ),
+          ...common401,
+        },
+      },
+      post: {
+        summary:
+          'Import a SAM, MedSAM or MobileSAM checkpoint as published (torch.save file, read without running any code in it) at an input size',
+        parameters: [
+          {
+            name: 'name',
+            in: 'query',
+            required: true,
+            description:
+              "The checkpoint's file name (e.g. medsam_vit_b.pth); MedSAM is told from SAM by it",
+            schema: { type: 'string' },
+          },
+          {
+            name: 'size',
+            in: 'query',
+            required: false,
+            description: 'Input size in pixels, a multiple of 16 from 64 to 1024 (default 256)',
+            schema: { type: 'integer' },
+          },
+        ],
+        requestBody: {
+          required: true,
+          content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+        },
+        responses: {
+          '201': json(
+            {
+              type: 'object',
+              properties: { teacher: ref('Teacher'), existed: { type: 'boolean' } },
+            },
+            'Imported',
+          ),
+          '200': json({ type: 'object' }, 'The same file at this size was imported before'),
+          '400': err('Bad name or size, empty or interrupted upload'),
+          '409': err('Another import is running'),
+          '413': err('Larger than any SAM checkpoint'),
+          '415': err('Not application/octet-stream'),
+          '422': err('Not a SAM checkpoint, refused pickle, truncated or damaged file'),
+          ...common401,
+        },
+      },
+    },
+    '/api/teachers/{teacherId}': {
+      delete: {
+        summary:
+          "Remove an imported teacher and its feature cache (refused while a task's plan names it)",
+        parameters: [pathParam('teacherId', 'Teacher id')],
+        responses: {
+          '200': json({ type: 'object', properties: { removed: { type: 'string' } } }, 'Removed'),
+          '404': err('No such teacher'),
+          '409': err('A task uses it'),
           ...common401,
         },
       },
@@ -517,6 +588,26 @@ export const OPENAPI: Json = {
           },
         },
       },
+      Teacher: {
+        type: 'object',
+        description: 'An imported SAM teacher: the card of its conversion',
+        properties: {
+          id: { type: 'string' },
+          variant: {
+            type: 'string',
+            description: 'e.g. MedSAM ViT-B, SAM ViT-H, MobileSAM TinyViT',
+          },
+          family: { type: 'string', enum: ['vit', 'tiny-vit'] },
+          sourceFile: { type: 'string' },
+          sha256: { type: 'string' },
+          inputSize: { type: 'integer' },
+          embeddingShape: { type: 'array', items: { type: 'integer' } },
+          parameters: { type: 'integer' },
+          importedAt: { type: 'string', format: 'date-time' },
+          conversionSeconds: { type: 'number' },
+          keyPrefix: { type: 'string' },
+        },
+      },
       Task: {
         type: 'object',
         properties: {
@@ -537,6 +628,11 @@ export const OPENAPI: Json = {
             description: 'The stored plan version the next job uses',
           },
           planContent: { type: 'object', description: 'That version of the plan' },
+          teacher: {
+            type: ['string', 'null'],
+            description:
+              "The SAM teacher of stage 1 (the plan content's teacher), or null: stage 1 skipped",
+          },
           labels: { type: 'array', items: ref('Label') },
           createdAt: { type: 'string', format: 'date-time' },
           archivedAt: { type: 'string', format: 'date-time' },
@@ -564,6 +660,11 @@ export const OPENAPI: Json = {
           plan: {
             type: 'string',
             description: 'A plan name from models/plans (default hippocampus)',
+          },
+          teacher: {
+            type: ['string', 'null'],
+            description:
+              'An imported SAM teacher id (GET /api/teachers) for stage 1; absent or null: no teacher, stage 1 skipped',
           },
           atlas: {
             type: 'object',

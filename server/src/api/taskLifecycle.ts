@@ -14,6 +14,7 @@ import { AtlasError, loadAtlas } from '../jobs/atlas.js';
 import { holdoutClassMap } from '../jobs/evaluate.js';
 import type { Store, TaskRecord } from '../store/db.js';
 import { HttpError, PLAN, planMisfit, str, uid } from './request.js';
+import { requireTeacher, type TeacherDeps } from './teachers.js';
 
 export interface PlanCheck {
   classes?: number;
@@ -27,6 +28,7 @@ export interface TaskLifecycleDeps {
   client: DicomWebClient;
   log: Logger;
   dataDir: string;
+  teachers: TeacherDeps;
   checkPlan(name: string): Promise<PlanCheck>;
 }
 
@@ -45,12 +47,12 @@ export async function patchTask(
   body: Record<string, unknown>,
 ): Promise<TaskRecord> {
   const task = getTaskOr404(d.store, id);
-  const known = new Set(['name', 'plan', 'archived']);
+  const known = new Set(['name', 'plan', 'archived', 'teacher']);
   const unknown = Object.keys(body).filter((k) => !known.has(k));
   if (unknown.length) {
     throw new HttpError(
       400,
-      `Unknown field(s) ${unknown.join(', ')}; send name, plan or archived.`,
+      `Unknown field(s) ${unknown.join(', ')}; send name, plan, teacher or archived.`,
     );
   }
   if (body.archived !== undefined && typeof body.archived !== 'boolean') {
@@ -69,6 +71,26 @@ export async function patchTask(
       throw new HttpError(422, `${misfit} but task ${task.id} has ${task.labels.length}.`);
     plan = { name: planName, check };
   }
+  // The teacher lives in the plan content: a new plan version with it set (or removed).
+  if (body.teacher !== undefined) {
+    const teacher =
+      body.teacher === null ? null : (await requireTeacher(d.teachers, body.teacher)).id;
+    const base = plan ?? { name: task.plan, check: { content: task.planContent } };
+    if (base.check.content === undefined || base.check.content === null) {
+      throw new HttpError(422, `Task ${task.id}'s plan has no stored content to set a teacher in.`);
+    }
+    const { teacher: _old, ...rest } = base.check.content as Record<string, unknown>;
+    plan = {
+      name: base.name,
+      check: { ...base.check, content: teacher ? { ...rest, teacher } : rest },
+    };
+  } else if (plan && task.teacher && plan.check.content) {
+    // a new plan keeps the task's teacher
+    plan.check = {
+      ...plan.check,
+      content: { ...(plan.check.content as object), teacher: task.teacher },
+    };
+  }
   const now = new Date().toISOString();
   d.store.db.transaction(() => {
     d.store.updateTask(task.id, {
@@ -81,6 +103,9 @@ export async function patchTask(
     task: task.id,
     ...(name !== undefined ? { renamed: true } : {}),
     ...(plan ? { plan: plan.name } : {}),
+    ...(body.teacher !== undefined
+      ? { teacher: typeof body.teacher === 'string' ? body.teacher : null }
+      : {}),
     ...(body.archived !== undefined ? { archived: body.archived } : {}),
   });
   return getTaskOr404(d.store, task.id);

@@ -165,6 +165,7 @@ export async function pacsTrainingTask(
     unlabeled,
     info,
     provider: isProviderSetting(ctx.provider) ? ctx.provider : 'auto',
+    ...(ctx.teachersDir !== undefined ? { teachersDir: ctx.teachersDir } : {}),
     signal: ctx.signal,
     log: ctx.log,
     onProgress: (p) => ctx.progress(p),

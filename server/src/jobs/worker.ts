@@ -35,6 +35,7 @@ async function run(data: WorkerData): Promise<void> {
       task: data.task,
       pacs: data.pacs,
       provider: data.provider,
+      ...(data.teachersDir !== undefined ? { teachersDir: data.teachersDir } : {}),
       progress: (p) => post({ type: 'progress', progress: p }),
       log: (line) => post({ type: 'log', line }),
     });

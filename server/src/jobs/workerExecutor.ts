@@ -24,6 +24,8 @@ export interface WorkerTaskContext {
   pacs: PacsConfig;
   /** Training provider setting: one of PROVIDER_SETTINGS (models/src/engine/runtime). */
   provider: string;
+  /** Imported SAM teachers (a plan's teacher id is looked up there). */
+  teachersDir?: string;
 }
 
 /** A function a worker runs: exported by name from a module. */
@@ -37,6 +39,7 @@ export interface WorkerData {
   workDir: string;
   pacs: PacsConfig;
   provider: string;
+  teachersDir?: string;
 }
 
 export type FromWorker =
@@ -53,6 +56,7 @@ export interface WorkerExecutorOptions {
   exportName: string;
   pacs: PacsConfig;
   provider: string;
+  teachersDir?: string;
   /** How long a cancelled task may take to stop before the worker is terminated (default 10 s). */
   graceMs?: number;
   /** Where a job runs: its own process (default) or a worker thread of the server. */
@@ -128,6 +132,7 @@ export function workerExecutor(o: WorkerExecutorOptions): JobExecutor {
         workDir: ctx.workDir,
         pacs: o.pacs,
         provider: o.provider,
+        ...(o.teachersDir !== undefined ? { teachersDir: o.teachersDir } : {}),
       };
       const worker =
         (o.isolation ?? 'process') === 'process' ? startChild(data) : startThread(data);

@@ -107,16 +107,25 @@ const ADDED_COLUMNS: Record<string, [string, string][]> = {
 const TASK_SELECT = `SELECT t.*, p.content AS plan_content FROM tasks t
   LEFT JOIN task_plans p ON p.task_id = t.id AND p.version = t.plan_version`;
 
+/** The teacher a plan content names (`teacher`), if any. */
+export function planTeacher(content: unknown): string | undefined {
+  const t = (content as { teacher?: unknown } | null | undefined)?.teacher;
+  return typeof t === 'string' && t !== '' ? t : undefined;
+}
+
 function toTask(r: TaskRow): TaskRecord {
+  const content = r.plan_content !== null ? (JSON.parse(r.plan_content) as unknown) : undefined;
+  const teacher = planTeacher(content);
   return {
     id: r.id,
     name: r.name,
     modality: r.modality,
     atlas: JSON.parse(r.atlas) as AtlasRef,
     plan: r.plan,
-    ...(r.plan_content !== null && r.plan_version !== null
-      ? { planContent: JSON.parse(r.plan_content) as unknown, planVersion: r.plan_version }
+    ...(content !== undefined && r.plan_version !== null
+      ? { planContent: content, planVersion: r.plan_version }
       : {}),
+    teacher: teacher ?? null,
     labels: JSON.parse(r.labels) as TaskLabel[],
     createdAt: r.created_at,
     ...(r.archived_at ? { archivedAt: r.archived_at } : {}),
