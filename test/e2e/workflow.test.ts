@@ -15,9 +15,10 @@ import type { Page } from 'playwright-core';
 
 import { launchBrowser, type BrowserSession } from '../helpers/browser.js';
 import { startTestOrthanc, type TestOrthanc } from '../helpers/orthanc.js';
-import { startTestStack, type TestStack } from '../helpers/server.js';
+import { TEST_API_TOKEN, startTestStack, type TestStack } from '../helpers/server.js';
 import type { SeedDemoResult } from '../../server/src/demo/seed.js';
 import { first, items, readPart10 } from '../../models/src/dicom/dcmjs.js';
+import { makeReference } from '../unit/sam/torch.js';
 import {
   OrthancDirect,
   afterEachStep,
@@ -136,6 +137,11 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
     const task = page.locator('[data-testid="oneshot-task"]');
     await waitFor('the new task', async () => (await task.inputValue()) === TASK_ID, 60_000);
     assert.match(await task.locator('option:checked').innerText(), /8 labels, plan demo-tiny/);
+    // Never silent about SAM: without a teacher the panel says stage 1 is skipped.
+    assert.equal(
+      await page.locator('[data-testid="oneshot-task-teacher-summary"]').innerText(),
+      'No teacher: stage 1 (SAM distillation) skipped',
+    );
     await browser.screenshot(page, 'workflow-01-task', '[data-testid="oneshot-panel"]');
   });
 
@@ -228,7 +234,7 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
     );
     assert.match(
       await page.locator('[data-testid="oneshot-model-card-parameters"]').innerText(),
-      /plan demo-tiny \(v1\), grid 24×24×24.*provider cpu · teacher none.*trained in/,
+      /plan demo-tiny \(v1\), grid 24×24×24.*provider cpu · no teacher \(stage 1 skipped\).*trained in/,
     );
     assert.match(
       await page.locator('[data-testid="oneshot-model-card-stages"]').innerText(),
@@ -448,6 +454,51 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
     await waitFor(
       'v1 the default again',
       async () => /v1 ★ default/.test((await select.locator('option').allInnerTexts()).join('|')),
+      30_000,
+    );
+  });
+
+  test('a SAM checkpoint imported from the panel becomes the task’s teacher', async () => {
+    // A reduced SAM ViT written by torch.save under the official keys (real weights cannot be
+    // downloaded here), named as MedSAM's file is.
+    const ref = makeReference('tiny-vit-b', 128, path.join(tmp, 'sam'), {
+      name: 'medsam_vit_b.pth',
+    });
+    const manage = page.locator('[data-testid="oneshot-task-manage"]');
+    if (!(await manage.evaluate((d) => (d as HTMLDetailsElement).open)))
+      await manage.locator('summary').click();
+    await page
+      .locator('[data-testid="oneshot-task-teacher-file"]')
+      .setInputFiles(path.join(ref.dir, 'medsam_vit_b.pth'));
+    const select = page.locator('[data-testid="oneshot-task-teacher-select"]');
+    await waitFor(
+      'the imported teacher chosen',
+      async () =>
+        /^Teacher: MedSAM ViT \(width 64, depth 4\) \(imported \d{4}-\d\d-\d\d from medsam_vit_b\.pth, 256 px\)$/.test(
+          await select.locator('option:checked').innerText(),
+        ),
+      60_000,
+    );
+    await page.locator('[data-testid="oneshot-task-teacher-apply"]').click();
+    const summary = page.locator('[data-testid="oneshot-task-teacher-summary"]');
+    await waitFor(
+      'the task’s teacher',
+      async () => /^Teacher: MedSAM ViT \(width 64, depth 4\)/.test(await summary.innerText()),
+      30_000,
+    );
+    const t = (await (
+      await fetch(`${stack.url}/api/tasks/${TASK_ID}`, {
+        headers: { Authorization: `Bearer ${TEST_API_TOKEN}` },
+      })
+    ).json()) as { teacher: string | null };
+    assert.match(t.teacher ?? '', /^medsam-vit-width-64-depth-4-[0-9a-f]{8}-256$/);
+    await panelShot(browser, page, 'teacher');
+    // back to no teacher: stage 1 skipped, said again
+    await select.selectOption('');
+    await page.locator('[data-testid="oneshot-task-teacher-apply"]').click();
+    await waitFor(
+      'no teacher',
+      async () => (await summary.innerText()) === 'No teacher: stage 1 (SAM distillation) skipped',
       30_000,
     );
   });

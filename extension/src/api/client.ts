@@ -16,6 +16,7 @@ import type {
   SeriesRef,
   SeriesSearch,
   Task,
+  TeacherCard,
 } from '../../../core/src/api.js';
 
 // The HTTP types are the server's (core/src/api.ts); re-exported for the panel.
@@ -129,6 +130,8 @@ export class ApiClient {
     path: string,
     what: string,
     body?: unknown,
+    /** A binary body (a file upload) instead of JSON. */
+    raw?: { data: Blob; type: string },
   ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const token = await this.getToken(attempt > 0);
@@ -137,9 +140,11 @@ export class ApiClient {
         authorization: `Bearer ${token}`,
       };
       if (body !== undefined) headers['content-type'] = 'application/json';
+      if (raw) headers['content-type'] = raw.type;
+      const payload = raw ? raw.data : body !== undefined ? JSON.stringify(body) : undefined;
       const res = await this.send(
         `${this.base}${path}`,
-        { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) },
+        { method, headers, ...(payload !== undefined ? { body: payload } : {}) },
         what,
       );
       if (res.status === 401 && attempt === 0) continue;
@@ -162,8 +167,30 @@ export class ApiClient {
     return (await this.call<{ tasks: Task[] }>('GET', `/api/tasks${q}`, 'Listing the tasks')).tasks;
   }
 
-  /** Rename, change the plan (the next training uses it), archive or restore. */
-  updateTask(id: string, patch: { name?: string; plan?: string; archived?: boolean }) {
+  /** The imported SAM teachers, newest first. */
+  async teachers(): Promise<TeacherCard[]> {
+    return (
+      await this.call<{ teachers: TeacherCard[] }>('GET', '/api/teachers', 'Listing the teachers')
+    ).teachers;
+  }
+
+  /** Uploads a SAM / MedSAM / MobileSAM checkpoint file and imports it (once per file and size). */
+  importTeacher(file: Blob, name: string, size?: number) {
+    const q = `name=${encodeURIComponent(name)}${size ? `&size=${size}` : ''}`;
+    return this.call<{ teacher: TeacherCard; existed: boolean }>(
+      'POST',
+      `/api/teachers?${q}`,
+      `Importing ${name}`,
+      undefined,
+      { data: file, type: 'application/octet-stream' },
+    );
+  }
+
+  /** Rename, change the plan or the teacher (the next training uses them), archive or restore. */
+  updateTask(
+    id: string,
+    patch: { name?: string; plan?: string; teacher?: string | null; archived?: boolean },
+  ) {
     return this.call<Task>(
       'PATCH',
       `/api/tasks/${encodeURIComponent(id)}`,
@@ -200,6 +227,7 @@ export class ApiClient {
   createTask(input: {
     name: string;
     plan: string;
+    teacher?: string | null;
     atlas: SeriesRef & { segSeriesUID?: string };
   }): Promise<Task> {
     return this.call<Task>('POST', '/api/tasks', 'Creating the task', input);

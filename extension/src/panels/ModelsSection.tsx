@@ -125,7 +125,10 @@ export function ModelsSection(props: {
             {params?.planVersion ? ` (v${params.planVersion})` : ''}
             {info.grid ? `, grid ${info.grid}` : ''}
             {info.channels ? `, channels ${info.channels}` : ''} · provider{' '}
-            {params?.providerUsed ?? params?.provider ?? '—'} · teacher {params?.teacher ?? 'none'}
+            {params?.providerUsed ?? params?.provider ?? '—'} ·{' '}
+            <span data-testid="oneshot-model-card-teacher">
+              {params?.teacher ? `teacher: ${params.teacher}` : 'no teacher (stage 1 skipped)'}
+            </span>
             {typeof cardData?.trainingSeconds === 'number'
               ? ` · trained in ${fmtSeconds(cardData.trainingSeconds)}`
               : ''}

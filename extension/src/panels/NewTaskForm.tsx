@@ -1,11 +1,13 @@
 /**
  * The new-task form: the atlas is the open series and its study's SEG. The plan that trains as
  * many labels as the SEG holds is preselected (until the user picks one); a plan that does not fit
- * is refused before anything is created, with the fitting plans named.
+ * is refused before anything is created, with the fitting plans named. The SAM teacher is chosen
+ * (or imported) here, or "No teacher: stage 1 skipped" is said.
  */
 import { useEffect, useState } from 'react';
 import type { Plan } from '../api/client.js';
 import type { OpenSeries } from './TrainingSection.js';
+import { TeacherPicker, type TeachersState } from './TeacherPicker.js';
 import { Button, SECTION } from './ui.js';
 
 const S = SECTION;
@@ -25,11 +27,13 @@ export function NewTaskForm(props: {
   plans: Plan[];
   open?: OpenSeries;
   busy: boolean;
+  teachers: TeachersState;
   /** Creates the task; resolves true when it was created. */
-  create(name: string, plan: string): Promise<boolean>;
+  create(name: string, plan: string, teacher: string | null): Promise<boolean>;
 }) {
   const { plans, open } = props;
   const [name, setName] = useState('');
+  const [teacher, setTeacher] = useState('');
   const [plan, setPlan] = useState('');
   const [touched, setTouched] = useState(false);
   const labels = atlasLabelCount(open);
@@ -91,11 +95,18 @@ export function NewTaskForm(props: {
           {misfit}
         </div>
       )}
+      <TeacherPicker
+        state={props.teachers}
+        value={teacher}
+        onChange={setTeacher}
+        busy={props.busy}
+        testId="oneshot-new-teacher"
+      />
       <div style={S.row}>
         <Button
           testId="oneshot-task-create"
           onClick={() => {
-            void props.create(name.trim(), plan).then((ok) => ok && setName(''));
+            void props.create(name.trim(), plan, teacher || null).then((ok) => ok && setName(''));
           }}
           disabled={props.busy || !plan || !!misfit}
         >

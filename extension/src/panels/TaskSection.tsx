@@ -7,6 +7,7 @@
 import { useEffect, useState, type CSSProperties } from 'react';
 import type { Plan, Task } from '../api/client.js';
 import { plansFitting } from './NewTaskForm.js';
+import { TaskTeacher, teacherLabel, type TeachersState } from './TeacherPicker.js';
 import { Button, SECTION } from './ui.js';
 
 const S: Record<string, CSSProperties> = {
@@ -19,9 +20,19 @@ export interface TaskActions {
   select(id: string): void;
   rename(name: string): void;
   changePlan(plan: string): void;
+  changeTeacher(teacher: string | null): void;
   archive(archived: boolean): void;
   remove(): void;
   setShowArchived(show: boolean): void;
+}
+
+/** The task's teacher in words; a teacher that is no longer imported is said to be missing. */
+function taskTeacherLine(task: Task, teachers: TeachersState): string {
+  if (!task.teacher) return teacherLabel(undefined);
+  const card = teachers.teachers.find((t) => t.id === task.teacher);
+  return card
+    ? teacherLabel(card)
+    : `Teacher: ${task.teacher} — not among the imported teachers: import it again or choose another before training.`;
 }
 
 export function TaskSection(props: {
@@ -32,6 +43,7 @@ export function TaskSection(props: {
   modelCount: number;
   busy: boolean;
   actions: TaskActions;
+  teachers: TeachersState;
   children?: React.ReactNode;
 }) {
   const { task, actions } = props;
@@ -63,6 +75,11 @@ export function TaskSection(props: {
       ) : (
         <div style={S.small} data-testid="oneshot-no-tasks">
           No task yet.
+        </div>
+      )}
+      {task && (
+        <div style={S.small} data-testid="oneshot-task-teacher-summary">
+          {taskTeacherLine(task, props.teachers)}
         </div>
       )}
       <label style={{ ...S.check, marginTop: 4 }}>
@@ -118,6 +135,12 @@ export function TaskSection(props: {
             {task.planVersion ? `, stored as version ${task.planVersion}` : ''}: later edits of the
             plan file do not change this task.
           </div>
+          <TaskTeacher
+            state={props.teachers}
+            current={task.teacher}
+            busy={props.busy}
+            change={actions.changeTeacher}
+          />
           <div style={S.row}>
             <Button
               testId="oneshot-task-archive"

@@ -27,6 +27,7 @@ import {
 import { ACTIVE, JobSection } from './JobSection.js';
 import { ModelsSection } from './ModelsSection.js';
 import { NewTaskForm } from './NewTaskForm.js';
+import { useTeachers } from './TeacherPicker.js';
 import { TaskSection } from './TaskSection.js';
 import { SECTION } from './ui.js';
 import { useJobFollow } from './useJobFollow.js';
@@ -65,6 +66,7 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
   const [models, setModels] = useState<ModelVersion[]>([]);
   const task = tasks.find((t) => t.id === taskId);
   const open = useOpenSeries(deps);
+  const teachers = useTeachers(api, setError);
 
   const loadTasks = useCallback(
     () =>
@@ -156,13 +158,13 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
       setBusy(false);
     }
   };
-  const changeTask = (patch: { name?: string; plan?: string; archived?: boolean }) =>
+  const changeTask = (patch: Parameters<ApiClient['updateTask']>[1]) =>
     void act(async () => {
       await api.updateTask(taskId, patch);
       await loadTasks();
     });
 
-  const createTask = (name: string, plan: string) =>
+  const createTask = (name: string, plan: string, teacher: string | null) =>
     act(async () => {
       const o = deps.openSeries();
       if (!o)
@@ -171,6 +173,7 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
         const t = await api.createTask({
           name: name || `Task ${new Date().toISOString().slice(0, 10)}`,
           plan,
+          teacher,
           atlas: { studyUID: o.studyUID, seriesUID: o.seriesUID },
         });
         await loadTasks();
@@ -205,10 +208,12 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
         showArchived={showArchived}
         modelCount={models.length}
         busy={busy}
+        teachers={teachers}
         actions={{
           select: setTaskId,
           rename: (name) => changeTask({ name }),
           changePlan: (plan) => changeTask({ plan }),
+          changeTeacher: (teacher) => changeTask({ teacher }),
           archive: (archived) => changeTask({ archived }),
           setShowArchived,
           remove: () =>
@@ -222,7 +227,13 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
       >
         <details open={tasks.length === 0} data-testid="oneshot-task-new">
           <summary style={{ cursor: 'pointer', fontSize: 12, marginTop: 6 }}>New task…</summary>
-          <NewTaskForm plans={plans} open={open} busy={busy} create={createTask} />
+          <NewTaskForm
+            plans={plans}
+            open={open}
+            busy={busy}
+            teachers={teachers}
+            create={createTask}
+          />
         </details>
       </TaskSection>
 
