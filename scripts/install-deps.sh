@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # gcc + libc6-dev build the loopback shim that keeps Orthanc off the network (server/native); openssl
 # makes the TLS test certificate; python3-torch is the PyTorch reference the SAM checkpoint import is
-# tested against (its checkpoints are written by torch.save, its embeddings are the expected ones).
-DEB_PACKAGES=(orthanc orthanc-dicomweb dcmtk dicom3tools mricron-data chromium gcc libc6-dev openssl python3-torch)
+# tested against (its checkpoints are written by torch.save, its embeddings are the expected ones);
+# libopenblas0-pthread gives it an optimised BLAS (Debian's default reference BLAS makes its matrix
+# products ~25x slower, which would make any side-by-side speed comparison meaningless).
+DEB_PACKAGES=(orthanc orthanc-dicomweb dcmtk dicom3tools mricron-data chromium gcc libc6-dev openssl python3-torch libopenblas0-pthread)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -56,6 +56,14 @@ export function dataDir(explicit?: string): string {
   return path.resolve(REPO_ROOT, '../shared/data');
 }
 
+/** The teacher folder: explicit, else $RRL_TEACHERS_DIR, else the server's default (var/server/teachers). */
+export function teachersDir(explicit?: string): string {
+  if (explicit) return path.resolve(explicit);
+  const env = process.env.RRL_TEACHERS_DIR;
+  if (env) return path.resolve(env);
+  return path.join(REPO_ROOT, 'var', 'server', 'teachers');
+}
+
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 

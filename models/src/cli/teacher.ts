@@ -26,7 +26,7 @@ import {
   type CommandSpec,
   type Io,
 } from './args.js';
-import { REPO_ROOT } from './split.js';
+import { teachersDir } from './split.js';
 import { isMain } from './train.js';
 
 export const TEACHER_SPEC: CommandSpec = {
@@ -63,14 +63,6 @@ export const TEACHER_SPEC: CommandSpec = {
     'npm run teacher -- remove medsam-vit-b-1a2b3c4d-256',
   ],
 };
-
-/** The teacher folder: explicit, else $RRL_TEACHERS_DIR, else the server's default (var/server/teachers). */
-export function teachersDir(explicit?: string): string {
-  if (explicit) return path.resolve(explicit);
-  const env = process.env.RRL_TEACHERS_DIR;
-  if (env) return path.resolve(env);
-  return path.join(REPO_ROOT, 'var', 'server', 'teachers');
-}
 
 function gib(n: number): string {
   return n >= 1e9 ? `${(n / 1e9).toFixed(2)} G` : `${(n / 1e6).toFixed(1)} M`;

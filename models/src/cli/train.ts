@@ -43,7 +43,7 @@ import {
   readLabelSet,
   type LabelSet,
 } from './labelset.js';
-import { DATA_DIR_OPTION, readSplit, SplitError } from './split.js';
+import { DATA_DIR_OPTION, readSplit, SplitError, teachersDir } from './split.js';
 import { formatDuration, ProgressReporter } from './progress.js';
 
 export const TRAIN_SPEC: CommandSpec = {
@@ -83,6 +83,11 @@ export const TRAIN_SPEC: CommandSpec = {
       name: 'provider',
       value: 'auto|cpu|webgpu|cuda',
       help: 'onnxruntime execution provider for training (default auto)',
+    },
+    {
+      name: 'teachers-dir',
+      value: 'DIR',
+      help: 'where imported SAM teachers are (a plan\'s "teacher" id; default $RRL_TEACHERS_DIR, else var/server/teachers)',
     },
     {
       name: 'name',
@@ -396,6 +401,7 @@ export async function train(argv: string[], io: Io = processIo): Promise<number>
         unlabeled,
         info,
         provider,
+        teachersDir: teachersDir(str(o, 'teachers-dir')),
         signal: controller.signal,
         onProgress: (p) => rep.update(p),
         log: (line) => {

@@ -116,3 +116,16 @@ export async function storeSeg(
   await stow(client, [seg.bytes]);
   return seg.seriesInstanceUID;
 }
+
+/** A labelled atlas (series + its SEG) and two unlabelled series shifted by ±1 voxel. */
+export async function storeAtlasAndUnlabelled(
+  client: DicomWebClient,
+): Promise<{ atlas: StoredSeries; unlabelled: StoredSeries[] }> {
+  const atlas = await storeSeries(client, { description: 'T1 atlas' });
+  await storeSeg(client, atlas, atlas.labels);
+  const unlabelled = [
+    await storeSeries(client, { shift: 1, description: 'T1 unlabelled' }),
+    await storeSeries(client, { shift: -1, description: 'T1 unlabelled' }),
+  ];
+  return { atlas, unlabelled };
+}

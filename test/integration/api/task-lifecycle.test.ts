@@ -13,7 +13,13 @@ import { after, before, describe, test } from 'node:test';
 
 import { PLANS_DIR } from '../../../server/src/jobs/plans';
 import type { JobProgress, JobRecord, TaskRecord } from '../../../server/src/store/db';
-import { pacsClient, storeSeg, storeSeries, type StoredSeries } from './data';
+import {
+  pacsClient,
+  storeAtlasAndUnlabelled,
+  storeSeg,
+  storeSeries,
+  type StoredSeries,
+} from './data';
 import { createTask, readEvents, startApiTestEnv, waitForJob, type ApiTestEnv } from './helpers';
 
 let env: ApiTestEnv;
@@ -39,12 +45,7 @@ describe('task lifecycle', { timeout: 600_000 }, () => {
   before(async () => {
     env = await startApiTestEnv({ realTraining: true });
     const client = pacsClient(env.pacs);
-    atlas = await storeSeries(client, { description: 'T1 atlas' });
-    await storeSeg(client, atlas, (atlas as StoredSeries & { labels: Uint8Array }).labels);
-    unlabelled = [
-      await storeSeries(client, { shift: 1, description: 'T1 unlabelled' }),
-      await storeSeries(client, { shift: -1, description: 'T1 unlabelled' }),
-    ];
+    ({ atlas, unlabelled } = await storeAtlasAndUnlabelled(client));
     const h = await storeSeries(client, { shift: 2, description: 'T1 labelled hold-out' });
     await storeSeg(client, h, h.labels);
     holdout = h;

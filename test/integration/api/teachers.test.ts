@@ -12,8 +12,8 @@ import { after, before, describe, test } from 'node:test';
 
 import type { JobRecord, TaskRecord } from '../../../server/src/store/db';
 import type { TeacherCard } from '../../../core/src/api';
-import { makeReference, python } from '../../unit/sam/torch';
-import { pacsClient, storeSeg, storeSeries, type StoredSeries } from './data';
+import { makeReference, writeEvilCheckpoint } from '../../unit/sam/torch';
+import { pacsClient, storeAtlasAndUnlabelled, type StoredSeries } from './data';
 import { startApiTestEnv, waitForJob, type ApiTestEnv } from './helpers';
 
 let env: ApiTestEnv;
@@ -26,13 +26,7 @@ describe('SAM teachers', { timeout: 600_000 }, () => {
 
   before(async () => {
     env = await startApiTestEnv({ realTraining: true });
-    const client = pacsClient(env.pacs);
-    atlas = await storeSeries(client, { description: 'T1 atlas' });
-    await storeSeg(client, atlas, (atlas as StoredSeries & { labels: Uint8Array }).labels);
-    unlabelled = [
-      await storeSeries(client, { shift: 1, description: 'T1 unlabelled' }),
-      await storeSeries(client, { shift: -1, description: 'T1 unlabelled' }),
-    ];
+    ({ atlas, unlabelled } = await storeAtlasAndUnlabelled(pacsClient(env.pacs)));
     const ref = makeReference('tiny-vit-b', 64, path.join(env.dir, 'ref'), { name: 'upload.bin' });
     ckpt = path.join(ref.dir, 'upload.bin');
   });
@@ -66,16 +60,7 @@ describe('SAM teachers', { timeout: 600_000 }, () => {
 
   test('a pickle that names os.system, a foreign file and a wrong upload are refused', async () => {
     const evil = path.join(env.dir, 'evil.pth');
-    python(
-      `
-import os, sys, torch
-class Evil:
-    def __reduce__(self):
-        return (os.system, ('true',))
-torch.save({'w': Evil()}, sys.argv[1])
-`,
-      [evil],
-    );
+    writeEvilCheckpoint(evil, 'true');
     const r = await upload(evil, 'name=sam_vit_b_01ec64.pth');
     assert.equal(r.status, 422);
     assert.match(

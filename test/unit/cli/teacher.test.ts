@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path, { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { makeReference, python } from '../sam/torch.js';
+import { makeReference, writeEvilCheckpoint } from '../sam/torch.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -53,16 +53,7 @@ test('teacher import / list / remove, and clear refusals', { timeout: 300_000 },
     assert.match(again.out, new RegExp(`already imported: ${id}`));
 
     const evil = join(dir, 'evil.pth');
-    python(
-      `
-import os, sys, torch
-class Evil:
-    def __reduce__(self):
-        return (os.system, ('true',))
-torch.save({'w': Evil()}, sys.argv[1])
-`,
-      [evil],
-    );
+    writeEvilCheckpoint(evil, 'true');
     const refused = teacher(['import', evil], teachers);
     assert.equal(refused.status, 2);
     assert.match(refused.err, /error: refused: the checkpoint's pickle names posix\.system/);

@@ -22,7 +22,7 @@ import {
   readTorchCheckpoint,
   restrictedUnpickle,
 } from '../../../models/src/format/torchCheckpoint.js';
-import { python } from './torch.js';
+import { python, writeEvilCheckpoint } from './torch.js';
 
 const T = { timeout: 120_000 };
 
@@ -83,16 +83,7 @@ test('a checkpoint whose pickle names os.system is refused, and nothing runs', T
   try {
     const file = join(dir, 'evil.pth');
     const marker = join(dir, 'pwned');
-    python(
-      `
-import os, sys, torch
-class Evil:
-    def __reduce__(self):
-        return (os.system, ('touch ' + sys.argv[2],))
-torch.save({'image_encoder.pos_embed': torch.zeros(1), 'x': Evil()}, sys.argv[1])
-`,
-      [file, marker],
-    );
+    writeEvilCheckpoint(file, `touch ${marker}`);
     assert.ok(!existsSync(marker), 'saving must not have run it');
     await assert.rejects(readTorchCheckpoint(file), (e: unknown) => {
       assert.ok(e instanceof CheckpointError);

@@ -79,3 +79,20 @@ export function maxErrors(a: Float32Array, b: Float32Array): { maxAbs: number; m
   }
   return { maxAbs, maxRef };
 }
+
+/**
+ * A torch.save file whose pickle calls os.system(command) when torch.load reads it — what a
+ * malicious "checkpoint" looks like. Saving does not run it.
+ */
+export function writeEvilCheckpoint(file: string, command: string): void {
+  python(
+    `
+import os, sys, torch
+class Evil:
+    def __reduce__(self):
+        return (os.system, (sys.argv[2],))
+torch.save({'image_encoder.pos_embed': torch.zeros(1), 'w': Evil()}, sys.argv[1])
+`,
+    [file, command],
+  );
+}
