@@ -95,6 +95,15 @@ test(
           `^MedSAM ViT \\(width 64, depth 4\\) \\(medsam_vit_b\\.pth, sha256 ${card.sha256.slice(0, 12)}…, 64 px`,
         ),
       );
+      assert.ok(
+        state.notices.some((n) =>
+          /^Stage 1 distilled from MedSAM ViT .*accuracy a real SAM teacher adds was not measured/.test(
+            n,
+          ),
+        ),
+        state.notices.join('\n'),
+      );
+      assert.ok(!state.notices.some((n) => /^No teacher/.test(n)));
       const cache = join(teachersDir, 'features', `${card.sha256.slice(0, 16)}-64`);
       assert.equal(
         readdirSync(cache).filter((f) => f.endsWith('.f32')).length,

@@ -25,6 +25,11 @@ function contentKey(image: Float32Array): string {
     .slice(0, 24);
 }
 
+/** What the model card says of a teacher: which, and that its accuracy effect was not measured here. */
+export function teacherNotice(description: string): string {
+  return `Stage 1 distilled from ${description}. The accuracy a real SAM teacher adds was not measured by this project (no SAM weights could be obtained where it was built): compare with a model of the same plan trained without a teacher on your hold-out series.`;
+}
+
 function formatSeconds(s: number): string {
   return s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`;
 }
@@ -57,6 +62,8 @@ export async function distillSamStage(run: Run): Promise<StageOutcome> {
   }));
   try {
     run.state.teacher = teacher.description;
+    const notice = teacherNotice(teacher.description);
+    if (!run.state.notices.includes(notice)) run.state.notices.push(notice);
     await run.saveState();
     await mkdir(cacheDir, { recursive: true });
     const need = vols.filter((v) => !existsSync(v.file));
