@@ -82,9 +82,20 @@ export function teacherEncoderPath(dir: string, id: string): string {
   return path.join(dir, id, ENCODER_FILE);
 }
 
+/** The folder of a teacher's cached features (see the distill-sam stage). */
+export function teacherFeatureDir(
+  dir: string,
+  card: Pick<TeacherCard, 'sha256' | 'inputSize'>,
+): string {
+  return path.join(dir, 'features', `${card.sha256.slice(0, 16)}-${card.inputSize}`);
+}
+
+/** Removes a teacher and its cached features; false when there is no such teacher. */
 export async function removeTeacher(dir: string, id: string): Promise<boolean> {
-  if (!(await findTeacher(dir, id))) return false;
+  const card = await findTeacher(dir, id);
+  if (!card) return false;
   await rm(path.join(dir, id), { recursive: true, force: true });
+  await rm(teacherFeatureDir(dir, card), { recursive: true, force: true });
   return true;
 }
 

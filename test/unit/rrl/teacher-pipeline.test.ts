@@ -5,14 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parsePlan } from '../../../models/src/rrl/plan.js';
 import { runPipeline } from '../../../models/src/rrl/pipeline.js';
 import type { PipelineState } from '../../../models/src/rrl/stages/types.js';
 import type { RrlModelInfo } from '../../../models/src/rrl/export.js';
-import { importSamCheckpoint } from '../../../models/src/sam/store.js';
+import { importSamCheckpoint, removeTeacher } from '../../../models/src/sam/store.js';
 import { makeReference } from '../sam/torch.js';
 import { texturedBlob } from './helpers.js';
 
@@ -123,6 +123,9 @@ test(
         !lines.some((l) => /teacher features \d+\/\d+ \(/.test(l)),
         'no volume computed again',
       );
+      // removing the teacher removes its cached features
+      assert.equal(await removeTeacher(teachersDir, card.id), true);
+      assert.ok(!existsSync(cache));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

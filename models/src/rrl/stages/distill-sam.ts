@@ -14,6 +14,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { distillationTask, resampleFeatureVolume } from '../distill.js';
 import { stageLr } from '../plan.js';
+import { teacherFeatureDir } from '../../sam/store.js';
 import { loadTeacher, teacherFeatureVolume } from '../teacher.js';
 import type { Run, StageOutcome } from './run.js';
 import { NO_TEACHER_NOTICE, atomicWrite } from './run.js';
@@ -48,7 +49,7 @@ export async function distillSamStage(run: Run): Promise<StageOutcome> {
   const teacher = await loadTeacher(p.teacher, {}, { teachersDir: run.input.teachersDir });
   const cacheDir =
     teacher.card && run.input.teachersDir
-      ? join(run.input.teachersDir, 'features', teacher.cacheKey)
+      ? teacherFeatureDir(run.input.teachersDir, teacher.card)
       : join(run.paths.teacherFeatures, teacher.cacheKey);
   const vols = [
     { index: -1, image: run.input.atlas.image },
