@@ -14,7 +14,7 @@
  * Storages of float32, float16, bfloat16 and float64 become Float32Array; integer and bool
  * storages (BatchNorm's `num_batches_tracked`, index buffers) become Float64Array. Storages are
  * read from the file on demand (a 2.5 GB ViT-H checkpoint is never held in memory twice).
- * The legacy (pre-1.6) non-zip format is recognised and refused with what to do.
+ * The legacy (pre-1.6) non-zip format is read too (up to 2 GB: it is read whole).
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { inflateRawSync } from 'node:zlib';
@@ -307,11 +307,16 @@ function call(fn: unknown, args: unknown): unknown {
  * value built from the allowed globals, with storages as references (persistent ids).
  */
 export function restrictedUnpickle(bytes: Uint8Array): unknown {
+  return unpickleAt(bytes, 0).value;
+}
+
+/** One pickle starting at byte `start`: its value and the byte after its STOP. */
+function unpickleAt(bytes: Uint8Array, start: number): { value: unknown; end: number } {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const stack: unknown[] = [];
   const marks: number[] = [];
   const memo = new Map<number, unknown>();
-  let p = 0;
+  let p = start;
   const need = (n: number): void => {
     if (p + n > b.length) throw new CheckpointError('pickle: the data ends early (truncated file)');
   };
@@ -363,7 +368,17 @@ export function restrictedUnpickle(bytes: Uint8Array): unknown {
     if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) {
       throw new CheckpointError('pickle: a persistent id that is not a storage');
     }
-    const [, type, key, , numel] = pid as [string, unknown, unknown, unknown, unknown];
+    const [, type, key, , numel, view] = pid as [
+      string,
+      unknown,
+      unknown,
+      unknown,
+      unknown,
+      unknown,
+    ];
+    if (view !== undefined && view !== null) {
+      throw new CheckpointError('pickle: a storage view (legacy format) is not supported');
+    }
     const g = type as Global;
     if (g?.kind !== 'global' || g.module !== 'torch' || !(g.name in STORAGES)) {
       throw new CheckpointError('pickle: a storage of an unknown type');
@@ -598,7 +613,7 @@ export function restrictedUnpickle(bytes: Uint8Array): unknown {
         break;
       case 0x2e: // STOP
         if (stack.length !== 1) throw new CheckpointError('pickle: damaged data at STOP');
-        return stack[0];
+        return { value: stack[0], end: p };
       default:
         throw new CheckpointError(
           `pickle: opcode 0x${op.toString(16).padStart(2, '0')} at byte ${p - 1} is not allowed in a checkpoint`,
@@ -711,6 +726,121 @@ function gather(
   return out;
 }
 
+/** Flattens the unpickled tree into dotted keys and reads each tensor's storage. */
+async function buildTensors(
+  top: unknown,
+  storageBytes: (key: string) => Promise<Buffer>,
+  o: { onProgress?: (done: number, total: number) => void },
+): Promise<Pick<Checkpoint, 'tensors' | 'scalars'>> {
+  const tensorRefs: [string, TensorRef][] = [];
+  const scalars = new Map<string, number | string | boolean | null>();
+  const walk = (v: unknown, key: string): void => {
+    if (v instanceof PyDict) {
+      for (const [k, x] of v.entries) walk(x, key ? `${key}.${k}` : String(k));
+    } else if (typeof v === 'object' && v !== null && (v as TensorRef).kind === 'tensor') {
+      tensorRefs.push([key, v as TensorRef]);
+    } else if (v === null || ['number', 'string', 'boolean'].includes(typeof v)) {
+      scalars.set(key, v as number | string | boolean | null);
+    } else if (Array.isArray(v)) {
+      v.forEach((x, i) => walk(x, `${key}.${i}`));
+    }
+  };
+  walk(top, '');
+  if (tensorRefs.length === 0) throw new CheckpointError('the checkpoint holds no tensors');
+  // the last tensor that uses each storage: a storage is dropped once its last view is read
+  const lastUse = new Map<string, number>();
+  tensorRefs.forEach(([, t], i) => lastUse.set(t.storage.key, i));
+  const storages = new Map<string, Float32Array | Float64Array>();
+  const tensors = new Map<string, CheckpointTensor>();
+  for (const [i, [key, t]] of tensorRefs.entries()) {
+    let data = storages.get(t.storage.key);
+    if (!data) {
+      data = decodeStorage(await storageBytes(t.storage.key), t.storage.type, t.storage.numel);
+      storages.set(t.storage.key, data);
+    }
+    tensors.set(key, {
+      dtype: STORAGES[t.storage.type]!.dtype,
+      shape: t.size,
+      data: gather(data, t, key),
+    });
+    if (lastUse.get(t.storage.key) === i) storages.delete(t.storage.key);
+    o.onProgress?.(i + 1, tensorRefs.length);
+  }
+  return { tensors, scalars };
+}
+
+/** Legacy (PyTorch < 1.6) files above this size are refused: they are read whole. */
+const MAX_LEGACY_BYTES = 2 * 1024 ** 3;
+
+/**
+ * The legacy format: five pickles in a row (magic number, protocol version, system info, the
+ * object with storages as persistent ids, the sorted storage keys), then each storage as an
+ * int64 element count and its raw bytes, in the order of the keys.
+ */
+async function readLegacy(
+  fh: FileHandle,
+  size: number,
+  o: { onProgress?: (done: number, total: number) => void },
+): Promise<Checkpoint> {
+  if (size > MAX_LEGACY_BYTES) {
+    throw new CheckpointError(
+      'a legacy (PyTorch < 1.6) checkpoint above 2 GB is not read here; use the checkpoint as published (a zip archive)',
+    );
+  }
+  const b = await readAt(fh, 0, size);
+  let p = 0;
+  const next = (): unknown => {
+    const r = unpickleAt(b, p);
+    p = r.end;
+    return r.value;
+  };
+  next(); // magic number (checked by the caller)
+  const protocol = next();
+  if (protocol !== 1001)
+    throw new CheckpointError(`legacy format: unknown protocol ${String(protocol)}`);
+  const sysInfo = next();
+  if (sysInfo instanceof PyDict && sysInfo.entries.get('little_endian') === false) {
+    throw new CheckpointError('the checkpoint was saved big-endian, which is not supported');
+  }
+  const top = next();
+  const keys = next();
+  if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) {
+    throw new CheckpointError('legacy format: no storage key list (damaged file)');
+  }
+  // Storage types by key, from the tensors that use them.
+  const types = new Map<string, string>();
+  const collect = (v: unknown): void => {
+    if (v instanceof PyDict) for (const x of v.entries.values()) collect(x);
+    else if (Array.isArray(v)) v.forEach(collect);
+    else if (typeof v === 'object' && v !== null && (v as TensorRef).kind === 'tensor') {
+      types.set((v as TensorRef).storage.key, (v as TensorRef).storage.type);
+    }
+  };
+  collect(top);
+  const at = new Map<string, Buffer>();
+  for (const key of keys as string[]) {
+    if (p + 8 > b.length)
+      throw new CheckpointError('the file ends early: it is truncated — copy or download it again');
+    const numel = Number(b.readBigInt64LE(p));
+    p += 8;
+    const bytes = numel * STORAGES[types.get(key) ?? 'FloatStorage']!.bytes;
+    if (p + bytes > b.length)
+      throw new CheckpointError('the file ends early: it is truncated — copy or download it again');
+    at.set(key, b.subarray(p, p + bytes));
+    p += bytes;
+  }
+  const { tensors, scalars } = await buildTensors(
+    top,
+    async (key) => {
+      const d = at.get(key);
+      if (!d) throw new CheckpointError(`storage ${key} is missing from the file`);
+      return d;
+    },
+    o,
+  );
+  return { tensors, scalars, archiveRoot: '', formatVersion: 'legacy' };
+}
+
 const LEGACY_MAGIC = Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20]);
 
 /**
@@ -735,9 +865,7 @@ export async function readTorchCheckpoint(
     if (size < 22) throw new CheckpointError('the file is too small to be a PyTorch checkpoint');
     const head = await readAt(fh, 0, Math.min(size, 16));
     if (head.subarray(0, LEGACY_MAGIC.length).equals(LEGACY_MAGIC)) {
-      throw new CheckpointError(
-        'this is the legacy (PyTorch < 1.6) torch.save format, which is not read here; use the checkpoint as published (a zip archive) or re-save it with a current PyTorch',
-      );
+      return await readLegacy(fh, size, o);
     }
     if (head.readUInt32LE(0) !== 0x04034b50) {
       throw new CheckpointError(
@@ -761,48 +889,15 @@ export async function readTorchCheckpoint(
       throw new CheckpointError('the checkpoint was saved big-endian, which is not supported');
     }
     const top = restrictedUnpickle(await readEntry(fh, size, pkl));
-
-    // Flatten the dict tree into dotted keys.
-    const tensorRefs: [string, TensorRef][] = [];
-    const scalars = new Map<string, number | string | boolean | null>();
-    const walk = (v: unknown, key: string): void => {
-      if (v instanceof PyDict) {
-        for (const [k, x] of v.entries) walk(x, key ? `${key}.${k}` : String(k));
-      } else if (typeof v === 'object' && v !== null && (v as TensorRef).kind === 'tensor') {
-        tensorRefs.push([key, v as TensorRef]);
-      } else if (v === null || ['number', 'string', 'boolean'].includes(typeof v)) {
-        scalars.set(key, v as number | string | boolean | null);
-      } else if (Array.isArray(v)) {
-        v.forEach((x, i) => walk(x, `${key}.${i}`));
-      }
-    };
-    walk(top, '');
-    if (tensorRefs.length === 0) throw new CheckpointError('the checkpoint holds no tensors');
-
-    const storages = new Map<string, Float32Array | Float64Array>();
-    const tensors = new Map<string, CheckpointTensor>();
-    for (const [i, [key, t]] of tensorRefs.entries()) {
-      let data = storages.get(t.storage.key);
-      if (!data) {
-        const entry = byName.get(`${root}/data/${t.storage.key}`);
-        if (!entry)
-          throw new CheckpointError(
-            `${key}: its storage ${t.storage.key} is missing from the archive`,
-          );
-        data = decodeStorage(await readEntry(fh, size, entry), t.storage.type, t.storage.numel);
-        storages.set(t.storage.key, data);
-      }
-      tensors.set(key, {
-        dtype: STORAGES[t.storage.type]!.dtype,
-        shape: t.size,
-        data: gather(data, t, key),
-      });
-      // a storage is usually used by one tensor: drop it once its last view is read
-      if (!tensorRefs.slice(i + 1).some(([, u]) => u.storage.key === t.storage.key)) {
-        storages.delete(t.storage.key);
-      }
-      o.onProgress?.(i + 1, tensorRefs.length);
-    }
+    const { tensors, scalars } = await buildTensors(
+      top,
+      async (key) => {
+        const entry = byName.get(`${root}/data/${key}`);
+        if (!entry) throw new CheckpointError(`storage ${key} is missing from the archive`);
+        return readEntry(fh, size, entry);
+      },
+      o,
+    );
     return { tensors, scalars, archiveRoot: root, formatVersion };
   } finally {
     await fh.close();

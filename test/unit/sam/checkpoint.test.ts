@@ -1,8 +1,8 @@
 /**
  * The torch.save reader (models/src/format/torchCheckpoint.ts) on files that PyTorch writes:
  * every dtype a state dict holds, strided views and nested dicts come back as PyTorch has them; a
- * pickle that names any other global is refused and never runs; truncated, legacy and foreign
- * files give errors that say what they are.
+ * pickle that names any other global is refused and never runs; the legacy (< 1.6) format reads
+ * to the same tensors; truncated and foreign files give errors that say what they are.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -125,43 +125,53 @@ test('the unpickler refuses other globals and opcodes outside the binary protoco
   assert.throws(() => restrictedUnpickle(Buffer.from([0x80, 0x02, 0x58, 9, 0, 0])), /ends early/);
 });
 
-test('truncated, legacy, bare-pickle and foreign files give clear errors', T, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ckpt-'));
-  try {
-    const good = join(dir, 'good.pth');
-    const legacy = join(dir, 'legacy.pth');
-    const bare = join(dir, 'bare.pkl');
-    python(
-      `
+test(
+  'legacy files read; truncated, bare-pickle and foreign files give clear errors',
+  T,
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ckpt-'));
+    try {
+      const good = join(dir, 'good.pth');
+      const legacy = join(dir, 'legacy.pth');
+      const bare = join(dir, 'bare.pkl');
+      python(
+        `
 import pickle, sys, torch
 sd = {'w': torch.randn(64, 64)}
 torch.save(sd, sys.argv[1])
 torch.save(sd, sys.argv[2], _use_new_zipfile_serialization=False)
 pickle.dump({'a': list(range(40))}, open(sys.argv[3], 'wb'), protocol=2)
 `,
-      [good, legacy, bare],
-    );
-    assert.equal((await readTorchCheckpoint(good)).tensors.get('w')!.shape.join(), '64,64');
-    const cut = join(dir, 'cut.pth');
-    copyFileSync(good, cut);
-    truncateSync(cut, Math.floor(readFileSync(good).length / 2));
-    await assert.rejects(readTorchCheckpoint(cut), /truncated/);
-    await assert.rejects(
-      readTorchCheckpoint(legacy),
-      /legacy \(PyTorch < 1\.6\) torch\.save format/,
-    );
-    await assert.rejects(readTorchCheckpoint(bare), /bare pickle, not a torch\.save archive/);
-    const onnx = join(dir, 'model.onnx');
-    writeFileSync(
-      onnx,
-      Buffer.from([0x08, 0x08, 0x12, 0x04, 0x74, 0x65, 0x73, 0x74, ...new Array(40).fill(0)]),
-    );
-    await assert.rejects(readTorchCheckpoint(onnx), /not a PyTorch checkpoint/);
-    await assert.rejects(
-      readTorchCheckpoint(join(dir, 'missing.pth')),
-      /cannot open the checkpoint \(ENOENT\)/,
-    );
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+        [good, legacy, bare],
+      );
+      assert.equal((await readTorchCheckpoint(good)).tensors.get('w')!.shape.join(), '64,64');
+      const cut = join(dir, 'cut.pth');
+      copyFileSync(good, cut);
+      truncateSync(cut, Math.floor(readFileSync(good).length / 2));
+      await assert.rejects(readTorchCheckpoint(cut), /truncated/);
+      // the legacy (PyTorch < 1.6) format reads to the same tensors
+      const a = (await readTorchCheckpoint(good)).tensors.get('w')!;
+      const l = await readTorchCheckpoint(legacy);
+      assert.equal(l.formatVersion, 'legacy');
+      assert.deepEqual(l.tensors.get('w')!.shape, a.shape);
+      assert.deepEqual(l.tensors.get('w')!.data, a.data);
+      const cutLegacy = join(dir, 'cut-legacy.pth');
+      copyFileSync(legacy, cutLegacy);
+      truncateSync(cutLegacy, readFileSync(legacy).length - 100);
+      await assert.rejects(readTorchCheckpoint(cutLegacy), /truncated/);
+      await assert.rejects(readTorchCheckpoint(bare), /bare pickle, not a torch\.save archive/);
+      const onnx = join(dir, 'model.onnx');
+      writeFileSync(
+        onnx,
+        Buffer.from([0x08, 0x08, 0x12, 0x04, 0x74, 0x65, 0x73, 0x74, ...new Array(40).fill(0)]),
+      );
+      await assert.rejects(readTorchCheckpoint(onnx), /not a PyTorch checkpoint/);
+      await assert.rejects(
+        readTorchCheckpoint(join(dir, 'missing.pth')),
+        /cannot open the checkpoint \(ENOENT\)/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
