@@ -238,11 +238,16 @@ describe('security: job faults', () => {
         const log = await env.call<{ lines: { line: string }[] }>(`/api/jobs/${job.body.id}/log`);
         assert.equal(log.body.lines.filter((l) => /retries in/.test(l.line)).length, 2);
         assert.equal(failed.modelId, undefined);
-        // Retention: the finished job keeps its text records only.
-        const left = await readdir(path.join(dir.dir, 'data', 'jobs', job.body.id), {
-          recursive: true,
-        });
-        assert.deepEqual(left.map(String).sort(), ['state.json'], 'pruned to its records');
+        // Retention: the finished job keeps its text records only (pruned right after the
+        // status is recorded: a client may see "failed" a moment before).
+        const folder = path.join(dir.dir, 'data', 'jobs', job.body.id);
+        let left: string[] = [];
+        for (let i = 0; i < 100; i++) {
+          left = (await readdir(folder, { recursive: true })).map(String).sort();
+          if (left.length === 1) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.deepEqual(left, ['state.json'], 'pruned to its records');
       } finally {
         await env.server.close();
         await dir.remove();

@@ -92,7 +92,7 @@ test('the builder infers shapes and rejects inconsistent ones with a clear messa
   const bad = g.param('bad', [4, 2, 3, 3, 3], { kind: 'he' });
   assert.throws(
     () => g.conv(x, bad, undefined),
-    /input has 3 channels, weight \[4,2,3,3,3\] expects 2/,
+    /input has 3 channels, weight \[4,2,3,3,3\] in 1 group\(s\) expects 2/,
   );
   assert.throws(() => g.add(x, g.input('c', [2, 1, 1])), /incompatible/);
   assert.throws(() => g.reshape(x, [5, -1]), /cannot reshape/);
