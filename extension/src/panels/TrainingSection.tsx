@@ -2,35 +2,26 @@
  * The panel's training workflow: Task (list, manage, new task from the open study's SEG),
  * Training data (query with a live count), Train (start, confirm-cancel, resume, progress, loss
  * plot, log), Models (versions, default, card, hold-out). This component holds the state and
- * talks to the server; the sections render it. Other tabs' changes (tasks, jobs, models) are
- * picked up every SYNC_INTERVAL_MS while the tab is visible.
+ * talks to the server (task list: useTaskList; the task's models and jobs, also those of other
+ * tabs: useTaskActivity); the sections render it.
  */
-import { useCallback, useEffect, useState } from 'react';
-import {
-  ApiError,
-  type ApiClient,
-  type ModelVersion,
-  type Plan,
-  type SeriesQuery,
-  type SeriesRef,
-  type Task,
-} from '../api/client.js';
+import { useState } from 'react';
+import { ApiError, type ApiClient, type SeriesQuery, type SeriesRef } from '../api/client.js';
 import { DataSection } from './DataSection.js';
 import {
   message,
-  sameJson,
-  useEvery,
   useModelCard,
   useOpenSeries,
   useSeriesCount,
+  useTaskList,
 } from './trainingHooks.js';
-import { ACTIVE, JobSection } from './JobSection.js';
+import { JobSection } from './JobSection.js';
 import { ModelsSection } from './ModelsSection.js';
 import { NewTaskForm } from './NewTaskForm.js';
 import { useTeachers } from './TeacherPicker.js';
 import { TaskSection } from './TaskSection.js';
-import { SECTION } from './ui.js';
-import { useJobFollow } from './useJobFollow.js';
+import { TrainingMessages } from './ui.js';
+import { useTaskActivity } from './useTaskActivity.js';
 
 export interface OpenSeries extends SeriesRef {
   modality?: string;
@@ -50,95 +41,22 @@ export interface TrainingDeps {
   selectedModelId?: string;
 }
 
-/** How often a visible panel looks for what other tabs did (new tasks, jobs, models). */
-export const SYNC_INTERVAL_MS = 5000;
-
 export function TrainingSection({ deps }: { deps: TrainingDeps }) {
   const { api } = deps;
   const [error, setError] = useState<string>();
   const [taskWarnings, setTaskWarnings] = useState<string[]>([]);
-  const [tasks, setTasks] = useState<Task[]>([]);
-  const [showArchived, setShowArchived] = useState(false);
-  const [plans, setPlans] = useState<Plan[]>([]);
-  const [taskId, setTaskId] = useState('');
+  const { tasks, plans, taskId, setTaskId, showArchived, setShowArchived, loadTasks } = useTaskList(
+    api,
+    setError,
+  );
   const [busy, setBusy] = useState(false);
   const [query, setQuery] = useState<SeriesQuery>({ modality: 'MR' });
-  const [models, setModels] = useState<ModelVersion[]>([]);
   const task = tasks.find((t) => t.id === taskId);
   const open = useOpenSeries(deps);
   const teachers = useTeachers(api, setError);
 
-  const loadTasks = useCallback(
-    () =>
-      api.tasks({ archived: showArchived }).then((t) => {
-        setTasks((cur) => (sameJson(cur, t) ? cur : t));
-        return t;
-      }),
-    [api, showArchived],
-  );
-  useEffect(() => {
-    Promise.all([loadTasks(), api.plans()])
-      .then(([t, p]) => {
-        setPlans(p);
-        setTaskId((cur) => (t.some((x) => x.id === cur) ? cur : (t[t.length - 1]?.id ?? '')));
-      })
-      .catch((e: unknown) => setError(message(e)));
-  }, [api, loadTasks]);
-
-  /** The task's versions; the viewer uses its default (or `force`: after a training). */
-  const refreshModels = useCallback(
-    async (t: string, force = false) => {
-      const list = await api.taskModels(t);
-      setModels((cur) => (sameJson(cur, list) ? cur : list));
-      const pick = list.find((m) => m.default)?.id ?? list[list.length - 1]?.id;
-      if (pick && (force || !list.some((m) => m.id === deps.selectedModelId))) {
-        await deps.useModel(pick);
-      }
-    },
-    [api, deps],
-  );
-
-  const { job, progress, losses, log, followOnly, jobRef } = useJobFollow(
-    api,
-    async (done) => {
-      if (done.status === 'succeeded') {
-        await loadTasks();
-        await refreshModels(done.taskId, true);
-      }
-    },
-    setError,
-  );
-
-  // When the task changes: its models, and its running (or last) job — also in a second tab.
-  useEffect(() => {
-    if (!taskId) return;
-    let live = true;
-    refreshModels(taskId).catch((e: unknown) => setError(message(e)));
-    api
-      .jobs(taskId)
-      .then((jobs) => live && followOnly(jobs.find(ACTIVE) ?? jobs[jobs.length - 1]))
-      .catch((e: unknown) => setError(message(e)));
-    return () => {
-      live = false;
-      followOnly(undefined);
-    };
-  }, [taskId]);
-
-  // What other tabs (or scripts) did: tasks, model versions, a job started elsewhere.
-  useEvery(SYNC_INTERVAL_MS, () => {
-    loadTasks().catch(() => undefined);
-    if (!taskId) return;
-    refreshModels(taskId).catch(() => undefined);
-    const shown = jobRef.current;
-    if (shown && ACTIVE(shown)) return;
-    api
-      .jobs(taskId)
-      .then((jobs) => {
-        const active = jobs.find(ACTIVE);
-        if (active && active.id !== jobRef.current?.id) followOnly(active);
-      })
-      .catch(() => undefined);
-  });
+  const { models, setModels, refreshModels, job, progress, losses, log, followOnly } =
+    useTaskActivity(deps, taskId, loadTasks, setError);
 
   const count = useSeriesCount(api, task, query, setError);
 
@@ -286,25 +204,5 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
 
       <TrainingMessages warnings={taskWarnings} error={error} />
     </div>
-  );
-}
-
-/** What the server noted at task creation, and the last error of a training action. */
-function TrainingMessages({ warnings, error }: { warnings: string[]; error?: string }) {
-  return (
-    <>
-      {warnings.length > 0 && (
-        <div data-testid="oneshot-task-warnings" role="status" style={SECTION.small}>
-          {warnings.map((w) => (
-            <div key={w}>⚠ {w}</div>
-          ))}
-        </div>
-      )}
-      {error && (
-        <div data-testid="oneshot-training-message" role="status" style={SECTION.danger}>
-          {error}
-        </div>
-      )}
-    </>
   );
 }

@@ -1,10 +1,17 @@
 /**
- * State the training section derives from the viewer and the server: the open series (re-read
+ * State the training section derives from the viewer and the server: the task list and plans, the open series (re-read
  * every second: a study's SEG display sets arrive after the panel's first render), the live count
  * of the training data query, and the chosen model version's card.
  */
-import { useEffect, useRef, useState } from 'react';
-import type { ApiClient, ModelDetails, ModelVersion, SeriesQuery, Task } from '../api/client.js';
+import { useCallback, useEffect, useRef, useState } from 'react';
+import type {
+  ApiClient,
+  ModelDetails,
+  ModelVersion,
+  Plan,
+  SeriesQuery,
+  Task,
+} from '../api/client.js';
 import type { SeriesCount } from './DataSection.js';
 import type { OpenSeries } from './TrainingSection.js';
 
@@ -13,6 +20,31 @@ export const message = (e: unknown): string => (e instanceof Error ? e.message :
 
 export function sameJson<T>(a: T, b: T): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** The task list (archived ones on request), the plans, and the chosen task (the newest first). */
+export function useTaskList(api: ApiClient, onError: (m: string) => void) {
+  const [tasks, setTasks] = useState<Task[]>([]);
+  const [showArchived, setShowArchived] = useState(false);
+  const [plans, setPlans] = useState<Plan[]>([]);
+  const [taskId, setTaskId] = useState('');
+  const loadTasks = useCallback(
+    () =>
+      api.tasks({ archived: showArchived }).then((t) => {
+        setTasks((cur) => (sameJson(cur, t) ? cur : t));
+        return t;
+      }),
+    [api, showArchived],
+  );
+  useEffect(() => {
+    Promise.all([loadTasks(), api.plans()])
+      .then(([t, p]) => {
+        setPlans(p);
+        setTaskId((cur) => (t.some((x) => x.id === cur) ? cur : (t[t.length - 1]?.id ?? '')));
+      })
+      .catch((e: unknown) => onError(message(e)));
+  }, [api, loadTasks, onError]);
+  return { tasks, plans, taskId, setTaskId, showArchived, setShowArchived, loadTasks };
 }
 
 export function useOpenSeries(deps: { openSeries(): OpenSeries | undefined }) {

@@ -71,3 +71,23 @@ export function Button(props: {
     </button>
   );
 }
+
+/** What the server noted at task creation, and the last error of a training action. */
+export function TrainingMessages({ warnings, error }: { warnings: string[]; error?: string }) {
+  return (
+    <>
+      {warnings.length > 0 && (
+        <div data-testid="oneshot-task-warnings" role="status" style={SECTION.small}>
+          {warnings.map((w) => (
+            <div key={w}>⚠ {w}</div>
+          ))}
+        </div>
+      )}
+      {error && (
+        <div data-testid="oneshot-training-message" role="status" style={SECTION.danger}>
+          {error}
+        </div>
+      )}
+    </>
+  );
+}
