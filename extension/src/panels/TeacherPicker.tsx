@@ -6,6 +6,7 @@
  */
 import { useCallback, useEffect, useState } from 'react';
 import type { ApiClient, TeacherCard } from '../api/client.js';
+import { message } from './trainingHooks.js';
 import { Button, SECTION } from './ui.js';
 
 const S = SECTION;
@@ -25,7 +26,7 @@ export function useTeachers(api: ApiClient, onError: (m: string) => void) {
       api
         .teachers()
         .then(setTeachers)
-        .catch((e: unknown) => onError(e instanceof Error ? e.message : String(e))),
+        .catch((e: unknown) => onError(message(e))),
     [api, onError],
   );
   useEffect(() => void reload(), [reload]);
@@ -36,7 +37,7 @@ export function useTeachers(api: ApiClient, onError: (m: string) => void) {
       await reload();
       return r.teacher;
     } catch (e) {
-      onError(e instanceof Error ? e.message : String(e));
+      onError(message(e));
       return undefined;
     } finally {
       setImporting(undefined);

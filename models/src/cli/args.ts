@@ -47,7 +47,11 @@ export function usage(spec: CommandSpec): string {
 
 export type ParsedOptions = Record<string, string | boolean | undefined>;
 
-export function parseOptions(spec: CommandSpec, argv: string[]): ParsedOptions {
+/** The options of `spec` and the positional arguments (for commands with sub-commands). */
+export function parseCommand(
+  spec: CommandSpec,
+  argv: string[],
+): { values: ParsedOptions; positionals: string[] } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
   for (const o of spec.options) options[o.name] = { type: o.flag ? 'boolean' : 'string' };
   options.help = { type: 'boolean', short: 'h' };
@@ -58,16 +62,20 @@ export function parseOptions(spec: CommandSpec, argv: string[]): ParsedOptions {
       strict: true,
       allowPositionals: true,
     });
-    if (positionals.length > 0) {
-      throw new UsageError(
-        `unexpected argument "${positionals[0]}"; every input is given with an option (see --help).`,
-      );
-    }
-    return values as ParsedOptions;
+    return { values: values as ParsedOptions, positionals };
   } catch (e) {
-    if (e instanceof UsageError) throw e;
     throw new UsageError(`${(e as Error).message} (see --help for the options).`);
   }
+}
+
+export function parseOptions(spec: CommandSpec, argv: string[]): ParsedOptions {
+  const { values, positionals } = parseCommand(spec, argv);
+  if (positionals.length > 0) {
+    throw new UsageError(
+      `unexpected argument "${positionals[0]}"; every input is given with an option (see --help).`,
+    );
+  }
+  return values;
 }
 
 export function str(o: ParsedOptions, name: string): string | undefined {

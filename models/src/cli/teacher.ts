@@ -6,11 +6,11 @@
  * usage, 1 failure.
  */
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { CheckpointError } from '../format/torchCheckpoint.js';
 import {
   DEFAULT_TEACHER_INPUT_SIZE,
   importSamCheckpoint,
+  isTeacherInputSize,
   listTeachers,
   removeTeacher,
   teacherSummary,
@@ -21,7 +21,9 @@ import {
   EXIT_OK,
   EXIT_USAGE,
   UsageError,
+  parseCommand,
   processIo,
+  str,
   usage,
   type CommandSpec,
   type Io,
@@ -72,23 +74,13 @@ export async function teacherCli(argv: string[], io: Io = processIo): Promise<nu
   const out = (s: string): void => void io.stdout.write(`${s}\n`);
   const err = (s: string): void => void io.stderr.write(`${s}\n`);
   try {
-    const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
-      help: { type: 'boolean', short: 'h' },
-    };
-    for (const o of TEACHER_SPEC.options) options[o.name] = { type: o.flag ? 'boolean' : 'string' };
-    let parsed: ReturnType<typeof parseArgs>;
-    try {
-      parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message} (see --help for the options).`);
-    }
-    const v = parsed.values as Record<string, string | boolean | undefined>;
-    const [cmd, ...rest] = parsed.positionals;
+    const { values: v, positionals } = parseCommand(TEACHER_SPEC, argv);
+    const [cmd, ...rest] = positionals;
     if (v.help || cmd === undefined || cmd === 'help') {
       out(usage(TEACHER_SPEC).replace('[options]', '<import FILE | list | remove ID> [options]'));
       return cmd === undefined && !v.help ? EXIT_USAGE : EXIT_OK;
     }
-    const dir = teachersDir(typeof v['teachers-dir'] === 'string' ? v['teachers-dir'] : undefined);
+    const dir = teachersDir(str(v, 'teachers-dir'));
     if (cmd === 'list') {
       if (rest.length > 0) throw new UsageError(`list takes no argument, found "${rest[0]}"`);
       const cards = await listTeachers(dir);
@@ -116,20 +108,17 @@ export async function teacherCli(argv: string[], io: Io = processIo): Promise<nu
     if (cmd === 'import') {
       const file = rest[0];
       if (!file || rest.length > 1) throw new UsageError('import takes one checkpoint file');
-      const sizeText = typeof v.size === 'string' ? v.size : undefined;
+      const sizeText = str(v, 'size');
       const size = sizeText === undefined ? undefined : Number(sizeText);
-      if (
-        size !== undefined &&
-        (!Number.isInteger(size) || size < 64 || size > 1024 || size % 16 !== 0)
-      ) {
+      if (size !== undefined && !isTeacherInputSize(size)) {
         throw new UsageError(`--size: a multiple of 16 from 64 to 1024, found "${sizeText}"`);
       }
       const started = Date.now();
       const { card, existed } = await importSamCheckpoint(path.resolve(file), {
         dir,
-        ...(size !== undefined ? { inputSize: size } : {}),
-        ...(typeof v.variant === 'string' ? { variant: v.variant } : {}),
-        ...(typeof v['source-name'] === 'string' ? { sourceName: v['source-name'] } : {}),
+        inputSize: size,
+        variant: str(v, 'variant'),
+        sourceName: str(v, 'source-name'),
         onProgress: (what) =>
           err(`[teacher] ${what} (${Math.round((Date.now() - started) / 1000)} s)`),
       });

@@ -17,6 +17,7 @@
  * The legacy (pre-1.6) non-zip format is read too (up to 2 GB: it is read whole).
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import { endianness } from 'node:os';
 import { inflateRawSync } from 'node:zlib';
 
 export class CheckpointError extends Error {
@@ -645,7 +646,9 @@ function decodeStorage(raw: Buffer, type: string, numel: number): Float32Array |
   switch (spec.dtype) {
     case 'float32': {
       const out = new Float32Array(numel);
-      for (let i = 0; i < numel; i++) out[i] = dv.getFloat32(4 * i, true);
+      // the file is little-endian: on a little-endian host its bytes are the array's bytes
+      if (endianness() === 'LE') new Uint8Array(out.buffer).set(raw.subarray(0, 4 * numel));
+      else for (let i = 0; i < numel; i++) out[i] = dv.getFloat32(4 * i, true);
       return out;
     }
     case 'float16': {

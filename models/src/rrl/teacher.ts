@@ -20,11 +20,16 @@ import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { Graph } from '../engine/graph/graph.js';
 import { buildForwardGraph } from '../engine/autodiff/training.js';
-import { findTeacher, teacherEncoderPath, teacherSummary, type TeacherCard } from '../sam/store.js';
+import {
+  findTeacher,
+  teacherCacheKey,
+  teacherEncoderPath,
+  teacherSummary,
+  type TeacherCard,
+} from '../sam/store.js';
 
 /** The published SAM interface (1024-pixel input); imported teachers may use a smaller size. */
 export const SAM_INPUT_SHAPE = [1, 3, 1024, 1024] as const;
-export const SAM_EMBEDDING_SHAPE = [1, 256, 64, 64] as const;
 export const SAM_EMBEDDING_CHANNELS = 256;
 export const SAM_EMBEDDING_NAME = 'image_embeddings';
 /** SAM's pixel normalisation (RGB, 0–255 scale). */
@@ -162,6 +167,18 @@ export function isTeacherId(ref: string): boolean {
   return /^[a-z0-9][a-z0-9-]*-[0-9a-f]{8}-[0-9]+$/.test(ref);
 }
 
+/** The card of an imported teacher by its id; a TeacherInterfaceError saying what to do when there is none. */
+export async function importedTeacher(id: string, teachersDir?: string): Promise<TeacherCard> {
+  const card = teachersDir ? await findTeacher(teachersDir, id) : undefined;
+  if (!card) {
+    throw new TeacherInterfaceError(
+      `teacher ${id}: no imported teacher has this id${teachersDir ? '' : ' (no teacher folder given)'}. ` +
+        'List them with `npm run teacher -- list`, import one with `npm run teacher -- import <checkpoint>`, or remove "teacher" from the plan to skip SAM distillation.',
+    );
+  }
+  return card;
+}
+
 /**
  * Loads a teacher — an imported one by its id (looked up in `teachersDir`), or an ONNX model from
  * bytes, a path, a file: URL or an http(s) URL — and checks its interface.
@@ -171,16 +188,10 @@ export async function loadTeacher(
   options: ort.InferenceSession.SessionOptions = {},
   where: { teachersDir?: string } = {},
 ): Promise<Teacher> {
-  let card: TeacherCard | undefined;
-  if (typeof source === 'string' && isTeacherId(source)) {
-    card = where.teachersDir ? await findTeacher(where.teachersDir, source) : undefined;
-    if (!card) {
-      throw new TeacherInterfaceError(
-        `teacher ${source}: no imported teacher has this id${where.teachersDir ? '' : ' (no teacher folder given)'}. ` +
-          'List them with `npm run teacher -- list`, import one with `npm run teacher -- import <checkpoint>`, or remove "teacher" from the plan to skip SAM distillation.',
-      );
-    }
-  }
+  const card =
+    typeof source === 'string' && isTeacherId(source)
+      ? await importedTeacher(source, where.teachersDir)
+      : undefined;
   const label = typeof source === 'string' ? source : 'teacher model (bytes)';
   const bytes = card
     ? undefined
@@ -214,7 +225,7 @@ export async function loadTeacher(
       source: label,
       inputSize,
       ...(card ? { card } : {}),
-      cacheKey: `${hash.slice(0, 16)}-${inputSize}`,
+      cacheKey: teacherCacheKey({ sha256: hash, inputSize }),
       description: card
         ? teacherSummary(card)
         : `ONNX image encoder ${fileName} (sha256 ${hash.slice(0, 12)}…, ${inputSize} px)`,

@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, openSync, writeSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { emitGraph } from '../engine/graph/emit.js';
@@ -27,6 +27,10 @@ export const ENCODER_FILE = 'encoder.onnx';
 export const CARD_FILE = 'teacher.json';
 /** The input size chosen from the measured seconds per slice (README, "SAM teacher"). */
 export const DEFAULT_TEACHER_INPUT_SIZE = 256;
+/** An input size a teacher can be imported at: a multiple of 16 from 64 to 1024 pixels. */
+export function isTeacherInputSize(size: number): boolean {
+  return Number.isInteger(size) && size >= 64 && size <= 1024 && size % 16 === 0;
+}
 /** Encoders above this many weight bytes keep their weights in external data. */
 const EXTERNAL_DATA_BYTES = 1.5 * 1024 ** 3;
 
@@ -82,12 +86,17 @@ export function teacherEncoderPath(dir: string, id: string): string {
   return path.join(dir, id, ENCODER_FILE);
 }
 
+/** What identifies a teacher's features: its checkpoint's hash and its input size. */
+export function teacherCacheKey(card: Pick<TeacherCard, 'sha256' | 'inputSize'>): string {
+  return `${card.sha256.slice(0, 16)}-${card.inputSize}`;
+}
+
 /** The folder of a teacher's cached features (see the distill-sam stage). */
 export function teacherFeatureDir(
   dir: string,
   card: Pick<TeacherCard, 'sha256' | 'inputSize'>,
 ): string {
-  return path.join(dir, 'features', `${card.sha256.slice(0, 16)}-${card.inputSize}`);
+  return path.join(dir, 'features', teacherCacheKey(card));
 }
 
 /** Removes a teacher and its cached features; false when there is no such teacher. */
@@ -122,7 +131,7 @@ export async function importSamCheckpoint(
 ): Promise<{ card: TeacherCard; existed: boolean }> {
   const started = Date.now();
   const size = o.inputSize ?? DEFAULT_TEACHER_INPUT_SIZE;
-  if (!Number.isInteger(size) || size < 64 || size > 1024 || size % 16 !== 0) {
+  if (!isTeacherInputSize(size)) {
     throw new SamImportError(
       `input size ${size}: give a multiple of 16 from 64 to 1024 (256 is the default)`,
     );
@@ -228,17 +237,4 @@ export async function importSamCheckpoint(
     await rm(tmp, { recursive: true, force: true });
     throw e;
   }
-}
-
-/** Bytes of a teacher's files (encoder and external data). */
-export async function teacherBytes(dir: string, id: string): Promise<number> {
-  let n = 0;
-  for (const f of [ENCODER_FILE, `${ENCODER_FILE}.data`]) {
-    try {
-      n += (await stat(path.join(dir, id, f))).size;
-    } catch {
-      /* absent */
-    }
-  }
-  return n;
 }

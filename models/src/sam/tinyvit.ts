@@ -141,26 +141,17 @@ class TinyGraph extends SamGraph {
   block(x: Value, key: string, H: number, W: number, heads: number, ws: number): Value {
     const g = this.g;
     const C = x.shape[2]!;
-    let a: Value;
-    if (H === ws && W === ws) a = this.attention(x, `${key}.attn`, heads, ws);
-    else {
-      const pb = (ws - (H % ws)) % ws;
-      const pr = (ws - (W % ws)) % ws;
-      const pH = H + pb;
-      const pW = W + pr;
-      const xp = g.pad(g.reshape(x, [1, H, W, C]), [0, 0, 0, 0, 0, pb, pr, 0]);
-      const win = g.reshape(
-        g.transpose(g.reshape(xp, [1, pH / ws, ws, pW / ws, ws, C]), [0, 1, 3, 2, 4, 5]),
-        [(pH / ws) * (pW / ws), ws * ws, C],
-      );
-      const out = this.attention(win, `${key}.attn`, heads, ws);
-      let back = g.reshape(
-        g.transpose(g.reshape(out, [1, pH / ws, pW / ws, ws, ws, C]), [0, 1, 3, 2, 4, 5]),
-        [1, pH, pW, C],
-      );
-      if (pb > 0 || pr > 0) back = g.slice(back, [0, 0], [H, W], [1, 2]);
-      a = g.reshape(back, [1, H * W, C]);
-    }
+    const a = g.reshape(
+      this.windowed(g.reshape(x, [1, H, W, C]), ws, (win) =>
+        g.reshape(this.attention(g.reshape(win, [-1, ws * ws, C]), `${key}.attn`, heads, ws), [
+          -1,
+          ws,
+          ws,
+          C,
+        ]),
+      ),
+      [1, H * W, C],
+    );
     let y = g.add(x, a);
     const img = g.reshape(g.transpose(y, [0, 2, 1]), [1, C, H, W]);
     const lc = this.convBn(img, `${key}.local_conv`, { pad: 1, group: C });
@@ -233,7 +224,5 @@ export function samTinyVitGraph(
       `the encoder ends at ${x.shape[2]}×${x.shape[3]} tokens, not ${grid}×${grid}: not MobileSAM's TinyViT layout`,
     );
   }
-  let y = s.layerNorm2d(s.conv2d(x, `${P}neck.0`, { bias: false }), `${P}neck.1`);
-  y = s.layerNorm2d(s.conv2d(y, `${P}neck.2`, { pad: 1, bias: false }), `${P}neck.3`);
-  return { graph: g, output: y, config: cfg };
+  return { graph: g, output: s.neck(x), config: cfg };
 }

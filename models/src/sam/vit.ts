@@ -151,7 +151,7 @@ export class SamGraph {
 
   const(key: string): Value {
     const t = this.w.get(key);
-    return this.g.constant(Float32Array.from(t.data), t.shape, 'float32', 'w');
+    return this.g.constant(t.data as Float32Array, t.shape, 'float32', 'w');
   }
 
   /** x [..., in] · Wᵀ + b with a torch Linear's weight [out, in]. */
@@ -190,6 +190,38 @@ export class SamGraph {
     const g = this.g;
     const e = g.node('Erf', [g.mul(x, Math.SQRT1_2)], [{ dtype: 'float32', shape: x.shape }])[0]!;
     return g.mul(g.mul(x, 0.5), g.add(e, 1));
+  }
+
+  /**
+   * `fn` applied to the ws×ws windows of [1, H, W, C] tokens (zero padding at the bottom/right to
+   * whole windows, as SAM's and TinyViT's window partition): windows [n, ws, ws, C] in row-major
+   * window order; the result is put back and cropped to [1, H, W, C].
+   */
+  windowed(x: Value, ws: number, fn: (windows: Value) => Value): Value {
+    const g = this.g;
+    const [, H, W, C] = x.shape as [number, number, number, number];
+    const ph = (ws - (H % ws)) % ws;
+    const pw = (ws - (W % ws)) % ws;
+    const nh = (H + ph) / ws;
+    const nw = (W + pw) / ws;
+    const xp = g.pad(x, [0, 0, 0, 0, 0, ph, pw, 0]);
+    const win = g.reshape(g.transpose(g.reshape(xp, [1, nh, ws, nw, ws, C]), [0, 1, 3, 2, 4, 5]), [
+      nh * nw,
+      ws,
+      ws,
+      C,
+    ]);
+    const back = g.reshape(
+      g.transpose(g.reshape(fn(win), [1, nh, nw, ws, ws, C]), [0, 1, 3, 2, 4, 5]),
+      [1, H + ph, W + pw, C],
+    );
+    return ph > 0 || pw > 0 ? g.slice(back, [0, 0], [H, W], [1, 2]) : back;
+  }
+
+  /** SAM's neck: [1, C, g, g] → 1×1 conv → LayerNorm2d → 3×3 conv → LayerNorm2d → [1, 256, g, g]. */
+  neck(x: Value): Value {
+    const y = this.layerNorm2d(this.conv2d(x, `${P}neck.0`, { bias: false }), `${P}neck.1`);
+    return this.layerNorm2d(this.conv2d(y, `${P}neck.2`, { pad: 1, bias: false }), `${P}neck.3`);
   }
 
   conv2d(x: Value, key: string, o: { stride?: number; pad?: number; bias?: boolean } = {}): Value {
@@ -259,24 +291,9 @@ function attention(s: SamGraph, x: Value, key: string, heads: number): Value {
 
 /** Windowed (ws > 0) or global attention of one block over [1, H, W, C]. */
 function blockAttention(s: SamGraph, x: Value, key: string, heads: number, ws: number): Value {
-  const g = s.g;
-  const [, H, W, C] = x.shape as [number, number, number, number];
-  if (ws === 0) return attention(s, x, key, heads);
-  const ph = (ws - (H % ws)) % ws;
-  const pw = (ws - (W % ws)) % ws;
-  const Hp = H + ph;
-  const Wp = W + pw;
-  const xp = g.pad(x, [0, 0, 0, 0, 0, ph, pw, 0]);
-  const win = g.reshape(
-    g.transpose(g.reshape(xp, [1, Hp / ws, ws, Wp / ws, ws, C]), [0, 1, 3, 2, 4, 5]),
-    [(Hp / ws) * (Wp / ws), ws, ws, C],
-  );
-  const a = attention(s, win, key, heads);
-  const back = g.reshape(
-    g.transpose(g.reshape(a, [1, Hp / ws, Wp / ws, ws, ws, C]), [0, 1, 3, 2, 4, 5]),
-    [1, Hp, Wp, C],
-  );
-  return ph > 0 || pw > 0 ? g.slice(back, [0, 0], [H, W], [1, 2]) : back;
+  return ws === 0
+    ? attention(s, x, key, heads)
+    : s.windowed(x, ws, (win) => attention(s, win, key, heads));
 }
 
 /**
@@ -320,8 +337,5 @@ export function samVitGraph(
     );
     x = g.add(x, m);
   }
-  let y = g.transpose(x, [0, 3, 1, 2]);
-  y = s.layerNorm2d(s.conv2d(y, `${P}neck.0`, { bias: false }), `${P}neck.1`);
-  y = s.layerNorm2d(s.conv2d(y, `${P}neck.2`, { pad: 1, bias: false }), `${P}neck.3`);
-  return { graph: g, output: y, config: cfg };
+  return { graph: g, output: s.neck(g.transpose(x, [0, 3, 1, 2])), config: cfg };
 }

@@ -15,16 +15,17 @@ import { Transform } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 import type { TeacherCard } from '../../../core/src/api.js';
+import { isTeacherId } from '../../../models/src/rrl/teacher.js';
 import { findTeacher, listTeachers, removeTeacher } from '../../../models/src/sam/store.js';
 import type { Logger } from '../log.js';
-import { planTeacher, type Store } from '../store/db.js';
+import type { Store } from '../store/db.js';
+import { tsLoaderArgs } from '../jobs/workerExecutor.js';
 import { HttpError } from './request.js';
 
 /** A published checkpoint is at most ~2.6 GB (ViT-H); anything far larger is not one. */
 export const MAX_CHECKPOINT_BYTES = 4 * 1024 ** 3;
 
 const CLI = fileURLToPath(new URL('../../../models/src/cli/teacher.ts', import.meta.url));
-const TEACHER_ID = /^[a-z0-9][a-z0-9-]*-[0-9a-f]{8}-[0-9]+$/;
 
 export interface TeacherDeps {
   dir: string;
@@ -40,7 +41,7 @@ export async function teacherList(d: TeacherDeps): Promise<{ teachers: TeacherCa
 
 /** Throws 422 unless `id` is an imported teacher; returns its card. */
 export async function requireTeacher(d: TeacherDeps, id: unknown): Promise<TeacherCard> {
-  if (typeof id !== 'string' || !TEACHER_ID.test(id)) {
+  if (typeof id !== 'string' || !isTeacherId(id)) {
     throw new HttpError(
       400,
       `teacher must be an imported teacher's id (GET /api/teachers) or null; found ${JSON.stringify(id)}.`,
@@ -60,11 +61,10 @@ function runImport(
   file: string,
   args: string[],
 ): Promise<{ code: number; out: string; err: string }> {
-  const fromTs = CLI.endsWith('.ts');
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [...(fromTs ? ['--import', import.meta.resolve('tsx')] : []), CLI, 'import', file, ...args],
+      [...tsLoaderArgs(CLI), CLI, 'import', file, ...args],
       { maxBuffer: 4 * 1024 * 1024, env: { ...process.env, NODE_OPTIONS: '' } },
       (e, out, err) => {
         const code = e ? (typeof e.code === 'number' ? e.code : 1) : 0;
@@ -167,10 +167,10 @@ export async function teacherRemove(
   d: TeacherDeps,
   id: string | undefined,
 ): Promise<{ removed: string }> {
-  if (!id || !TEACHER_ID.test(id)) throw new HttpError(404, `No teacher ${id ?? ''}.`);
+  if (!id || !isTeacherId(id)) throw new HttpError(404, `No teacher ${id ?? ''}.`);
   const users = d.store
     .listTasks({ archived: true })
-    .filter((t) => planTeacher(t.planContent) === id)
+    .filter((t) => t.teacher === id)
     .map((t) => t.id);
   if (users.length > 0) {
     throw new HttpError(

@@ -72,12 +72,16 @@ interface JobHost {
   on(event: 'exit', fn: (code: number | null) => void): void;
 }
 
+/** Node flags that run `entry` (a path or URL) in a child process: the tsx loader for TypeScript sources. */
+export function tsLoaderArgs(entry: string): string[] {
+  return entry.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
+}
+
 function startChild(data: WorkerData): JobHost {
-  const fromTs = WORKER_URL.pathname.endsWith('.ts');
   const child: ChildProcess = fork(WORKER_URL, [], {
     execArgv: [
       ...process.execArgv.filter((a) => a.startsWith('--max-old-space-size')),
-      ...(fromTs ? ['--import', import.meta.resolve('tsx')] : []),
+      ...tsLoaderArgs(WORKER_URL.pathname),
     ],
     serialization: 'advanced',
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

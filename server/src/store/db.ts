@@ -108,7 +108,7 @@ const TASK_SELECT = `SELECT t.*, p.content AS plan_content FROM tasks t
   LEFT JOIN task_plans p ON p.task_id = t.id AND p.version = t.plan_version`;
 
 /** The teacher a plan content names (`teacher`), if any. */
-export function planTeacher(content: unknown): string | undefined {
+function planTeacher(content: unknown): string | undefined {
   const t = (content as { teacher?: unknown } | null | undefined)?.teacher;
   return typeof t === 'string' && t !== '' ? t : undefined;
 }

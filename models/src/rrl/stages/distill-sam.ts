@@ -14,8 +14,8 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { distillationTask, resampleFeatureVolume } from '../distill.js';
 import { stageLr } from '../plan.js';
-import { teacherFeatureDir } from '../../sam/store.js';
-import { loadTeacher, teacherFeatureVolume } from '../teacher.js';
+import { teacherFeatureDir, teacherSummary } from '../../sam/store.js';
+import { importedTeacher, isTeacherId, loadTeacher, teacherFeatureVolume } from '../teacher.js';
 import type { Run, StageOutcome } from './run.js';
 import { NO_TEACHER_NOTICE, atomicWrite } from './run.js';
 
@@ -46,11 +46,18 @@ export async function distillSamStage(run: Run): Promise<StageOutcome> {
   const task = distillationTask(run.args, run.grid, { weight: p.loss.distillation });
   const tdims = task.target.shape;
   const tShape: [number, number, number] = [tdims[2]!, tdims[3]!, tdims[4]!];
-  const teacher = await loadTeacher(p.teacher, {}, { teachersDir: run.input.teachersDir });
+  const where = { teachersDir: run.input.teachersDir };
+  // An imported teacher is known by its card: its encoder is loaded only when features are
+  // missing. An ONNX file is loaded now (its hash and input size name its features).
+  const card = isTeacherId(p.teacher)
+    ? await importedTeacher(p.teacher, where.teachersDir)
+    : undefined;
+  let teacher = card ? undefined : await loadTeacher(p.teacher, {}, where);
+  const description = card ? teacherSummary(card) : teacher!.description;
   const cacheDir =
-    teacher.card && run.input.teachersDir
-      ? teacherFeatureDir(run.input.teachersDir, teacher.card)
-      : join(run.paths.teacherFeatures, teacher.cacheKey);
+    card && where.teachersDir
+      ? teacherFeatureDir(where.teachersDir, card)
+      : join(run.paths.teacherFeatures, teacher!.cacheKey);
   const vols = [
     { index: -1, image: run.input.atlas.image },
     ...run.input.unlabeled.map((u, k) => ({ index: k, image: u.image })),
@@ -62,8 +69,8 @@ export async function distillSamStage(run: Run): Promise<StageOutcome> {
     ),
   }));
   try {
-    run.state.teacher = teacher.description;
-    const notice = teacherNotice(teacher.description);
+    run.state.teacher = description;
+    const notice = teacherNotice(description);
     if (!run.state.notices.includes(notice)) run.state.notices.push(notice);
     await run.saveState();
     await mkdir(cacheDir, { recursive: true });
@@ -75,10 +82,11 @@ export async function distillSamStage(run: Run): Promise<StageOutcome> {
     }
     const slicesPerVolume = Math.ceil(run.grid[0] / p.teacherSliceStride);
     const started = performance.now();
+    if (need.length > 0) teacher ??= await loadTeacher(p.teacher, {}, where);
     for (const [n, v] of need.entries()) {
       run.checkAbort('distill-sam');
       const fv = await teacherFeatureVolume(
-        teacher,
+        teacher!,
         { data: v.image, dims: run.grid },
         { sliceStride: p.teacherSliceStride },
       );
@@ -97,7 +105,7 @@ export async function distillSamStage(run: Run): Promise<StageOutcome> {
       );
     }
   } finally {
-    await teacher.session.release();
+    await teacher?.session.release();
   }
   const feats = new Map<number, Float32Array>();
   for (const v of vols) {
