@@ -7,6 +7,7 @@ export default tseslint.config(
     ignores: [
       'node_modules/**',
       'dist/**',
+      '.tsbuild/**',
       'var/**',
       'test-artifacts/**',
       'stubs/**',
@@ -46,25 +47,35 @@ function forbid(files, rules) {
 }
 
 function dependencyRules() {
-  const server = ['(^|/)server/src/', 'the server is reached over HTTP only'];
-  const viewer = ['(^|/)(extension|mode)/src/', 'no viewer code outside the viewer'];
+  const pkg = (names) => `^@rrl/(${names})(/|$)`;
+  const server = [pkg('server'), 'the server is reached over HTTP only'];
+  const viewer = [pkg('extension|mode'), 'no viewer code outside the viewer'];
+  const models = [pkg('models'), 'the viewer uses @rrl/core, never the training side'];
+  const tests = [pkg('test'), 'product code never imports the tests'];
   const http = ['^node:https?$', 'no HTTP here: the server owns it'];
   const nodeOnly = [
     '^(node:|onnxruntime-node$|better-sqlite3$)',
     'Node-only module in code that runs in the browser',
   ];
-  const ours = ['(^|/)(models|server|extension|mode)/src/', 'core depends on nothing of ours'];
+  const ours = ['^@rrl/', 'core depends on nothing of ours'];
   const method = [
-    '(^|/)(rrl|cli)/',
-    'the training engine knows nothing of the method (models/src/rrl) or the CLIs',
+    '(^|/)(rrl|cli|sam)/',
+    'the training engine knows nothing of the method (models/src/rrl, sam) or the CLIs',
+  ];
+  // A relative path that climbs out of its package into another one (the packages are npm
+  // workspaces: another package is imported by its name, @rrl/…).
+  const climb = [
+    '^(\\.\\./)+((core|models|server|extension|mode)/src|test|scripts)/',
+    'another package is imported by its name (@rrl/core, @rrl/models …), not by a relative path',
   ];
   const ts = ['**/*.ts', '**/*.tsx'];
   return [
-    forbid(['core/**'], [ours, nodeOnly]),
-    forbid(['models/src/**'], [server, viewer, http]),
-    forbid(['models/src/engine/**'], [server, viewer, http, method]),
-    forbid(['extension/src/**', 'mode/src/**'], [server, nodeOnly]),
-    forbid(['server/src/**'], [viewer]),
+    forbid(['core/**'], [ours, nodeOnly, climb]),
+    forbid(['models/src/**'], [server, viewer, tests, http, climb]),
+    forbid(['models/src/engine/**'], [server, viewer, tests, http, method, climb]),
+    forbid(['extension/src/**', 'mode/src/**'], [server, models, tests, nodeOnly, climb]),
+    forbid(['server/src/**'], [viewer, tests, climb]),
+    forbid(['test/**'], [climb]),
   ].map((c) => ({
     ...c,
     files: c.files.flatMap((f) => ts.map((t) => `${f.replace('/**', '')}/${t}`)),

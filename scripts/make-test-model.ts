@@ -4,7 +4,7 @@
 //   npx tsx scripts/make-test-model.ts --out <modelsDir> [--grid 48,56,48] [--id <modelId>]
 // See test/fixtures/test-model.ts for the network, its initial weights and its training.
 import { execFileSync } from 'node:child_process';
-import { makeTestModel } from '../test/fixtures/test-model.js';
+import { makeTestModel } from '@rrl/test/fixtures/test-model.js';
 
 function usage(problem: string): never {
   process.stderr.write(

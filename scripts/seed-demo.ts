@@ -7,8 +7,8 @@
  * Idempotent: studies already in the PACS are not sent again; generated files are cached in
  * <data-dir>/demo/.
  */
-import { DicomWebClient, PacsError } from '../server/src/pacs/dicomweb';
-import { seedDemo } from '../server/src/demo/seed';
+import { DicomWebClient, PacsError } from '@rrl/server/pacs/dicomweb.js';
+import { seedDemo } from '@rrl/server/demo/seed.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);

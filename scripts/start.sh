@@ -21,7 +21,7 @@ bash scripts/install-deps.sh
 
 if [ -f webpack.config.js ]; then
   stamp=dist/extension/index.js
-  if [ ! -f "$stamp" ] || [ ! -f dist/mode/index.js ] || [ -n "$(find extension mode models/src/volume models/src/format models/src/dicom webpack.config.js package-lock.json -newer "$stamp" -type f -print -quit 2>/dev/null)" ]; then
+  if [ ! -f "$stamp" ] || [ ! -f dist/mode/index.js ] || [ -n "$(find core extension mode webpack.config.js package-lock.json -newer "$stamp" -type f -print -quit 2>/dev/null)" ]; then
     echo "Building the viewer extension and mode (webpack)…"
     npx webpack --mode production >/dev/null
   fi

@@ -21,21 +21,21 @@ import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { startServer, type RunningServer } from '../server/src/app';
+import { startServer, type RunningServer } from '@rrl/server/app.js';
 import {
   commaList,
   ConfigError,
   loadConfig,
   REPO_ROOT,
   type ServerConfigInput,
-} from '../server/src/config';
-import { seedDemo } from '../server/src/demo';
+} from '@rrl/server/config.js';
+import { seedDemo } from '@rrl/server/demo/index.js';
 import {
   parseModalities,
   startOrthanc,
   type DicomModality,
   type OrthancProcess,
-} from '../server/src/pacs/orthanc';
+} from '@rrl/server/pacs/orthanc.js';
 
 interface StartOptions {
   host: string;

@@ -8,7 +8,7 @@ if [ -z "$only" ]; then
   echo "== lint"
   npx eslint .
   npx prettier --check . >/dev/null
-  echo "== typecheck"; npx tsc -p tsconfig.json --noEmit
+  echo "== typecheck"; npx tsc -b
   if [ -f webpack.config.js ]; then echo "== build"; npx webpack --mode production >/dev/null; fi
 fi
 mapfile -t files < <(find "test/${only}" -name '*.test.ts' -not -path '*/node_modules/*' | sort)

@@ -30,25 +30,25 @@ import { parseArgs } from 'node:util';
 
 import * as ort from 'onnxruntime-node';
 
-import { validateMetadata, type ModelMetadata } from '../../models/src/format/metadata.js';
-import { gitCommit } from '../../models/src/cli/train.js';
-import { dice } from '../../models/src/rrl/metrics.js';
-import { percentile } from '../../models/src/volume/normalize.js';
-import { loadRegistration, type StageRecord } from '../../models/src/rrl/pipeline.js';
+import { validateMetadata, type ModelMetadata } from '@rrl/core/format/metadata.js';
+import { gitCommit } from '@rrl/models/cli/train.js';
+import { dice } from '@rrl/models/rrl/metrics.js';
+import { percentile } from '@rrl/core/volume/normalize.js';
+import { loadRegistration, type StageRecord } from '@rrl/models/rrl/pipeline.js';
 import {
   labelsFromLogits,
   labelsToModelGrid,
   modelInputDims,
   prepareModelInput,
-} from '../../models/src/volume/preprocess.js';
-import { readNifti } from '../../server/src/demo/nifti.js';
-import { seedDemo } from '../../server/src/demo/seed.js';
-import { loadAtlas } from '../../server/src/jobs/atlas.js';
-import { DicomWebClient } from '../../server/src/pacs/dicomweb.js';
-import { fetchSeriesVolume } from '../../server/src/pacs/volume.js';
-import { REPO_ROOT } from '../../server/src/config.js';
+} from '@rrl/core/volume/preprocess.js';
+import { readNifti } from '@rrl/server/demo/nifti.js';
+import { seedDemo } from '@rrl/server/demo/seed.js';
+import { loadAtlas } from '@rrl/server/jobs/atlas.js';
+import { DicomWebClient } from '@rrl/server/pacs/dicomweb.js';
+import { fetchSeriesVolume } from '@rrl/server/pacs/volume.js';
+import { REPO_ROOT } from '@rrl/server/config.js';
 // The API answers with the server's own records (server/src/api serialises them as they are).
-import type { JobRecord as Job, TaskRecord as Task } from '../../server/src/store/db.js';
+import type { JobRecord as Job, TaskRecord as Task } from '@rrl/server/store/db.js';
 
 const TARGET_MINUTES = 30;
 const TARGET_MEDIAN_MS = 50;
@@ -316,8 +316,8 @@ async function main(argv: string[]): Promise<number> {
       }
       jobDirFor = (id) => opts.jobDir?.replace('{job}', id);
     } else {
-      const { startTestOrthanc } = await import('../../test/helpers/orthanc.js');
-      const { startTestStack } = await import('../../test/helpers/server.js');
+      const { startTestOrthanc } = await import('@rrl/test/helpers/orthanc.js');
+      const { startTestStack } = await import('@rrl/test/helpers/server.js');
       say('starting Orthanc (temporary storage, free ports)');
       const pacs = await startTestOrthanc('RRL-Bench');
       cleanups.push(() => pacs.stop());

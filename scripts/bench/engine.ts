@@ -22,19 +22,16 @@ import { readFileSync, readdirSync, rmSync, writeFileSync, mkdtempSync } from 'n
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import {
-  buildForwardGraph,
-  buildTrainingGraph,
-} from '../../models/src/engine/autodiff/training.js';
-import type { ConvGradWeightMode } from '../../models/src/engine/autodiff/autodiff.js';
-import { bakeParams } from '../../models/src/engine/export/export.js';
+import { buildForwardGraph, buildTrainingGraph } from '@rrl/models/engine/autodiff/training.js';
+import type { ConvGradWeightMode } from '@rrl/models/engine/autodiff/autodiff.js';
+import { bakeParams } from '@rrl/models/engine/export/export.js';
 import {
   executionProvidersFor,
   probeProvider,
   type Provider,
-} from '../../models/src/engine/runtime/providers.js';
-import { Trainer } from '../../models/src/engine/runtime/trainer.js';
-import { BENCH_CONFIGS, type BenchConfig } from './networks.js';
+} from '@rrl/models/engine/runtime/providers.js';
+import { Trainer } from '@rrl/models/engine/runtime/trainer.js';
+import { BENCH_CONFIGS, type BenchConfig } from '@rrl/models/engine/nn/bench.js';
 
 interface Args {
   providers?: Provider[];

@@ -11,8 +11,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
-import { trainingExecutor } from '../../server/src/jobs/workerExecutor.js';
-import { REPO_ROOT } from '../../server/src/config.js';
+import { trainingExecutor } from '@rrl/server/jobs/workerExecutor.js';
+import { REPO_ROOT } from '@rrl/server/config.js';
 import { queueDemoJob, startBenchStack, waitForJob } from './stack.js';
 
 const { values } = parseArgs({

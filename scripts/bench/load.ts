@@ -9,8 +9,8 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { REPO_ROOT } from '../../server/src/config.js';
-import { percentile } from '../../models/src/volume/normalize.js';
+import { REPO_ROOT } from '@rrl/server/config.js';
+import { percentile } from '@rrl/core/volume/normalize.js';
 import { queueDemoJob, startBenchStack } from './stack.js';
 
 const { values } = parseArgs({

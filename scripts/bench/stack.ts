@@ -8,10 +8,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import { startServer, type RunningServer, type StartServerOptions } from '../../server/src/app.js';
-import type { PacsConfig } from '../../server/src/config.js';
-import { seedDemo, type SeedDemoResult } from '../../server/src/demo/seed.js';
-import { startTestOrthanc, type TestOrthanc } from '../../test/helpers/orthanc.js';
+import { startServer, type RunningServer, type StartServerOptions } from '@rrl/server/app.js';
+import type { PacsConfig } from '@rrl/server/config.js';
+import { seedDemo, type SeedDemoResult } from '@rrl/server/demo/seed.js';
+import { startTestOrthanc, type TestOrthanc } from '@rrl/test/helpers/orthanc.js';
 
 export interface BenchStack {
   url: string;

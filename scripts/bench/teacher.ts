@@ -16,8 +16,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { importSamCheckpoint } from '../../models/src/sam/store.js';
-import { loadTeacher } from '../../models/src/rrl/teacher.js';
+import { importSamCheckpoint } from '@rrl/models/sam/store.js';
+import { loadTeacher } from '@rrl/models/rrl/teacher.js';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const PYTHON = process.env.RRL_PYTHON ?? '/usr/bin/python3';

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch twin of the engine benchmark networks (scripts/bench/networks.ts, which uses the engine's
+"""PyTorch twin of the engine benchmark networks (models/src/engine/nn/bench.ts, which uses the engine's
 models/src/engine/nn), for speed ratios.
 
 Mirrors layer for layer: the reference U-Net (4 scales, widths base*2^l, one block per level of

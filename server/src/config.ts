@@ -6,7 +6,7 @@
 import {
   PROVIDER_SETTINGS,
   type ProviderSetting,
-} from '../../models/src/engine/runtime/providerChoice.js';
+} from '@rrl/models/engine/runtime/providerChoice.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';

@@ -14,7 +14,7 @@ import { launchBrowser, type BrowserSession } from '../helpers/browser.js';
 import { startTestOrthanc, type TestOrthanc } from '../helpers/orthanc.js';
 import { startTestStack, type TestStack } from '../helpers/server.js';
 import { makeTestModel } from '../fixtures/test-model.js';
-import type { SeedDemoResult } from '../../server/src/demo/seed.js';
+import type { SeedDemoResult } from '@rrl/server/demo/seed.js';
 import {
   afterEachStep,
   cornerstoneLabelCounts,

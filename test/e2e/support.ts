@@ -11,12 +11,12 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
 
-import { first, items, numbers, readPart10 } from '../../models/src/dicom/dcmjs.js';
-import type { VolumeGeometry } from '../../models/src/dicom/series.js';
-import { dice } from '../../models/src/rrl/metrics.js';
-import { DEMO_LABELS } from '../../server/src/demo/labels.js';
-import { readNifti } from '../../server/src/demo/nifti.js';
-import { seedDemo, type SeedDemoResult } from '../../server/src/demo/seed.js';
+import { first, items, numbers, readPart10 } from '@rrl/core/dicom/dcmjs.js';
+import type { VolumeGeometry } from '@rrl/core/dicom/series.js';
+import { dice } from '@rrl/models/rrl/metrics.js';
+import { DEMO_LABELS } from '@rrl/server/demo/labels.js';
+import { readNifti } from '@rrl/server/demo/nifti.js';
+import { seedDemo, type SeedDemoResult } from '@rrl/server/demo/seed.js';
 import { MRICRON_DIR } from '../fixtures/test-model.js';
 import { chromiumAvailable, type BrowserSession } from '../helpers/browser.js';
 import type { TestOrthanc } from '../helpers/orthanc.js';
@@ -58,13 +58,7 @@ export async function ensureBundles(): Promise<{ built: boolean; ms: number }> {
   const bundles = ['dist/extension/index.js', 'dist/mode/index.js'].map((f) =>
     path.join(REPO_ROOT, f),
   );
-  const sources = [
-    'core/src',
-    'extension/src',
-    'mode/src',
-    'models/src/volume',
-    'models/src/format',
-  ];
+  const sources = ['core/src', 'extension/src', 'mode/src'];
   const newestSource = Math.max(
     ...(await Promise.all(sources.map((s) => newestMtime(path.join(REPO_ROOT, s))))),
     await mtime(path.join(REPO_ROOT, 'webpack.config.js')),

@@ -14,13 +14,13 @@ import type { Page } from 'playwright-core';
 
 import { launchBrowser, type BrowserSession } from '../helpers/browser.js';
 import { TEST_PACS_PASSWORD, TEST_PACS_USER, type TestOrthanc } from '../helpers/orthanc.js';
-import { startOrthanc } from '../../server/src/pacs/orthanc.js';
+import { startOrthanc } from '@rrl/server/pacs/orthanc.js';
 import { startTestStack, type TestStack } from '../helpers/server.js';
 import { DEMO_LABELS, makeTestModel } from '../fixtures/test-model.js';
-import type { SeedDemoResult } from '../../server/src/demo/seed.js';
-import { DicomWebClient } from '../../server/src/pacs/dicomweb.js';
-import { writeImageSeries } from '../../models/src/dicom/series.js';
-import { newUid } from '../../models/src/dicom/dcmjs.js';
+import type { SeedDemoResult } from '@rrl/server/demo/seed.js';
+import { DicomWebClient } from '@rrl/server/pacs/dicomweb.js';
+import { writeImageSeries } from '@rrl/core/dicom/series.js';
+import { newUid } from '@rrl/core/dicom/dcmjs.js';
 import {
   OrthancDirect,
   afterEachStep,

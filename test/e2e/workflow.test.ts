@@ -16,8 +16,8 @@ import type { Page } from 'playwright-core';
 import { launchBrowser, type BrowserSession } from '../helpers/browser.js';
 import { startTestOrthanc, type TestOrthanc } from '../helpers/orthanc.js';
 import { TEST_API_TOKEN, startTestStack, type TestStack } from '../helpers/server.js';
-import type { SeedDemoResult } from '../../server/src/demo/seed.js';
-import { first, items, readPart10 } from '../../models/src/dicom/dcmjs.js';
+import type { SeedDemoResult } from '@rrl/server/demo/seed.js';
+import { first, items, readPart10 } from '@rrl/core/dicom/dcmjs.js';
 import { makeReference } from '../unit/sam/torch.js';
 import {
   OrthancDirect,

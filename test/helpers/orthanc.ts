@@ -7,9 +7,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startOrthanc, type OrthancProcess } from '../../server/src/pacs/orthanc';
+import { startOrthanc, type OrthancProcess } from '@rrl/server/pacs/orthanc.js';
 
-export type { OrthancProcess } from '../../server/src/pacs/orthanc';
+export type { OrthancProcess } from '@rrl/server/pacs/orthanc.js';
 
 export const TEST_PACS_USER = 'rrl-test';
 export const TEST_PACS_PASSWORD = 'rrl-test-password';

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 
-import { REPO_ROOT } from '../../server/src/config';
+import { REPO_ROOT } from '@rrl/server/config.js';
 
 export interface Started {
   child: ChildProcess;

@@ -12,9 +12,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import { startServer, type RunningServer, type StartServerOptions } from '../../server/src/app';
-import type { ServerConfigInput } from '../../server/src/config';
-import { startTestOrthanc, type TestOrthanc } from './orthanc';
+import { startServer, type RunningServer, type StartServerOptions } from '@rrl/server/app.js';
+import type { ServerConfigInput } from '@rrl/server/config.js';
+import { startTestOrthanc, type TestOrthanc } from './orthanc.js';
 
 /** The API token every test stack is started with (scripts' way in; the viewer uses a session). */
 export const TEST_API_TOKEN = 'test-stack-token-0123456789abcdef';

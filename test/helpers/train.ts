@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import type { buildTrainingGraph } from '../../models/src/engine/autodiff/training.js';
+import type { buildTrainingGraph } from '@rrl/models/engine/autodiff/training.js';
 
 type TrainingGraph = ReturnType<typeof buildTrainingGraph>;
 

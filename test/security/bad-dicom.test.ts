@@ -13,13 +13,13 @@ import {
   readPart10,
   writePart10,
   type NaturalDataset,
-} from '../../models/src/dicom/dcmjs';
-import { demoSegments } from '../../server/src/demo/labels';
-import { writeBinarySeg } from '../../models/src/dicom/seg';
-import type { TaskRecord } from '../../server/src/store/db';
-import { startTestOrthanc, type TestOrthanc } from '../helpers/orthanc';
-import { pacsClient, storeSeries, type StoredSeries } from '../integration/api/data';
-import { startApiServer, tmpDir, type ApiServer } from '../integration/api/helpers';
+} from '@rrl/core/dicom/dcmjs.js';
+import { demoSegments } from '@rrl/server/demo/labels.js';
+import { writeBinarySeg } from '@rrl/core/dicom/seg.js';
+import type { TaskRecord } from '@rrl/server/store/db.js';
+import { startTestOrthanc, type TestOrthanc } from '../helpers/orthanc.js';
+import { pacsClient, storeSeries, type StoredSeries } from '../integration/api/data.js';
+import { startApiServer, tmpDir, type ApiServer } from '../integration/api/helpers.js';
 
 const T = { timeout: 60_000 };
 

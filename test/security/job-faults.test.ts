@@ -10,13 +10,13 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { PLAN_BOUNDS, planBoundsProblem } from '../../server/src/jobs/plans';
-import { startServer, type RunningServer } from '../../server/src/app';
-import type { JobExecutor } from '../../server/src/jobs/runner';
-import type { JobRecord } from '../../server/src/store/db';
-import { startTestOrthanc, type TestOrthanc } from '../helpers/orthanc';
-import { pacsClient, storeSeg, storeSeries, type StoredSeries } from '../integration/api/data';
-import { tmpDir } from '../integration/api/helpers';
+import { PLAN_BOUNDS, planBoundsProblem } from '@rrl/server/jobs/plans.js';
+import { startServer, type RunningServer } from '@rrl/server/app.js';
+import type { JobExecutor } from '@rrl/server/jobs/runner.js';
+import type { JobRecord } from '@rrl/server/store/db.js';
+import { startTestOrthanc, type TestOrthanc } from '../helpers/orthanc.js';
+import { pacsClient, storeSeg, storeSeries, type StoredSeries } from '../integration/api/data.js';
+import { tmpDir } from '../integration/api/helpers.js';
 
 const TOKEN = 'job-faults-token-0123456789';
 const T = { timeout: 90_000 };

@@ -13,12 +13,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { startServer } from '../../server/src/app';
-import { loadConfig } from '../../server/src/config';
-import { parseModalities, startOrthanc } from '../../server/src/pacs/orthanc';
-import { Sessions } from '../../server/src/http/guard';
-import { makeTinySeries, stowBody } from '../integration/server/dicom-data';
-import { startTestStack, TEST_API_TOKEN, type TestStack } from '../helpers/server';
+import { startServer } from '@rrl/server/app.js';
+import { loadConfig } from '@rrl/server/config.js';
+import { parseModalities, startOrthanc } from '@rrl/server/pacs/orthanc.js';
+import { Sessions } from '@rrl/server/http/guard.js';
+import { makeTinySeries, stowBody } from '../integration/server/dicom-data.js';
+import { startTestStack, TEST_API_TOKEN, type TestStack } from '../helpers/server.js';
 import {
   capturingPacs,
   listeningSockets,
@@ -26,7 +26,7 @@ import {
   viewerCookie,
   pacsStudyCount,
   serverFor,
-} from './probe';
+} from './probe.js';
 
 const T = { timeout: 60_000 };
 

@@ -12,14 +12,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { cleanUpProducts, startProduct } from '../helpers/product';
-import { startTestStack, TEST_API_TOKEN } from '../helpers/server';
-import { raw, serverFor } from './probe';
-import { labelmapKey, saveIdentityFor } from '../../extension/src/seg/saveToPacs';
-import { writeBinarySeg } from '../../models/src/dicom/seg';
-import { demoSegments } from '../../server/src/demo/labels';
-import { pacsClient, storeSeries } from '../integration/api/data';
-import { stowBody } from '../integration/server/dicom-data';
+import { cleanUpProducts, startProduct } from '../helpers/product.js';
+import { startTestStack, TEST_API_TOKEN } from '../helpers/server.js';
+import { raw, serverFor } from './probe.js';
+import { labelmapKey, saveIdentityFor } from '@rrl/extension/seg/saveToPacs.js';
+import { writeBinarySeg } from '@rrl/core/dicom/seg.js';
+import { demoSegments } from '@rrl/server/demo/labels.js';
+import { pacsClient, storeSeries } from '../integration/api/data.js';
+import { stowBody } from '../integration/server/dicom-data.js';
 
 const auth = { Authorization: `Bearer ${TEST_API_TOKEN}` };
 

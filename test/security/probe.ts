@@ -10,9 +10,9 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-import { startServer, type RunningServer, type StartServerOptions } from '../../server/src/app';
-import type { PacsConfig } from '../../server/src/config';
-import { TEST_API_TOKEN } from '../helpers/server';
+import { startServer, type RunningServer, type StartServerOptions } from '@rrl/server/app.js';
+import type { PacsConfig } from '@rrl/server/config.js';
+import { TEST_API_TOKEN } from '../helpers/server.js';
 
 /** How many studies the PACS holds, asked of the PACS directly (not through the server). */
 export async function pacsStudyCount(pacs: {

@@ -11,9 +11,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { makeTinySeries, stowBody } from '../integration/server/dicom-data';
-import { startTestStack, TEST_API_TOKEN, type TestStack } from '../helpers/server';
-import { raw, pacsStudyCount } from './probe';
+import { makeTinySeries, stowBody } from '../integration/server/dicom-data.js';
+import { startTestStack, TEST_API_TOKEN, type TestStack } from '../helpers/server.js';
+import { raw, pacsStudyCount } from './probe.js';
 
 const MAX_STOW = 2 * 1024 * 1024;
 const MIN_RATE = 64 * 1024;

@@ -17,10 +17,10 @@ import type {
   SeriesSearch,
   Task,
   TeacherCard,
-} from '../../../core/src/api.js';
+} from '@rrl/core/api.js';
 
 // The HTTP types are the server's (core/src/api.ts); re-exported for the panel.
-export type * from '../../../core/src/api.js';
+export type * from '@rrl/core/api.js';
 
 export class ApiError extends Error {
   constructor(

@@ -3,13 +3,13 @@
  * volume, resample + normalise, run the model in the worker, resample back, create a labelmap.
  * Nothing is left half-made: on any failure the partial segmentation is removed.
  */
-import { checkModelFitsSeries, FIT_LIMITS } from '../../../models/src/format/metadata.js';
+import { checkModelFitsSeries, FIT_LIMITS } from '@rrl/core/format/metadata.js';
 import {
   computeVolumeGeometry,
   GeometryError,
   instanceGeometryFromNaturalized,
   type VolumeGeometry,
-} from '../../../models/src/volume/geometry.js';
+} from '@rrl/core/volume/geometry.js';
 import {
   countLabels,
   indexToWorld,
@@ -17,8 +17,8 @@ import {
   labelsFromLogits,
   modelInputDims,
   prepareModelInput,
-} from '../../../models/src/volume/preprocess.js';
-import type { Dims } from '../../../models/src/volume/resample.js';
+} from '@rrl/core/volume/preprocess.js';
+import type { Dims } from '@rrl/core/volume/resample.js';
 import {
   getCornerstoneLibraries,
   instanceImageId,

@@ -3,7 +3,7 @@
  * regardless of the host's React. Every piece of state a user sees has a data-testid.
  */
 import { useEffect, useState, useSyncExternalStore, type CSSProperties } from 'react';
-import { describeModelKind } from '../../../models/src/format/metadata.js';
+import { describeModelKind } from '@rrl/core/format/metadata.js';
 import type { ExecutionProvider } from '../inference/protocol.js';
 import type { OneShotState, Store } from '../state/store.js';
 import { ResultSection } from './ResultSection.js';

@@ -4,7 +4,7 @@
  * before a new segmentation would replace them (Replace / Keep both / Cancel), the undo of the
  * last replacement, and the warning before a study with unsaved corrections is closed.
  */
-import { countLabels } from '../../../models/src/volume/preprocess.js';
+import { countLabels } from '@rrl/core/volume/preprocess.js';
 import type { OneShotContext } from '../inference/runOneShot.js';
 import { getCornerstoneLibraries, type CornerstoneLibraries } from '../ohif/types.js';
 import type { OneShotState, Store } from '../state/store.js';

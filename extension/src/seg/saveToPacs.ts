@@ -1,18 +1,18 @@
 /**
  * Save to PACS: the labelmap in the viewer (with the reader's corrections) → BINARY DICOM SEG
- * (models/src/dicom/seg.ts) → STOW-RS through the companion server. Each save of new content is
+ * (core/src/dicom/seg.ts) → STOW-RS through the companion server. Each save of new content is
  * a new series; saving the same content again (a retry after a failure or a timeout) reuses the
  * same SOP Instance UID, so the PACS keeps one copy. On failure the labelmap stays in the viewer
  * and saving again works.
  */
-import { newUid } from '../../../models/src/dicom/dcmjs.js';
+import { newUid } from '@rrl/core/dicom/dcmjs.js';
 import type { SaveIdentity } from '../state/store.js';
 import {
   segmentsFromLabels,
   writeBinarySeg,
   type SegmentDescription,
-} from '../../../models/src/dicom/seg.js';
-import type { ModelMetadata } from '../../../models/src/format/metadata.js';
+} from '@rrl/core/dicom/seg.js';
+import type { ModelMetadata } from '@rrl/core/format/metadata.js';
 import { getCornerstoneLibraries } from '../ohif/types.js';
 import type { OneShotContext } from '../inference/runOneShot.js';
 import {

@@ -1,5 +1,5 @@
 /** The One-Shot panel's state: a tiny observable store shared by commands and the panel. */
-import type { ModelMetadata } from '../../../models/src/format/metadata.js';
+import type { ModelMetadata } from '@rrl/core/format/metadata.js';
 import type { ExecutionProvider } from '../inference/protocol.js';
 
 export type OneShotStatus =

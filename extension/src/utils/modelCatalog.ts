@@ -1,5 +1,5 @@
 /** Fetches /models/index.json and validates every model's metadata. */
-import { validateMetadata, ModelMetadataError } from '../../../models/src/format/metadata.js';
+import { validateMetadata, ModelMetadataError } from '@rrl/core/format/metadata.js';
 import type { ModelEntry } from '../state/store.js';
 
 export interface Catalog {

@@ -12,12 +12,12 @@ import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { readImageVolume, readLabelVolume } from '../io/index.js';
 import { decodeModel } from '../engine/onnx/model.js';
-import { validateMetadata, type ModelMetadata } from '../format/metadata.js';
+import { validateMetadata, type ModelMetadata } from '@rrl/core/format/metadata.js';
 import { rrlInferenceNet, rrlNetArgsFromPlan } from '../rrl/networks.js';
 import { parsePlan, type RrlPlan } from '../rrl/plan.js';
 import { loadRegistration } from '../rrl/pipeline.js';
 import { dice, hd95 } from '../rrl/metrics.js';
-import { labelsFromLogits, prepareModelInput } from '../volume/preprocess.js';
+import { labelsFromLogits, prepareModelInput } from '@rrl/core/volume/preprocess.js';
 import {
   EXIT_OK,
   UsageError,

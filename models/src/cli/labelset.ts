@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { CodedConcept, ModelLabel } from '../format/metadata.js';
+import type { CodedConcept, ModelLabel } from '@rrl/core/format/metadata.js';
 
 export interface LabelSetEntry {
   /** Source label value(s) (NIfTI value or SEG segment number) merged into this class. */

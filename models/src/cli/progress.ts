@@ -2,7 +2,7 @@
  * Training progress on stderr: a one-line bar redrawn in place on a TTY (stage i/n, step/total,
  * loss, ETA), plain lines otherwise (one per stage start, every ~10 % of a stage and its end).
  */
-import type { TrainingProgress } from '../../../core/src/api.js';
+import type { TrainingProgress } from '@rrl/core/api.js';
 
 /** What the reporter draws: the training progress record with the stage always named. */
 export type ProgressEvent = TrainingProgress & { stageIndex: number; stageCount: number };

@@ -20,8 +20,8 @@ import { parsePlan, planModelGrid, PlanError, type RrlPlan } from '../rrl/plan.j
 import { ProviderUnavailableError } from '../engine/runtime/providers.js';
 import { runPipeline, StageAbortedError, type PipelineResult } from '../rrl/pipeline.js';
 import type { RrlModelInfo } from '../rrl/export.js';
-import type { ModelMetadata } from '../format/metadata.js';
-import { labelsToModelGrid, prepareModelInput } from '../volume/preprocess.js';
+import type { ModelMetadata } from '@rrl/core/format/metadata.js';
+import { labelsToModelGrid, prepareModelInput } from '@rrl/core/volume/preprocess.js';
 import {
   EXIT_FAILURE,
   EXIT_OK,

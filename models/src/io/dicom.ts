@@ -5,18 +5,18 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { readPart10, str, items, type NaturalDataset } from '../dicom/dcmjs.js';
+import { readPart10, str, items, type NaturalDataset } from '@rrl/core/dicom/dcmjs.js';
 import {
   LABELMAP_SEGMENTATION_STORAGE,
   SEGMENTATION_STORAGE,
   readBinarySeg,
-} from '../dicom/seg.js';
+} from '@rrl/core/dicom/seg.js';
 import {
   computeVolumeGeometry,
   GeometryError,
   instanceGeometryFromNaturalized,
-} from '../volume/geometry.js';
-import { volumeFromDatasets, type SeriesVolume } from '../volume/part10.js';
+} from '@rrl/core/volume/geometry.js';
+import { volumeFromDatasets, type SeriesVolume } from '@rrl/core/volume/part10.js';
 import { VolumeReadError } from './errors.js';
 import type { ImageVolume, LabelVolume } from './types.js';
 

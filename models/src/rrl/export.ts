@@ -1,11 +1,11 @@
 /**
  * Export of the RRL-MedSAM inference graph (E_g + head → prompt; E_m + AP decoder → labels) as
  * one ONNX file with the trained weights baked in, and its `metadata.json` in the published model
- * format (`models/src/format`, formatVersion 1), validated before it is returned.
+ * format (`core/src/format`, formatVersion 1), validated before it is returned.
  */
 import { createHash } from 'node:crypto';
 import { buildForwardGraph } from '../engine/autodiff/training.js';
-import { FORMAT_VERSION, validateMetadata, type ModelMetadata } from '../format/metadata.js';
+import { FORMAT_VERSION, validateMetadata, type ModelMetadata } from '@rrl/core/format/metadata.js';
 import { rrlInferenceNet, type RrlNetArgs } from './networks.js';
 import type { ResampleMode } from './plan.js';
 

@@ -5,7 +5,7 @@
  *
  * Label maps are flat arrays, x fastest, then y, then z; `value` selects the structure.
  */
-import { percentile } from '../volume/normalize.js';
+import { percentile } from '@rrl/core/volume/normalize.js';
 
 type Labels = ArrayLike<number>;
 type Vec3 = readonly [number, number, number] | readonly number[];

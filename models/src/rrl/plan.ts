@@ -1,4 +1,4 @@
-import type { GridResample, GridSpec, IntensitySpec } from '../format/metadata.js';
+import type { GridResample, GridSpec, IntensitySpec } from '@rrl/core/format/metadata.js';
 
 /**
  * The RRL-MedSAM training plan: one JSON file with the grid, the network widths, the loss weights,
@@ -61,7 +61,7 @@ export function stageLr(s: StageSchedule): number | ((step: number) => number) {
   };
 }
 
-/** How a source volume is put on the plan grid (see `models/src/volume`). */
+/** How a source volume is put on the plan grid (see `core/src/volume`). */
 export type ResampleMode = GridResample;
 
 export interface PreprocessSpec {

@@ -18,7 +18,7 @@ import { emitGraph } from '../engine/graph/emit.js';
 import { readTorchCheckpoint } from '../format/torchCheckpoint.js';
 import { samTinyVitGraph } from './tinyvit.js';
 import { samVitGraph } from './vit.js';
-import type { TeacherCard } from '../../../core/src/api.js';
+import type { TeacherCard } from '@rrl/core/api.js';
 import { SamImportError, SamWeights, variantName } from './weights.js';
 
 export type { TeacherCard };

@@ -10,10 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { chmodSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
-import {
-  PROVIDER_SETTINGS,
-  isProviderSetting,
-} from '../../../models/src/engine/runtime/providerChoice.js';
+import { PROVIDER_SETTINGS, isProviderSetting } from '@rrl/models/engine/runtime/providerChoice.js';
 import type { ServerConfig } from '../config.js';
 import { sendError, sendJson } from '../http/headers.js';
 import { CACHE_REVALIDATE, sendFile } from '../http/static.js';

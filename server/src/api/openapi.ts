@@ -2,7 +2,7 @@
  * The API's OpenAPI 3.1 document, written by hand (served at /api/openapi.json). A test checks
  * that every route the router knows is listed here.
  */
-import { PROVIDER_SETTINGS } from '../../../models/src/engine/runtime/providerChoice.js';
+import { PROVIDER_SETTINGS } from '@rrl/models/engine/runtime/providerChoice.js';
 import { SERIES_LIMITS } from '../jobs/validate.js';
 
 type Json = Record<string, unknown>;

@@ -14,9 +14,9 @@ import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
-import type { TeacherCard } from '../../../core/src/api.js';
-import { isTeacherId } from '../../../models/src/rrl/teacher.js';
-import { findTeacher, listTeachers, removeTeacher } from '../../../models/src/sam/store.js';
+import type { TeacherCard } from '@rrl/core/api.js';
+import { isTeacherId } from '@rrl/models/rrl/teacher.js';
+import { findTeacher, listTeachers, removeTeacher } from '@rrl/models/sam/store.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/db.js';
 import { tsLoaderArgs } from '../jobs/workerExecutor.js';

@@ -11,9 +11,9 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { VolumeGeometry } from '../../../models/src/dicom/series';
-import { DEMO_LABELS } from './labels';
-import { readNifti } from './nifti';
+import type { VolumeGeometry } from '@rrl/core/dicom/series.js';
+import { DEMO_LABELS } from './labels.js';
+import { readNifti } from './nifti.js';
 
 export const MRICRON_TEMPLATES_CANDIDATES = [
   '/usr/share/mricron/templates',

@@ -4,11 +4,7 @@
  * CID 244). Same values, names and colours as the test-fixture model's labels
  * (test/fixtures/test-model.ts).
  */
-import {
-  segmentsFromLabels,
-  type Code,
-  type SegmentDescription,
-} from '../../../models/src/dicom/seg';
+import { segmentsFromLabels, type Code, type SegmentDescription } from '@rrl/core/dicom/seg.js';
 
 export interface DemoLabel {
   value: number;

@@ -18,13 +18,13 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { writeBinarySeg } from '../../../models/src/dicom/seg';
-import { writeImageSeries, type VolumeGeometry } from '../../../models/src/dicom/series';
-import { DicomWebClient, jsonValue } from '../pacs/dicomweb';
-import { loadDemoAtlas, type DemoVolume } from './atlas';
-import { DEMO_LABELS, demoSegments } from './labels';
-import { writeNifti } from './nifti';
-import { percentile, synthesizeSubject } from './synth';
+import { writeBinarySeg } from '@rrl/core/dicom/seg.js';
+import { writeImageSeries, type VolumeGeometry } from '@rrl/core/dicom/series.js';
+import { DicomWebClient, jsonValue } from '../pacs/dicomweb.js';
+import { loadDemoAtlas, type DemoVolume } from './atlas.js';
+import { DEMO_LABELS, demoSegments } from './labels.js';
+import { writeNifti } from './nifti.js';
+import { percentile, synthesizeSubject } from './synth.js';
 
 /** Bump when the generated content changes: cached files of another version are regenerated. */
 export const DEMO_VERSION = 2;

@@ -3,7 +3,7 @@
  * cubic B-spline displacement field), a multiplicative bias field and Rician noise. Deterministic
  * for a given seed. Works on any grid; x is the fastest axis.
  */
-import { Rng } from './rng';
+import { Rng } from './rng.js';
 
 export interface SynthOptions {
   /** Standard deviation of the B-spline control-point displacements, mm (default 3). */

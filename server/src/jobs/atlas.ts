@@ -3,7 +3,7 @@
  * referencing a series, checks that a given SEG references it, and reads both onto the series
  * grid. Errors are `AtlasError`s (a 4xx for the API) that name UIDs only.
  */
-import type { CodedLabel, SegmentDescription } from '../../../models/src/dicom/seg.js';
+import type { CodedLabel, SegmentDescription } from '@rrl/core/dicom/seg.js';
 import { DicomWebClient, jsonString, PacsError, type DicomJsonDataset } from '../pacs/dicomweb.js';
 import { fetchSegLabelmap, fetchSeriesVolume, type SeriesVolume } from '../pacs/volume.js';
 

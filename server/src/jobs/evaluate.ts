@@ -10,10 +10,10 @@ import path from 'node:path';
 
 import * as ort from 'onnxruntime-node';
 
-import type { SegmentDescription } from '../../../models/src/dicom/seg.js';
-import { validateMetadata, type ModelMetadata } from '../../../models/src/format/metadata.js';
-import { dice } from '../../../models/src/rrl/metrics.js';
-import { labelsFromLogits, prepareModelInput } from '../../../models/src/volume/preprocess.js';
+import type { SegmentDescription } from '@rrl/core/dicom/seg.js';
+import { validateMetadata, type ModelMetadata } from '@rrl/core/format/metadata.js';
+import { dice } from '@rrl/models/rrl/metrics.js';
+import { labelsFromLogits, prepareModelInput } from '@rrl/core/volume/preprocess.js';
 import type { DicomWebClient } from '../pacs/dicomweb.js';
 import type { AtlasRef, TaskLabel, TaskRecord } from '../store/db.js';
 import { loadAtlas } from './atlas.js';

@@ -6,7 +6,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 
-import { parsePlan, type RrlPlan } from '../../../models/src/rrl/plan.js';
+import { parsePlan, type RrlPlan } from '@rrl/models/rrl/plan.js';
 import { REPO_ROOT } from '../config.js';
 
 /** Where the plans live. */

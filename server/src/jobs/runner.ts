@@ -23,7 +23,7 @@ import {
   type Store,
   type TaskRecord,
 } from '../store/db.js';
-import type { TrainingProgress } from '../../../core/src/api.js';
+import type { TrainingProgress } from '@rrl/core/api.js';
 import type { Logger } from '../log.js';
 import { redact } from '../http/redact.js';
 import { estimateRemaining, type PlannedPhase } from './eta.js';

@@ -9,12 +9,12 @@
  */
 import path from 'node:path';
 
-import { isProviderSetting } from '../../../models/src/engine/runtime/providerChoice.js';
-import type { ModelLabel } from '../../../models/src/format/metadata.js';
-import type { RrlModelInfo } from '../../../models/src/rrl/export.js';
-import { plannedStages, runPipeline } from '../../../models/src/rrl/pipeline.js';
-import { planModelGrid } from '../../../models/src/rrl/plan.js';
-import { labelsToModelGrid, prepareModelInput } from '../../../models/src/volume/preprocess.js';
+import { isProviderSetting } from '@rrl/models/engine/runtime/providerChoice.js';
+import type { ModelLabel } from '@rrl/core/format/metadata.js';
+import type { RrlModelInfo } from '@rrl/models/rrl/export.js';
+import { plannedStages, runPipeline } from '@rrl/models/rrl/pipeline.js';
+import { planModelGrid } from '@rrl/models/rrl/plan.js';
+import { labelsToModelGrid, prepareModelInput } from '@rrl/core/volume/preprocess.js';
 import { DicomWebClient, PacsError } from '../pacs/dicomweb.js';
 import { fetchSeriesVolume } from '../pacs/volume.js';
 import type { JobRecord, TaskRecord } from '../store/db.js';
@@ -140,7 +140,7 @@ export async function pacsTrainingTask(
     );
   }
   ctx.log(`training on the atlas and ${unlabeled.length} series (${skipped.length} skipped)`);
-  // The model's label values are its output channels 1..C-1 (models/src/format); names, colours
+  // The model's label values are its output channels 1..C-1 (core/src/format); names, colours
   // and codes come from the atlas SEG's segments in the task's order.
   const labels = modelLabelsForTask(task);
   const info: RrlModelInfo = {

@@ -2,7 +2,7 @@
  * Checks that a PACS series can be a training volume for a task: modality, geometry, spacing and
  * slice count. A series that fails is skipped with the returned reason (the job goes on).
  */
-import type { VolumeGeometry } from '../../../models/src/dicom/series.js';
+import type { VolumeGeometry } from '@rrl/core/dicom/series.js';
 
 export const SERIES_LIMITS = Object.freeze({
   minSlices: 8,

@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
-import type { ModelCard } from '../../../core/src/api.js';
+import type { ModelCard } from '@rrl/core/api.js';
 import type { ModelPublisher } from '../jobs/runner.js';
 import type { Store } from '../store/db.js';
 import { decideDefault, type EvaluationSummary } from './promotion.js';

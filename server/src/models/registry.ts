@@ -12,8 +12,8 @@ import {
   ModelMetadataError,
   validateMetadata,
   type ModelMetadata,
-} from '../../../models/src/format/index.js';
-import type { ModelCard } from '../../../core/src/api.js';
+} from '@rrl/core/format/index.js';
+import type { ModelCard } from '@rrl/core/api.js';
 import type { Logger } from '../log.js';
 import { fileInfo, type FileInfo } from '../http/static.js';
 
@@ -45,7 +45,7 @@ export class ModelRegistry {
 
   /**
    * Reads every `<folder>/metadata.json`. A folder is listed when its metadata passes the model
-   * format's validator (models/src/format), its `id` equals the folder name, and its ONNX file
+   * format's validator (core/src/format), its `id` equals the folder name, and its ONNX file
    * exists with the SHA-256 the metadata names; others are reported as problems (and logged),
    * never served as models.
    */

@@ -5,7 +5,7 @@ export {
   OrthancStartError,
   type OrthancProcess,
   type StartOrthancOptions,
-} from './orthanc';
+} from './orthanc.js';
 export {
   DicomWebClient,
   PacsError,
@@ -17,7 +17,7 @@ export {
   type PacsErrorKind,
   type QidoQuery,
   type StowResult,
-} from './dicomweb';
+} from './dicomweb.js';
 export {
   fetchSeriesVolume,
   fetchSegLabelmap,
@@ -25,4 +25,4 @@ export {
   voxelToLps,
   VolumeError,
   type SeriesVolume,
-} from './volume';
+} from './volume.js';

@@ -5,14 +5,10 @@
  * Volume layout: x (column) fastest, then y (row), then z (slice); slices sorted ascending along
  * the slice normal (row × column direction), as cornerstone does. Geometry in LPS mm.
  */
-import { readBinarySeg } from '../../../models/src/dicom/seg';
-import type { VolumeGeometry } from '../../../models/src/dicom/series';
-import {
-  VolumeError,
-  volumeFromInstances,
-  type SeriesVolume,
-} from '../../../models/src/volume/part10';
-import { DicomWebClient, PacsError, jsonString } from './dicomweb';
+import { readBinarySeg } from '@rrl/core/dicom/seg.js';
+import type { VolumeGeometry } from '@rrl/core/dicom/series.js';
+import { VolumeError, volumeFromInstances, type SeriesVolume } from '@rrl/core/volume/part10.js';
+import { DicomWebClient, PacsError, jsonString } from './dicomweb.js';
 
 // Assembling a volume from Part 10 instances is shared with models/src/io (DICOM folders).
 export {
@@ -21,7 +17,7 @@ export {
   volumeFromDatasets,
   volumeFromInstances,
   type SeriesVolume,
-} from '../../../models/src/volume/part10';
+} from '@rrl/core/volume/part10.js';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 

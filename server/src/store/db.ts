@@ -18,7 +18,7 @@ export {
   type TaskLabel,
   type TaskPlanVersion,
   type TaskRecord,
-} from '../../../core/src/api.js';
+} from '@rrl/core/api.js';
 import type {
   AtlasRef,
   JobProgress,
@@ -28,7 +28,7 @@ import type {
   TaskLabel,
   TaskPlanVersion,
   TaskRecord,
-} from '../../../core/src/api.js';
+} from '@rrl/core/api.js';
 
 interface JobRow {
   id: string;

@@ -13,17 +13,30 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { Api } from '../../../server/src/api/index';
-import { OPENAPI } from '../../../server/src/api/openapi';
-import { loadConfig } from '../../../server/src/config';
-import { createLogger } from '../../../server/src/log';
-import { Sessions } from '../../../server/src/http/guard';
-import { ModelRegistry } from '../../../server/src/models/registry';
-import type { JobRecord, TaskRecord } from '../../../server/src/store/db';
-import { startTestOrthanc, type TestOrthanc } from '../../helpers/orthanc';
-import { SECRET_PATIENT_ID, SECRET_PATIENT_NAME, pacsClient, storeSeg, storeSeries } from './data';
-import { TOKEN, readEvents, startApiServer, tmpDir, waitForJob, type ApiServer } from './helpers';
-import { CHECKPOINT_EVERY } from './smoothingTask';
+import { Api } from '@rrl/server/api/index.js';
+import { OPENAPI } from '@rrl/server/api/openapi.js';
+import { loadConfig } from '@rrl/server/config.js';
+import { createLogger } from '@rrl/server/log.js';
+import { Sessions } from '@rrl/server/http/guard.js';
+import { ModelRegistry } from '@rrl/server/models/registry.js';
+import type { JobRecord, TaskRecord } from '@rrl/server/store/db.js';
+import { startTestOrthanc, type TestOrthanc } from '../../helpers/orthanc.js';
+import {
+  SECRET_PATIENT_ID,
+  SECRET_PATIENT_NAME,
+  pacsClient,
+  storeSeg,
+  storeSeries,
+} from './data.js';
+import {
+  TOKEN,
+  readEvents,
+  startApiServer,
+  tmpDir,
+  waitForJob,
+  type ApiServer,
+} from './helpers.js';
+import { CHECKPOINT_EVERY } from './smoothingTask.js';
 
 const LONG = 'smoothing-1000000000';
 

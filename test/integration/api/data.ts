@@ -3,13 +3,13 @@
  * real Orthanc: an atlas (MR series + BINARY SEG with two labels), unlabelled MR series, a series
  * without SEG, and a SEG that references another series.
  */
-import { writeBinarySeg } from '../../../models/src/dicom/seg';
-import { writeImageSeries, type VolumeGeometry } from '../../../models/src/dicom/series';
-import { newUid } from '../../../models/src/dicom/dcmjs';
-import { demoSegments } from '../../../server/src/demo/labels';
-import { DicomWebClient } from '../../../server/src/pacs/dicomweb';
-import type { TestOrthanc } from '../../helpers/orthanc';
-import { SECRET_PATIENT_ID, SECRET_PATIENT_NAME } from '../server/dicom-data';
+import { writeBinarySeg } from '@rrl/core/dicom/seg.js';
+import { writeImageSeries, type VolumeGeometry } from '@rrl/core/dicom/series.js';
+import { newUid } from '@rrl/core/dicom/dcmjs.js';
+import { demoSegments } from '@rrl/server/demo/labels.js';
+import { DicomWebClient } from '@rrl/server/pacs/dicomweb.js';
+import type { TestOrthanc } from '../../helpers/orthanc.js';
+import { SECRET_PATIENT_ID, SECRET_PATIENT_NAME } from '../server/dicom-data.js';
 
 export { SECRET_PATIENT_ID, SECRET_PATIENT_NAME };
 

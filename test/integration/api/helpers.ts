@@ -4,11 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { loadPlanOrThrow } from '../../../server/src/jobs/plans';
-import { startServer, type RunningServer } from '../../../server/src/app';
-import { workerExecutor } from '../../../server/src/jobs/workerExecutor';
-import type { JobRecord, TaskRecord } from '../../../server/src/store/db';
-import { startTestOrthanc, type TestOrthanc } from '../../helpers/orthanc';
+import { loadPlanOrThrow } from '@rrl/server/jobs/plans.js';
+import { startServer, type RunningServer } from '@rrl/server/app.js';
+import { workerExecutor } from '@rrl/server/jobs/workerExecutor.js';
+import type { JobRecord, TaskRecord } from '@rrl/server/store/db.js';
+import { startTestOrthanc, type TestOrthanc } from '../../helpers/orthanc.js';
 
 export const TOKEN = 'test-token-0123456789abcdef';
 export const SMOOTHING_TASK = path.join(

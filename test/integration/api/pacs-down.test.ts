@@ -9,11 +9,11 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import type { ExecutorProgress } from '../../../server/src/jobs/runner';
-import { pacsTrainingTask } from '../../../server/src/jobs/trainTask';
-import type { JobRecord } from '../../../server/src/store/db';
-import { pacsClient, storeSeg, storeSeries } from './data';
-import { createTask, startApiTestEnv, type ApiTestEnv } from './helpers';
+import type { ExecutorProgress } from '@rrl/server/jobs/runner.js';
+import { pacsTrainingTask } from '@rrl/server/jobs/trainTask.js';
+import type { JobRecord } from '@rrl/server/store/db.js';
+import { pacsClient, storeSeg, storeSeries } from './data.js';
+import { createTask, startApiTestEnv, type ApiTestEnv } from './helpers.js';
 
 let env: ApiTestEnv;
 

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { ConfigError, loadConfig } from '../../../server/src/config';
-import { seriesProblem } from '../../../server/src/jobs/validate';
+import { ConfigError, loadConfig } from '@rrl/server/config.js';
+import { seriesProblem } from '@rrl/server/jobs/validate.js';
 
 test('API settings come from RRL_* variables and are validated', () => {
   const d = loadConfig({}, {});

@@ -14,12 +14,12 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
-import { makeTestModel } from '../../fixtures/test-model';
-import { DicomWebClient } from '../../../server/src/pacs/dicomweb';
-import { fetchSeriesVolume } from '../../../server/src/pacs/volume';
-import type { JobRecord } from '../../../server/src/store/db';
-import { seriesProblem } from '../../../server/src/jobs/validate';
-import type { WorkerTaskContext } from '../../../server/src/jobs/workerExecutor';
+import { makeTestModel } from '../../fixtures/test-model.js';
+import { DicomWebClient } from '@rrl/server/pacs/dicomweb.js';
+import { fetchSeriesVolume } from '@rrl/server/pacs/volume.js';
+import type { JobRecord } from '@rrl/server/store/db.js';
+import { seriesProblem } from '@rrl/server/jobs/validate.js';
+import type { WorkerTaskContext } from '@rrl/server/jobs/workerExecutor.js';
 
 export const CHECKPOINT_EVERY = 20;
 const N = 64;

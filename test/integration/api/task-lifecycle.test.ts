@@ -11,16 +11,16 @@ import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { PLANS_DIR } from '../../../server/src/jobs/plans';
-import type { JobProgress, JobRecord, TaskRecord } from '../../../server/src/store/db';
+import { PLANS_DIR } from '@rrl/server/jobs/plans.js';
+import type { JobProgress, JobRecord, TaskRecord } from '@rrl/server/store/db.js';
 import {
   pacsClient,
   storeAtlasAndUnlabelled,
   storeSeg,
   storeSeries,
   type StoredSeries,
-} from './data';
-import { createTask, readEvents, startApiTestEnv, waitForJob, type ApiTestEnv } from './helpers';
+} from './data.js';
+import { createTask, readEvents, startApiTestEnv, waitForJob, type ApiTestEnv } from './helpers.js';
 
 let env: ApiTestEnv;
 

@@ -10,11 +10,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import type { JobRecord, TaskRecord } from '../../../server/src/store/db';
-import type { TeacherCard } from '../../../core/src/api';
-import { makeReference, writeEvilCheckpoint } from '../../unit/sam/torch';
-import { pacsClient, storeAtlasAndUnlabelled, type StoredSeries } from './data';
-import { startApiTestEnv, waitForJob, type ApiTestEnv } from './helpers';
+import type { JobRecord, TaskRecord } from '@rrl/server/store/db.js';
+import type { TeacherCard } from '@rrl/core/api.js';
+import { makeReference, writeEvilCheckpoint } from '../../unit/sam/torch.js';
+import { pacsClient, storeAtlasAndUnlabelled, type StoredSeries } from './data.js';
+import { startApiTestEnv, waitForJob, type ApiTestEnv } from './helpers.js';
 
 let env: ApiTestEnv;
 

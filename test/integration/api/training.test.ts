@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { validateMetadata } from '../../../models/src/format/metadata';
-import type { JobRecord } from '../../../server/src/store/db';
-import { pacsClient, storeSeg, storeSeries } from './data';
-import { createTask, readEvents, startApiTestEnv, waitForJob, type ApiTestEnv } from './helpers';
+import { validateMetadata } from '@rrl/core/format/metadata.js';
+import type { JobRecord } from '@rrl/server/store/db.js';
+import { pacsClient, storeSeg, storeSeries } from './data.js';
+import { createTask, readEvents, startApiTestEnv, waitForJob, type ApiTestEnv } from './helpers.js';
 
 let env: ApiTestEnv;
 

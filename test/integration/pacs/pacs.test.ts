@@ -11,19 +11,19 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { naturalizeJson, numbers, readPart10, str } from '../../../models/src/dicom/dcmjs';
-import { readBinarySeg, writeBinarySeg } from '../../../models/src/dicom/seg';
+import { naturalizeJson, numbers, readPart10, str } from '@rrl/core/dicom/dcmjs.js';
+import { readBinarySeg, writeBinarySeg } from '@rrl/core/dicom/seg.js';
 import {
   DicomWebClient,
   PacsError,
   jsonString,
   type DicomJsonDataset,
-} from '../../../server/src/pacs/dicomweb';
-import { startTestOrthanc, type TestOrthanc } from '../../helpers/orthanc';
-import { SEGMENTS, blobLabelmap, smallGeometry, smallSeries } from '../../unit/dicom/helpers';
-import { writeImageSeries } from '../../../models/src/dicom/series';
-import { dciodvfyErrors } from './dciodvfy';
-import { fetchSegLabelmap, fetchSeriesVolume } from '../../../server/src/pacs/volume';
+} from '@rrl/server/pacs/dicomweb.js';
+import { startTestOrthanc, type TestOrthanc } from '../../helpers/orthanc.js';
+import { SEGMENTS, blobLabelmap, smallGeometry, smallSeries } from '../../unit/dicom/helpers.js';
+import { writeImageSeries } from '@rrl/core/dicom/series.js';
+import { dciodvfyErrors } from './dciodvfy.js';
+import { fetchSegLabelmap, fetchSeriesVolume } from '@rrl/server/pacs/volume.js';
 
 const execFileAsync = promisify(execFile);
 let pacs: TestOrthanc;

@@ -4,8 +4,8 @@
  *
  *   npx tsx test/integration/server/bench-proxy.ts [--rounds 3]
  */
-import { startTestStack, TEST_API_TOKEN } from '../../helpers/server';
-import { makeTinySeries, stowBody } from './dicom-data';
+import { startTestStack, TEST_API_TOKEN } from '../../helpers/server.js';
+import { makeTinySeries, stowBody } from './dicom-data.js';
 
 const roundsArg = process.argv.indexOf('--rounds');
 const rounds = roundsArg >= 0 ? Number(process.argv[roundsArg + 1]) : 3;

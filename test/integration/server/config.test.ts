@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { ConfigError, defaultConfig, loadConfig } from '../../../server/src/config';
+import { ConfigError, defaultConfig, loadConfig } from '@rrl/server/config.js';
 
 async function withTmp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'rrl-config-'));

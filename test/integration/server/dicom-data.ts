@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 
-import { newUid, writePart10 } from '../../../models/src/dicom/dcmjs';
-import { authedFetch } from '../../helpers/server';
+import { newUid, writePart10 } from '@rrl/core/dicom/dcmjs.js';
+import { authedFetch } from '../../helpers/server.js';
 
 export const SECRET_PATIENT_NAME = 'Zzsecret^Patientname';
 export const SECRET_PATIENT_ID = 'PID-SECRET-4711';

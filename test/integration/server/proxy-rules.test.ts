@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { checkDicomWebRequest, normalizeQuery } from '../../../server/src/proxy/dicomweb';
+import { checkDicomWebRequest, normalizeQuery } from '@rrl/server/proxy/dicomweb.js';
 
 test('only DICOMweb resources are forwarded: QIDO/WADO GET/HEAD, STOW POST to studies', () => {
   const allowed: [string, string][] = [

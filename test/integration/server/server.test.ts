@@ -11,21 +11,21 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import vm from 'node:vm';
 
-import { makeTestModel } from '../../fixtures/test-model';
+import { makeTestModel } from '../../fixtures/test-model.js';
 import {
   authedFetch as fetch,
   startTestStack,
   TEST_API_TOKEN,
   type TestStack,
-} from '../../helpers/server';
-import { raw } from '../../security/probe';
+} from '../../helpers/server.js';
+import { raw } from '../../security/probe.js';
 import {
   makeTinySeries,
   SECRET_PATIENT_ID,
   SECRET_PATIENT_NAME,
   stowBody,
   stowThrough,
-} from './dicom-data';
+} from './dicom-data.js';
 
 function assertIsolation(res: Response, what: string): void {
   assert.equal(res.headers.get('cross-origin-opener-policy'), 'same-origin', `COOP on ${what}`);

@@ -10,8 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { cleanUpProducts, startProduct, startProductExpectingExit } from '../../helpers/product';
-import { makeTinySeries, stowThrough } from './dicom-data';
+import { cleanUpProducts, startProduct, startProductExpectingExit } from '../../helpers/product.js';
+import { makeTinySeries, stowThrough } from './dicom-data.js';
 
 test(
   'product start: comes up, refuses a second start on the same var/, stops cleanly on SIGINT/SIGTERM, reuses var/, cleans up after a hard kill',

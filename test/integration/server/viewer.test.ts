@@ -9,9 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { launchBrowser } from '../../helpers/browser';
-import { startTestStack } from '../../helpers/server';
-import { makeTinySeries, stowThrough } from './dicom-data';
+import { launchBrowser } from '../../helpers/browser.js';
+import { startTestStack } from '../../helpers/server.js';
+import { makeTinySeries, stowThrough } from './dicom-data.js';
 
 test('OHIF loads through the server: isolated, study list from Orthanc, images rendered', async () => {
   // No plugin bundles: this checks the host viewer and the server alone.

@@ -4,8 +4,8 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { train } from '../../../models/src/cli/train.js';
-import { evaluate } from '../../../models/src/cli/eval.js';
+import { train } from '@rrl/models/cli/train.js';
+import { evaluate } from '@rrl/models/cli/eval.js';
 import { blobVolume, capture, writeNifti } from './helpers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');

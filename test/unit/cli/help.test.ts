@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TRAIN_SPEC } from '../../../models/src/cli/train.js';
-import { EVAL_SPEC } from '../../../models/src/cli/eval.js';
+import { TRAIN_SPEC } from '@rrl/models/cli/train.js';
+import { EVAL_SPEC } from '@rrl/models/cli/eval.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 

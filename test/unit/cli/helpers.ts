@@ -1,7 +1,7 @@
 /** Test helpers for the train / eval commands: a tiny NIfTI-1 writer, synthetic volumes, captured output. */
 import { writeFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
-import type { Io } from '../../../models/src/cli/args.js';
+import type { Io } from '@rrl/models/cli/args.js';
 
 export type Dims3 = [number, number, number];
 

@@ -10,11 +10,11 @@ import {
   modelLabels,
   parseLabelSet,
   readLabelSet,
-} from '../../../models/src/cli/labelset.js';
-import { parseSplit, SplitError } from '../../../models/src/cli/split.js';
-import { ProgressReporter, progressLine } from '../../../models/src/cli/progress.js';
-import { summarizeMethods, type SubjectScores } from '../../../models/src/cli/report.js';
-import { oneHot } from '../../../models/src/cli/eval.js';
+} from '@rrl/models/cli/labelset.js';
+import { parseSplit, SplitError } from '@rrl/models/cli/split.js';
+import { ProgressReporter, progressLine } from '@rrl/models/cli/progress.js';
+import { summarizeMethods, type SubjectScores } from '@rrl/models/cli/report.js';
+import { oneHot } from '@rrl/models/cli/eval.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 

@@ -5,16 +5,12 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { train } from '../../../models/src/cli/train.js';
-import { evaluate, type EvalReport } from '../../../models/src/cli/eval.js';
-import { validateMetadata } from '../../../models/src/format/metadata.js';
-import {
-  countParams,
-  rrlInferenceNet,
-  rrlNetArgsFromPlan,
-} from '../../../models/src/rrl/networks.js';
-import { parsePlan } from '../../../models/src/rrl/plan.js';
-import { writeImageSeries } from '../../../models/src/dicom/series.js';
+import { train } from '@rrl/models/cli/train.js';
+import { evaluate, type EvalReport } from '@rrl/models/cli/eval.js';
+import { validateMetadata } from '@rrl/core/format/metadata.js';
+import { countParams, rrlInferenceNet, rrlNetArgsFromPlan } from '@rrl/models/rrl/networks.js';
+import { parsePlan } from '@rrl/models/rrl/plan.js';
+import { writeImageSeries } from '@rrl/core/dicom/series.js';
 import { blobVolume, capture, writeNifti, type Dims3 } from './helpers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');

@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { loadDemoAtlas } from '../../../server/src/demo/atlas';
-import { DEMO_LABELS } from '../../../server/src/demo/labels';
-import { readNifti, writeNifti } from '../../../server/src/demo/nifti';
-import { Rng } from '../../../server/src/demo/rng';
-import { demoUid, generateDemo } from '../../../server/src/demo/seed';
-import { synthesizeSubject } from '../../../server/src/demo/synth';
+import { loadDemoAtlas } from '@rrl/server/demo/atlas.js';
+import { DEMO_LABELS } from '@rrl/server/demo/labels.js';
+import { readNifti, writeNifti } from '@rrl/server/demo/nifti.js';
+import { Rng } from '@rrl/server/demo/rng.js';
+import { demoUid, generateDemo } from '@rrl/server/demo/seed.js';
+import { synthesizeSubject } from '@rrl/server/demo/synth.js';
 
 function blobVolume(n: number): { image: Float32Array; labels: Uint8Array } {
   const image = new Float32Array(n * n * n);

@@ -3,8 +3,8 @@ import {
   writeImageSeries,
   type VolumeGeometry,
   type WrittenSeries,
-} from '../../../models/src/dicom/series';
-import type { Code, SegmentDescription } from '../../../models/src/dicom/seg';
+} from '@rrl/core/dicom/series.js';
+import type { Code, SegmentDescription } from '@rrl/core/dicom/seg.js';
 
 export const sct = (value: string, meaning: string): Code => ({ value, scheme: 'SCT', meaning });
 export const ANATOMY = sct('91723000', 'Anatomical Structure');

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { items, numbers, readPart10, str, writePart10 } from '../../../models/src/dicom/dcmjs';
+import { items, numbers, readPart10, str, writePart10 } from '@rrl/core/dicom/dcmjs.js';
 import {
   LABELMAP_SEGMENTATION_STORAGE,
   SEGMENTATION_STORAGE,
@@ -10,8 +10,8 @@ import {
   rgbToDicomLab,
   toContentLabel,
   writeBinarySeg,
-} from '../../../models/src/dicom/seg';
-import { SEGMENTS, blobLabelmap, smallSeries } from './helpers';
+} from '@rrl/core/dicom/seg.js';
+import { SEGMENTS, blobLabelmap, smallSeries } from './helpers.js';
 
 function shuffle<T>(arr: T[], order: number[]): T[] {
   return order.map((k) => arr[k]);

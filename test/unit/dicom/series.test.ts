@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readPart10, numbers, str } from '../../../models/src/dicom/dcmjs';
+import { readPart10, numbers, str } from '@rrl/core/dicom/dcmjs.js';
 import {
   CT_IMAGE_STORAGE,
   MR_IMAGE_STORAGE,
   geometryFromNiftiAffine,
   writeImageSeries,
-} from '../../../models/src/dicom/series';
-import { smallGeometry, smallSeries } from './helpers';
+} from '@rrl/core/dicom/series.js';
+import { smallGeometry, smallSeries } from './helpers.js';
 
 test('writeImageSeries writes one MR instance per slice with the right geometry and pixels', () => {
   const s = smallSeries(16, 12, 6);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { VolumeError, volumeFromInstances, voxelToLps } from '../../../server/src/pacs/volume';
-import { smallSeries } from './helpers';
+import { VolumeError, volumeFromInstances, voxelToLps } from '@rrl/server/pacs/volume.js';
+import { smallSeries } from './helpers.js';
 
 test('volumeFromInstances sorts slices along the normal and keeps the geometry', () => {
   const s = smallSeries(16, 12, 6);

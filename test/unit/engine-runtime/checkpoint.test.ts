@@ -7,9 +7,9 @@ import {
   readCheckpoint,
   specHash,
   writeCheckpoint,
-} from '../../../models/src/engine/runtime/checkpoint.js';
-import { SeededRng } from '../../../models/src/engine/runtime/rng.js';
-import type { TrainingGraphSpec } from '../../../models/src/engine/runtime/types.js';
+} from '@rrl/models/engine/runtime/checkpoint.js';
+import { SeededRng } from '@rrl/models/engine/runtime/rng.js';
+import type { TrainingGraphSpec } from '@rrl/models/engine/runtime/types.js';
 
 const spec: TrainingGraphSpec = {
   dataInputs: ['image'],

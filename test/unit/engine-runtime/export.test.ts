@@ -3,21 +3,18 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { BENCH_CONFIGS } from '../../../scripts/bench/networks.js';
-import {
-  buildForwardGraph,
-  buildTrainingGraph,
-} from '../../../models/src/engine/autodiff/training.js';
+import { BENCH_CONFIGS } from '@rrl/models/engine/nn/bench.js';
+import { buildForwardGraph, buildTrainingGraph } from '@rrl/models/engine/autodiff/training.js';
 import {
   bakeParams,
   exportModel,
   sha256Hex,
   type ExportMetadata,
-} from '../../../models/src/engine/export/export.js';
-import { maxAbsDiff, runInNode, runInWebWasm } from '../../../models/src/engine/export/parity.js';
-import { validateMetadata } from '../../../models/src/format/index.js';
-import { SeededRng } from '../../../models/src/engine/runtime/rng.js';
-import { Trainer } from '../../../models/src/engine/runtime/trainer.js';
+} from '@rrl/models/engine/export/export.js';
+import { maxAbsDiff, runInNode, runInWebWasm } from '@rrl/models/engine/export/parity.js';
+import { validateMetadata } from '@rrl/core/format/index.js';
+import { SeededRng } from '@rrl/models/engine/runtime/rng.js';
+import { Trainer } from '@rrl/models/engine/runtime/trainer.js';
 import { IMAGE_DIMS, tinyBatch, tinyForward, tinyTraining } from './tiny-net.js';
 
 const code = (value: string, meaning: string) => ({ value, scheme: 'SCT', meaning });

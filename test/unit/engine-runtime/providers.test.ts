@@ -5,14 +5,14 @@ import {
   identityModel,
   identityOutputName,
   probeModel,
-} from '../../../models/src/engine/runtime/mini-onnx.js';
+} from '@rrl/models/engine/runtime/mini-onnx.js';
 import {
   PROVIDERS,
   ProviderUnavailableError,
   isProvider,
   probeProvider,
   selectProvider,
-} from '../../../models/src/engine/runtime/providers.js';
+} from '@rrl/models/engine/runtime/providers.js';
 
 test('the provider enum is frozen and ordered cuda → webgpu → cpu', () => {
   assert.deepEqual([...PROVIDERS], ['cuda', 'webgpu', 'cpu']);

@@ -1,10 +1,7 @@
 /** A tiny 3-D conv network + MSE loss built with the engine's graph builder, for runtime tests. */
-import {
-  buildForwardGraph,
-  buildTrainingGraph,
-} from '../../../models/src/engine/autodiff/training.js';
-import { Graph, type Value } from '../../../models/src/engine/graph/graph.js';
-import type { OptimizerConfig } from '../../../models/src/engine/optim/optim.js';
+import { buildForwardGraph, buildTrainingGraph } from '@rrl/models/engine/autodiff/training.js';
+import { Graph, type Value } from '@rrl/models/engine/graph/graph.js';
+import type { OptimizerConfig } from '@rrl/models/engine/optim/optim.js';
 
 export const IMAGE_DIMS = [1, 1, 6, 5, 4] as const;
 export const TARGET_DIMS = [1, 2, 6, 5, 4] as const;

@@ -3,16 +3,16 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { readCheckpoint } from '../../../models/src/engine/runtime/checkpoint.js';
-import { buildTrainingGraph } from '../../../models/src/engine/autodiff/training.js';
-import { Graph } from '../../../models/src/engine/graph/graph.js';
+import { readCheckpoint } from '@rrl/models/engine/runtime/checkpoint.js';
+import { buildTrainingGraph } from '@rrl/models/engine/autodiff/training.js';
+import { Graph } from '@rrl/models/engine/graph/graph.js';
 import {
   TrainingDivergedError,
   TrainingOutOfMemoryError,
   isOutOfMemoryError,
-} from '../../../models/src/engine/runtime/errors.js';
-import { probeProvider } from '../../../models/src/engine/runtime/providers.js';
-import { Trainer, sessionConfigEntries } from '../../../models/src/engine/runtime/trainer.js';
+} from '@rrl/models/engine/runtime/errors.js';
+import { probeProvider } from '@rrl/models/engine/runtime/providers.js';
+import { Trainer, sessionConfigEntries } from '@rrl/models/engine/runtime/trainer.js';
 import { tinyBatch, tinyTraining } from './tiny-net.js';
 
 async function withTmp<T>(fn: (dir: string) => Promise<T>): Promise<T> {

@@ -11,7 +11,7 @@ import {
   gradients,
   Rng,
   type Value,
-} from '../../../models/src/engine/index.js';
+} from '@rrl/models/engine/index.js';
 import { randn, runModel } from './gradcheck-helper.js';
 import { trainSteps } from '../../helpers/train.js';
 

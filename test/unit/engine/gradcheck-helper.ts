@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { Graph, type Value } from '../../../models/src/engine/graph/graph.js';
-import { Rng } from '../../../models/src/engine/graph/init.js';
-import { emitGraph } from '../../../models/src/engine/graph/emit.js';
-import { gradients, type GradientOptions } from '../../../models/src/engine/autodiff/autodiff.js';
-import type { TensorData } from '../../../models/src/engine/onnx/model.js';
+import { Graph, type Value } from '@rrl/models/engine/graph/graph.js';
+import { Rng } from '@rrl/models/engine/graph/init.js';
+import { emitGraph } from '@rrl/models/engine/graph/emit.js';
+import { gradients, type GradientOptions } from '@rrl/models/engine/autodiff/autodiff.js';
+import type { TensorData } from '@rrl/models/engine/onnx/model.js';
 
 export type Feeds = Record<string, ort.Tensor>;
 

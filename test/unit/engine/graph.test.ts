@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { Graph, Rng, emitGraph, type Value } from '../../../models/src/engine/index.js';
+import { Graph, Rng, emitGraph, type Value } from '@rrl/models/engine/index.js';
 import { randn, runModel } from './gradcheck-helper.js';
 
 async function run(

@@ -12,7 +12,7 @@ import {
   mseLoss,
   smoothnessLoss,
   softDiceLoss,
-} from '../../../models/src/engine/index.js';
+} from '@rrl/models/engine/index.js';
 import { gradCheck, randn, runModel } from './gradcheck-helper.js';
 
 function oneHot(c: number, n: number, rng: Rng): Float32Array {

@@ -13,7 +13,7 @@ import {
   lnccLoss,
   smoothnessLoss,
   type UNet3DArgs,
-} from '../../../models/src/engine/index.js';
+} from '@rrl/models/engine/index.js';
 import { gradCheck, randn } from './gradcheck-helper.js';
 import { trainSteps } from '../../helpers/train.js';
 

@@ -3,7 +3,7 @@
  * inputs and shapes with odd sizes, strides and padding.
  */
 import { describe, test } from 'node:test';
-import { Rng } from '../../../models/src/engine/index.js';
+import { Rng } from '@rrl/models/engine/index.js';
 import { gradCheck, randn } from './gradcheck-helper.js';
 
 const pos = (n: number, seed: number): Float32Array =>

@@ -14,7 +14,7 @@ import {
   emitGraph,
   registrationTask,
   segmentationTask,
-} from '../../../models/src/engine/index.js';
+} from '@rrl/models/engine/index.js';
 import { randn } from './gradcheck-helper.js';
 
 const WEBGPU = {

@@ -8,7 +8,7 @@ import {
   ApiError,
   describeHttpError,
   seriesQueryString,
-} from '../../../extension/src/api/client.js';
+} from '@rrl/extension/api/client.js';
 
 interface Call {
   url: string;
@@ -157,7 +157,7 @@ test('startJob sends the chosen series; the query string drops empty fields', as
 });
 
 test('the model card summary reads the plan, the stages and the notices defensively', async () => {
-  const { cardInfo } = await import('../../../extension/src/panels/ModelsSection.js');
+  const { cardInfo } = await import('@rrl/extension/panels/ModelsSection.js');
   assert.deepEqual(cardInfo(undefined), {
     grid: undefined,
     channels: undefined,

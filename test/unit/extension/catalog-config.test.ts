@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCatalog } from '../../../extension/src/utils/modelCatalog.js';
-import { resolveConfig } from '../../../extension/src/utils/config.js';
-import { nextSeriesNumber, segmentDescriptions } from '../../../extension/src/seg/saveToPacs.js';
-import { Store } from '../../../extension/src/state/store.js';
-import { validateMetadata } from '../../../models/src/format/metadata.js';
+import { parseCatalog } from '@rrl/extension/utils/modelCatalog.js';
+import { resolveConfig } from '@rrl/extension/utils/config.js';
+import { nextSeriesNumber, segmentDescriptions } from '@rrl/extension/seg/saveToPacs.js';
+import { Store } from '@rrl/extension/state/store.js';
+import { validateMetadata } from '@rrl/core/format/metadata.js';
 
 function meta(id: string, extra: Record<string, unknown> = {}) {
   const code = { value: '1', scheme: 'SCT', meaning: 'x' };

@@ -2,20 +2,20 @@
 // images (keyed by source image id) → the SEG writer's instance order → BINARY SEG → read back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeImageSeries } from '../../../models/src/dicom/series.js';
-import { readBinarySeg, writeBinarySeg } from '../../../models/src/dicom/seg.js';
+import { writeImageSeries } from '@rrl/core/dicom/series.js';
+import { readBinarySeg, writeBinarySeg } from '@rrl/core/dicom/seg.js';
 import {
   computeVolumeGeometry,
   instanceGeometryFromNaturalized,
-} from '../../../models/src/volume/geometry.js';
+} from '@rrl/core/volume/geometry.js';
 import {
   UserFacingError,
   readLabelmapForInstances,
   writeLabelsToLabelmap,
-} from '../../../extension/src/utils/viewerData.js';
-import type { CsImage, DisplaySet } from '../../../extension/src/ohif/types.js';
-import { segmentDescriptions } from '../../../extension/src/seg/saveToPacs.js';
-import { validateMetadata } from '../../../models/src/format/metadata.js';
+} from '@rrl/extension/utils/viewerData.js';
+import type { CsImage, DisplaySet } from '@rrl/extension/ohif/types.js';
+import { segmentDescriptions } from '@rrl/extension/seg/saveToPacs.js';
+import { validateMetadata } from '@rrl/core/format/metadata.js';
 
 const NX = 10;
 const NY = 6;

@@ -6,16 +6,16 @@ import mode, {
   isValidMode,
   layoutTemplate,
   oneShotButton,
-} from '../../../mode/src/index.js';
-import * as modeIds from '../../../mode/src/id.js';
-import * as extIds from '../../../extension/src/id.js';
+} from '@rrl/mode/index.js';
+import * as modeIds from '@rrl/mode/id.js';
+import * as extIds from '@rrl/extension/id.js';
 import getHangingProtocolModule, {
   VOLUME_SERIES_ATTRIBUTE,
   countVolumeSeries,
   registerHangingProtocolAttributes,
-} from '../../../extension/src/getHangingProtocolModule.js';
-import { makeCommandsModule } from '../../../extension/src/commandsModule.js';
-import { createTools } from '../../../mode/src/initToolGroups.js';
+} from '@rrl/extension/getHangingProtocolModule.js';
+import { makeCommandsModule } from '@rrl/extension/commandsModule.js';
+import { createTools } from '@rrl/mode/initToolGroups.js';
 
 test('mode is listed for studies with MR or CT, not for SEG/SR-only or other modalities', () => {
   assert.equal(isValidMode({ modalities: 'MR' }).valid, true);

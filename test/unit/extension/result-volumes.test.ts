@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { contentHash } from '../../../extension/src/seg/labelmap';
-import { formatMl } from '../../../extension/src/panels/ResultSection';
+import { contentHash } from '@rrl/extension/seg/labelmap.js';
+import { formatMl } from '@rrl/extension/panels/ResultSection.js';
 
 test('volumes in mL from voxels and the voxel size', { timeout: 10_000 }, () => {
   assert.equal(formatMl(2790, 1), '2.8 mL');

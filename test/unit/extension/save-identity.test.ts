@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { labelmapKey, saveIdentityFor } from '../../../extension/src/seg/saveToPacs';
+import { labelmapKey, saveIdentityFor } from '@rrl/extension/seg/saveToPacs.js';
 
 test(
   'the same labelmap keeps its SEG identity; a corrected one gets a new series',

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { StowError, buildMultipart, stowInstances } from '../../../extension/src/seg/stow.js';
+import { StowError, buildMultipart, stowInstances } from '@rrl/extension/seg/stow.js';
 
 type FetchArgs = { url: string; init: RequestInit };
 

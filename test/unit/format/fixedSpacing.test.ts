@@ -4,7 +4,7 @@ import {
   ModelMetadataError,
   checkModelFitsSeries,
   validateMetadata,
-} from '../../../models/src/format/index.js';
+} from '@rrl/core/format/index.js';
 
 function sample(resample: unknown): Record<string, unknown> {
   return {

@@ -6,7 +6,7 @@ import {
   describeModelKind,
   validateMetadata,
   type ModelMetadata,
-} from '../../../models/src/format/index.js';
+} from '@rrl/core/format/index.js';
 
 function sample(): Record<string, unknown> {
   return {

@@ -8,9 +8,9 @@ import {
   readImageVolume,
   readLabelVolume,
   VolumeReadError,
-} from '../../../models/src/io/index.js';
-import { writeImageSeries, type VolumeGeometry } from '../../../models/src/dicom/series.js';
-import { writeBinarySeg, type SegmentDescription } from '../../../models/src/dicom/seg.js';
+} from '@rrl/models/io/index.js';
+import { writeImageSeries, type VolumeGeometry } from '@rrl/core/dicom/series.js';
+import { writeBinarySeg, type SegmentDescription } from '@rrl/core/dicom/seg.js';
 import { writeNiftiFixture } from './niftiFixture.js';
 
 const DIMS: [number, number, number] = [16, 12, 7];

@@ -9,7 +9,7 @@ import {
   readImageVolume,
   readLabelVolume,
   VolumeReadError,
-} from '../../../models/src/io/index.js';
+} from '@rrl/models/io/index.js';
 import { encodeNiftiFixture, writeNiftiFixture } from './niftiFixture.js';
 
 async function tmp(): Promise<string> {

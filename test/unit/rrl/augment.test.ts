@@ -7,10 +7,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyAffine, randomAffine } from '../../../models/src/rrl/augment.js';
-import { parsePlan } from '../../../models/src/rrl/plan.js';
-import { SeededRng } from '../../../models/src/engine/runtime/rng.js';
-import type { Grid } from '../../../models/src/rrl/pseudoLabels.js';
+import { applyAffine, randomAffine } from '@rrl/models/rrl/augment.js';
+import { parsePlan } from '@rrl/models/rrl/plan.js';
+import { SeededRng } from '@rrl/models/engine/runtime/rng.js';
+import type { Grid } from '@rrl/models/rrl/pseudoLabels.js';
 import { texturedBlob as blob } from './helpers.js';
 
 const I = [1, 0, 0, 0, 1, 0, 0, 0, 1];

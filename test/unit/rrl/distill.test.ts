@@ -1,16 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildTrainingGraph } from '../../../models/src/engine/autodiff/training.js';
+import { buildTrainingGraph } from '@rrl/models/engine/autodiff/training.js';
 import { trainSteps } from '../../helpers/train.js';
-import { defaultPlan } from '../../../models/src/rrl/plan.js';
-import { rrlInferenceNet, rrlNetArgsFromPlan } from '../../../models/src/rrl/networks.js';
-import { distillationTask, resampleFeatureVolume } from '../../../models/src/rrl/distill.js';
+import { defaultPlan } from '@rrl/models/rrl/plan.js';
+import { rrlInferenceNet, rrlNetArgsFromPlan } from '@rrl/models/rrl/networks.js';
+import { distillationTask, resampleFeatureVolume } from '@rrl/models/rrl/distill.js';
 import {
   buildStandInTeacher,
   loadTeacher,
   teacherFeatureVolume,
   type FeatureVolume,
-} from '../../../models/src/rrl/teacher.js';
+} from '@rrl/models/rrl/teacher.js';
 
 test('feature-volume resampling crops the valid region and interpolates per axis', () => {
   // C=2, S=3, 64×64, valid 4 rows × 8 columns; value = 100·c + 10·s + x (independent of rows).

@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as ort from 'onnxruntime-node';
-import { defaultPlan } from '../../../models/src/rrl/plan.js';
-import { rrlInferenceNet, rrlNetArgsFromPlan } from '../../../models/src/rrl/networks.js';
-import { exportRrlModel, type RrlModelInfo } from '../../../models/src/rrl/export.js';
+import { defaultPlan } from '@rrl/models/rrl/plan.js';
+import { rrlInferenceNet, rrlNetArgsFromPlan } from '@rrl/models/rrl/networks.js';
+import { exportRrlModel, type RrlModelInfo } from '@rrl/models/rrl/export.js';
 
 const args = {
   ...rrlNetArgsFromPlan(defaultPlan()),

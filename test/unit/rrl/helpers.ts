@@ -1,5 +1,5 @@
 /** Synthetic volumes the RRL unit tests share. */
-import type { Grid } from '../../../models/src/rrl/pseudoLabels.js';
+import type { Grid } from '@rrl/models/rrl/pseudoLabels.js';
 
 /**
  * A smooth ellipsoid centred at c = [z, y, x] on `grid` [D, H, W] (x fastest), with a texture that

@@ -7,12 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { Graph } from '../../../models/src/engine/graph/graph.js';
-import { emitGraph } from '../../../models/src/engine/graph/emit.js';
-import { addUpsampled, refineDisplacement } from '../../../models/src/rrl/instanceOpt.js';
-import { warpLabels, type Grid } from '../../../models/src/rrl/pseudoLabels.js';
-import { parsePlan } from '../../../models/src/rrl/plan.js';
-import { dice } from '../../../models/src/rrl/metrics.js';
+import { Graph } from '@rrl/models/engine/graph/graph.js';
+import { emitGraph } from '@rrl/models/engine/graph/emit.js';
+import { addUpsampled, refineDisplacement } from '@rrl/models/rrl/instanceOpt.js';
+import { warpLabels, type Grid } from '@rrl/models/rrl/pseudoLabels.js';
+import { parsePlan } from '@rrl/models/rrl/plan.js';
+import { dice } from '@rrl/models/rrl/metrics.js';
 import { texturedBlob as blob } from './helpers.js';
 
 test('addUpsampled equals ONNX Resize (linear, half_pixel) + Add for ×2 and ×4', async () => {

@@ -6,7 +6,7 @@ import {
   squaredDistanceTransform,
   summarize,
   surfaceDistancePercentile,
-} from '../../../models/src/rrl/metrics.js';
+} from '@rrl/models/rrl/metrics.js';
 
 type D3 = [number, number, number];
 

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { Graph } from '../../../models/src/engine/graph/graph.js';
-import { buildForwardGraph } from '../../../models/src/engine/autodiff/training.js';
-import { defaultPlan, ENCODER_PARAM_LIMIT } from '../../../models/src/rrl/plan.js';
+import { Graph } from '@rrl/models/engine/graph/graph.js';
+import { buildForwardGraph } from '@rrl/models/engine/autodiff/training.js';
+import { defaultPlan, ENCODER_PARAM_LIMIT } from '@rrl/models/rrl/plan.js';
 import {
   autoPromptDecoder,
   countParams,
@@ -11,7 +11,7 @@ import {
   rrlEncoder,
   rrlInferenceNet,
   rrlNetArgsFromPlan,
-} from '../../../models/src/rrl/networks.js';
+} from '@rrl/models/rrl/networks.js';
 
 const opts: ort.InferenceSession.SessionOptions = {
   executionProviders: ['cpu'],

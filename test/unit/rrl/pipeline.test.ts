@@ -10,17 +10,17 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { validateMetadata } from '../../../models/src/format/metadata.js';
-import { parsePlan, type RrlPlan } from '../../../models/src/rrl/plan.js';
+import { validateMetadata } from '@rrl/core/format/metadata.js';
+import { parsePlan, type RrlPlan } from '@rrl/models/rrl/plan.js';
 import {
   loadRegistration,
   NO_TEACHER_NOTICE,
   runPipeline,
   type PipelineInput,
   type PipelineProgress,
-} from '../../../models/src/rrl/pipeline.js';
-import { buildStandInTeacher } from '../../../models/src/rrl/teacher.js';
-import type { RrlModelInfo } from '../../../models/src/rrl/export.js';
+} from '@rrl/models/rrl/pipeline.js';
+import { buildStandInTeacher } from '@rrl/models/rrl/teacher.js';
+import type { RrlModelInfo } from '@rrl/models/rrl/export.js';
 import { texturedBlob } from './helpers.js';
 
 const N = 16;

@@ -1,13 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import {
-  defaultPlan,
-  parsePlan,
-  planModelGrid,
-  PlanError,
-  stageLr,
-} from '../../../models/src/rrl/plan.js';
+import { defaultPlan, parsePlan, planModelGrid, PlanError, stageLr } from '@rrl/models/rrl/plan.js';
 
 test('defaults: an empty plan gives the default plan; given values are kept', () => {
   assert.deepEqual(parsePlan({}), defaultPlan());

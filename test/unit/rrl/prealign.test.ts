@@ -6,15 +6,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  findShift,
-  shiftImage,
-  shiftLabels,
-  type Shift,
-} from '../../../models/src/rrl/prealign.js';
-import { runRegistrationStage } from '../../../models/src/rrl/stages/registration.js';
-import type { Grid } from '../../../models/src/rrl/pseudoLabels.js';
-import { dice } from '../../../models/src/rrl/metrics.js';
+import { findShift, shiftImage, shiftLabels, type Shift } from '@rrl/models/rrl/prealign.js';
+import { runRegistrationStage } from '@rrl/models/rrl/stages/registration.js';
+import type { Grid } from '@rrl/models/rrl/pseudoLabels.js';
+import { dice } from '@rrl/models/rrl/metrics.js';
 import { texturedBlob as blob } from './helpers.js';
 
 test('shiftImage / shiftLabels: content moves by +s, image borders replicated, labels 0', () => {

@@ -7,7 +7,7 @@ import {
   warpReference,
   oneHot,
   type Grid,
-} from '../../../models/src/rrl/pseudoLabels.js';
+} from '@rrl/models/rrl/pseudoLabels.js';
 
 const grid: Grid = [6, 7, 8];
 const m = grid[0] * grid[1] * grid[2];

@@ -8,12 +8,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  runRegistrationStage,
-  type StageProgress,
-} from '../../../models/src/rrl/stages/registration.js';
-import type { Grid } from '../../../models/src/rrl/pseudoLabels.js';
-import { dice } from '../../../models/src/rrl/metrics.js';
+import { runRegistrationStage, type StageProgress } from '@rrl/models/rrl/stages/registration.js';
+import type { Grid } from '@rrl/models/rrl/pseudoLabels.js';
+import { dice } from '@rrl/models/rrl/metrics.js';
 import { texturedBlob } from './helpers.js';
 
 const grid: Grid = [16, 16, 16];

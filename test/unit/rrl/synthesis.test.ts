@@ -12,11 +12,11 @@ import {
   blendDisplacements,
   composeShift,
   synthesize,
-} from '../../../models/src/rrl/synthesis.js';
-import { shiftImage } from '../../../models/src/rrl/prealign.js';
-import { warpReference } from '../../../models/src/rrl/pseudoLabels.js';
-import { parsePlan } from '../../../models/src/rrl/plan.js';
-import type { Grid } from '../../../models/src/rrl/pseudoLabels.js';
+} from '@rrl/models/rrl/synthesis.js';
+import { shiftImage } from '@rrl/models/rrl/prealign.js';
+import { warpReference } from '@rrl/models/rrl/pseudoLabels.js';
+import { parsePlan } from '@rrl/models/rrl/plan.js';
+import type { Grid } from '@rrl/models/rrl/pseudoLabels.js';
 import { texturedBlob } from './helpers.js';
 
 const grid: Grid = [16, 14, 12];

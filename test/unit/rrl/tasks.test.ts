@@ -1,15 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildTrainingGraph } from '../../../models/src/engine/autodiff/training.js';
+import { buildTrainingGraph } from '@rrl/models/engine/autodiff/training.js';
 import { trainSteps } from '../../helpers/train.js';
-import type { Graph, Value } from '../../../models/src/engine/graph/graph.js';
-import { defaultPlan } from '../../../models/src/rrl/plan.js';
-import { rrlInferenceNet, rrlNetArgsFromPlan } from '../../../models/src/rrl/networks.js';
-import {
-  apDecoderTask,
-  branchSegmentationTask,
-  mutualTask,
-} from '../../../models/src/rrl/tasks.js';
+import type { Graph, Value } from '@rrl/models/engine/graph/graph.js';
+import { defaultPlan } from '@rrl/models/rrl/plan.js';
+import { rrlInferenceNet, rrlNetArgsFromPlan } from '@rrl/models/rrl/networks.js';
+import { apDecoderTask, branchSegmentationTask, mutualTask } from '@rrl/models/rrl/tasks.js';
 
 const args = {
   ...rrlNetArgsFromPlan(defaultPlan()),

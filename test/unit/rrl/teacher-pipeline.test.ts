@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parsePlan } from '../../../models/src/rrl/plan.js';
-import { runPipeline } from '../../../models/src/rrl/pipeline.js';
-import type { PipelineState } from '../../../models/src/rrl/stages/types.js';
-import type { RrlModelInfo } from '../../../models/src/rrl/export.js';
-import { importSamCheckpoint, removeTeacher } from '../../../models/src/sam/store.js';
+import { parsePlan } from '@rrl/models/rrl/plan.js';
+import { runPipeline } from '@rrl/models/rrl/pipeline.js';
+import type { PipelineState } from '@rrl/models/rrl/stages/types.js';
+import type { RrlModelInfo } from '@rrl/models/rrl/export.js';
+import { importSamCheckpoint, removeTeacher } from '@rrl/models/sam/store.js';
 import { makeReference } from '../sam/torch.js';
 import { texturedBlob } from './helpers.js';
 

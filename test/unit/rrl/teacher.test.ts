@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { Graph } from '../../../models/src/engine/graph/graph.js';
-import { buildForwardGraph } from '../../../models/src/engine/autodiff/training.js';
+import { Graph } from '@rrl/models/engine/graph/graph.js';
+import { buildForwardGraph } from '@rrl/models/engine/autodiff/training.js';
 import {
   buildStandInTeacher,
   loadTeacher,
@@ -14,7 +14,7 @@ import {
   intensityWindow,
   teacherFeatureVolume,
   TeacherInterfaceError,
-} from '../../../models/src/rrl/teacher.js';
+} from '@rrl/models/rrl/teacher.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'rrl-teacher-'));
 after(() => rm(dir, { recursive: true, force: true }));

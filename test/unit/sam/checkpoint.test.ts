@@ -21,7 +21,7 @@ import {
   CheckpointError,
   readTorchCheckpoint,
   restrictedUnpickle,
-} from '../../../models/src/format/torchCheckpoint.js';
+} from '@rrl/models/format/torchCheckpoint.js';
 import { python, writeEvilCheckpoint } from './torch.js';
 
 const T = { timeout: 120_000 };

@@ -13,9 +13,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { importSamCheckpoint, listTeachers, removeTeacher } from '../../../models/src/sam/store.js';
-import { SamImportError } from '../../../models/src/sam/weights.js';
-import { loadTeacher } from '../../../models/src/rrl/teacher.js';
+import { importSamCheckpoint, listTeachers, removeTeacher } from '@rrl/models/sam/store.js';
+import { SamImportError } from '@rrl/models/sam/weights.js';
+import { loadTeacher } from '@rrl/models/rrl/teacher.js';
 import { makeReference, maxErrors, python } from './torch.js';
 
 const T = { timeout: 300_000 };

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { estimateRemaining } from '../../../server/src/jobs/eta';
-import { decideDefault } from '../../../server/src/models/promotion';
+import { estimateRemaining } from '@rrl/server/jobs/eta.js';
+import { decideDefault } from '@rrl/server/models/promotion.js';
 
 const planned = [
   { phase: 'fetch', steps: 3 },

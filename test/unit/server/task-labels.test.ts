@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { readBinarySeg, segmentsFromLabels, writeBinarySeg } from '../../../models/src/dicom/seg';
-import { writeImageSeries } from '../../../models/src/dicom/series';
-import { demoSegments } from '../../../server/src/demo/labels';
-import { MIN_COLOUR_DISTANCE, taskLabelsFromSegments } from '../../../server/src/jobs/atlas';
-import { modelLabelsForTask } from '../../../server/src/jobs/trainTask';
+import { readBinarySeg, segmentsFromLabels, writeBinarySeg } from '@rrl/core/dicom/seg.js';
+import { writeImageSeries } from '@rrl/core/dicom/series.js';
+import { demoSegments } from '@rrl/server/demo/labels.js';
+import { MIN_COLOUR_DISTANCE, taskLabelsFromSegments } from '@rrl/server/jobs/atlas.js';
+import { modelLabelsForTask } from '@rrl/server/jobs/trainTask.js';
 
 const distance = (a: number[], b: number[]): number =>
   Math.hypot(a[0]! - b[0]!, a[1]! - b[1]!, a[2]! - b[2]!);

@@ -9,8 +9,8 @@ import {
   probabilitiesToSourceLabels,
   resampleTrilinearCentred,
   type Dims,
-} from '../../../models/src/volume/index.js';
-import type { GridSpec, ModelMetadata } from '../../../models/src/format/metadata.js';
+} from '@rrl/core/volume/index.js';
+import type { GridSpec, ModelMetadata } from '@rrl/core/format/metadata.js';
 
 type Meta = Pick<ModelMetadata, 'grid' | 'intensity' | 'labels'>;
 

@@ -5,7 +5,7 @@ import {
   computeVolumeGeometry,
   instanceGeometryFromNaturalized,
   type InstanceGeometry,
-} from '../../../models/src/volume/index.js';
+} from '@rrl/core/volume/index.js';
 
 const AXIAL = [1, 0, 0, 0, 1, 0] as InstanceGeometry['imageOrientationPatient'];
 

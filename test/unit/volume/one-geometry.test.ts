@@ -5,13 +5,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { readPart10, type NaturalDataset } from '../../../models/src/dicom/dcmjs';
+import { readPart10, type NaturalDataset } from '@rrl/core/dicom/dcmjs.js';
 import {
   computeVolumeGeometry,
   instanceGeometryFromNaturalized,
-} from '../../../models/src/volume/geometry';
-import { volumeFromDatasets } from '../../../models/src/volume/part10';
-import { smallSeries } from '../dicom/helpers';
+} from '@rrl/core/volume/geometry.js';
+import { volumeFromDatasets } from '@rrl/core/volume/part10.js';
+import { smallSeries } from '../dicom/helpers.js';
 
 /** The series' datasets with slice `k` moved `dz` mm along z. */
 function withShift(k: number, dz: number): NaturalDataset[] {

@@ -8,14 +8,14 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { makeTestModel } from '../../fixtures/test-model.js';
-import { loadDemoAtlas } from '../../../server/src/demo/atlas.js';
-import { checkModelFitsSeries, validateMetadata } from '../../../models/src/format/metadata.js';
+import { loadDemoAtlas } from '@rrl/server/demo/atlas.js';
+import { checkModelFitsSeries, validateMetadata } from '@rrl/core/format/metadata.js';
 import {
   countLabels,
   labelsFromLogits,
   modelInputDims,
   prepareModelInput,
-} from '../../../models/src/volume/preprocess.js';
+} from '@rrl/core/volume/preprocess.js';
 
 test('fixture model on the demo atlas: metadata valid, fits, labels overlap the atlas labels', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'rrl-viewer-pipeline-'));

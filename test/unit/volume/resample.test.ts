@@ -12,7 +12,7 @@ import {
   prepareModelInput,
   resampleNearest,
   resampleTrilinear,
-} from '../../../models/src/volume/index.js';
+} from '@rrl/core/volume/index.js';
 
 function close(a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5): void {
   assert.equal(a.length, b.length);

@@ -1,6 +1,6 @@
 /**
  * Export of a trained network for the viewer: the inference ONNX with the trained weights baked in
- * as initializers, plus its `metadata.json` in the published model format (models/src/format),
+ * as initializers, plus its `metadata.json` in the published model format (core/src/format),
  * written to `<modelsDir>/<modelId>/`.
  *
  * The forward graph is the one the trainer differentiated (parameters as graph inputs), so the
@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { validateMetadata, type ModelMetadata } from '../../format/index.js';
+import { validateMetadata, type ModelMetadata } from '@rrl/core/format/index.js';
 import { decodeModel, encodeModel, type OnnxTensor } from '../onnx/model.js';
 import type { HostTensor } from '../runtime/types.js';
 

@@ -16,7 +16,7 @@ import { stageLr } from '../plan.js';
 import { findShift, shiftImage, shiftLabels, type PrealignSpec, type Shift } from '../prealign.js';
 import { oneHot, pseudoLabels, type Grid } from '../pseudoLabels.js';
 import { StageAbortedError } from './abort.js';
-import type { TrainingProgress } from '../../../../core/src/api.js';
+import type { TrainingProgress } from '@rrl/core/api.js';
 import type { Run, StageOutcome } from './run.js';
 import { atomicWrite, safeId } from './run.js';
 

@@ -1,5 +1,5 @@
 /** The pipeline's stages, inputs, progress, records and results: the types every stage shares. */
-import type { TrainingProgress } from '../../../../core/src/api.js';
+import type { TrainingProgress } from '@rrl/core/api.js';
 import type { ProviderSetting } from '../../engine/runtime/providers.js';
 import type { RrlModelInfo } from '../export.js';
 import type { RrlPlan } from '../plan.js';

@@ -12,9 +12,9 @@
  *   1×1×1 → 3-channel displacement (init N(0, 1e-5)); trilinear warp of the moving image; loss
  *   −LNCC (9³ window, average pools) + 1·‖∇φ‖².
  */
-import type { Graph, Value } from '../../models/src/engine/graph/graph.js';
-import { referenceUNetArgs, segmentationTask } from '../../models/src/engine/nn/unet.js';
-import { registrationTask } from '../../models/src/engine/nn/registration.js';
+import type { Graph, Value } from '../graph/graph.js';
+import { referenceUNetArgs, segmentationTask } from './unet.js';
+import { registrationTask } from './registration.js';
 
 export interface BenchNetwork {
   graph: Graph;

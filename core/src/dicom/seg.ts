@@ -26,7 +26,7 @@ import {
   str,
   writePart10,
   type NaturalDataset,
-} from './dcmjs';
+} from './dcmjs.js';
 
 export const SEGMENTATION_STORAGE = '1.2.840.10008.5.1.4.1.1.66.4';
 /** Label Map Segmentation Storage (what OHIF 3.13's own SEG export writes by default). */

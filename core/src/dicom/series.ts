@@ -5,7 +5,7 @@
  * Geometry is in DICOM patient coordinates (LPS, mm). The voxel array is x (column) fastest, then
  * y (row), then z (slice): voxel (x, y, z) is at origin + x·sx·row + y·sy·col + z·sz·slice.
  */
-import { newUid, writePart10, type NaturalDataset } from './dcmjs';
+import { newUid, writePart10, type NaturalDataset } from './dcmjs.js';
 
 export const MR_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.4';
 export const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';

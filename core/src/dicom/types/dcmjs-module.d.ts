@@ -1,5 +1,5 @@
 // Minimal typings for the parts of dcmjs 0.52 we use (dcmjs ships no TypeScript types).
-// Kept deliberately loose: `models/src/dicom/dcmjs.ts` is the typed wrapper the rest of the code uses.
+// Kept deliberately loose: `core/src/dicom/dcmjs.ts` is the typed wrapper the rest of the code uses.
 declare module 'dcmjs' {
   interface DcmjsDicomDict {
     meta: Record<string, unknown>;

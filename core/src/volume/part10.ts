@@ -1,7 +1,7 @@
 /**
  * Assembles a 3-D volume from the DICOM Part 10 instances of one image series (any order), as the
  * server reads a series from the PACS and the IO code reads a DICOM folder. Needs dcmjs, so it is
- * not re-exported from `models/src/volume/index.ts` (the viewer bundle does not need it).
+ * not re-exported from `core/src/volume/index.ts` (the viewer bundle does not need it).
  *
  * Volume layout: x (column) fastest, then y (row), then z (slice); slices sorted ascending along
  * the slice normal (row × column direction), as cornerstone does. Geometry in LPS mm.
