@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The product command (README): installs what is missing, builds the browser bundles when their
-# sources changed, then starts Orthanc (our own process, storage under var/), seeds the demo studies
+# sources changed and the Node side (dist/node), then starts Orthanc (our own process, storage under var/), seeds the demo studies
 # on first start, makes sure a model exists, starts the companion server and prints the viewer URL.
 # Ctrl-C stops everything. Options and environment: see scripts/start.ts (--help).
 set -euo pipefail
@@ -27,4 +27,6 @@ if [ -f webpack.config.js ]; then
   fi
 fi
 
-exec node --import tsx scripts/start.ts "$@"
+# The Node side runs as compiled JavaScript (dist/node, esbuild: about a tenth of a second).
+node scripts/build-node.mjs >/dev/null
+exec node dist/node/start.js "$@"

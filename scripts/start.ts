@@ -10,7 +10,7 @@
  *
  * Ctrl-C (SIGINT) or SIGTERM stops the server and Orthanc; a second start reuses `<var>/`.
  *
- *   node --import tsx scripts/start.ts [--port 3000] [--host 127.0.0.1] [--pacs-port 8042]
+ *   node dist/node/start.js [--port 3000] [--host 127.0.0.1] [--pacs-port 8042]
  *        [--pacs-dicom-port 4242] [--var-dir var] [--no-seed] [--no-model]
  */
 import { spawn } from 'node:child_process';
@@ -19,8 +19,10 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
+import { COMPILED } from '@rrl/models/io/installRoot.js';
 import { startServer, type RunningServer } from '@rrl/server/app.js';
 import {
   commaList,
@@ -36,6 +38,7 @@ import {
   type DicomModality,
   type OrthancProcess,
 } from '@rrl/server/pacs/orthanc.js';
+import { tsLoaderArgs } from '@rrl/server/jobs/workerExecutor.js';
 
 interface StartOptions {
   host: string;
@@ -371,13 +374,11 @@ async function ensureModel(modelsDir: string): Promise<void> {
     'no model in the models folder: writing the untrained TEST-FIXTURE model (not for clinical use)',
   );
   await mkdir(modelsDir, { recursive: true });
-  await run(process.execPath, [
-    '--import',
-    'tsx',
-    path.join(REPO_ROOT, 'scripts', 'make-test-model.ts'),
-    '--out',
-    modelsDir,
-  ]);
+  // Beside this bundle when compiled (dist/node), else the TypeScript source through tsx.
+  const entry = COMPILED
+    ? fileURLToPath(new URL('./make-test-model.js', import.meta.url))
+    : path.join(REPO_ROOT, 'scripts', 'make-test-model.ts');
+  await run(process.execPath, [...tsLoaderArgs(entry), entry, '--out', modelsDir]);
 }
 
 async function main(): Promise<void> {

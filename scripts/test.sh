@@ -9,7 +9,7 @@ if [ -z "$only" ]; then
   npx eslint .
   npx prettier --check . >/dev/null
   echo "== typecheck"; npx tsc -b
-  if [ -f webpack.config.js ]; then echo "== build"; npx webpack --mode production >/dev/null; fi
+  echo "== build"; npx webpack --mode production >/dev/null; node scripts/build-node.mjs
 fi
 mapfile -t files < <(find "test/${only}" -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 if [ "${#files[@]}" -eq 0 ]; then echo "no test files under test/${only}" >&2; exit 1; fi

@@ -10,7 +10,7 @@ import {
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT } from '@rrl/models/io/installRoot.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
@@ -104,8 +104,8 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-/** The repository root (two levels above server/src). */
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The installation's root folder (sources and the compiled dist/node bundles alike). */
+export { REPO_ROOT };
 
 /** `node_modules/@ohif/app/dist`, resolved through Node's module resolution. */
 export function defaultViewerDir(): string {

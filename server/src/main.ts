@@ -1,5 +1,6 @@
 /**
- * CLI: `npx tsx server/src/main.ts [--config FILE] [--port N] [--host H]`. Configuration also
+ * CLI: `node dist/node/server.js [--config FILE] [--port N] [--host H]` (`npm run build:node` compiles it;
+ * `npm run server -- …` does both). Configuration also
  * comes from `RRL_*` environment variables (see server/src/config.ts and the README).
  * Stops cleanly on SIGINT / SIGTERM.
  */
@@ -13,7 +14,7 @@ function usage(): string {
     .map(([k, v]) => `  ${k.padEnd(18)} ${v}`)
     .join('\n');
   return (
-    'Usage: npx tsx server/src/main.ts [--config FILE] [--host HOST] [--port PORT]\n' +
+    'Usage: node dist/node/server.js [--config FILE] [--host HOST] [--port PORT]\n' +
     '         [--allowed-host NAME]... [--behind-proxy | --tls-key KEY.pem --tls-cert CERT.pem]\n\n' +
     'Off the loopback address the server needs HTTPS: --tls-key/--tls-cert, or --behind-proxy when\n' +
     'an HTTPS reverse proxy fronts it. Clients must use localhost, 127.0.0.1, [::1] or an\n' +

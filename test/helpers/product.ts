@@ -1,8 +1,9 @@
 /**
- * Test helper: the product as a user starts it (scripts/start.ts, what `bash scripts/start.sh`
- * runs after installing), on a data folder of the test's own and free ports.
+ * Test helper: the product as a user starts it (the compiled dist/node/start.js, what
+ * `bash scripts/start.sh` runs after installing and building), on a data folder of the test's own
+ * and free ports.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -19,10 +20,23 @@ export interface Started {
 /** Every start spawned so far (a test's finally stops those still running). */
 export const running: ChildProcess[] = [];
 
+let built = false;
+
+/** The compiled Node side from the current sources (once per test process; about 0.1 s). */
+export function buildNode(): void {
+  if (built) return;
+  execFileSync(process.execPath, [path.join(REPO_ROOT, 'scripts', 'build-node.mjs')], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  built = true;
+}
+
 function spawnStart(varDir: string, args: string[]): ChildProcess {
+  buildNode();
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', path.join(REPO_ROOT, 'scripts', 'start.ts'), '--var-dir', varDir, ...args],
+    [path.join(REPO_ROOT, 'dist', 'node', 'start.js'), '--var-dir', varDir, ...args],
     { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RRL_CONFIG: '' } },
   );
   running.push(child);
@@ -57,7 +71,7 @@ export function startProduct(varDir: string): Promise<Started> {
     child.stdout?.on('data', onData);
     child.stderr?.on('data', (c: Buffer) => (out += c.toString('utf8')));
     void exit.then(({ code, signal }) =>
-      reject(new Error(`start.ts exited (${signal ?? code}) before printing the URL:\n${out}`)),
+      reject(new Error(`start.js exited (${signal ?? code}) before printing the URL:\n${out}`)),
     );
   });
 }

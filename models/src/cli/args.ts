@@ -1,4 +1,7 @@
 /** Command-line options shared by `train` and `eval`: parsing, usage text, exit codes. */
+import { realpathSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 export const EXIT_OK = 0;
@@ -105,3 +108,22 @@ export interface Io {
 }
 
 export const processIo: Io = { stdout: process.stdout, stderr: process.stderr };
+
+/**
+ * True when the module at `url` is the program being run (not imported by a test or by another
+ * command). `name` is the command's file name without extension: in a compiled bundle every module
+ * shares the bundle's URL, so the name tells `teacher.js` (which includes code of train.ts) from
+ * `train`.
+ */
+export function isMain(url: string, name: string): boolean {
+  const arg = process.argv[1];
+  if (!arg) return false;
+  try {
+    const file = realpathSync(arg);
+    return (
+      pathToFileURL(file).href === url && path.basename(file).replace(/\.[cm]?[jt]s$/, '') === name
+    );
+  } catch {
+    return false;
+  }
+}

@@ -29,10 +29,11 @@ import {
   usage,
   type CommandSpec,
   type Io,
+  isMain,
 } from './args.js';
 import { mapToClasses, readLabelSet, type LabelSet } from './labelset.js';
 import { DATA_DIR_OPTION, readSplit, type Split } from './split.js';
-import { atlasOnModelGrid, gitCommit, isMain, readAtlas, reportError } from './train.js';
+import { atlasOnModelGrid, gitCommit, readAtlas, reportError } from './train.js';
 import {
   METHODS,
   formatTable,
@@ -372,7 +373,7 @@ export async function evaluate(argv: string[], io: Io = processIo): Promise<numb
   }
 }
 
-if (isMain(import.meta.url)) {
+if (isMain(import.meta.url, 'eval')) {
   const code = await evaluate(process.argv.slice(2));
   process.exit(code);
 }

@@ -9,8 +9,8 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { OptionSpec } from './args.js';
+import { REPO_ROOT } from '../io/installRoot.js';
 
 export interface SplitImage {
   id: string;
@@ -39,7 +39,7 @@ export class SplitError extends Error {
   }
 }
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export { REPO_ROOT };
 
 /** The `--data-dir` option of the commands that read splits (see `dataDir`). */
 export const DATA_DIR_OPTION: OptionSpec = {

@@ -27,9 +27,9 @@ import {
   usage,
   type CommandSpec,
   type Io,
+  isMain,
 } from './args.js';
 import { teachersDir } from './split.js';
-import { isMain } from './train.js';
 
 export const TEACHER_SPEC: CommandSpec = {
   command: 'teacher',
@@ -141,6 +141,6 @@ export async function teacherCli(argv: string[], io: Io = processIo): Promise<nu
   }
 }
 
-if (isMain(import.meta.url)) {
+if (isMain(import.meta.url, 'teacher')) {
   process.exit(await teacherCli(process.argv.slice(2)));
 }

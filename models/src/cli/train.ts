@@ -7,8 +7,6 @@ import { PROVIDER_SETTINGS, isProviderSetting } from '../engine/runtime/provider
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { realpathSync } from 'node:fs';
 import {
   readImageVolume,
   readLabelVolume,
@@ -34,6 +32,7 @@ import {
   usage,
   type CommandSpec,
   type Io,
+  isMain,
 } from './args.js';
 import {
   classesPresent,
@@ -455,18 +454,7 @@ export function reportError(e: unknown, err: (line: string) => void): number {
   return EXIT_FAILURE;
 }
 
-/** True when this module is the program being run (not imported by a test). */
-export function isMain(url: string): boolean {
-  const arg = process.argv[1];
-  if (!arg) return false;
-  try {
-    return pathToFileURL(realpathSync(arg)).href === url;
-  } catch {
-    return false;
-  }
-}
-
-if (isMain(import.meta.url)) {
+if (isMain(import.meta.url, 'train')) {
   const code = await train(process.argv.slice(2));
   process.exit(code);
 }

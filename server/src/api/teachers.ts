@@ -15,6 +15,7 @@ import { Transform } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 import type { TeacherCard } from '@rrl/core/api.js';
+import { COMPILED } from '@rrl/models/io/installRoot.js';
 import { isTeacherId } from '@rrl/models/rrl/teacher.js';
 import { findTeacher, listTeachers, removeTeacher } from '@rrl/models/sam/store.js';
 import type { Logger } from '../log.js';
@@ -25,7 +26,10 @@ import { HttpError } from './request.js';
 /** A published checkpoint is at most ~2.6 GB (ViT-H); anything far larger is not one. */
 export const MAX_CHECKPOINT_BYTES = 4 * 1024 ** 3;
 
-const CLI = fileURLToPath(new URL('../../../models/src/cli/teacher.ts', import.meta.url));
+// The teacher CLI: dist/node/teacher.js beside the compiled server, else its TypeScript source.
+const CLI = COMPILED
+  ? fileURLToPath(new URL('./teacher.js', import.meta.url))
+  : fileURLToPath(import.meta.resolve('@rrl/models/cli/teacher.js'));
 
 export interface TeacherDeps {
   dir: string;

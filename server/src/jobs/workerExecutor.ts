@@ -11,6 +11,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
+import { COMPILED } from '@rrl/models/io/installRoot.js';
 import type { PacsConfig } from '../config.js';
 import type { JobRecord, TaskRecord } from '../store/db.js';
 import type { ExecutorProgress, JobExecutor } from './runner.js';
@@ -111,7 +112,8 @@ function startThread(data: WorkerData): JobHost {
   } as JobHost;
 }
 
-const WORKER_URL = new URL('./worker.ts', import.meta.url);
+// Sources: server/src/jobs/worker.ts; compiled: dist/node/worker.js beside this bundle's chunk.
+const WORKER_URL = new URL(COMPILED ? './worker.js' : './worker.ts', import.meta.url);
 
 /**
  * Starts the worker entry. Run from TypeScript sources (tsx), a worker thread does not inherit
@@ -186,7 +188,9 @@ export function trainingExecutor(
 ): JobExecutor {
   return workerExecutor({
     ...o,
-    modulePath: fileURLToPath(new URL('./trainTask.ts', import.meta.url)),
+    modulePath: fileURLToPath(
+      new URL(COMPILED ? './trainTask.js' : './trainTask.ts', import.meta.url),
+    ),
     exportName: 'pacsTrainingTask',
   });
 }

@@ -9,15 +9,10 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const SOURCE = path.join(
-  path.dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  'native',
-  'loopback-bind.c',
-);
+import { REPO_ROOT } from '@rrl/models/io/installRoot.js';
+
+const SOURCE = path.join(REPO_ROOT, 'server', 'native', 'loopback-bind.c');
 
 export class ShimBuildError extends Error {
   override name = 'ShimBuildError';

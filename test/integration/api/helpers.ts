@@ -1,4 +1,5 @@
 /** Helpers for the API tests: a server with the smoothing job executor, calls, SSE, waiting. */
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,8 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { loadPlanOrThrow } from '@rrl/server/jobs/plans.js';
 import { startServer, type RunningServer } from '@rrl/server/app.js';
 import { workerExecutor } from '@rrl/server/jobs/workerExecutor.js';
+import { REPO_ROOT } from '@rrl/server/config.js';
 import type { JobRecord, TaskRecord } from '@rrl/server/store/db.js';
 import { startTestOrthanc, type TestOrthanc } from '../../helpers/orthanc.js';
+import { buildNode } from '../../helpers/product.js';
 
 export const TOKEN = 'test-token-0123456789abcdef';
 export const SMOOTHING_TASK = path.join(
@@ -32,10 +35,68 @@ export async function tmpDir(): Promise<{ dir: string; remove(): Promise<void> }
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * The compiled server as production runs it (`node dist/node/server.js`, real training in its
+ * compiled worker), configured through the environment; its JSON log lines go to `logs`.
+ */
+async function startCompiledServer(
+  pacs: TestOrthanc,
+  dir: string,
+  logs: Record<string, unknown>[],
+): Promise<RunningServer> {
+  buildNode();
+  const child = spawn(
+    process.execPath,
+    [path.join(REPO_ROOT, 'dist', 'node', 'server.js'), '--port', '0'],
+    {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env.PATH,
+        RRL_PACS_URL: pacs.dicomWebRoot,
+        RRL_PACS_USERNAME: pacs.username,
+        RRL_PACS_PASSWORD: pacs.password,
+        RRL_MODELS_DIR: path.join(dir, 'models'),
+        RRL_DATA_DIR: path.join(dir, 'data'),
+        RRL_API_TOKEN: TOKEN,
+        RRL_TRAINING_PROVIDER: 'cpu',
+      },
+    },
+  );
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => {
+    for (const line of c.toString('utf8').split('\n').filter(Boolean)) {
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        out += line + '\n';
+      }
+    }
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr.on('data', (c: Buffer) => {
+      out += c.toString('utf8');
+      const m = /open (http:\/\/\S+?)\/?\s/.exec(out);
+      if (m?.[1]) resolve(m[1]);
+    });
+    void exited.then(() => reject(new Error(`dist/node/server.js exited:\n${out}`)));
+  });
+  return {
+    url,
+    port: Number(new URL(url).port),
+    config: undefined as never,
+    close: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
 export async function startApiServer(
   pacs: TestOrthanc,
   dir: string,
-  opts: { apiToken?: string | null; realTraining?: boolean } = {},
+  opts: { apiToken?: string | null; realTraining?: boolean; compiled?: boolean } = {},
 ): Promise<ApiServer> {
   const pacsCfg = {
     dicomWebRoot: pacs.dicomWebRoot,
@@ -43,35 +104,37 @@ export async function startApiServer(
     password: pacs.password,
   };
   const logs: Record<string, unknown>[] = [];
-  const server = await startServer(
-    {
-      host: '127.0.0.1',
-      port: 0,
-      modelsDir: path.join(dir, 'models'),
-      dataDir: path.join(dir, 'data'),
-      pacs: pacsCfg,
-      ...(opts.apiToken === null ? {} : { apiToken: opts.apiToken ?? TOKEN }),
-      trainingProvider: 'cpu',
-    },
-    {
-      env: {},
-      logSink: (line) => logs.push(JSON.parse(line) as Record<string, unknown>),
-      ...(opts.realTraining
-        ? {}
-        : {
-            jobExecutor: workerExecutor({
-              modulePath: SMOOTHING_TASK,
-              exportName: 'smoothingTask',
-              pacs: pacsCfg,
-              provider: 'cpu',
-            }),
-            // The smoothing executor's "plans" are `smoothing-<iterations>`, besides the real ones.
-            checkPlan: async (name: string) =>
-              /^smoothing-\d+$/.test(name) ? {} : loadPlanOrThrow(name),
-          }),
-      sseHeartbeatMs: 100,
-    },
-  );
+  const server = opts.compiled
+    ? await startCompiledServer(pacs, dir, logs)
+    : await startServer(
+        {
+          host: '127.0.0.1',
+          port: 0,
+          modelsDir: path.join(dir, 'models'),
+          dataDir: path.join(dir, 'data'),
+          pacs: pacsCfg,
+          ...(opts.apiToken === null ? {} : { apiToken: opts.apiToken ?? TOKEN }),
+          trainingProvider: 'cpu',
+        },
+        {
+          env: {},
+          logSink: (line) => logs.push(JSON.parse(line) as Record<string, unknown>),
+          ...(opts.realTraining
+            ? {}
+            : {
+                jobExecutor: workerExecutor({
+                  modulePath: SMOOTHING_TASK,
+                  exportName: 'smoothingTask',
+                  pacs: pacsCfg,
+                  provider: 'cpu',
+                }),
+                // The smoothing executor's "plans" are `smoothing-<iterations>`, besides the real ones.
+                checkPlan: async (name: string) =>
+                  /^smoothing-\d+$/.test(name) ? {} : loadPlanOrThrow(name),
+              }),
+          sseHeartbeatMs: 100,
+        },
+      );
   const call = (p: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> => {
     const headers = new Headers(init.headers);
     if (!headers.has('Authorization')) headers.set('Authorization', `Bearer ${TOKEN}`);

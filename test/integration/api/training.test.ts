@@ -1,8 +1,8 @@
 /**
  * The real training job end to end: a task whose atlas (MR series + SEG) is in a real Orthanc,
  * a job on two unlabelled series and one unusable series (3 slices), run by the server's own
- * executor (PACS → plan grid → runPipeline on the tiny plan, in a worker thread) and published
- * as the task's first model version.
+ * executor (PACS → plan grid → runPipeline on the tiny plan, in its worker) and published as the
+ * task's first model version — by the compiled server (dist/node), as production runs it.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -15,7 +15,7 @@ import { createTask, readEvents, startApiTestEnv, waitForJob, type ApiTestEnv } 
 let env: ApiTestEnv;
 
 before(async () => {
-  env = await startApiTestEnv({ realTraining: true });
+  env = await startApiTestEnv({ realTraining: true, compiled: true });
 });
 
 after(() => env?.stop());
