@@ -14,7 +14,7 @@ import type { InstanceOptimisation } from './plan.js';
 import type { PrealignSpec } from './prealign.js';
 import { pseudoLabels } from './pseudoLabels.js';
 import { StageAbortedError } from './stages/abort.js';
-import { PrealignedAtlas } from './stages/registration.js';
+import { PrealignedAtlas } from './prealign.js';
 import {
   PIPELINE_STAGES,
   Run,
@@ -36,6 +36,7 @@ import { decoderStage } from './stages/decoder.js';
 import { selfTrainingStage } from './stages/self-training.js';
 import { selfTrainingDecoderStage } from './stages/self-training-decoder.js';
 import { exportStage } from './stages/export.js';
+import { loadPseudoLabels } from './stages/pseudoLabelFiles.js';
 
 export { StageAbortedError } from './stages/abort.js';
 export {
@@ -99,7 +100,7 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
   );
   const last = finished[finished.length - 1];
   if (last) run.params = await loadParams(join(paths.checkpoints, `after-${last}.params`));
-  if (run.done('registration')) await run.loadPseudoLabels();
+  if (run.done('registration')) await loadPseudoLabels(run);
 
   for (const stage of PIPELINE_STAGES) {
     if (run.done(stage)) {

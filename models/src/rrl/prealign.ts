@@ -160,3 +160,43 @@ export function findShift(
       }
   return { shift: fine, ncc: fineV };
 }
+
+/**
+ * The atlas as the registration net sees it for one target: shifted by the pre-alignment shift
+ * (identity without `prealign`). Cached per target index.
+ */
+export class PrealignedAtlas {
+  private cache = new Map<number, { shift: Shift; image: Float32Array; labels: Uint8Array }>();
+  private readonly labels: Uint8Array;
+  constructor(
+    readonly grid: Grid,
+    readonly atlasImage: Float32Array,
+    atlasLabels: ArrayLike<number>,
+    readonly targets: readonly Float32Array[],
+    readonly prealign?: PrealignSpec,
+  ) {
+    this.labels = Uint8Array.from(atlasLabels);
+  }
+  get(k: number): { shift: Shift; image: Float32Array; labels: Uint8Array } {
+    let e = this.cache.get(k);
+    if (!e) {
+      if (!this.prealign || this.prealign.maxShift === 0) {
+        e = { shift: [0, 0, 0], image: this.atlasImage, labels: this.labels };
+      } else {
+        const { shift } = findShift(
+          this.atlasImage,
+          this.targets[k]!,
+          this.grid,
+          this.prealign.maxShift,
+        );
+        e = {
+          shift,
+          image: shiftImage(this.atlasImage, this.grid, shift),
+          labels: shiftLabels(this.labels, this.grid, shift),
+        };
+      }
+      this.cache.set(k, e);
+    }
+    return e;
+  }
+}

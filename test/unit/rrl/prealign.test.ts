@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { findShift, shiftImage, shiftLabels, type Shift } from '@rrl/models/rrl/prealign.js';
-import { runRegistrationStage } from '@rrl/models/rrl/stages/registration.js';
+import { runRegistrationStage } from '@rrl/models/rrl/registration.js';
 import type { Grid } from '@rrl/models/rrl/pseudoLabels.js';
 import { dice } from '@rrl/models/rrl/metrics.js';
 import { texturedBlob as blob } from './helpers.js';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runRegistrationStage, type StageProgress } from '@rrl/models/rrl/stages/registration.js';
+import { runRegistrationStage, type StageProgress } from '@rrl/models/rrl/registration.js';
 import type { Grid } from '@rrl/models/rrl/pseudoLabels.js';
 import { dice } from '@rrl/models/rrl/metrics.js';
 import { texturedBlob } from './helpers.js';

@@ -18,6 +18,7 @@ import { teacherFeatureDir, teacherSummary } from '../../sam/store.js';
 import { importedTeacher, isTeacherId, loadTeacher, teacherFeatureVolume } from '../teacher.js';
 import type { Run, StageOutcome } from './run.js';
 import { NO_TEACHER_NOTICE, atomicWrite } from './run.js';
+import { sample } from './sampling.js';
 
 function contentKey(image: Float32Array): string {
   return createHash('sha256')
@@ -118,7 +119,7 @@ export async function distillSamStage(run: Run): Promise<StageOutcome> {
     steps: sched.steps,
     lr: stageLr(sched),
     batch: (rng) => {
-      const s = run.sample(rng, { synthetic: false });
+      const s = sample(run, rng, { synthetic: false });
       return {
         image: { data: s.image, dims: [1, 1, ...run.grid] },
         target: { data: feats.get(s.index)!, dims: [...tdims] },

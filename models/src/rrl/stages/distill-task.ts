@@ -4,6 +4,7 @@ import { stageLr } from '../plan.js';
 import { branchSegmentationTask, EG_REFERENCE, taskDistillationTask } from '../tasks.js';
 import type { Run, StageOutcome } from './run.js';
 import { type Params, loadParams } from './run.js';
+import { segBatch } from './sampling.js';
 
 export async function distillTaskStage(run: Run): Promise<StageOutcome> {
   const p = run.plan;
@@ -30,7 +31,7 @@ export async function distillTaskStage(run: Run): Promise<StageOutcome> {
     task: t,
     steps: sched.steps,
     lr: stageLr(sched),
-    batch: (rng) => run.segBatch(rng),
+    batch: (rng) => segBatch(run, rng),
     ...(extra ? { extra } : {}),
   });
   return { steps: sched.steps };

@@ -6,9 +6,11 @@ import type { RegistrationArgs } from '../../engine/nn/registration.js';
 import { stageLr } from '../plan.js';
 import { argmaxClasses } from '../pseudoLabels.js';
 import { StageAbortedError } from './abort.js';
-import { runRegistrationStage } from './registration.js';
+import { runRegistrationStage } from '../registration.js';
 import type { Run, StageOutcome } from './run.js';
 import { atomicWrite, loadParams, saveParams } from './run.js';
+import { predictions, pseudoFile, switchPseudoLabels } from './pseudoLabelFiles.js';
+import { prealigned, saveField, saveRegistration, warpAtlas } from './registrationFiles.js';
 
 /**
  * Joint registration–segmentation refinement: the registration net is fine-tuned with the
@@ -29,7 +31,7 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
   }
   const initial = await loadParams(snap);
   run.say('[joint] E_g predictions of the unlabelled volumes');
-  const predictions = await run.predictions(['generalLogits'], 'joint');
+  const general = await predictions(run, ['generalLogits'], 'joint');
   const reg = await runRegistrationStage({
     grid: run.grid,
     classes: p.classes,
@@ -42,7 +44,7 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
     seed: p.seeds.init + run.stageIndex('joint'),
     provider: run.provider,
     initialParams: initial,
-    jointSegmentation: { weight: p.loss.registrationSegmentation, predictions },
+    jointSegmentation: { weight: p.loss.registrationSegmentation, predictions: general },
     checkpoint: {
       path: join(run.paths.checkpoints, 'joint.ckpt'),
       every: Math.max(1, Math.min(50, Math.ceil(sched.steps / 4))),
@@ -53,7 +55,7 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
     onProgress: (q) =>
       run.progress('joint', { step: q.step, total: q.total, loss: q.loss, metrics: q.metrics }),
   });
-  const pre = run.prealigned();
+  const pre = prealigned(run);
   const f = p.jointFusion;
   const C = p.classes;
   const m = run.voxels;
@@ -61,23 +63,23 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
     if (run.input.signal?.aborted) {
       throw new StageAbortedError('joint (pseudo labels)', sched.steps, sched.steps);
     }
-    const file = run.pseudoFile(u.id, 1);
+    const file = pseudoFile(run, u.id, 1);
     if (!existsSync(file)) {
-      const r = await run.warpAtlas(pre, reg.params, reg.args, k);
-      await run.saveField(k, r.displacement, pre);
+      const r = await warpAtlas(run, pre, reg.params, reg.args, k);
+      await saveField(run, k, r.displacement, pre);
       const fused = new Float32Array(C * m);
-      const pr = predictions[k]!;
+      const pr = general[k]!;
       for (let i = 0; i < C * m; i++) fused[i] = (1 - f) * r.probabilities[i]! + f * pr[i]!;
       await atomicWrite(file, argmaxClasses(fused, C));
     }
     run.progress('pseudo-labels', { step: k + 1, total: run.input.unlabeled.length }, 'joint');
   }
-  await run.saveRegistration(reg.params, reg.args, {
+  await saveRegistration(run, reg.params, reg.args, {
     steps: p.schedule.registration.steps,
     jointSteps: sched.steps,
   });
   run.fields = undefined; // the joint registration's displacements replace the first ones
-  const changed = await run.switchPseudoLabels(1);
+  const changed = await switchPseudoLabels(run, 1);
   run.say(`[joint] fused pseudo labels (branch weight ${f}): ${changed} of voxels changed`);
   return { steps: sched.steps };
 }

@@ -6,6 +6,9 @@ import type { RegistrationArgs } from '../../engine/nn/registration.js';
 import { argmaxClasses } from '../pseudoLabels.js';
 import type { Run, StageOutcome } from './run.js';
 import { atomicWrite, loadParams } from './run.js';
+import { predictions, pseudoFile, switchPseudoLabels } from './pseudoLabelFiles.js';
+import { prealigned, warpAtlas } from './registrationFiles.js';
+import { trainMutual } from './mutual.js';
 
 /**
  * Self-training round: every unlabelled volume is relabelled with
@@ -17,23 +20,23 @@ export async function selfTrainingStage(run: Run): Promise<StageOutcome> {
   const p = run.plan;
   const st = p.selfTraining;
   if (!st) return { steps: 0, skipped: 'the plan has no selfTraining' };
-  const need = run.input.unlabeled.some((u) => !existsSync(run.pseudoFile(u.id, 2)));
+  const need = run.input.unlabeled.some((u) => !existsSync(pseudoFile(run, u.id, 2)));
   if (need) {
     run.say('[self-training] model predictions of the unlabelled volumes');
-    const model = await run.predictions(['medicalLogits', 'logits'], 'self-training');
+    const model = await predictions(run, ['medicalLogits', 'logits'], 'self-training');
     const meta = JSON.parse(
       await readFile(join(run.paths.registration, 'registration.json'), 'utf8'),
     ) as { args: RegistrationArgs };
     const regParams = await loadParams(join(run.paths.registration, 'params.ckpt'));
-    const pre = run.prealigned();
+    const pre = prealigned(run);
     const C = p.classes;
     const m = run.voxels;
     const f = st.fusion;
     for (const [k, u] of run.input.unlabeled.entries()) {
       run.checkAbort('self-training');
-      const file = run.pseudoFile(u.id, 2);
+      const file = pseudoFile(run, u.id, 2);
       if (existsSync(file)) continue;
-      const r = await run.warpAtlas(pre, regParams, meta.args, k);
+      const r = await warpAtlas(run, pre, regParams, meta.args, k);
       const fused = new Float32Array(C * m);
       const pr = model[k]!;
       for (let i = 0; i < C * m; i++) fused[i] = (1 - f) * r.probabilities[i]! + f * pr[i]!;
@@ -45,8 +48,8 @@ export async function selfTrainingStage(run: Run): Promise<StageOutcome> {
       );
     }
   }
-  const changed = await run.switchPseudoLabels(2);
+  const changed = await switchPseudoLabels(run, 2);
   run.say(`[self-training] relabelled (model weight ${st.fusion}): ${changed} of voxels changed`);
-  if (st.mutual.steps > 0) await run.trainMutual('self-training', st.mutual);
+  if (st.mutual.steps > 0) await trainMutual(run, 'self-training', st.mutual);
   return { steps: st.mutual.steps };
 }

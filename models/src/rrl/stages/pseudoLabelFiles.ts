@@ -1,0 +1,117 @@
+/**
+ * The pseudo labels of a run's unlabelled volumes: their files per round (registration, joint
+ * refinement, self-training), loading and switching rounds, and the network's predictions that
+ * the refinement rounds fuse with the registration.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { buildForwardGraph } from '../../engine/autodiff/training.js';
+import { rrlInferenceNet } from '../networks.js';
+import { safeId } from './files.js';
+import type { Params, StageName } from './types.js';
+import type { Run } from './run.js';
+
+/**
+ * Pseudo-label file of one volume: round 0 (registration), 1 (joint refinement, fused) or 2
+ * (self-training, fused with the model).
+ */
+export function pseudoFile(run: Run, id: string, round: number): string {
+  return join(run.paths.pseudoLabels, `${safeId(id)}${round > 0 ? `.r${round}` : ''}.u8`);
+}
+
+export async function loadPseudoLabels(run: Run): Promise<void> {
+  run.pseudo = [];
+  const done = (s: StageName): boolean => {
+    const r = run.done(s);
+    return r !== undefined && !r.skipped;
+  };
+  const round = done('self-training') ? 2 : done('joint') ? 1 : 0;
+  for (const u of run.input.unlabeled) {
+    const file = pseudoFile(run, u.id, round);
+    if (!existsSync(file)) {
+      throw new Error(
+        `runPipeline: the pseudo labels of ${u.id} are missing (${file}) although the registration stage is recorded as done; the unlabelled volumes differ from the first run — use a new output folder.`,
+      );
+    }
+    const b = new Uint8Array(await readFile(file));
+    if (b.length !== run.voxels) {
+      throw new Error(
+        `runPipeline: ${file} has ${b.length} voxels, expected ${run.voxels}; use a new output folder.`,
+      );
+    }
+    run.pseudo.push(b);
+  }
+}
+
+/**
+ * Softmax of the inference net's `outputs` (current parameters) for every unlabelled volume,
+ * [C, D, H, W]; with several outputs, the mean of their softmaxes.
+ */
+export async function predictions(
+  run: Run,
+  outputs: readonly ('generalLogits' | 'medicalLogits' | 'logits')[],
+  stage: StageName,
+): Promise<Float32Array[]> {
+  const net = rrlInferenceNet(run.args, run.grid);
+  const init = net.graph.initialParams(run.plan.seeds.init);
+  const params: Params = new Map();
+  for (const [k, v] of init) params.set(k, run.params.get(k) ?? v);
+  const { model } = buildForwardGraph({
+    graph: net.graph,
+    outputs: Object.fromEntries(outputs.map((o) => [o, net[o]])),
+    params,
+  });
+  const session = await ort.InferenceSession.create(model, {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: 2,
+  });
+  const C = run.plan.classes;
+  const m = run.voxels;
+  const out: Float32Array[] = [];
+  try {
+    for (const u of run.input.unlabeled) {
+      run.checkAbort(stage);
+      const r = await session.run(
+        { image: new ort.Tensor('float32', u.image, [1, 1, ...run.grid]) },
+        [...outputs],
+      );
+      const prob = new Float32Array(C * m);
+      for (const o of outputs) {
+        const logits = r[o]!.data as Float32Array;
+        for (let i = 0; i < m; i++) {
+          let mx = -Infinity;
+          for (let c = 0; c < C; c++) mx = Math.max(mx, logits[c * m + i]!);
+          let sum = 0;
+          for (let c = 0; c < C; c++) sum += Math.exp(logits[c * m + i]! - mx);
+          for (let c = 0; c < C; c++) {
+            prob[c * m + i]! += Math.exp(logits[c * m + i]! - mx) / sum / outputs.length;
+          }
+        }
+      }
+      out.push(prob);
+    }
+  } finally {
+    await session.release();
+  }
+  return out;
+}
+
+/**
+ * Replaces the pseudo labels in use by the saved round `round` and says what share of their
+ * voxels changed (e.g. "1.25 %").
+ */
+export async function switchPseudoLabels(run: Run, round: 1 | 2): Promise<string> {
+  const old = run.pseudo;
+  run.pseudo = [];
+  for (const u of run.input.unlabeled) {
+    run.pseudo.push(new Uint8Array(await readFile(pseudoFile(run, u.id, round))));
+  }
+  let changed = 0;
+  for (const [k, a] of old.entries()) {
+    const b = run.pseudo[k]!;
+    for (let i = 0; i < run.voxels; i++) if (a[i] !== b[i]) changed++;
+  }
+  return `${((100 * changed) / (run.voxels * Math.max(1, old.length))).toFixed(2)} %`;
+}
