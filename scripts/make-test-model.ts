@@ -32,7 +32,7 @@ function parseArgs(argv: string[]): { out: string; grid?: [number, number, numbe
       if (parts.length !== 3 || parts.some((n) => !Number.isInteger(n) || n < 4 || n > 256)) {
         usage(`--grid expects three integers 4..256 separated by commas (x,y,z), found "${v}".`);
       }
-      grid = [parts[0], parts[1], parts[2]];
+      grid = [parts[0]!, parts[1]!, parts[2]!];
     } else usage(`Unknown argument "${a}".`);
   }
   if (!out) usage('--out <modelsDir> is required.');

@@ -69,7 +69,7 @@ function selectedModel(store: Store): ModelEntry {
   const m = s.models.find((x) => x.metadata.id === s.selectedModelId) ?? s.models[0];
   if (!m) {
     throw new UserFacingError(
-      s.rejectedModels.length
+      s.rejectedModels[0]
         ? `No usable model: ${s.rejectedModels.length} model(s) were rejected (${s.rejectedModels[0].id}: ${s.rejectedModels[0].reason}).`
         : 'No model is published on the server. Publish a model (model.onnx + metadata.json) in the models folder, then reload.',
     );
@@ -149,7 +149,8 @@ export async function runOneShot(
     // 2. Voxels.
     store.set({ phase: 'Loading the series' });
     const sortedImageIds = geometry.order.map((i) => {
-      const id = instanceImageId(instances[i]) ?? displaySet.imageIds?.[i];
+      const inst = instances[i];
+      const id = (inst && instanceImageId(inst)) ?? displaySet.imageIds?.[i];
       if (!id) throw new Error(`Instance ${i + 1} of series ${seriesUID} has no image id.`);
       return id;
     });
@@ -227,7 +228,8 @@ export async function runOneShot(
     // Show the result at once: every view through the centroid of the largest structure.
     let largest = 0;
     for (let v = 1; v < counts.length; v++) {
-      if (counts[v] > 0 && (largest === 0 || counts[v] > counts[largest])) largest = v;
+      const n = counts[v] ?? 0;
+      if (n > 0 && (largest === 0 || n > (counts[largest] ?? 0))) largest = v;
     }
     const c = largest ? labelCentroid(labels, dims, largest) : undefined;
     if (c) {

@@ -102,14 +102,14 @@ async function webgpuAvailable(): Promise<string | undefined> {
 }
 
 function argmaxAxis1(data: Float32Array, dims: readonly number[]): Uint8Array {
-  const c = dims[1];
+  const c = dims[1] ?? 1;
   const n = data.length / c;
   const out = new Uint8Array(n);
   for (let v = 0; v < n; v++) {
     let best = 0;
-    let bestV = data[v];
+    let bestV = data[v]!;
     for (let k = 1; k < c; k++) {
-      const x = data[k * n + v];
+      const x = data[k * n + v]!;
       if (x > bestV) {
         bestV = x;
         best = k;
@@ -203,7 +203,12 @@ async function runSession(
   const t2 = performance.now();
   const inputName = req.inputName ?? session.inputNames[0];
   const outputName = req.outputName ?? session.outputNames[0];
-  if (!session.inputNames.includes(inputName) || !session.outputNames.includes(outputName)) {
+  if (
+    inputName === undefined ||
+    outputName === undefined ||
+    !session.inputNames.includes(inputName) ||
+    !session.outputNames.includes(outputName)
+  ) {
     throw new Error(
       `The model's graph has inputs [${session.inputNames.join(', ')}] and outputs [${session.outputNames.join(', ')}], but its metadata names input "${inputName}" and output "${outputName}". Fix metadata.json.`,
     );
@@ -239,6 +244,7 @@ async function runSession(
   }
   const t3 = performance.now();
   const out = results[outputName];
+  if (!out) throw new Error(`The model returned no output "${outputName}".`);
   const outData = (await out.getData(true)) as Float32Array;
   const outDims = [...out.dims];
   progress(req.requestId, 'postprocess', 'Reading the result');
@@ -247,7 +253,7 @@ async function runSession(
   let transfer: ArrayBuffer;
   if (req.output === 'labels') {
     const labels = argmaxAxis1(outData, outDims);
-    payload = { labels, dims: [outDims[0], ...outDims.slice(2)] };
+    payload = { labels, dims: [outDims[0] ?? 1, ...outDims.slice(2)] };
     transfer = labels.buffer as ArrayBuffer;
   } else {
     const logits = new Float32Array(outData);

@@ -178,7 +178,7 @@ export function writeLabelsToLabelmap(
       throw new Error(`Labelmap slice ${k + 1} holds ${d.length} pixels, expected ${sliceSize}.`);
     }
     const off = k * sliceSize;
-    for (let i = 0; i < sliceSize; i++) d[i] = labels[off + i];
+    d.set(labels.subarray(off, off + sliceSize));
     img.voxelManager?.setScalarData?.(d);
   });
 }
@@ -192,10 +192,10 @@ export function readLabelmapForInstances(
   displaySet: DisplaySet,
 ): Uint8Array {
   const instances = displaySet.instances ?? [];
-  if (instances.length === 0)
-    throw new UserFacingError('The source series has no instances to reference.');
-  const rows = Number(instances[0].Rows);
-  const cols = Number(instances[0].Columns);
+  const first = instances[0];
+  if (!first) throw new UserFacingError('The source series has no instances to reference.');
+  const rows = Number(first.Rows);
+  const cols = Number(first.Columns);
   const slice = rows * cols;
   const out = new Uint8Array(slice * instances.length);
   instances.forEach((inst, k) => {
@@ -210,7 +210,7 @@ export function readLabelmapForInstances(
     if (d.length !== slice)
       throw new Error(`Labelmap slice ${k + 1} holds ${d.length} pixels, expected ${slice}.`);
     const off = k * slice;
-    for (let i = 0; i < slice; i++) out[off + i] = d[i];
+    out.set(d.subarray(0, slice), off);
   });
   return out;
 }

@@ -118,7 +118,7 @@ function assemble(files: ParsedFile[], seriesUID: string, reportAs: string): Ser
       files.map((f) => instanceGeometryFromNaturalized(f.ds)),
       { seriesInstanceUID: seriesUID },
     );
-    return volumeFromDatasets(geo.order.map((i) => files[i].ds));
+    return volumeFromDatasets(geo.order.map((i) => files[i]!.ds));
   } catch (e) {
     const reason =
       e instanceof GeometryError && e.problem === 'single-slice'
@@ -152,7 +152,7 @@ function oneImageSeries(files: ParsedFile[], dir: string): [string, ParsedFile[]
       `expected one image series in the folder, found ${series.size}: ${list}. Put each series in its own folder.`,
     );
   }
-  return [...series][0];
+  return [...series][0]!;
 }
 
 function toImageVolume(vol: SeriesVolume, source: string): ImageVolume {
@@ -204,7 +204,7 @@ export async function readDicomLabel(
           : `expected one DICOM SEG object in the folder, found ${segs.length}. Pass the SEG file itself.`,
       );
     }
-    seg = segs[0];
+    seg = segs[0]!;
   } else {
     let buf: Buffer;
     try {
@@ -266,7 +266,7 @@ export async function readDicomLabel(
     );
   }
   const seen = new Uint8Array(256);
-  for (let i = 0; i < labelmap.length; i++) seen[labelmap[i]] = 1;
+  for (const v of labelmap) seen[v] = 1;
   const values: number[] = [];
   for (let v = 1; v < 256; v++) if (seen[v]) values.push(v);
   return { data: labelmap, dims, spacing, values, source: path.basename(p) };

@@ -70,7 +70,9 @@ function sameGrid(
 ): boolean {
   return (
     a.dims.every((d, i) => d === b.dims[i]) &&
-    a.spacing.every((s, i) => Math.abs(s - b.spacing[i]) <= 1e-3 * Math.max(1, Math.abs(s)))
+    a.spacing.every(
+      (s, i) => Math.abs(s - (b.spacing[i] ?? NaN)) <= 1e-3 * Math.max(1, Math.abs(s)),
+    )
   );
 }
 
@@ -85,7 +87,7 @@ export function packLabels(
 ): { data: Uint8Array | Uint16Array; values: number[] } {
   let max = 0;
   for (let i = 0; i < src.length; i++) {
-    const v = src[i];
+    const v = src[i]!;
     if (!(Number.isInteger(v) && v >= 0 && v <= 65535)) {
       throw new VolumeReadError(
         file,
@@ -96,7 +98,7 @@ export function packLabels(
   }
   const data = max <= 255 ? Uint8Array.from(src) : Uint16Array.from(src);
   const seen = new Uint8Array(max + 1);
-  for (let i = 0; i < data.length; i++) seen[data[i]] = 1;
+  for (const v of data) seen[v] = 1;
   const values: number[] = [];
   for (let v = 1; v <= max; v++) if (seen[v]) values.push(v);
   return { data, values };

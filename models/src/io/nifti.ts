@@ -89,17 +89,18 @@ export async function readNiftiVolume(file: string): Promise<NiftiVolume> {
     );
   }
   const header = nifti.readHeader(ab);
-  const ndim = header.dims[0];
+  const hd = header.dims;
+  const ndim = hd[0] ?? 0;
   if (!(ndim >= 2 && ndim <= 7)) {
     throw new VolumeReadError(file, `expected 3 dimensions in the header, found dim[0] = ${ndim}.`);
   }
   const dims: [number, number, number] = [
-    header.dims[1],
-    ndim >= 2 ? header.dims[2] : 1,
-    ndim >= 3 ? header.dims[3] : 1,
+    hd[1] ?? 1,
+    ndim >= 2 ? (hd[2] ?? 1) : 1,
+    ndim >= 3 ? (hd[3] ?? 1) : 1,
   ];
   for (let d = 4; d <= ndim; d++) {
-    if (header.dims[d] > 1) {
+    if ((hd[d] ?? 1) > 1) {
       throw new VolumeReadError(
         file,
         `expected a 3-D volume, found ${ndim} dimensions [${header.dims.slice(1, ndim + 1).join(', ')}] with ${header.dims[d]} along dimension ${d}. Extract one 3-D volume (e.g. one time point) first.`,

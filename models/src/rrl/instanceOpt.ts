@@ -132,7 +132,7 @@ export function addUpsampled(
         for (let x = 0; x < w; x++) {
           const [x0, x1, fx] = axis(x, cw);
           const v = trilinear(coarse, c * cm, ch, cw, z0, z1, fz, y0, y1, fy, x0, x1, fx);
-          out[c * m + (z * h + y) * w + x] += v;
+          out[c * m + (z * h + y) * w + x]! += v;
         }
       }
     }

@@ -53,7 +53,7 @@ function edt1d(
 ): void {
   let k = -1;
   for (let q = 0; q < n; q++) {
-    const fq = f[q];
+    const fq = f[q]!;
     if (fq === Infinity) continue;
     const hq = fq + q * s * (q * s);
     if (k < 0) {
@@ -65,9 +65,9 @@ function edt1d(
     }
     let sx = 0;
     for (;;) {
-      const r = v[k];
-      sx = (hq - (f[r] + r * s * (r * s))) / (2 * s * (q - r));
-      if (sx <= z[k]) k--;
+      const r = v[k]!;
+      sx = (hq - (f[r]! + r * s * (r * s))) / (2 * s * (q - r));
+      if (sx <= z[k]!) k--;
       else break;
     }
     k++;
@@ -82,9 +82,10 @@ function edt1d(
   let j = 0;
   for (let p = 0; p < n; p++) {
     const x = p * s;
-    while (z[j + 1] < x) j++;
-    const dx = x - v[j] * s;
-    d[p] = dx * dx + f[v[j]];
+    while (z[j + 1]! < x) j++;
+    const vj = v[j]!;
+    const dx = x - vj * s;
+    d[p] = dx * dx + f[vj]!;
   }
 }
 
@@ -107,9 +108,9 @@ export function squaredDistanceTransform(
   const z = new Float64Array(m + 1);
   const pass = (n: number, stride: number, starts: Iterable<number>, s: number): void => {
     for (const base of starts) {
-      for (let i = 0; i < n; i++) f[i] = out[base + i * stride];
+      for (let i = 0; i < n; i++) f[i] = out[base + i * stride]!;
       edt1d(f, n, s, d, v, z);
-      for (let i = 0; i < n; i++) out[base + i * stride] = d[i];
+      for (let i = 0; i < n; i++) out[base + i * stride] = d[i]!;
     }
   };
   function* rows(): Iterable<number> {
@@ -220,7 +221,11 @@ export function surfaceDistancePercentile(
   }
   const box = boundingBox(pred, truth, dims, value);
   if (!box) return 0;
-  const bd = [0, 1, 2].map((a) => box.hi[a] - box.lo[a] + 1);
+  const bd: Vec3 = [
+    box.hi[0] - box.lo[0] + 1,
+    box.hi[1] - box.lo[1] + 1,
+    box.hi[2] - box.lo[2] + 1,
+  ];
   const sp = surfaceInBox(pred, dims, value, box);
   const st = surfaceInBox(truth, dims, value, box);
   const np = sp.reduce((s, v) => s + v, 0);
@@ -231,8 +236,8 @@ export function surfaceDistancePercentile(
   const dist = new Float64Array(np + nt);
   let k = 0;
   for (let i = 0; i < sp.length; i++) {
-    if (sp[i]) dist[k++] = Math.sqrt(toT[i]);
-    if (st[i]) dist[k++] = Math.sqrt(toP[i]);
+    if (sp[i]) dist[k++] = Math.sqrt(toT[i]!);
+    if (st[i]) dist[k++] = Math.sqrt(toP[i]!);
   }
   return percentile(dist, p);
 }

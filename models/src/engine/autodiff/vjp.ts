@@ -405,8 +405,8 @@ export function linearResizeMatrix(
     const i0 = Math.floor(xo);
     const i1 = Math.min(i0 + 1, n - 1);
     const f = xo - i0;
-    a[o * n + i0] += 1 - f;
-    a[o * n + i1] += f;
+    a[o * n + i0]! += 1 - f;
+    a[o * n + i1]! += f;
   }
   return a;
 }
