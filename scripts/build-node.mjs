@@ -7,8 +7,8 @@
 //   dist/node/make-test-model.js  the test-fixture model of a first start (scripts/make-test-model.ts)
 // Our workspace packages (@rrl/*) are bundled from their TypeScript sources; every other package
 // stays in node_modules (native addons, onnxruntime, dcmjs …). Shared code is split into chunks
-// beside the entries, so a module that starts a sibling entry finds it in the same folder.
-import { rm } from 'node:fs/promises';
+// beside the entries, so a module that starts a sibling entry finds it in the same folder. The
+// folder is not emptied first: a product running from it keeps the chunks it may still import.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,7 +28,6 @@ const externalPackages = {
 };
 
 const t0 = Date.now();
-await rm(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
   entryPoints: {
