@@ -11,7 +11,11 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+
 import { Api } from './api/index.js';
+import { registerApi, schemaErrorMessage } from './api/routes.js';
+import { ROUTE_SCHEMAS } from './api/schemas.js';
 import { resolveApiToken } from './api/auth.js';
 import type { JobExecutor } from './jobs/runner.js';
 import {
@@ -251,10 +255,6 @@ async function route(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promi
     ctx.proxy(req, res, pathname.slice('/dicom-web'.length));
     return;
   }
-  if (pathname.startsWith('/api/') && pathname !== '/api/health') {
-    await ctx.api.handle(req, res, pathname);
-    return;
-  }
   if (method !== 'GET' && method !== 'HEAD') {
     req.resume();
     sendError(res, 405, `${method} is not supported on ${pathname}; only GET and HEAD are.`);
@@ -418,42 +418,60 @@ export async function startServer(
     api,
   };
 
-  const handler = (req: IncomingMessage, res: ServerResponse): void => {
-    const started = process.hrtime.bigint();
-    const rawUrl = req.url ?? '/';
-    const q = rawUrl.indexOf('?');
-    // Never log the query string: QIDO queries may carry patient names or IDs.
-    const logPath = (q >= 0 ? rawUrl.slice(0, q) : rawUrl).slice(0, 512);
-    setIsolationHeaders(res);
-    res.on('close', () => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const finished = res.writableFinished;
-      log.info('request', {
-        method: req.method,
-        path: logPath,
-        // 499: the client closed the connection before the response was complete (nginx's code);
-        // what was begun, if anything, is in `sentStatus`.
-        status: finished ? res.statusCode : 499,
-        ms: Math.round(ms * 10) / 10,
-        aborted: finished ? undefined : true,
-        sentStatus: !finished && res.headersSent ? res.statusCode : undefined,
+  /**
+   * Before Fastify routes a request: the isolation headers, the request log line, no method
+   * overrides, and the host check (DNS rebinding) — for every request, whatever answers it.
+   */
+  const guarded =
+    (next: (req: IncomingMessage, res: ServerResponse) => void) =>
+    (req: IncomingMessage, res: ServerResponse): void => {
+      const started = process.hrtime.bigint();
+      const rawUrl = req.url ?? '/';
+      const q = rawUrl.indexOf('?');
+      // Never log the query string: QIDO queries may carry patient names or IDs.
+      const logPath = (q >= 0 ? rawUrl.slice(0, q) : rawUrl).slice(0, 512);
+      setIsolationHeaders(res);
+      res.on('close', () => {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        const finished = res.writableFinished;
+        log.info('request', {
+          method: req.method,
+          path: logPath,
+          // 499: the client closed the connection before the response was complete (nginx's
+          // code); what was begun, if anything, is in `sentStatus`.
+          status: finished ? res.statusCode : 499,
+          ms: Math.round(ms * 10) / 10,
+          aborted: finished ? undefined : true,
+          sentStatus: !finished && res.headersSent ? res.statusCode : undefined,
+        });
       });
-    });
-    // Method overrides are never honoured, and never reach the PACS.
-    delete req.headers['x-http-method-override'];
-    delete req.headers['x-http-method'];
-    delete req.headers['x-method-override'];
-    const badHost = hostProblem(req, allowedHosts);
-    if (badHost) {
-      req.resume();
-      sendError(res, 421, badHost);
-      return;
-    }
-    route(ctx, req, res).catch((e: unknown) => {
-      log.error('request failed', { path: logPath, error: (e as Error).message });
+      // Method overrides are never honoured, and never reach the PACS.
+      delete req.headers['x-http-method-override'];
+      delete req.headers['x-http-method'];
+      delete req.headers['x-method-override'];
+      const badHost = hostProblem(req, allowedHosts);
+      if (badHost) {
+        req.resume();
+        sendError(res, 421, badHost);
+        return;
+      }
+      next(req, res);
+    };
+  /** Everything that is not the REST API: the viewer, plugins, models, the DICOMweb proxy, health. */
+  const other = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    reply.hijack();
+    const req = request.raw;
+    const res = reply.raw;
+    try {
+      await route(ctx, req, res);
+    } catch (e) {
+      log.error('request failed', {
+        path: (req.url ?? '/').split('?')[0],
+        error: (e as Error).message,
+      });
       if (!res.headersSent) sendError(res, 500, 'Internal server error; see the server log.');
       else res.destroy();
-    });
+    }
   };
   const serverOptions = {
     // Headers must arrive within 20 s (slowloris); a whole request within 10 min.
@@ -463,33 +481,76 @@ export async function startServer(
     connectionsCheckingInterval: 5_000,
     keepAliveTimeout: 5_000,
   };
-  const server = cfg.tls
-    ? https.createServer(
-        {
-          ...serverOptions,
-          key: readFileSync(cfg.tls.keyFile),
-          cert: readFileSync(cfg.tls.certFile),
-        },
-        handler,
-      )
-    : http.createServer(serverOptions, handler);
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+  let server: http.Server | https.Server | undefined;
+  const app = Fastify({
+    serverFactory: (fastifyHandler) => {
+      const h = guarded(fastifyHandler);
+      server = cfg.tls
+        ? https.createServer(
+            {
+              ...serverOptions,
+              key: readFileSync(cfg.tls.keyFile),
+              cert: readFileSync(cfg.tls.certFile),
+            },
+            h,
+          )
+        : http.createServer(serverOptions, h);
+      return server;
+    },
     // Headers or body too slow (slowloris): 408; headers too large: 431; anything else: 400.
-    const status =
-      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? '408 Request Timeout'
-        : err.code === 'HPE_HEADER_OVERFLOW'
-          ? '431 Request Header Fields Too Large'
-          : '400 Bad Request';
-    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
-    else socket.destroy();
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      const status =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? '408 Request Timeout'
+          : err.code === 'HPE_HEADER_OVERFLOW'
+            ? '431 Request Header Fields Too Large'
+            : '400 Bad Request';
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+      else socket.destroy();
+    },
+    bodyLimit: cfg.maxRequestBytes,
+    routerOptions: { maxParamLength: 256 },
+    // Response schemas document; handlers write the responses.
+    ajv: {
+      customOptions: {
+        coerceTypes: false,
+        removeAdditional: false,
+        verbose: true,
+        allErrors: false,
+      },
+    },
+    schemaErrorFormatter: (errors, dataVar) => new Error(schemaErrorMessage(errors, dataVar)),
   });
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  await registerApi(app, {
+    api,
+    log,
+    listenHost: () => boundHost,
+    authorized,
+    bodyLimit: cfg.maxRequestBytes,
+  });
+  // The rest reads its own request bodies (the proxy streams STOW-RS uploads to the PACS).
+  await app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_req, _payload, done) => done(null));
+    scope.route({
+      method: 'GET',
+      url: '/api/health',
+      schema: ROUTE_SCHEMAS['GET /api/health'] ?? {},
+      handler: other,
+    });
+    scope.all('*', { schema: { hide: true } }, other);
+    scope.setNotFoundHandler(other);
+  });
+  await app.ready();
+  if (!server) throw new Error('Fastify did not create the HTTP server');
+  const srv = server;
 
   try {
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(cfg.port, cfg.host, () => {
-        server.off('error', reject);
+      srv.once('error', reject);
+      srv.listen(cfg.port, cfg.host, () => {
+        srv.off('error', reject);
         resolve();
       });
     });
@@ -497,7 +558,7 @@ export async function startServer(
     await api.close();
     throw e;
   }
-  const port = (server.address() as AddressInfo).port;
+  const port = (srv.address() as AddressInfo).port;
   const shownHost = isWildcardHost(cfg.host)
     ? '127.0.0.1'
     : cfg.host.includes(':')
@@ -519,10 +580,10 @@ export async function startServer(
     config: cfg,
     close: () => {
       closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
+        srv.close(() => resolve());
+        srv.closeIdleConnections();
         // Give in-flight responses a moment, then cut what is left.
-        setTimeout(() => server.closeAllConnections(), 2_000).unref();
+        setTimeout(() => srv.closeAllConnections(), 2_000).unref();
         // Ends event streams, stops running jobs (they resume on the next start), closes the store.
         void api.close();
       })

@@ -2,23 +2,23 @@
  * The companion server's REST API under `/api/` (besides `/api/health`, which app.ts answers):
  * tasks, training jobs (queue, status, progress as server-sent events, cancel, log), models
  * (versions per task, model card, ONNX download), PACS series search with a count preview, and
- * capabilities. Every route is listed in `ROUTES` and documented in the OpenAPI document
- * (`openapi.ts`, served at /api/openapi.json). Security: see auth.ts.
+ * capabilities. Every route is in `routeTable()`; routes.ts registers them on the Fastify server
+ * with their schemas (schemas.ts: validation and the OpenAPI document served at
+ * /api/openapi.json). Security: see auth.ts.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { chmodSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
-import { PROVIDER_SETTINGS, isProviderSetting } from '@rrl/models/engine/runtime/providerChoice.js';
 import type { ServerConfig } from '../config.js';
-import { sendError, sendJson } from '../http/headers.js';
+import { sendJson } from '../http/headers.js';
 import { CACHE_REVALIDATE, sendFile } from '../http/static.js';
 import type { Logger } from '../log.js';
 import type { ModelRegistry } from '../models/registry.js';
-import { DicomWebClient, PacsError } from '../pacs/dicomweb.js';
-import { AtlasError, loadAtlas, taskLabelsFromSegments } from '../jobs/atlas.js';
-import { planFromContent, planSummaries, PlanRefusal, readPlanFile } from '../jobs/plans.js';
+import { DicomWebClient } from '../pacs/dicomweb.js';
+import { loadAtlas, taskLabelsFromSegments } from '../jobs/atlas.js';
+import { planFromContent, planSummaries, readPlanFile } from '../jobs/plans.js';
 import { type EvaluationSummary } from '../models/promotion.js';
 import { makePublisher } from '../models/publish.js';
 import { JobRunner, type JobExecutor, type RunnerEvent } from '../jobs/runner.js';
@@ -31,8 +31,7 @@ import {
   type TaskRecord,
 } from '../store/db.js';
 import type { Sessions } from '../http/guard.js';
-import { crossOriginProblem, isSameOriginBrowser, requestToken } from './auth.js';
-import { openApiDocument } from './openapi.js';
+import { isSameOriginBrowser } from './auth.js';
 import {
   addHoldout,
   deleteTask,
@@ -43,7 +42,7 @@ import {
   type PlanCheck,
   type TaskLifecycleDeps,
 } from './taskLifecycle.js';
-import { QueryError, parseSeriesQuery, searchSeries } from './pacsSearch.js';
+import { parseSeriesQuery, searchSeries } from './pacsSearch.js';
 import {
   requireTeacher,
   teacherImport,
@@ -51,7 +50,8 @@ import {
   teacherRemove,
   type TeacherDeps,
 } from './teachers.js';
-import { HttpError, PLAN, TASK_ID, planMisfit, readJson, slug, str, uid } from './request.js';
+import { HttpError, TASK_ID, planMisfit, slug } from './request.js';
+import type { HoldoutBody, JobCreateBody, TaskCreateBody, TaskPatchBody } from './schemas.js';
 
 export interface ApiOptions {
   config: ServerConfig;
@@ -77,11 +77,14 @@ export interface ApiOptions {
   authorized: (req: IncomingMessage, allowQuery: boolean) => boolean;
 }
 
-interface Req {
+/** What a route's handler gets: the raw request and response, and the validated parts. */
+export interface Req {
   req: IncomingMessage;
   res: ServerResponse;
   params: Record<string, string>;
   query: URLSearchParams;
+  /** The JSON body, validated against the route's schema (schemas.ts); undefined without one. */
+  body: unknown;
 }
 
 export interface RouteDef {
@@ -89,24 +92,17 @@ export interface RouteDef {
   /** OpenAPI path template, e.g. /api/jobs/{jobId}. */
   path: string;
   auth: boolean;
+  /** The body is a stream the handler reads itself (an upload), not JSON. */
+  stream?: boolean;
+  /** A JSON body may be left out (validated as {}). */
+  optionalBody?: boolean;
   handler: (r: Req) => Promise<void> | void;
-}
-
-interface CompiledRoute {
-  def: RouteDef;
-  re: RegExp;
-}
-
-function compile(template: string): RegExp {
-  const re = template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{(\w+)\}/g, '(?<$1>[^/]+)');
-  return new RegExp(`^${re}$`);
 }
 
 export class Api {
   readonly store: Store;
   readonly runner: JobRunner;
   readonly routes: RouteDef[];
-  private readonly compiled: CompiledRoute[];
   private readonly streams = new Set<ServerResponse>();
   private readonly client: DicomWebClient;
   private providers?: { name: string; bundled: boolean }[];
@@ -114,6 +110,8 @@ export class Api {
   private readonly lifecycle: TaskLifecycleDeps;
   private readonly teachers: TeacherDeps;
   private closing?: Promise<void>;
+  /** The OpenAPI document, built from the routes' schemas once they are registered (routes.ts). */
+  openApi: () => unknown = () => ({});
 
   constructor(private readonly o: ApiOptions) {
     const c = o.config;
@@ -167,7 +165,6 @@ export class Api {
       checkPlan: this.checkPlan,
     };
     this.routes = this.routeTable();
-    this.compiled = this.routes.map((def) => ({ def, re: compile(def.path) }));
     this.runner.start();
   }
 
@@ -192,83 +189,6 @@ export class Api {
     };
   }
 
-  /** Handles an /api/* request (not /api/health). */
-  async handle(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
-    const method = req.method ?? 'GET';
-    const problem = crossOriginProblem(req, this.o.listenHost());
-    if (problem) {
-      req.resume();
-      sendError(res, 403, problem);
-      return;
-    }
-    if (method === 'OPTIONS') {
-      // Same-origin callers never need a preflight; nothing is granted to anyone else.
-      req.resume();
-      res.statusCode = 204;
-      res.setHeader('Allow', 'GET, HEAD, POST, PATCH, DELETE');
-      res.end();
-      return;
-    }
-    const matches = this.compiled
-      .map((c) => ({ c, m: c.re.exec(pathname) }))
-      .filter((x): x is { c: CompiledRoute; m: RegExpExecArray } => !!x.m);
-    if (matches.length === 0) {
-      req.resume();
-      sendError(res, 404, `No API endpoint ${pathname}. GET /api/openapi.json lists them.`);
-      return;
-    }
-    const effective = method === 'HEAD' ? 'GET' : method;
-    const hit = matches.find((x) => x.c.def.method === effective);
-    if (!hit) {
-      req.resume();
-      const allowed = [...new Set(matches.map((x) => x.c.def.method))].join(', ');
-      res.setHeader('Allow', allowed);
-      sendError(res, 405, `${method} is not supported on ${pathname}; use ${allowed}.`);
-      return;
-    }
-    const def = hit.c.def;
-    if (def.auth) {
-      const allowQuery = def.path.endsWith('/events');
-      const given = requestToken(req, allowQuery);
-      if (!this.o.authorized(req, allowQuery)) {
-        req.resume();
-        res.setHeader('WWW-Authenticate', 'Bearer realm="rrl-medsam"');
-        sendError(
-          res,
-          401,
-          given
-            ? "The token is wrong or its session has expired. Reload the viewer page to start a new session; scripts use RRL_API_TOKEN or the server's <dataDir>/api-token."
-            : 'This API call needs a session: open the viewer page of this server (it starts one), or send "Authorization: Bearer <token>" (RRL_API_TOKEN or the server\'s <dataDir>/api-token).',
-        );
-        return;
-      }
-    }
-    const params: Record<string, string> = {};
-    for (const [k, v] of Object.entries(hit.m.groups ?? {})) {
-      try {
-        params[k] = decodeURIComponent(v);
-      } catch {
-        params[k] = v;
-      }
-    }
-    const query = new URL(req.url ?? '/', 'http://x').searchParams;
-    try {
-      await def.handler({ req, res, params, query });
-    } catch (e) {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      if (e instanceof HttpError) sendError(res, e.status, e.message);
-      else if (e instanceof PlanRefusal) sendError(res, 422, e.message);
-      else if (e instanceof AtlasError) sendError(res, e.status, e.message);
-      else if (e instanceof QueryError) sendError(res, 400, e.message);
-      else if (e instanceof PacsError) {
-        sendError(res, e.kind === 'not-found' ? 404 : 502, e.message);
-      } else throw e;
-    }
-  }
-
   private routeTable(): RouteDef[] {
     const r = (
       method: RouteDef['method'],
@@ -277,7 +197,7 @@ export class Api {
       auth = true,
     ): RouteDef => ({ method, path: p, auth, handler });
     return [
-      r('GET', '/api/openapi.json', ({ res }) => sendJson(res, 200, openApiDocument()), false),
+      r('GET', '/api/openapi.json', ({ res }) => sendJson(res, 200, this.openApi()), false),
       r('GET', '/api/session', (x) => this.session(x), false),
       r('GET', '/api/capabilities', (x) => this.capabilities(x)),
       r('GET', '/api/plans', (x) => this.plans(x)),
@@ -291,9 +211,8 @@ export class Api {
       r('GET', '/api/tasks/{taskId}', ({ res, params }) =>
         sendJson(res, 200, this.task(params.taskId)),
       ),
-      r('PATCH', '/api/tasks/{taskId}', async ({ req, res, params }) => {
-        const body = await readJson(req, this.o.config.maxRequestBytes);
-        sendJson(res, 200, await patchTask(this.lifecycle, params.taskId, body));
+      r('PATCH', '/api/tasks/{taskId}', async ({ res, params, body }) => {
+        sendJson(res, 200, await patchTask(this.lifecycle, params.taskId, body as TaskPatchBody));
       }),
       r('DELETE', '/api/tasks/{taskId}', async ({ req, res, params, query }) => {
         req.resume();
@@ -307,26 +226,28 @@ export class Api {
           plans: this.store.taskPlans(t.id),
         });
       }),
-      r('POST', '/api/tasks/{taskId}/holdout', async ({ req, res, params }) => {
-        const body = await readJson(req, this.o.config.maxRequestBytes);
-        sendJson(res, 200, await addHoldout(this.lifecycle, params.taskId, body));
+      r('POST', '/api/tasks/{taskId}/holdout', async ({ res, params, body }) => {
+        sendJson(res, 200, await addHoldout(this.lifecycle, params.taskId, body as HoldoutBody));
       }),
       r('DELETE', '/api/tasks/{taskId}/holdout/{seriesUID}', ({ req, res, params }) => {
         req.resume();
         sendJson(res, 200, removeHoldout(this.lifecycle, params.taskId, params.seriesUID));
       }),
-      r('POST', '/api/tasks/{taskId}/default', async ({ req, res, params }) => {
-        const body = await readJson(req, this.o.config.maxRequestBytes);
-        sendJson(res, 200, await setDefaultModel(this.lifecycle, params.taskId, body));
+      r('POST', '/api/tasks/{taskId}/default', async ({ res, params, body }) => {
+        const { modelId } = body as { modelId: string };
+        sendJson(res, 200, await setDefaultModel(this.lifecycle, params.taskId, modelId.trim()));
       }),
       r('GET', '/api/tasks/{taskId}/models', (x) => this.taskModels(x)),
       r('GET', '/api/teachers', async ({ res }) =>
         sendJson(res, 200, await teacherList(this.teachers)),
       ),
-      r('POST', '/api/teachers', async ({ req, res, query }) => {
-        const r = await teacherImport(this.teachers, req, query);
-        sendJson(res, r.status, r.body);
-      }),
+      {
+        ...r('POST', '/api/teachers', async ({ req, res, query }) => {
+          const r = await teacherImport(this.teachers, req, query);
+          sendJson(res, r.status, r.body);
+        }),
+        stream: true,
+      },
       r('DELETE', '/api/teachers/{teacherId}', async ({ req, res, params }) => {
         req.resume();
         sendJson(res, 200, await teacherRemove(this.teachers, params.teacherId));
@@ -341,7 +262,7 @@ export class Api {
       r('GET', '/api/jobs/{jobId}/events', (x) => this.events(x)),
       r('GET', '/api/jobs/{jobId}/log', (x) => this.jobLog(x)),
       r('GET', '/api/jobs/{jobId}/progress', (x) => this.jobProgress(x)),
-      r('POST', '/api/jobs/{jobId}/cancel', (x) => this.cancelJob(x)),
+      { ...r('POST', '/api/jobs/{jobId}/cancel', (x) => this.cancelJob(x)), optionalBody: true },
       r('POST', '/api/jobs/{jobId}/resume', ({ req, res, params }) => {
         req.resume();
         const r = this.runner.resume(params.jobId ?? '');
@@ -442,10 +363,10 @@ export class Api {
     return j;
   }
 
-  private async createTask({ req, res }: Req): Promise<void> {
-    const body = await readJson(req, this.o.config.maxRequestBytes);
-    const name = str(body.name, 'name', 120);
-    const id = body.id !== undefined ? str(body.id, 'id', 63) : slug(name);
+  private async createTask({ res, body: b }: Req): Promise<void> {
+    const body = b as TaskCreateBody;
+    const name = body.name.trim();
+    const id = body.id ?? slug(name);
     if (!TASK_ID.test(id)) {
       throw new HttpError(
         400,
@@ -454,23 +375,8 @@ export class Api {
     }
     if (this.store.getTask(id))
       throw new HttpError(409, `A task ${id} exists already; choose another name or id.`);
-    const plan = body.plan === undefined ? 'hippocampus' : str(body.plan, 'plan', 64);
-    if (!PLAN.test(plan))
-      throw new HttpError(
-        400,
-        `plan must be a plan name such as "hippocampus"; found ${JSON.stringify(plan)}.`,
-      );
-    const a = body.atlas as Record<string, unknown> | undefined;
-    if (!a || typeof a !== 'object') {
-      throw new HttpError(400, 'atlas must be an object { studyUID, seriesUID, segSeriesUID? }.');
-    }
-    const ref = {
-      studyUID: uid(a.studyUID, 'atlas.studyUID'),
-      seriesUID: uid(a.seriesUID, 'atlas.seriesUID'),
-      ...(a.segSeriesUID !== undefined
-        ? { segSeriesUID: uid(a.segSeriesUID, 'atlas.segSeriesUID') }
-        : {}),
-    };
+    const plan = body.plan ?? 'hippocampus';
+    const ref = body.atlas;
     // The plan (and the teacher) must exist and be sane before the PACS is even asked.
     const planDef = await this.checkPlan(plan);
     if (body.teacher !== undefined && body.teacher !== null) {
@@ -481,8 +387,7 @@ export class Api {
       planDef.content = { ...(planDef.content as object), teacher: card.id };
     }
     const atlas = await loadAtlas(this.client, ref);
-    const modality =
-      body.modality === undefined ? atlas.volume.modality : str(body.modality, 'modality', 16);
+    const modality = body.modality === undefined ? atlas.volume.modality : body.modality.trim();
     if (modality !== atlas.volume.modality) {
       throw new HttpError(
         422,
@@ -601,9 +506,9 @@ export class Api {
     sendJson(res, 200, { jobs });
   }
 
-  private async createJob({ req, res }: Req): Promise<void> {
-    const body = await readJson(req, this.o.config.maxRequestBytes);
-    const task = this.task(str(body.taskId, 'taskId', 63));
+  private async createJob({ res, body: b }: Req): Promise<void> {
+    const body = b as JobCreateBody;
+    const task = this.task(body.taskId.trim());
     // The task's stored plan (its content when the task holds it, else the plan file by name).
     const planDef =
       task.planContent !== undefined
@@ -613,33 +518,21 @@ export class Api {
     if (misfit) {
       throw new HttpError(422, `${misfit} but task ${task.id} has ${task.labels.length}.`);
     }
-    const sel = body.series as Record<string, unknown> | undefined;
-    if (!sel || typeof sel !== 'object') {
-      throw new HttpError(
-        400,
-        'series must be { uids: [{ studyUID, seriesUID }] } or { query: { modality?, description?, from?, to? } }.',
-      );
-    }
+    const sel = body.series;
     const max = this.o.config.maxSeriesPerJob;
     let series: SeriesRef[];
     let selection: Record<string, unknown>;
-    if (Array.isArray(sel.uids)) {
+    if ('uids' in sel) {
       if (sel.uids.length > max) {
         throw new HttpError(
           422,
           `${sel.uids.length} series were given; a job may use at most ${max} (server setting maxSeriesPerJob).`,
         );
       }
-      series = sel.uids.map((u: unknown, i: number) => {
-        const o = (u ?? {}) as Record<string, unknown>;
-        return {
-          studyUID: uid(o.studyUID, `series.uids[${i}].studyUID`),
-          seriesUID: uid(o.seriesUID, `series.uids[${i}].seriesUID`),
-        };
-      });
+      series = sel.uids.map((u) => ({ studyUID: u.studyUID, seriesUID: u.seriesUID }));
       selection = { kind: 'uids' };
-    } else if (sel.query && typeof sel.query === 'object') {
-      const q = parseSeriesQuery(sel.query as Record<string, unknown>);
+    } else {
+      const q = parseSeriesQuery(sel.query);
       const found = await searchSeries(this.client, { modality: task.modality, ...q }, max + 1);
       if (found.count > max) {
         throw new HttpError(
@@ -649,8 +542,6 @@ export class Api {
       }
       series = found.series.map((s) => ({ studyUID: s.studyUID, seriesUID: s.seriesUID }));
       selection = { kind: 'query', query: q };
-    } else {
-      throw new HttpError(400, 'series must hold "uids" (an array) or "query" (an object).');
     }
     const seen = new Set<string>();
     series = series.filter((s) => {
@@ -664,16 +555,7 @@ export class Api {
         'No unlabelled series to train on (the atlas series itself does not count). Choose other series.',
       );
     }
-    const provider =
-      body.provider === undefined
-        ? this.o.config.trainingProvider
-        : str(body.provider, 'provider', 16);
-    if (!isProviderSetting(provider)) {
-      throw new HttpError(
-        400,
-        `provider must be one of ${PROVIDER_SETTINGS.join(', ')}; found ${JSON.stringify(provider)}.`,
-      );
-    }
+    const provider = body.provider ?? this.o.config.trainingProvider;
     const job = this.store.insertJob({
       id: randomUUID(),
       taskId: task.id,
@@ -709,12 +591,8 @@ export class Api {
     sendJson(res, 200, { job: j.id, status: j.status, progress: this.store.progressHistory(j.id) });
   }
 
-  private async cancelJob({ req, res, params }: Req): Promise<void> {
-    let reason: string | undefined;
-    if (req.headers['content-type']) {
-      const body = await readJson(req, this.o.config.maxRequestBytes);
-      if (body.reason !== undefined) reason = str(body.reason, 'reason', 500);
-    } else req.resume();
+  private cancelJob({ res, params, body }: Req): void {
+    const reason = (body as { reason?: string } | undefined)?.reason?.trim();
     const r = this.runner.cancel(params.jobId ?? '', reason);
     if ('error' in r) throw new HttpError(r.status, r.error);
     sendJson(res, 202, r.job);

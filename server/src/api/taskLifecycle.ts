@@ -13,7 +13,8 @@ import type { DicomWebClient } from '../pacs/dicomweb.js';
 import { AtlasError, loadAtlas } from '../jobs/atlas.js';
 import { holdoutClassMap } from '../jobs/evaluate.js';
 import type { Store, TaskRecord } from '../store/db.js';
-import { HttpError, PLAN, planMisfit, str, uid } from './request.js';
+import { HttpError, planMisfit } from './request.js';
+import type { HoldoutBody, TaskPatchBody } from './schemas.js';
 import { requireTeacher, type TeacherDeps } from './teachers.js';
 
 export interface PlanCheck {
@@ -40,31 +41,17 @@ export function getTaskOr404(store: Store, id: string | undefined): TaskRecord {
   return t;
 }
 
-/** PATCH /api/tasks/{id}: { name?, plan?, archived? }. Returns the updated task. */
+/** PATCH /api/tasks/{id}: { name?, plan?, teacher?, archived? } (TaskPatch). The updated task. */
 export async function patchTask(
   d: TaskLifecycleDeps,
   id: string | undefined,
-  body: Record<string, unknown>,
+  body: TaskPatchBody,
 ): Promise<TaskRecord> {
   const task = getTaskOr404(d.store, id);
-  const known = new Set(['name', 'plan', 'archived', 'teacher']);
-  const unknown = Object.keys(body).filter((k) => !known.has(k));
-  if (unknown.length) {
-    throw new HttpError(
-      400,
-      `Unknown field(s) ${unknown.join(', ')}; send name, plan, teacher or archived.`,
-    );
-  }
-  if (body.archived !== undefined && typeof body.archived !== 'boolean') {
-    throw new HttpError(400, 'archived must be true or false.');
-  }
-  const name = body.name !== undefined ? str(body.name, 'name', 120) : undefined;
+  const name = body.name?.trim();
   let plan: { name: string; check: PlanCheck } | undefined;
   if (body.plan !== undefined) {
-    const planName = str(body.plan, 'plan', 64);
-    if (!PLAN.test(planName)) {
-      throw new HttpError(400, `plan must be a plan name; found ${JSON.stringify(planName)}.`);
-    }
+    const planName = body.plan;
     const check = await d.checkPlan(planName);
     const misfit = planMisfit(planName, check, task.labels.length);
     if (misfit)
@@ -148,16 +135,9 @@ export async function deleteTask(
 export async function addHoldout(
   d: TaskLifecycleDeps,
   id: string | undefined,
-  body: Record<string, unknown>,
+  ref: HoldoutBody,
 ): Promise<TaskRecord> {
   const task = getTaskOr404(d.store, id);
-  const ref = {
-    studyUID: uid(body.studyUID, 'studyUID'),
-    seriesUID: uid(body.seriesUID, 'seriesUID'),
-    ...(body.segSeriesUID !== undefined
-      ? { segSeriesUID: uid(body.segSeriesUID, 'segSeriesUID') }
-      : {}),
-  };
   if (ref.seriesUID === task.atlas.seriesUID || ref.studyUID === task.atlas.studyUID) {
     throw new HttpError(
       422,
@@ -211,10 +191,9 @@ export function removeHoldout(
 export async function setDefaultModel(
   d: TaskLifecycleDeps,
   id: string | undefined,
-  body: Record<string, unknown>,
+  modelId: string,
 ): Promise<TaskRecord> {
   const task = getTaskOr404(d.store, id);
-  const modelId = str(body.modelId, 'modelId', 128);
   const versions = await d.models.versions(task.id);
   if (!versions.some((m) => m.id === modelId)) {
     throw new HttpError(

@@ -14,7 +14,6 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { Api } from '@rrl/server/api/index.js';
-import { OPENAPI } from '@rrl/server/api/openapi.js';
 import { loadConfig } from '@rrl/server/config.js';
 import { createLogger } from '@rrl/server/log.js';
 import { Sessions } from '@rrl/server/http/guard.js';
@@ -214,7 +213,14 @@ describe('companion server API', () => {
     }
   });
 
-  test('the OpenAPI document lists every route the router knows', async () => {
+  test('the OpenAPI document, generated from the route schemas, lists every route the router knows', async () => {
+    const res = await fetch(`${api.url}/api/openapi.json`);
+    assert.equal(res.status, 200);
+    const doc = (await res.json()) as {
+      paths: Record<string, Record<string, { requestBody?: unknown; responses?: unknown }>>;
+      components: { schemas: Record<string, unknown> };
+    };
+    // The router's own list, from an Api of the same build.
     const own = await tmpDir();
     const cfg = loadConfig(
       {
@@ -234,30 +240,57 @@ describe('companion server API', () => {
       sessions: new Sessions({ secret: Buffer.alloc(32, 1), ttlSeconds: 60 }),
       authorized: () => false,
     });
-    try {
-      const paths = OPENAPI.paths as Record<string, Record<string, unknown>>;
-      assert.ok(a.routes.length >= 15);
-      for (const r of a.routes) {
-        assert.ok(paths[r.path], `route ${r.path} is missing from the OpenAPI document`);
+    const routes = a.routes;
+    await a.close();
+    await own.remove();
+    assert.ok(routes.length >= 15);
+    for (const r of routes) {
+      assert.ok(doc.paths[r.path], `route ${r.path} is missing from the OpenAPI document`);
+      assert.ok(
+        doc.paths[r.path]?.[r.method.toLowerCase()],
+        `${r.method} ${r.path} is missing from the OpenAPI document`,
+      );
+    }
+    // and the document lists nothing the router does not serve (health is answered by app.ts)
+    for (const [p, ops] of Object.entries(doc.paths)) {
+      for (const m of Object.keys(ops)) {
+        if (p === '/api/health' || m === 'head') continue;
         assert.ok(
-          paths[r.path][r.method.toLowerCase()],
-          `${r.method} ${r.path} is missing from the OpenAPI document`,
+          routes.some((r) => r.path === p && r.method.toLowerCase() === m),
+          `${m.toUpperCase()} ${p} is documented but not routed`,
         );
       }
-      // and the document lists nothing the router does not serve (health is answered by app.ts)
-      for (const [p, ops] of Object.entries(paths)) {
-        for (const m of Object.keys(ops)) {
-          if (p === '/api/health') continue;
-          assert.ok(
-            a.routes.some((r) => r.path === p && r.method.toLowerCase() === m),
-            `${m.toUpperCase()} ${p} is documented but not routed`,
-          );
-        }
-      }
-    } finally {
-      await a.close();
-      await own.remove();
     }
+    // The bodies the server validates are the ones it documents.
+    const create = JSON.stringify(doc.paths['/api/tasks']?.post?.requestBody);
+    assert.match(create, /TaskCreate/);
+    for (const name of ['Task', 'TaskCreate', 'Job', 'JobCreate', 'Error', 'SeriesRef']) {
+      assert.ok(doc.components.schemas[name], `component ${name}`);
+    }
+  });
+
+  test('a request the schemas refuse gets 400 naming the field, before any PACS call', async () => {
+    const bad = await api.json<{ error: { message: string } }>('/api/tasks', {
+      method: 'POST',
+      json: { name: 'Bad', atlas: { studyUID: '1.2', seriesUID: 'not-a-uid' } },
+    });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error.message, /atlas\.seriesUID must be DICOM UID/);
+    const unknown = await api.json<{ error: { message: string } }>('/api/tasks/x', {
+      method: 'PATCH',
+      json: { colour: 'red' },
+    });
+    assert.equal(unknown.status, 400);
+    assert.match(
+      unknown.body.error.message,
+      /Unknown field colour; send name, plan, teacher, archived/,
+    );
+    const notObject = await api.json<{ error: { message: string } }>('/api/jobs', {
+      method: 'POST',
+      json: [1, 2],
+    });
+    assert.equal(notObject.status, 400);
+    assert.match(notObject.body.error.message, /must be a JSON object/);
   });
 
   test('tasks: created from an atlas series and its SEG; clear 4xx for a missing or foreign SEG', async () => {
@@ -300,7 +333,7 @@ describe('companion server API', () => {
       method: 'POST',
       json: { name: 'no seg', atlas: { studyUID: d.noSeg.studyUID, seriesUID: d.noSeg.seriesUID } },
     });
-    assert.equal(noSeg.status, 422);
+    assert.equal(noSeg.status, 422, JSON.stringify(noSeg.body));
     assert.match(noSeg.body.error.message, /has no SEG that references series/);
     assert.ok(noSeg.body.error.message.includes(d.noSeg.seriesUID));
 
@@ -308,7 +341,7 @@ describe('companion server API', () => {
       method: 'POST',
       json: { name: 'foreign seg', atlas: { ...d.noSeg, segSeriesUID: otherSegUID } },
     });
-    assert.equal(foreign.status, 422);
+    assert.equal(foreign.status, 422, JSON.stringify(foreign.body));
     assert.match(foreign.body.error.message, /does not reference the atlas series/);
     assert.ok(foreign.body.error.message.includes(d.other.seriesUID));
 
@@ -430,7 +463,7 @@ describe('companion server API', () => {
       method: 'POST',
       json: { reason: 'not needed' },
     });
-    assert.equal(c2.status, 202);
+    assert.equal(c2.status, 202, JSON.stringify(c2.body));
     assert.equal(c2.body.status, 'cancelled');
     assert.match(c2.body.reason ?? '', /Cancelled by the user: not needed/);
 
