@@ -15,8 +15,8 @@ export const IMPLEMENTATION_VERSION_NAME = 'RRL_MEDSAM_01';
 export function newUid(): string {
   const bytes = new Uint8Array(16);
   globalThis.crypto.getRandomValues(bytes);
-  bytes[6] = (bytes[6] & 0x0f) | 0x40; // UUID version 4
-  bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
+  bytes[6] = (bytes[6]! & 0x0f) | 0x40; // UUID version 4
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80; // RFC 4122 variant
   let n = 0n;
   for (const b of bytes) n = (n << 8n) | BigInt(b);
   return `2.25.${n.toString(10)}`;

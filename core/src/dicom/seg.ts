@@ -161,10 +161,11 @@ export function sourceGeometry(sourceInstances: Record<string, unknown>[]): Sour
   if (sourceInstances.length === 0) {
     throw new SegError('A SEG needs the source series: no source instances were given.');
   }
-  const rows = Number(first(sourceInstances[0].Rows));
-  const columns = Number(first(sourceInstances[0].Columns));
-  const orientation = numbers(sourceInstances[0].ImageOrientationPatient);
-  const pixelSpacingArr = numbers(sourceInstances[0].PixelSpacing);
+  const head = sourceInstances[0]!;
+  const rows = Number(first(head.Rows));
+  const columns = Number(first(head.Columns));
+  const orientation = numbers(head.ImageOrientationPatient);
+  const pixelSpacingArr = numbers(head.PixelSpacing);
   if (!(rows > 0 && columns > 0)) {
     throw new SegError(
       `Source instance 0 has no valid Rows/Columns (found ${String(rows)}×${String(columns)}).`,
@@ -173,10 +174,10 @@ export function sourceGeometry(sourceInstances: Record<string, unknown>[]): Sour
   if (orientation.length !== 6 || orientation.some((x) => !Number.isFinite(x))) {
     throw new SegError('Source instance 0 has no valid ImageOrientationPatient (6 numbers).');
   }
-  const rowDir: V3 = [orientation[0], orientation[1], orientation[2]];
-  const colDir: V3 = [orientation[3], orientation[4], orientation[5]];
+  const rowDir: V3 = [orientation[0]!, orientation[1]!, orientation[2]!];
+  const colDir: V3 = [orientation[3]!, orientation[4]!, orientation[5]!];
   const normal = cross(rowDir, colDir);
-  const frameUID = str(sourceInstances[0].FrameOfReferenceUID);
+  const frameUID = str(head.FrameOfReferenceUID);
   const positions: V3[] = [];
   const distance: number[] = [];
   sourceInstances.forEach((inst, k) => {
@@ -196,7 +197,7 @@ export function sourceGeometry(sourceInstances: Record<string, unknown>[]): Sour
       );
     }
     const o = numbers(inst.ImageOrientationPatient);
-    if (o.length !== 6 || o.some((x, i) => Math.abs(x - orientation[i]) > 1e-3)) {
+    if (o.length !== 6 || o.some((x, i) => Math.abs(x - orientation[i]!) > 1e-3)) {
       throw new SegError(
         `Source instance ${k} has a different ImageOrientationPatient than instance 0: ` +
           'mixed orientations cannot be saved as one SEG.',
@@ -211,12 +212,12 @@ export function sourceGeometry(sourceInstances: Record<string, unknown>[]): Sour
     if (p.length !== 3 || p.some((x) => !Number.isFinite(x))) {
       throw new SegError(`Source instance ${k} has no valid ImagePositionPatient (3 numbers).`);
     }
-    positions.push([p[0], p[1], p[2]]);
-    distance.push(dot(normal, [p[0], p[1], p[2]]));
+    positions.push([p[0]!, p[1]!, p[2]!]);
+    distance.push(dot(normal, [p[0]!, p[1]!, p[2]!]));
   });
-  const sorted = distance.map((_, i) => i).sort((a, b) => distance[a] - distance[b]);
+  const sorted = distance.map((_, i) => i).sort((a, b) => distance[a]! - distance[b]!);
   for (let i = 1; i < sorted.length; i++) {
-    if (Math.abs(distance[sorted[i]] - distance[sorted[i - 1]]) < 1e-4) {
+    if (Math.abs(distance[sorted[i]!]! - distance[sorted[i - 1]!]!) < 1e-4) {
       throw new SegError(
         `Source instances ${sorted[i - 1]} and ${sorted[i]} are at the same position: ` +
           'a SEG needs one instance per slice.',
@@ -224,18 +225,19 @@ export function sourceGeometry(sourceInstances: Record<string, unknown>[]): Sour
     }
   }
   const gaps: number[] = [];
-  for (let i = 1; i < sorted.length; i++) gaps.push(distance[sorted[i]] - distance[sorted[i - 1]]);
+  for (let i = 1; i < sorted.length; i++)
+    gaps.push(distance[sorted[i]!]! - distance[sorted[i - 1]!]!);
   gaps.sort((a, b) => a - b);
-  const sliceThicknessAttr = Number(first(sourceInstances[0].SliceThickness));
+  const sliceThicknessAttr = Number(first(head.SliceThickness));
   const sliceSpacing =
     gaps.length > 0
-      ? gaps[Math.floor(gaps.length / 2)]
+      ? gaps[Math.floor(gaps.length / 2)]!
       : Number.isFinite(sliceThicknessAttr) && sliceThicknessAttr > 0
         ? sliceThicknessAttr
         : 1;
   const pixelSpacing: [number, number] =
     pixelSpacingArr.length === 2 && pixelSpacingArr.every((x) => x > 0)
-      ? [pixelSpacingArr[0], pixelSpacingArr[1]]
+      ? [pixelSpacingArr[0]!, pixelSpacingArr[1]!]
       : [1, 1];
   return {
     rows,
@@ -265,7 +267,7 @@ function linearToSrgb(x: number): number {
 
 /** sRGB [0–255]³ → DICOM RecommendedDisplayCIELabValue ([0–65535]³). */
 export function rgbToDicomLab(rgb: [number, number, number]): [number, number, number] {
-  const [r, g, b] = rgb.map(srgbToLinear);
+  const [r, g, b] = [srgbToLinear(rgb[0]), srgbToLinear(rgb[1]), srgbToLinear(rgb[2])];
   const X = (0.4124564 * r + 0.3575761 * g + 0.1804375 * b) / D65[0];
   const Y = (0.2126729 * r + 0.7151522 * g + 0.072175 * b) / D65[1];
   const Z = (0.0193339 * r + 0.119192 * g + 0.9503041 * b) / D65[2];
@@ -283,9 +285,9 @@ export function rgbToDicomLab(rgb: [number, number, number]): [number, number, n
 
 /** DICOM CIELab ([0–65535]³) → sRGB [0–255]³. */
 export function dicomLabToRgb(lab: number[]): [number, number, number] {
-  const L = (lab[0] * 100) / 65535;
-  const a = (lab[1] * 255) / 65535 - 128;
-  const b = (lab[2] * 255) / 65535 - 128;
+  const L = (lab[0]! * 100) / 65535;
+  const a = (lab[1]! * 255) / 65535 - 128;
+  const b = (lab[2]! * 255) / 65535 - 128;
   const fy = (L + 16) / 116;
   const fx = fy + a / 500;
   const fz = fy - b / 200;
@@ -392,9 +394,9 @@ export function writeBinarySeg(args: WriteBinarySegArgs): WrittenSeg {
         `${src.length} slices of ${rows}×${columns} (${frameSize * src.length} voxels).`,
     );
   }
-  const studyUID = requireString(src[0], 'StudyInstanceUID', 0);
-  const seriesUIDSrc = requireString(src[0], 'SeriesInstanceUID', 0);
-  const frameOfReferenceUID = requireString(src[0], 'FrameOfReferenceUID', 0);
+  const studyUID = requireString(src[0]!, 'StudyInstanceUID', 0);
+  const seriesUIDSrc = requireString(src[0]!, 'SeriesInstanceUID', 0);
+  const frameOfReferenceUID = requireString(src[0]!, 'FrameOfReferenceUID', 0);
   const sopClassUIDs = src.map((d, k) => requireString(d, 'SOPClassUID', k));
   const sopInstanceUIDs = src.map((d, k) => requireString(d, 'SOPInstanceUID', k));
   src.forEach((d, k) => {
@@ -426,17 +428,17 @@ export function writeBinarySeg(args: WriteBinarySegArgs): WrittenSeg {
   const segNumberOfLabel = new Map<number, number>();
   segs.forEach((s, i) => segNumberOfLabel.set(s.labelValue, i + 1));
 
-  // Which (segment, slice) pairs have voxels. present[s][k] for source index k.
+  // Which (segment, slice) pairs have voxels. present[s]![k] for source index k.
   const nSeg = segs.length;
   const present: Uint8Array[] = segs.map(() => new Uint8Array(src.length));
   const lm = args.labelmap;
   for (let k = 0; k < src.length; k++) {
     const off = k * frameSize;
     for (let i = 0; i < frameSize; i++) {
-      const v = lm[off + i];
+      const v = lm[off + i]!;
       if (v === 0) continue;
       const sn = segNumberOfLabel.get(v);
-      if (sn !== undefined) present[sn - 1][k] = 1;
+      if (sn !== undefined) present[sn - 1]![k] = 1;
     }
   }
   // Frames: (segment index, sorted slice index)
@@ -445,14 +447,14 @@ export function writeBinarySeg(args: WriteBinarySegArgs): WrittenSeg {
   for (let s = 0; s < nSeg; s++) {
     let any = false;
     for (let j = 0; j < src.length; j++) {
-      if (present[s][geo.sorted[j]]) {
-        chosen[s][j] = 1;
+      if (present[s]![geo.sorted[j]!]) {
+        chosen[s]![j] = 1;
         frameCount++;
         any = true;
       }
     }
     if (!any) {
-      chosen[s][Math.floor(src.length / 2)] = 1; // one empty frame so the segment has a frame
+      chosen[s]![Math.floor(src.length / 2)] = 1; // one empty frame so the segment has a frame
       frameCount++;
     }
   }
@@ -463,20 +465,20 @@ export function writeBinarySeg(args: WriteBinarySegArgs): WrittenSeg {
     for (let s = 0; s < nSeg; s++) {
       for (let j = 0; j < src.length; j++) {
         if (
-          !chosen[s][j] &&
-          ((j > 0 && chosen[s][j - 1]) || (j + 1 < src.length && chosen[s][j + 1]))
+          !chosen[s]![j] &&
+          ((j > 0 && chosen[s]![j - 1]) || (j + 1 < src.length && chosen[s]![j + 1]))
         ) {
           candidates.push([s, j]);
         }
       }
     }
     for (let s = 0; s < nSeg; s++) {
-      for (let j = 0; j < src.length; j++) if (!chosen[s][j]) candidates.push([s, j]);
+      for (let j = 0; j < src.length; j++) if (!chosen[s]![j]) candidates.push([s, j]);
     }
     for (const [s, j] of candidates) {
       if (packedBytes(frameCount) % 2 === 0) break;
-      if (chosen[s][j]) continue;
-      chosen[s][j] = 1;
+      if (chosen[s]![j]) continue;
+      chosen[s]![j] = 1;
       frameCount++;
     }
     // Still odd only when every slice of every segment is stored (tiny images with an odd pixel
@@ -500,16 +502,16 @@ export function writeBinarySeg(args: WriteBinarySegArgs): WrittenSeg {
     { CodeValue: '113076', CodingSchemeDesignator: 'DCM', CodeMeaning: 'Segmentation' },
   ];
   for (let s = 0; s < nSeg; s++) {
-    const label = segs[s].labelValue;
+    const label = segs[s]!.labelValue;
     for (let j = 0; j < src.length; j++) {
-      if (!chosen[s][j]) continue;
-      const k = geo.sorted[j];
+      if (!chosen[s]![j]) continue;
+      const k = geo.sorted[j]!;
       const srcOff = k * frameSize;
       const bitBase = f * frameSize;
       for (let i = 0; i < frameSize; i++) {
         if (lm[srcOff + i] === label) {
           const bit = bitBase + i;
-          pixel[bit >> 3] |= 1 << (bit & 7);
+          pixel[bit >> 3]! |= 1 << (bit & 7);
         }
       }
       perFrame.push({
@@ -526,7 +528,7 @@ export function writeBinarySeg(args: WriteBinarySegArgs): WrittenSeg {
           },
         ],
         FrameContentSequence: [{ DimensionIndexValues: [s + 1, j + 1] }],
-        PlanePositionSequence: [{ ImagePositionPatient: geo.positions[k].map(formatDs) }],
+        PlanePositionSequence: [{ ImagePositionPatient: geo.positions[k]!.map(formatDs) }],
         SegmentIdentificationSequence: [{ ReferencedSegmentNumber: s + 1 }],
       });
       f++;
@@ -559,7 +561,7 @@ export function writeBinarySeg(args: WriteBinarySegArgs): WrittenSeg {
   const sopInstanceUID = args.sopInstanceUID ?? newUid();
   const seriesInstanceUID = args.seriesInstanceUID ?? newUid();
   const dimOrgUID = args.dimensionOrganizationUID ?? newUid();
-  const first0 = src[0];
+  const first0 = src[0]!;
 
   const dataset: NaturalDataset = {
     SpecificCharacterSet: str(first0.SpecificCharacterSet) ?? 'ISO_IR 192',
@@ -825,18 +827,18 @@ export function readBinarySeg(
     if (ref && sopToIndex.has(ref)) return sopToIndex.get(ref) as number;
     const pos = numbers(items(frame.PlanePositionSequence)[0]?.ImagePositionPatient);
     if (pos.length === 3) {
-      const d = dot(geo.normal, [pos[0], pos[1], pos[2]]);
+      const d = dot(geo.normal, [pos[0]!, pos[1]!, pos[2]!]);
       // binary search for the nearest source slice along the normal
       let lo = 0;
       let hi = sorted.length - 1;
       while (lo < hi) {
         const mid = (lo + hi) >> 1;
-        if (sorted[mid] < d) lo = mid + 1;
+        if (sorted[mid]! < d) lo = mid + 1;
         else hi = mid;
       }
       let best = lo;
-      if (lo > 0 && Math.abs(sorted[lo - 1] - d) < Math.abs(sorted[lo] - d)) best = lo - 1;
-      if (Math.abs(sorted[best] - d) <= tol) return geo.sorted[best];
+      if (lo > 0 && Math.abs(sorted[lo - 1]! - d) < Math.abs(sorted[lo]! - d)) best = lo - 1;
+      if (Math.abs(sorted[best]! - d) <= tol) return geo.sorted[best]!;
     }
     throw new SegError(
       `SEG frame ${fi + 1} matches no slice of the source series (neither by referenced SOP ` +
@@ -856,7 +858,7 @@ export function readBinarySeg(
       // Pixel values are segment numbers (0 = background).
       const base = fi * frameSize;
       for (let i = 0; i < frameSize; i++) {
-        const v = pixel16 ? pixel16[base + i] : pixel[base + i];
+        const v = (pixel16 ? pixel16[base + i] : pixel[base + i]) ?? 0;
         if (v === 0) continue;
         const label = segNumberToLabel.get(v);
         if (label === undefined) {
@@ -877,14 +879,14 @@ export function readBinarySeg(
     if (kind === 'FRACTIONAL') {
       const base = fi * frameSize;
       for (let i = 0; i < frameSize; i++) {
-        if (pixel[base + i] > fractionalThreshold) labelmap[outOff + i] = label;
+        if (pixel[base + i]! > fractionalThreshold) labelmap[outOff + i] = label;
       }
       continue;
     }
     const bitBase = fi * frameSize;
     for (let i = 0; i < frameSize; i++) {
       const bit = bitBase + i;
-      if (pixel[bit >> 3] & (1 << (bit & 7))) labelmap[outOff + i] = label;
+      if (pixel[bit >> 3]! & (1 << (bit & 7))) labelmap[outOff + i] = label;
     }
   }
   return { labelmap, segments };

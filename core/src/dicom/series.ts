@@ -133,7 +133,7 @@ export function writeImageSeries(args: WriteImageSeriesArgs): WrittenSeries {
   let lo = Infinity;
   let hi = -Infinity;
   for (let i = 0; i < voxels.length; i++) {
-    const v = voxels[i];
+    const v = voxels[i]!;
     if (v < lo) lo = v;
     if (v > hi) hi = v;
   }
@@ -243,7 +243,9 @@ export function writeImageSeries(args: WriteImageSeriesArgs): WrittenSeries {
  * (i fastest). Axes are not permuted or flipped: column = i, row = j, slice = k.
  */
 export function geometryFromNiftiAffine(affine: number[][], dims: Vec3): VolumeGeometry {
-  const col = (c: number): Vec3 => [-affine[0][c], -affine[1][c], affine[2][c]]; // RAS → LPS
+  // A missing entry reads NaN, which the zero-length check below refuses.
+  const m = (r: number, c: number): number => affine[r]?.[c] ?? NaN;
+  const col = (c: number): Vec3 => [-m(0, c), -m(1, c), m(2, c)]; // RAS → LPS
   const norm = (v: Vec3): number => Math.hypot(v[0], v[1], v[2]);
   const a = col(0);
   const b = col(1);
@@ -251,13 +253,13 @@ export function geometryFromNiftiAffine(affine: number[][], dims: Vec3): VolumeG
   const sa = norm(a);
   const sb = norm(b);
   const sc = norm(c);
-  if (sa === 0 || sb === 0 || sc === 0) {
+  if (!(sa > 0 && sb > 0 && sc > 0)) {
     throw new Error('geometryFromNiftiAffine: the affine has a zero-length axis');
   }
   return {
     dims,
     spacing: [sa, sb, sc],
-    origin: [-affine[0][3], -affine[1][3], affine[2][3]],
+    origin: [-m(0, 3), -m(1, 3), m(2, 3)],
     direction: [
       a[0] / sa,
       a[1] / sa,

@@ -336,7 +336,7 @@ export function validateMetadata(json: unknown, modelRef = 'metadata.json'): Mod
       ? (c.str(output, 'name', 'onnx.output.'), c.posIntArray(output, 'shape', 'onnx.output.', 5))
       : undefined;
     if (gridSize) {
-      const [x, y, z] = gridSize;
+      const [x = 0, y = 0, z = 0] = gridSize;
       const expectIn = [1, 1, z, y, x];
       if (inShape && !sameShape(inShape, expectIn)) {
         c.fail(
@@ -419,8 +419,8 @@ export function checkModelFitsSeries(meta: ModelMetadata, series: SeriesSummary)
   }
   const axes = ['x', 'y', 'z'];
   for (let a = 0; a < 3; a++) {
-    const ext = series.dims[a] * series.spacing[a];
-    const gridExt = meta.grid.size[a] * meta.grid.spacing[a];
+    const ext = series.dims[a]! * series.spacing[a]!;
+    const gridExt = meta.grid.size[a]! * meta.grid.spacing[a]!;
     const r = ext / gridExt;
     if (!(r <= FIT_LIMITS.maxExtentRatio && r >= FIT_LIMITS.minExtentRatio)) {
       // fixed-spacing grids crop a larger series and pad a smaller one around its centre.

@@ -81,7 +81,7 @@ function finiteArray(v: unknown, n: number): v is number[] {
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /**
@@ -124,26 +124,28 @@ export function computeVolumeGeometry(
     );
   }
 
-  const first = instances[0];
+  // At least minSlices (≥ 1) instances, each with its full geometry (checked above).
+  const first = instances[0]!;
   const iop = first.imageOrientationPatient;
-  for (let i = 1; i < instances.length; i++) {
-    const o = instances[i].imageOrientationPatient;
-    if (o.some((v, j) => Math.abs(v - iop[j]) > oTol)) {
+  for (const [i, inst] of instances.entries()) {
+    if (i === 0) continue;
+    const o = inst.imageOrientationPatient;
+    if (o.some((v, j) => Math.abs(v - iop[j]!) > oTol)) {
       throw new GeometryError(
         'mixed-orientation',
         `${where} mixes image orientations (image ${i + 1} differs from image 1), so it is not one volume (e.g. a localizer with three planes). Open a series acquired in one plane.`,
       );
     }
-    if (instances[i].rows !== first.rows || instances[i].columns !== first.columns) {
+    if (inst.rows !== first.rows || inst.columns !== first.columns) {
       throw new GeometryError(
         'mixed-size',
-        `${where} mixes image sizes (${first.columns}×${first.rows} and ${instances[i].columns}×${instances[i].rows}), so it is not one volume. Open a series whose images all have one size.`,
+        `${where} mixes image sizes (${first.columns}×${first.rows} and ${inst.columns}×${inst.rows}), so it is not one volume. Open a series whose images all have one size.`,
       );
     }
-    const ps = instances[i].pixelSpacing;
+    const ps = inst.pixelSpacing;
     if (
-      Math.abs(ps[0] - first.pixelSpacing[0]) > 1e-4 ||
-      Math.abs(ps[1] - first.pixelSpacing[1]) > 1e-4
+      Math.abs(ps[0]! - first.pixelSpacing[0]!) > 1e-4 ||
+      Math.abs(ps[1]! - first.pixelSpacing[1]!) > 1e-4
     ) {
       throw new GeometryError(
         'mixed-size',
@@ -151,8 +153,8 @@ export function computeVolumeGeometry(
       );
     }
   }
-  const rowDir: Vec3 = [iop[0], iop[1], iop[2]];
-  const colDir: Vec3 = [iop[3], iop[4], iop[5]];
+  const rowDir: Vec3 = [iop[0]!, iop[1]!, iop[2]!];
+  const colDir: Vec3 = [iop[3]!, iop[4]!, iop[5]!];
   const n0 = cross(rowDir, colDir);
   const nl = norm(n0);
   if (!(nl > 0.5)) {
@@ -166,7 +168,7 @@ export function computeVolumeGeometry(
   const proj = instances.map((inst, i) => ({ i, d: dot(inst.imagePositionPatient, normal) }));
   proj.sort((a, b) => a.d - b.d);
   const gaps: number[] = [];
-  for (let k = 1; k < proj.length; k++) gaps.push(proj[k].d - proj[k - 1].d);
+  for (let k = 1; k < proj.length; k++) gaps.push(proj[k]!.d - proj[k - 1]!.d);
   const minGap = Math.min(...gaps);
   if (minGap < 1e-3) {
     throw new GeometryError(
@@ -176,7 +178,7 @@ export function computeVolumeGeometry(
   }
   const med = median(gaps);
   for (let k = 0; k < gaps.length; k++) {
-    const g = gaps[k];
+    const g = gaps[k]!;
     if (Math.abs(g - med) > tol * med) {
       const ratio = g / med;
       const rounded = Math.round(ratio);
@@ -197,10 +199,15 @@ export function computeVolumeGeometry(
     }
   }
   // Each position must lie on the line origin + k * spacing * normal (no in-plane shift = a stack).
-  const p0 = instances[proj[0].i].imagePositionPatient;
-  const inPlaneTol = Math.max(0.5 * Math.min(first.pixelSpacing[0], first.pixelSpacing[1]), 1e-3);
+  const position = (k: number): Vec3 => {
+    const p = instances[proj[k]!.i]!.imagePositionPatient;
+    return [p[0]!, p[1]!, p[2]!];
+  };
+  const p0 = position(0);
+  const [rowSpacing, colSpacing] = [first.pixelSpacing[0]!, first.pixelSpacing[1]!];
+  const inPlaneTol = Math.max(0.5 * Math.min(rowSpacing, colSpacing), 1e-3);
   for (let k = 1; k < proj.length; k++) {
-    const p = instances[proj[k].i].imagePositionPatient;
+    const p = position(k);
     const d: Vec3 = [p[0] - p0[0], p[1] - p0[1], p[2] - p0[2]];
     const along = dot(d, normal);
     const off = norm([
@@ -215,10 +222,10 @@ export function computeVolumeGeometry(
       );
     }
   }
-  const spacingZ = (proj[proj.length - 1].d - proj[0].d) / (proj.length - 1);
+  const spacingZ = (proj[proj.length - 1]!.d - proj[0]!.d) / (proj.length - 1);
   return {
     dims: [first.columns, first.rows, instances.length],
-    spacing: [first.pixelSpacing[1], first.pixelSpacing[0], spacingZ],
+    spacing: [colSpacing, rowSpacing, spacingZ],
     origin: [p0[0], p0[1], p0[2]],
     direction: [...rowDir, ...colDir, ...normal] as VolumeGeometry['direction'],
     order: proj.map((p) => p.i),

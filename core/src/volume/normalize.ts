@@ -13,7 +13,7 @@ export function percentile(values: ArrayLike<number>, p: number): number {
   const pos = (Math.min(100, Math.max(0, p)) / 100) * (s.length - 1);
   const lo = Math.floor(pos);
   const hi = Math.min(lo + 1, s.length - 1);
-  return s[lo] + (pos - lo) * (s[hi] - s[lo]);
+  return s[lo]! + (pos - lo) * (s[hi]! - s[lo]!);
 }
 
 /** Offset, scale and clip range of a normalisation: v ↦ clip((v - offset) · scale, lo, hi). */
@@ -33,10 +33,10 @@ export function intensityStats(data: ArrayLike<number>, spec: IntensitySpec): In
   let hi = Infinity;
   if (spec.method === 'zscore') {
     let sum = 0;
-    for (let i = 0; i < data.length; i++) sum += data[i];
+    for (let i = 0; i < data.length; i++) sum += data[i]!;
     const mean = sum / data.length;
     let ss = 0;
-    for (let i = 0; i < data.length; i++) ss += (data[i] - mean) ** 2;
+    for (let i = 0; i < data.length; i++) ss += (data[i]! - mean) ** 2;
     const std = Math.sqrt(ss / data.length);
     offset = mean;
     scale = std > 1e-8 ? 1 / std : 1;
@@ -71,7 +71,7 @@ export function normalizeIntensity(
 ): { data: Float32Array; offset: number; scale: number } {
   const { offset, scale, lo, hi } = intensityStats(data, spec);
   for (let i = 0; i < data.length; i++) {
-    let v = (data[i] - offset) * scale;
+    let v = (data[i]! - offset) * scale;
     if (v < lo) v = lo;
     else if (v > hi) v = hi;
     data[i] = v;
@@ -95,11 +95,12 @@ export function normalizeIntensityInside(
     );
   }
   let n = 0;
-  for (let i = 0; i < inside.length; i++) n += inside[i];
+  for (let i = 0; i < inside.length; i++) n += inside[i]!;
   const values = new Float32Array(n);
-  for (let i = 0, k = 0; i < data.length; i++) if (inside[i]) values[k++] = data[i];
+  for (let i = 0, k = 0; i < data.length; i++) if (inside[i]) values[k++] = data[i]!;
   const stats = intensityStats(values, spec);
   const fill = applyIntensity(fillRaw, stats);
-  for (let i = 0; i < data.length; i++) data[i] = inside[i] ? applyIntensity(data[i], stats) : fill;
+  for (let i = 0; i < data.length; i++)
+    data[i] = inside[i] ? applyIntensity(data[i]!, stats) : fill;
   return { data, offset: stats.offset, scale: stats.scale };
 }

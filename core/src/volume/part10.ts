@@ -64,7 +64,7 @@ function sliceValues(ds: NaturalDataset, rows: number, columns: number, k: numbe
   const slope = Number(first(ds.RescaleSlope) ?? 1) || 1;
   const intercept = Number(first(ds.RescaleIntercept) ?? 0) || 0;
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = src[i] * slope + intercept;
+  for (let i = 0; i < n; i++) out[i] = src[i]! * slope + intercept;
   return out;
 }
 

@@ -61,7 +61,7 @@ export function prepareModelInput(
       meta.grid.spacing,
     );
     let min = Infinity;
-    for (let i = 0; i < voxels.length; i++) if (voxels[i] < min) min = voxels[i];
+    for (let i = 0; i < voxels.length; i++) if (voxels[i]! < min) min = voxels[i]!;
     return normalizeIntensityInside(data, inside, meta.intensity, min).data;
   }
   const onGrid = resampleTrilinear(voxels, srcDims, modelGridDims(meta));
@@ -112,12 +112,12 @@ export function labelsToModelGrid(
   else {
     src = new Uint8Array(labels.length);
     for (let i = 0; i < labels.length; i++) {
-      if (labels[i] > 255) {
+      if (labels[i]! > 255) {
         throw new RangeError(
           `labelsToModelGrid: label values must be 0..255 on the model grid, found ${labels[i]}. Map label values to class indices first.`,
         );
       }
-      src[i] = labels[i];
+      src[i] = labels[i]!;
     }
   }
   if (meta.grid.resample === 'fixed-spacing') {
@@ -131,8 +131,8 @@ export function labelsToModelGrid(
 export function countLabels(labels: Uint8Array, maxValue: number): number[] {
   const counts = new Array<number>(maxValue + 1).fill(0);
   for (let i = 0; i < labels.length; i++) {
-    const v = labels[i];
-    if (v <= maxValue) counts[v]++;
+    const v = labels[i]!;
+    if (v <= maxValue) counts[v]!++;
   }
   return counts;
 }
@@ -169,9 +169,9 @@ export function indexToWorld(
   spacing: ArrayLike<number>,
   direction: ArrayLike<number>,
 ): [number, number, number] {
-  const w: [number, number, number] = [origin[0], origin[1], origin[2]];
+  const w: [number, number, number] = [origin[0]!, origin[1]!, origin[2]!];
   for (let a = 0; a < 3; a++) {
-    for (let c = 0; c < 3; c++) w[c] += ijk[a] * spacing[a] * direction[3 * a + c];
+    for (let c = 0; c < 3; c++) w[c]! += ijk[a]! * spacing[a]! * direction[3 * a + c]!;
   }
   return w;
 }

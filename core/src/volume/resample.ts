@@ -103,25 +103,25 @@ function trilinearWithTables(
   const sxy = sx * sy;
   let o = 0;
   for (let k = 0; k < dz; k++) {
-    const z0 = tz.i0[k] * sxy;
-    const z1 = tz.i1[k] * sxy;
-    const wz = tz.w1[k];
+    const z0 = tz.i0[k]! * sxy;
+    const z1 = tz.i1[k]! * sxy;
+    const wz = tz.w1[k]!;
     for (let j = 0; j < dy; j++) {
-      const y0 = ty.i0[j] * sx;
-      const y1 = ty.i1[j] * sx;
-      const wy = ty.w1[j];
+      const y0 = ty.i0[j]! * sx;
+      const y1 = ty.i1[j]! * sx;
+      const wy = ty.w1[j]!;
       const a00 = z0 + y0;
       const a01 = z0 + y1;
       const a10 = z1 + y0;
       const a11 = z1 + y1;
       for (let i = 0; i < dx; i++) {
-        const x0 = tx.i0[i];
-        const x1 = tx.i1[i];
-        const wx = tx.w1[i];
-        const c00 = src[a00 + x0] + wx * (src[a00 + x1] - src[a00 + x0]);
-        const c01 = src[a01 + x0] + wx * (src[a01 + x1] - src[a01 + x0]);
-        const c10 = src[a10 + x0] + wx * (src[a10 + x1] - src[a10 + x0]);
-        const c11 = src[a11 + x0] + wx * (src[a11 + x1] - src[a11 + x0]);
+        const x0 = tx.i0[i]!;
+        const x1 = tx.i1[i]!;
+        const wx = tx.w1[i]!;
+        const c00 = src[a00 + x0]! + wx * (src[a00 + x1]! - src[a00 + x0]!);
+        const c01 = src[a01 + x0]! + wx * (src[a01 + x1]! - src[a01 + x0]!);
+        const c10 = src[a10 + x0]! + wx * (src[a10 + x1]! - src[a10 + x0]!);
+        const c11 = src[a11 + x0]! + wx * (src[a11 + x1]! - src[a11 + x0]!);
         const c0 = c00 + wy * (c01 - c00);
         const c1 = c10 + wy * (c11 - c10);
         res[o++] = c0 + wz * (c1 - c0);
@@ -144,10 +144,10 @@ export function resampleNearest<T extends NumericArray>(src: T, srcDims: Dims, d
   const res = new Ctor(dx * dy * dz);
   let o = 0;
   for (let k = 0; k < dz; k++) {
-    const zo = tz[k] * sx * sy;
+    const zo = tz[k]! * sx * sy;
     for (let j = 0; j < dy; j++) {
-      const yo = zo + ty[j] * sx;
-      for (let i = 0; i < dx; i++) res[o++] = src[yo + tx[i]];
+      const yo = zo + ty[j]! * sx;
+      for (let i = 0; i < dx; i++) res[o++] = src[yo + tx[i]!]!;
     }
   }
   return res;
@@ -207,17 +207,17 @@ function logitsWithTables(
       o += dx * dy;
       continue;
     }
-    const z0 = tz.i0[k] * gxy;
-    const z1 = tz.i1[k] * gxy;
-    const wz = tz.w1[k];
+    const z0 = tz.i0[k]! * gxy;
+    const z1 = tz.i1[k]! * gxy;
+    const wz = tz.w1[k]!;
     for (let j = 0; j < dy; j++) {
       if (ty.inside && !ty.inside[j]) {
         o += dx;
         continue;
       }
-      const y0 = ty.i0[j] * gx;
-      const y1 = ty.i1[j] * gx;
-      const wy = ty.w1[j];
+      const y0 = ty.i0[j]! * gx;
+      const y1 = ty.i1[j]! * gx;
+      const wy = ty.w1[j]!;
       const a00 = z0 + y0;
       const a01 = z0 + y1;
       const a10 = z1 + y0;
@@ -227,32 +227,32 @@ function logitsWithTables(
           o++;
           continue;
         }
-        const x0 = tx.i0[i];
-        const x1 = tx.i1[i];
+        const x0 = tx.i0[i]!;
+        const x1 = tx.i1[i]!;
         // When the 8 surrounding grid voxels share one argmax, the interpolated argmax is that
         // label too (a convex combination of non-negative differences stays non-negative).
-        const g = gridArg[a00 + x0];
+        const g = gridArg[a00 + x0]!;
         if (
-          g === gridArg[a00 + x1] &&
-          g === gridArg[a01 + x0] &&
-          g === gridArg[a01 + x1] &&
-          g === gridArg[a10 + x0] &&
-          g === gridArg[a10 + x1] &&
-          g === gridArg[a11 + x0] &&
-          g === gridArg[a11 + x1]
+          g === gridArg[a00 + x1]! &&
+          g === gridArg[a01 + x0]! &&
+          g === gridArg[a01 + x1]! &&
+          g === gridArg[a10 + x0]! &&
+          g === gridArg[a10 + x1]! &&
+          g === gridArg[a11 + x0]! &&
+          g === gridArg[a11 + x1]!
         ) {
           out[o++] = g;
           continue;
         }
-        const wx = tx.w1[i];
+        const wx = tx.w1[i]!;
         let best = 0;
         let bestV = -Infinity;
         for (let c = 0; c < channels; c++) {
           const b = c * gv;
-          const c00 = logits[b + a00 + x0] + wx * (logits[b + a00 + x1] - logits[b + a00 + x0]);
-          const c01 = logits[b + a01 + x0] + wx * (logits[b + a01 + x1] - logits[b + a01 + x0]);
-          const c10 = logits[b + a10 + x0] + wx * (logits[b + a10 + x1] - logits[b + a10 + x0]);
-          const c11 = logits[b + a11 + x0] + wx * (logits[b + a11 + x1] - logits[b + a11 + x0]);
+          const c00 = logits[b + a00 + x0]! + wx * (logits[b + a00 + x1]! - logits[b + a00 + x0]!);
+          const c01 = logits[b + a01 + x0]! + wx * (logits[b + a01 + x1]! - logits[b + a01 + x0]!);
+          const c10 = logits[b + a10 + x0]! + wx * (logits[b + a10 + x1]! - logits[b + a10 + x0]!);
+          const c11 = logits[b + a11 + x0]! + wx * (logits[b + a11 + x1]! - logits[b + a11 + x0]!);
           const c0 = c00 + wy * (c01 - c00);
           const c1 = c10 + wy * (c11 - c10);
           const v = c0 + wz * (c1 - c0);
@@ -348,16 +348,16 @@ export function resampleTrilinearCentred(
   checkDims('target dims', dstDims);
   checkSpacing('source spacing', srcSpacing);
   checkSpacing('target spacing', dstSpacing);
-  const t = [0, 1, 2].map((a) =>
-    centredLinearTable(srcDims[a], srcSpacing[a], dstDims[a], dstSpacing[a]),
-  );
+  const table = (a: 0 | 1 | 2): ReturnType<typeof centredLinearTable> =>
+    centredLinearTable(srcDims[a], srcSpacing[a]!, dstDims[a], dstSpacing[a]!);
+  const t = [table(0), table(1), table(2)] as const;
   const data = trilinearWithTables(src, srcDims, dstDims, t[0], t[1], t[2]);
   const inside = new Uint8Array(data.length);
   let o = 0;
   for (let k = 0; k < dstDims[2]; k++)
     for (let j = 0; j < dstDims[1]; j++)
       for (let i = 0; i < dstDims[0]; i++, o++)
-        inside[o] = t[2].inside[k] & t[1].inside[j] & t[0].inside[i];
+        inside[o] = t[2].inside[k]! & t[1].inside[j]! & t[0].inside[i]!;
   return { data, inside };
 }
 
@@ -376,26 +376,26 @@ export function resampleNearestCentred<T extends NumericArray>(
   checkSpacing('target spacing', dstSpacing);
   const [sx, sy] = srcDims;
   const [dx, dy, dz] = dstDims;
-  const tx = centredNearestTable(srcDims[0], srcSpacing[0], dx, dstSpacing[0]);
-  const ty = centredNearestTable(srcDims[1], srcSpacing[1], dy, dstSpacing[1]);
-  const tz = centredNearestTable(srcDims[2], srcSpacing[2], dz, dstSpacing[2]);
+  const tx = centredNearestTable(srcDims[0], srcSpacing[0]!, dx, dstSpacing[0]!);
+  const ty = centredNearestTable(srcDims[1], srcSpacing[1]!, dy, dstSpacing[1]!);
+  const tz = centredNearestTable(srcDims[2], srcSpacing[2]!, dz, dstSpacing[2]!);
   const Ctor = src.constructor as new (n: number) => T;
   const res = new Ctor(dx * dy * dz);
   if (fill !== 0) res.fill(fill);
   let o = 0;
   for (let k = 0; k < dz; k++) {
-    if (tz[k] < 0) {
+    if (tz[k]! < 0) {
       o += dx * dy;
       continue;
     }
-    const zo = tz[k] * sx * sy;
+    const zo = tz[k]! * sx * sy;
     for (let j = 0; j < dy; j++) {
-      if (ty[j] < 0) {
+      if (ty[j]! < 0) {
         o += dx;
         continue;
       }
-      const yo = zo + ty[j] * sx;
-      for (let i = 0; i < dx; i++, o++) if (tx[i] >= 0) res[o] = src[yo + tx[i]];
+      const yo = zo + ty[j]! * sx;
+      for (let i = 0; i < dx; i++, o++) if (tx[i]! >= 0) res[o] = src[yo + tx[i]!]!;
     }
   }
   return res;
@@ -416,9 +416,9 @@ export function logitsToSourceLabelsCentred(
   checkLogits(logits, channels, gridDims, srcDims);
   checkSpacing('grid spacing', gridSpacing);
   checkSpacing('source spacing', srcSpacing);
-  const t = [0, 1, 2].map((a) =>
-    centredLinearTable(gridDims[a], gridSpacing[a], srcDims[a], srcSpacing[a]),
-  );
+  const table = (a: 0 | 1 | 2): ReturnType<typeof centredLinearTable> =>
+    centredLinearTable(gridDims[a], gridSpacing[a]!, srcDims[a], srcSpacing[a]!);
+  const t = [table(0), table(1), table(2)] as const;
   return logitsWithTables(logits, channels, gridDims, srcDims, t[0], t[1], t[2]);
 }
 
@@ -433,9 +433,9 @@ export function argmaxChannels(logits: Float32Array, channels: number): Uint8Arr
   const out = new Uint8Array(n);
   for (let v = 0; v < n; v++) {
     let best = 0;
-    let bestV = logits[v];
+    let bestV = logits[v]!;
     for (let c = 1; c < channels; c++) {
-      const x = logits[c * n + v];
+      const x = logits[c * n + v]!;
       if (x > bestV) {
         bestV = x;
         best = c;
