@@ -395,7 +395,7 @@ export class Api {
       );
     }
     const present = new Set<number>();
-    for (let i = 0; i < atlas.labelmap.length; i++) present.add(atlas.labelmap[i]);
+    for (let i = 0; i < atlas.labelmap.length; i++) present.add(atlas.labelmap[i]!);
     const { labels, warnings } = taskLabelsFromSegments(atlas.segments, present);
     const misfit = planMisfit(plan, planDef, labels.length);
     if (misfit) {

@@ -14,6 +14,7 @@ import path from 'node:path';
 import type { VolumeGeometry } from '@rrl/core/dicom/series.js';
 import { DEMO_LABELS } from './labels.js';
 import { readNifti } from './nifti.js';
+import { AXES, perAxis, type V3 } from './axes.js';
 
 export const MRICRON_TEMPLATES_CANDIDATES = [
   '/usr/share/mricron/templates',
@@ -47,11 +48,7 @@ export function findMricronTemplates(dir?: string): string {
 /** The RAS affine of a grid described by an LPS VolumeGeometry. */
 export function rasAffine(g: VolumeGeometry): number[][] {
   const d = g.direction;
-  const cols = [0, 1, 2].map((a) => [
-    d[3 * a] * g.spacing[a],
-    d[3 * a + 1] * g.spacing[a],
-    d[3 * a + 2] * g.spacing[a],
-  ]);
+  const cols = perAxis((a) => perAxis((c) => d[3 * a + c]! * g.spacing[a]));
   return [
     [-cols[0][0], -cols[1][0], -cols[2][0], -g.origin[0]],
     [-cols[0][1], -cols[1][1], -cols[2][1], -g.origin[1]],
@@ -70,13 +67,14 @@ export async function loadDemoAtlas(templatesDir?: string): Promise<DemoVolume> 
       `ch2bet and aal were expected on the same grid, found ${img.dims.join('×')} and ${aal.dims.join('×')}.`,
     );
   }
-  const A = img.affine;
+  // The NIfTI affine; a missing entry reads NaN (and fails the axis-alignment check).
+  const A = (r: number, c: number): number => img.affine[r]?.[c] ?? NaN;
   // NIfTI voxel axis j in LPS
-  const axesLps = [0, 1, 2].map((j) => [-A[0][j], -A[1][j], A[2][j]]);
-  const src = [0, 1, 2].map((t) => {
-    let best = -1;
+  const axesLps = perAxis((j): V3 => [-A(0, j), -A(1, j), A(2, j)]);
+  const src = perAxis((t) => {
+    let best: 0 | 1 | 2 = 0;
     let bestAbs = 0;
-    for (let j = 0; j < 3; j++) {
+    for (const j of AXES) {
       const len = Math.hypot(axesLps[j][0], axesLps[j][1], axesLps[j][2]);
       const c = axesLps[j][t] / len;
       if (Math.abs(c) > bestAbs) {
@@ -92,15 +90,13 @@ export async function loadDemoAtlas(templatesDir?: string): Promise<DemoVolume> 
     const len = Math.hypot(axesLps[best][0], axesLps[best][1], axesLps[best][2]);
     return { j: best, flip: axesLps[best][t] < 0, spacing: len };
   });
-  const n = src.map((s) => img.dims[s.j]);
+  const n = perAxis((t) => img.dims[src[t].j] ?? 0);
   const dims: [number, number, number] = [Math.ceil(n[0] / 8) * 8, n[1], n[2]];
-  const srcIndexOf = (t: number, v: number): number => (src[t].flip ? n[t] - 1 - v : v);
+  const srcIndexOf = (t: 0 | 1 | 2, v: number): number => (src[t].flip ? n[t] - 1 - v : v);
   // origin: LPS of target voxel (0,0,0) = NIfTI voxel with indices srcIndexOf(t, 0)
-  const ijk = [0, 0, 0];
-  for (let t = 0; t < 3; t++) ijk[src[t].j] = srcIndexOf(t, 0);
-  const ras = [0, 1, 2].map(
-    (r) => A[r][0] * ijk[0] + A[r][1] * ijk[1] + A[r][2] * ijk[2] + A[r][3],
-  );
+  const ijk: V3 = [0, 0, 0];
+  for (const t of AXES) ijk[src[t].j] = srcIndexOf(t, 0);
+  const ras = perAxis((r) => A(r, 0) * ijk[0] + A(r, 1) * ijk[1] + A(r, 2) * ijk[2] + A(r, 3));
   const geometry: VolumeGeometry = {
     dims,
     spacing: [src[0].spacing, src[1].spacing, src[2].spacing],
@@ -109,8 +105,8 @@ export async function loadDemoAtlas(templatesDir?: string): Promise<DemoVolume> 
   };
   const aalToValue = new Uint8Array(256);
   for (const l of DEMO_LABELS) aalToValue[l.aal] = l.value;
-  const [nxs, nys] = img.dims;
-  const strides = [1, nxs, nxs * nys];
+  const [nxs = 0, nys = 0] = img.dims;
+  const strides: V3 = [1, nxs, nxs * nys];
   const image = new Float32Array(dims[0] * dims[1] * dims[2]);
   const labels = new Uint8Array(image.length);
   for (let z = 0; z < dims[2]; z++) {
@@ -120,9 +116,9 @@ export async function loadDemoAtlas(templatesDir?: string): Promise<DemoVolume> 
       const row = (z * dims[1] + y) * dims[0];
       for (let x = 0; x < n[0]; x++) {
         const o = oy + strides[src[0].j] * srcIndexOf(0, x);
-        image[row + x] = img.data[o];
-        const a = Math.round(aal.data[o]);
-        labels[row + x] = a >= 0 && a < 256 ? aalToValue[a] : 0;
+        image[row + x] = img.data[o]!;
+        const a = Math.round(aal.data[o]!);
+        labels[row + x] = a >= 0 && a < 256 ? aalToValue[a]! : 0;
       }
     }
   }

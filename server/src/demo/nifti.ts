@@ -18,7 +18,7 @@ export async function readNifti(file: string): Promise<NiftiImage> {
   const header = nifti.readHeader(ab);
   if (!header) throw new Error(`${file} is not a NIfTI-1 file (no readable header).`);
   const raw = nifti.readImage(header, ab);
-  const dims: [number, number, number] = [header.dims[1], header.dims[2], header.dims[3]];
+  const dims: [number, number, number] = [header.dims[1]!, header.dims[2]!, header.dims[3]!];
   const n = dims[0] * dims[1] * dims[2];
   let typed: ArrayLike<number>;
   switch (header.datatypeCode) {
@@ -42,7 +42,7 @@ export async function readNifti(file: string): Promise<NiftiImage> {
   const slope = header.scl_slope || 1;
   const inter = header.scl_inter || 0;
   const data = new Float32Array(n);
-  for (let i = 0; i < n; i++) data[i] = typed[i] * slope + inter;
+  for (let i = 0; i < n; i++) data[i] = typed[i]! * slope + inter;
   return { dims, data, affine: header.affine.map((r: number[]) => [...r]) };
 }
 
@@ -69,11 +69,13 @@ export function encodeNifti(
   for (let i = 4; i <= 7; i++) header.writeInt16LE(1, 40 + 2 * i);
   header.writeInt16LE(code, 70);
   header.writeInt16LE(bits, 72);
-  const sp = [0, 1, 2].map((c) => Math.hypot(affine[0][c], affine[1][c], affine[2][c]));
+  // A missing affine entry reads NaN.
+  const m = (r: number, c: number): number => affine[r]?.[c] ?? NaN;
+  const sp = [0, 1, 2].map((c) => Math.hypot(m(0, c), m(1, c), m(2, c)));
   header.writeFloatLE(1, 76); // qfac
-  header.writeFloatLE(sp[0], 80);
-  header.writeFloatLE(sp[1], 84);
-  header.writeFloatLE(sp[2], 88);
+  header.writeFloatLE(sp[0]!, 80);
+  header.writeFloatLE(sp[1]!, 84);
+  header.writeFloatLE(sp[2]!, 88);
   header.writeFloatLE(1, 92);
   header.writeFloatLE(352, 108); // vox_offset
   header.writeFloatLE(1, 112); // scl_slope
@@ -83,7 +85,7 @@ export function encodeNifti(
   header.writeInt16LE(0, 252); // qform_code
   header.writeInt16LE(2, 254); // sform_code: aligned
   for (let r = 0; r < 3; r++) {
-    for (let c = 0; c < 4; c++) header.writeFloatLE(affine[r][c], 280 + 16 * r + 4 * c);
+    for (let c = 0; c < 4; c++) header.writeFloatLE(m(r, c), 280 + 16 * r + 4 * c);
   }
   header.write('n+1\0', 344, 'latin1');
   const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);

@@ -96,10 +96,10 @@ export function demoUid(seed: number, name: string): string {
   const h = createHash('sha256')
     .update(`rrl-medsam-demo/v${DEMO_VERSION}/${seed}/${name}`)
     .digest();
-  h[6] = (h[6] & 0x0f) | 0x50; // UUID version 5 style bits, as for name-based UUIDs
-  h[8] = (h[8] & 0x3f) | 0x80;
+  h[6] = (h[6]! & 0x0f) | 0x50; // UUID version 5 style bits, as for name-based UUIDs
+  h[8] = (h[8]! & 0x3f) | 0x80;
   let n = 0n;
-  for (let i = 0; i < 16; i++) n = (n << 8n) | BigInt(h[i]);
+  for (const byte of h.subarray(0, 16)) n = (n << 8n) | BigInt(byte);
   return `2.25.${n.toString(10)}`;
 }
 
@@ -145,7 +145,7 @@ function toStored(image: Float32Array): {
 } {
   const voxels = new Uint16Array(image.length);
   for (let i = 0; i < image.length; i++) {
-    const v = Math.round(image[i] * INTENSITY_SCALE);
+    const v = Math.round(image[i]! * INTENSITY_SCALE);
     voxels[i] = v < 0 ? 0 : v > 65535 ? 65535 : v;
   }
   const hi = percentile(image, 0.995) * INTENSITY_SCALE;
@@ -161,8 +161,8 @@ async function writeStudyFiles(
   const tmp = `${dir}.tmp-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
-  for (let i = 0; i < files.length; i++) {
-    await writeFile(path.join(tmp, `${String(i).padStart(4, '0')}.dcm`), new Uint8Array(files[i]));
+  for (const [i, file] of files.entries()) {
+    await writeFile(path.join(tmp, `${String(i).padStart(4, '0')}.dcm`), new Uint8Array(file));
   }
   await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir);
@@ -372,8 +372,8 @@ export async function generateDemo(options: {
 
 async function pacsInstanceCount(client: DicomWebClient, studyUID: string): Promise<number> {
   const found = await client.qidoStudies({ StudyInstanceUID: studyUID, includefield: '00201208' });
-  if (found.length === 0) return 0;
-  return Number(jsonValue(found[0], '00201208') ?? 0);
+  const [study] = found;
+  return study ? Number(jsonValue(study, '00201208') ?? 0) : 0;
 }
 
 /**

@@ -64,13 +64,14 @@ export async function loadAtlas(
 ): Promise<LoadedAtlas> {
   const { studyUID, seriesUID } = ref;
   const series = await client.qidoSeries(studyUID, { SeriesInstanceUID: seriesUID });
-  if (series.length === 0) {
+  const [found] = series;
+  if (!found) {
     throw new AtlasError(
       `The PACS has no series ${seriesUID} in study ${studyUID}. Check the atlas UIDs.`,
       404,
     );
   }
-  const modality = jsonString(series[0], MODALITY);
+  const modality = jsonString(found, MODALITY);
   if (modality === 'SEG') {
     throw new AtlasError(
       `Series ${seriesUID} is a SEG; the atlas series must be the image series the SEG labels.`,
@@ -80,15 +81,17 @@ export async function loadAtlas(
   let candidates: string[] = [];
   if (segSeriesUID) {
     const meta = await client.seriesMetadata(studyUID, segSeriesUID).catch(() => []);
-    if (meta.length === 0) {
+    const [instance] = meta;
+    if (!instance) {
       throw new AtlasError(
         `The PACS has no SEG series ${segSeriesUID} in study ${studyUID}. Check the SEG UID.`,
         404,
       );
     }
-    if (jsonString(meta[0], MODALITY) !== 'SEG') {
+    const segModality = jsonString(instance, MODALITY);
+    if (segModality !== 'SEG') {
       throw new AtlasError(
-        `Series ${segSeriesUID} is not a SEG (modality ${jsonString(meta[0], MODALITY) ?? 'missing'}).`,
+        `Series ${segSeriesUID} is not a SEG (modality ${segModality ?? 'missing'}).`,
       );
     }
     const refs = meta.flatMap(referencedSeries);

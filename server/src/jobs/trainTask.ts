@@ -93,7 +93,7 @@ export async function pacsTrainingTask(
     lut[l.value] = i + 1;
   });
   const classes = new Uint8Array(atlas.labelmap.length);
-  for (let i = 0; i < classes.length; i++) classes[i] = lut[atlas.labelmap[i]];
+  for (let i = 0; i < classes.length; i++) classes[i] = lut[atlas.labelmap[i]!]!;
   const aDims = atlas.volume.geometry.dims;
   const aSpacing = atlas.volume.geometry.spacing;
   const atlasImage = prepareModelInput(atlas.volume.voxels, aDims, grid, aSpacing);

@@ -45,7 +45,7 @@ export function seriesProblem(s: SeriesFacts, taskModality: string): string | un
   }
   const d = s.geometry.direction;
   const dot = (a: number, b: number): number =>
-    d[3 * a] * d[3 * b] + d[3 * a + 1] * d[3 * b + 1] + d[3 * a + 2] * d[3 * b + 2];
+    d[3 * a]! * d[3 * b]! + d[3 * a + 1]! * d[3 * b + 1]! + d[3 * a + 2]! * d[3 * b + 2]!;
   if (Math.abs(dot(0, 1)) > 1e-3 || Math.abs(dot(0, 2)) > 1e-3 || Math.abs(dot(1, 2)) > 1e-3) {
     return 'slices are not orthogonal to the image plane (sheared or gantry-tilted geometry)';
   }

@@ -307,7 +307,8 @@ export class DicomWebClient {
       { headers: { Accept: dicomAccept(transferSyntax) } },
     );
     const parts = await this.multipart(res, what);
-    if (parts.length !== 1) {
+    const [part] = parts;
+    if (parts.length !== 1 || !part) {
       throw new PacsError(
         'bad-response',
         `Expected 1 DICOM part when trying to ${what}, found ${parts.length}.`,
@@ -315,7 +316,7 @@ export class DicomWebClient {
         res.status,
       );
     }
-    return parts[0];
+    return part;
   }
 
   /** WADO-RS retrieval of every instance of a series as DICOM Part 10 files. */
@@ -403,8 +404,8 @@ export class DicomWebClient {
       };
     });
     const result: StowResult = { stored, failed, retrieveUrl: jsonString(ds, '00081190') };
-    if (failed.length > 0) {
-      const first = failed[0];
+    const [first] = failed;
+    if (first) {
       throw new PacsError(
         'bad-response',
         `The PACS refused ${failed.length} of ${parts.length} instance(s) while trying to ${what} ` +

@@ -49,7 +49,8 @@ export async function fetchSegLabelmap(
   segSeriesUID: string,
 ): Promise<ReturnType<typeof readBinarySeg>> {
   const inst = await client.qidoInstances(volume.studyUID, segSeriesUID);
-  const sop = inst.length > 0 ? jsonString(inst[0], '00080018') : undefined;
+  const [first] = inst;
+  const sop = first ? jsonString(first, '00080018') : undefined;
   if (!sop) {
     throw new VolumeError(
       `SEG series ${segSeriesUID} has no instance in study ${volume.studyUID}.`,
