@@ -12,6 +12,7 @@ import type {
   InferenceResult,
   InferencePhase,
 } from './protocol.js';
+import { argmaxChannels } from '@rrl/core/volume/resample.js';
 
 type Ort = typeof OrtModule;
 
@@ -99,25 +100,6 @@ async function webgpuAvailable(): Promise<string | undefined> {
     return `requesting a WebGPU adapter failed (${e instanceof Error ? e.message : String(e)})`;
   }
   return undefined;
-}
-
-function argmaxAxis1(data: Float32Array, dims: readonly number[]): Uint8Array {
-  const c = dims[1] ?? 1;
-  const n = data.length / c;
-  const out = new Uint8Array(n);
-  for (let v = 0; v < n; v++) {
-    let best = 0;
-    let bestV = data[v]!;
-    for (let k = 1; k < c; k++) {
-      const x = data[k * n + v]!;
-      if (x > bestV) {
-        bestV = x;
-        best = k;
-      }
-    }
-    out[v] = best;
-  }
-  return out;
 }
 
 /** The last session, kept for the next run of the same model on the same provider. */
@@ -252,7 +234,7 @@ async function runSession(
   let payload: Pick<InferenceResult, 'labels' | 'logits' | 'dims'>;
   let transfer: ArrayBuffer;
   if (req.output === 'labels') {
-    const labels = argmaxAxis1(outData, outDims);
+    const labels = argmaxChannels(outData, outDims[1] ?? 1);
     payload = { labels, dims: [outDims[0] ?? 1, ...outDims.slice(2)] };
     transfer = labels.buffer as ArrayBuffer;
   } else {

@@ -12,6 +12,7 @@ import { buildForwardGraph } from '../engine/autodiff/training.js';
 import { registrationNet, type RegistrationArgs } from '../engine/nn/registration.js';
 import { refineDisplacement } from './instanceOpt.js';
 import type { InstanceOptimisation } from './plan.js';
+import { argmaxChannels } from '@rrl/core/volume/resample.js';
 
 export type Grid = readonly [number, number, number];
 
@@ -46,23 +47,7 @@ export function oneHot(labels: ArrayLike<number>, classes: number): Float32Array
 }
 
 /** Argmax over the class axis of [classes, M] scores (ties → the lowest class). */
-export function argmaxClasses(scores: Float32Array, classes: number): Uint8Array {
-  const m = scores.length / classes;
-  const out = new Uint8Array(m);
-  for (let i = 0; i < m; i++) {
-    let best = 0;
-    let bv = scores[i]!;
-    for (let c = 1; c < classes; c++) {
-      const v = scores[c * m + i]!;
-      if (v > bv) {
-        bv = v;
-        best = c;
-      }
-    }
-    out[i] = best;
-  }
-  return out;
-}
+export const argmaxClasses = argmaxChannels;
 
 /**
  * Pure-TypeScript trilinear warp with border clamping, exactly as the engine's `warp3d`:
