@@ -7,6 +7,7 @@
  *   npm run bench:engine                       # CPU (+ a hardware WebGPU if present), default sizes
  *   npm run bench:engine -- --configs unet-b8-64,unet-b16-128,reg-128 --providers cpu,webgpu
  *   npm run bench:engine -- --profile          # adds the ops that cost most (ORT profiling)
+ *   npm run bench:engine -- --vs-torch         # the engine and PyTorch side by side on the CPU
  *
  * Flags: --providers a,b   --configs a,b   --steps N (5)   --warmup N (2)   --forward-runs N (5)
  *        --train-providers a,b (providers that run the training step; default all)
@@ -16,6 +17,10 @@
  *        --no-spin (ORT threads do not spin-wait; the Trainer's default on the CPU provider)
  *        --spin (ORT threads spin-wait: ORT's own default)
  *        --opt-level disabled|basic|extended|all (ORT graph optimisations of the training session)
+ *        --vs-torch (CPU only: after each network, scripts/device/torch_reference.py runs the same
+ *          network in PyTorch (/usr/bin/python3 with Debian's python3-torch, or $RRL_PYTHON) with the same threads, warm-up and
+ *          steps, in its own process; prints both medians, their ratios, both peak RSS, and fails
+ *          when the parameter counts differ)
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
@@ -50,6 +55,20 @@ interface Args {
   optLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   json?: string;
   child?: string;
+  vsTorch: boolean;
+}
+
+/** PyTorch's numbers for one network (scripts/device/torch_reference.py --json). */
+interface TorchResult {
+  config: string;
+  params?: number;
+  threads?: number;
+  trainMedianMs?: number;
+  forwardMedianMs?: number;
+  peakRssMiB?: number;
+  /** PyTorch's version. */
+  torch?: string;
+  error?: string;
 }
 
 interface Result {
@@ -83,6 +102,7 @@ function parseArgs(argv: string[]): Args {
     profile: false,
     noSpin: false,
     spin: false,
+    vsTorch: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
@@ -116,6 +136,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--parallel') a.parallel = Number(v());
     else if (k === '--opt-level') a.optLevel = v() as Args['optLevel'];
     else if (k === '--json') a.json = v();
+    else if (k === '--vs-torch') a.vsTorch = true;
     else if (k === '--child') a.child = v();
     else if (k === '--help' || k === '-h') {
       console.log(readFileSync(new URL(import.meta.url), 'utf8').split('*/')[0]);
@@ -346,6 +367,96 @@ function printTable(results: Result[]): void {
   }
 }
 
+/** Runs one network in the PyTorch reference (its own process, so its peak RSS is its own). */
+function runTorch(config: BenchConfig, args: Args, threads: number): Promise<TorchResult> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bench-torch-'));
+  const out = path.join(dir, 'torch.json');
+  const script = path.join(
+    path.dirname(new URL(import.meta.url).pathname),
+    '..',
+    'device',
+    'torch_reference.py',
+  );
+  return new Promise((resolve) => {
+    // Debian's interpreter, where apt installs python3-torch ($RRL_PYTHON overrides).
+    const child = spawn(
+      process.env.RRL_PYTHON ?? '/usr/bin/python3',
+      [
+        script,
+        '--device',
+        'cpu',
+        '--threads',
+        String(threads),
+        '--warmup',
+        String(args.warmup),
+        '--steps',
+        String(args.steps),
+        '--configs',
+        config,
+        '--json',
+        out,
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, OMP_NUM_THREADS: String(threads) },
+      },
+    );
+    let err = '';
+    child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+    child.on('error', (e) => resolve({ config, error: `python3: ${e.message}` }));
+    child.on('close', (code) => {
+      try {
+        const doc = JSON.parse(readFileSync(out, 'utf8')) as {
+          torch: string;
+          results: TorchResult[];
+        };
+        const r = doc.results[0];
+        resolve(r ? { ...r, torch: doc.torch } : { config, error: 'no result' });
+      } catch {
+        resolve({
+          config,
+          error: `PyTorch reference failed (exit ${code}): ${err.trim().split('\n').pop() ?? ''}`,
+        });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+}
+
+const ratio = (a: number | undefined, b: number | undefined): string =>
+  a === undefined || b === undefined ? '—' : `${(a / b).toFixed(2)}×`;
+
+/** The side-by-side table; false when a network's parameter counts differ. */
+function printVsTorch(rows: { engine: Result; torch: TorchResult }[], threads: number): boolean {
+  let same = true;
+  console.log(
+    `\nEngine (onnxruntime-node ${ort.env.versions.node ?? ''}) vs PyTorch ` +
+      `${rows.find((r) => r.torch.torch)?.torch.torch ?? ''} on the CPU, ${threads} intra-op ` +
+      'threads each; ratio = engine / PyTorch (below 1: the engine is faster)\n',
+  );
+  console.log(
+    '| network | params engine / PyTorch | train step ms engine / PyTorch | ratio | forward ms engine / PyTorch | ratio | peak RSS MiB engine / PyTorch |',
+  );
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  for (const { engine: e, torch: t } of rows) {
+    if (t.error || e.error) {
+      console.log(`| ${e.config} | ${t.error ?? e.error} |`);
+      same = false;
+      continue;
+    }
+    const match = e.params === t.params;
+    if (!match) same = false;
+    console.log(
+      `| ${e.config} | ${e.params ?? '—'} / ${t.params ?? '—'}${match ? '' : ' MISMATCH'} | ` +
+        `${fmt(e.trainMedianMs)} / ${fmt(t.trainMedianMs)} | ${ratio(e.trainMedianMs, t.trainMedianMs)} | ` +
+        `${fmt(e.forwardMedianMs, 1)} / ${fmt(t.forwardMedianMs, 1)} | ${ratio(e.forwardMedianMs, t.forwardMedianMs)} | ` +
+        `${fmt(e.peakRssMiB)} / ${fmt(t.peakRssMiB)} |`,
+    );
+  }
+  return same;
+}
+
 /** Configs too slow for a provider by default (CPU: minutes per run). */
 const SLOW_ON_CPU: readonly BenchConfig[] = ['unet-b16-128', 'reg-128'];
 
@@ -361,7 +472,15 @@ async function main(): Promise<void> {
     }
     return;
   }
-  const childArgv = argv.filter((_, i) => argv[i] !== '--json' && argv[i - 1] !== '--json');
+  if (args.vsTorch) {
+    // Side by side on the CPU with equal threads (default: every core).
+    args.providers = ['cpu'];
+    args.threads ??= cpus().length;
+    if (!argv.includes('--threads')) argv.push('--threads', String(args.threads));
+  }
+  const childArgv = argv.filter(
+    (_, i) => argv[i] !== '--json' && argv[i - 1] !== '--json' && argv[i] !== '--vs-torch',
+  );
   const providers: Provider[] = [];
   const notes: string[] = [];
   for (const p of args.providers ?? (['cuda', 'webgpu', 'cpu'] as Provider[])) {
@@ -404,7 +523,24 @@ async function main(): Promise<void> {
   );
   for (const n of notes) console.log(`note: ${n}`);
   printTable(results);
-  if (args.json) writeFileSync(args.json, JSON.stringify({ results, notes, args }, null, 2));
+  let vsTorch: { engine: Result; torch: TorchResult }[] | undefined;
+  if (args.vsTorch) {
+    vsTorch = [];
+    for (const r of results) {
+      if (r.skipped) continue;
+      process.stderr.write(`running PyTorch ${r.config} …\n`);
+      vsTorch.push({ engine: r, torch: await runTorch(r.config, args, args.threads ?? 1) });
+    }
+    const same = printVsTorch(vsTorch, args.threads ?? 1);
+    if (!same) {
+      console.error(
+        'The engine and PyTorch differ in parameter count (or one failed): the networks are not the same, so the ratios mean nothing. Fix models/src/engine/nn/bench.ts or scripts/device/torch_reference.py.',
+      );
+      process.exitCode = 1;
+    }
+  }
+  if (args.json)
+    writeFileSync(args.json, JSON.stringify({ results, notes, args, vsTorch }, null, 2));
 }
 
 main().catch((err: unknown) => {

@@ -17,6 +17,7 @@ the peak CUDA memory (MiB) and the parameter count (it must match the engine's).
 import argparse
 import json
 import math
+import resource
 import statistics
 import sys
 import time
@@ -198,6 +199,9 @@ def bench(config, device, warmup, steps):
                 ftimes.append((time.perf_counter() - t) * 1000)
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
     return {
+        "threads": torch.get_num_threads(),
+        # The process's RSS high-water mark (Linux: KiB); per network when run one per process.
+        "peakRssMiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "config": config,
         "params": params,
         "trainMedianMs": statistics.median(times),
@@ -215,9 +219,13 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN autotune (off by default)")
+    ap.add_argument("--threads", type=int, help="intra-op threads on the CPU (default: PyTorch's)")
     ap.add_argument("--json")
     a = ap.parse_args()
     device = torch.device(a.device)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+        torch.set_num_interop_threads(1)
     torch.backends.cudnn.benchmark = a.cudnn_benchmark
     out = {"torch": torch.__version__, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "results": []}
     print(f"PyTorch {torch.__version__} on {out['device']}, {a.warmup} warm-up + {a.steps} timed steps, AdamW")
