@@ -1,13 +1,18 @@
-// The fixture model through onnxruntime-web's WebGPU provider on Chromium's software adapter
-// (SwiftShader, `--enable-unsafe-webgpu`), on a small volume (the demo atlas on a 24×28×24 grid),
-// compared with the wasm provider, both through the extension's inference worker in a page of the
-// viewer's origin (worker, onnxruntime-web and model served by the companion server).
+// Models through onnxruntime-web's WebGPU provider on Chromium's software adapter (SwiftShader,
+// `--enable-unsafe-webgpu`), on a small volume (the demo atlas on a 24×32×24 grid), compared with
+// the wasm provider, both through the extension's inference worker in a page of the viewer's
+// origin (worker, onnxruntime-web and model served by the companion server): the test fixture,
+// and a model the real RRL-MedSAM pipeline trained (3-D convolutions, 3-D MaxPool, upsampling,
+// the auto-prompting decoder), which fell back to wasm before the worker asked for NCHW.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+import { parsePlan } from '@rrl/models/rrl/plan.js';
+import { runPipeline } from '@rrl/models/rrl/pipeline.js';
+import type { RrlModelInfo } from '@rrl/models/rrl/export.js';
 import { launchBrowser, type BrowserSession } from '../helpers/browser.js';
 import { startTestStack, type TestStack } from '../helpers/server.js';
 import { DEMO_LABELS, makeTestModel, type TestModel } from '../fixtures/test-model.js';
@@ -25,7 +30,7 @@ describe('onnxruntime-web: WebGPU (software adapter) against wasm', { skip }, ()
   before(async () => {
     await ensureBundles();
     tmp = await mkdtemp(path.join(tmpdir(), 'rrl-e2e-webgpu-'));
-    model = await makeTestModel({ outDir: tmp, grid: [24, 28, 24] });
+    model = await makeTestModel({ outDir: tmp, grid: [24, 32, 24] });
     stack = await startTestStack({ modelsDir: tmp });
     browser = await launchBrowser({ webgpu: true });
   });
@@ -52,4 +57,77 @@ describe('onnxruntime-web: WebGPU (software adapter) against wasm', { skip }, ()
       'no console error or uncaught rejection in the page',
     );
   });
+
+  test(
+    'a model trained by the RRL-MedSAM pipeline runs on WebGPU, not wasm, with the same labels',
+    { timeout: 600_000 },
+    async (t) => {
+      // The tiny plan on the fixture's atlas grid, with the demo labels; two shifted copies of the
+      // atlas as the unlabelled volumes. Enough training for a model that segments something.
+      const [gx, gy, gz] = [24, 32, 24];
+      const plan = parsePlan({
+        ...(JSON.parse(
+          await readFile(new URL('../../models/plans/tiny.json', import.meta.url), 'utf8'),
+        ) as Record<string, unknown>),
+        grid: [gx, gy, gz],
+        classes: DEMO_LABELS.length + 1,
+      });
+      const shifted = (dx: number, dy: number): Float32Array => {
+        const out = new Float32Array(model.atlasInput.length);
+        for (let z = 0; z < gz; z++)
+          for (let y = 0; y < gy; y++)
+            for (let x = 0; x < gx; x++) {
+              const sx = Math.min(gx - 1, Math.max(0, x - dx));
+              const sy = Math.min(gy - 1, Math.max(0, y - dy));
+              out[(z * gy + y) * gx + x] = model.atlasInput[(z * gy + sy) * gx + sx]!;
+            }
+        return out;
+      };
+      const id = 'rrl-webgpu-e2e@0.0.1';
+      const info = {
+        id,
+        name: 'RRL-MedSAM WebGPU e2e (test)',
+        version: '0.0.1',
+        task: 'demo-brain',
+        modalities: ['MR'],
+        intensity: { method: 'zscore', clip: [-5, 5] },
+        labels: model.metadata.labels,
+        provenance: { createdAt: '2026-12-07T00:00:00Z', trainer: 'webgpu e2e (tiny plan)' },
+        changelog: [{ version: '0.0.1', date: '2026-12-07', changes: 'test model' }],
+      } as unknown as RrlModelInfo;
+      const work = path.join(tmp, 'rrl-work');
+      const trained = await runPipeline({
+        plan,
+        outDir: work,
+        atlas: { image: model.atlasInput, labels: model.atlasLabels },
+        unlabeled: [
+          { id: 'shift-a', image: shifted(1, 0) },
+          { id: 'shift-b', image: shifted(0, -1) },
+        ],
+        info,
+        provider: 'cpu',
+      });
+      const dir = path.join(tmp, id);
+      await mkdir(dir, { recursive: true });
+      await copyFile(trained.modelPath, path.join(dir, 'model.onnx'));
+      await copyFile(trained.metadataPath, path.join(dir, 'metadata.json'));
+      const metadata = JSON.parse(
+        await readFile(path.join(dir, 'metadata.json'), 'utf8'),
+      ) as TestModel['metadata'];
+      const r = await compareProviders(browser, stack.url, { ...model, dir, id, metadata });
+      t.diagnostic(
+        `pipeline model (${trained.seconds.toFixed(0)} s of training) webgpu vs wasm: max |Δlogit| ${r.maxAbsDiff.toExponential(2)}, label agreement ${(100 * r.labelAgreement).toFixed(3)} %, ${r.foregroundLabels} structures, providers ${JSON.stringify(r.providers)}`,
+      );
+      // The provider that actually ran: WebGPU, with no fallback reason.
+      assert.equal(r.providers.webgpu, 'webgpu');
+      assert.ok(r.maxAbsDiff < 1e-3, `max |Δlogit| ${r.maxAbsDiff}`);
+      assert.ok(r.labelAgreement >= 0.999, `label agreement ${r.labelAgreement}`);
+      assert.ok(r.foregroundLabels >= 1, 'the trained model segments something');
+      assert.deepEqual(
+        browser.errors.map((e) => `${e.type}: ${e.text.slice(0, 200)}`),
+        [],
+        'no console error in the page (a kernel that fails on WebGPU logs one)',
+      );
+    },
+  );
 });

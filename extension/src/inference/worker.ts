@@ -155,7 +155,12 @@ async function run(req: InferenceRequest): Promise<void> {
   let session: OrtModule.InferenceSession;
   try {
     session = await ort.InferenceSession.create(modelBytes, {
-      executionProviders: [provider],
+      // WebGPU in NCHW: onnxruntime-web's WebGPU pooling kernels take 3-D windows only in NCHW
+      // (in its default NHWC layout a 3-D MaxPool fails at run time and the model fell back to
+      // wasm); our models are NCDHW throughout.
+      executionProviders: [
+        provider === 'webgpu' ? { name: 'webgpu', preferredLayout: 'NCHW' } : provider,
+      ],
       graphOptimizationLevel: 'all',
     });
   } catch (e) {
