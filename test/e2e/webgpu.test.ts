@@ -10,6 +10,11 @@ import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+
+import { buildForwardGraph } from '@rrl/models/engine/autodiff/training.js';
+import { Graph } from '@rrl/models/engine/graph/graph.js';
 import { parsePlan } from '@rrl/models/rrl/plan.js';
 import { runPipeline } from '@rrl/models/rrl/pipeline.js';
 import type { RrlModelInfo } from '@rrl/models/rrl/export.js';
@@ -128,6 +133,47 @@ describe('onnxruntime-web: WebGPU (software adapter) against wasm', { skip }, ()
         [],
         'no console error in the page (a kernel that fails on WebGPU logs one)',
       );
+    },
+  );
+
+  test(
+    'a model with an operation WebGPU cannot run loads on wasm and says why (no node runs on the CPU silently)',
+    { timeout: 120_000 },
+    async () => {
+      // Hardmax has no WebGPU kernel in onnxruntime-web: with CPU fallback disabled, the WebGPU
+      // session refuses the model as a whole.
+      const g = new Graph();
+      const x = g.input('image', [1, 1, 4, 4, 4]);
+      const [y] = g.node('Hardmax', [x], [{ dtype: 'float32', shape: [1, 1, 4, 4, 4] }], {});
+      const { model: onnx } = buildForwardGraph({
+        graph: g,
+        outputs: { logits: y! },
+        params: new Map(),
+      });
+      const id = 'no-webgpu-kernel@0.0.1';
+      const dir = path.join(tmp, id);
+      await mkdir(dir, { recursive: true });
+      await writeFile(path.join(dir, 'model.onnx'), onnx);
+      const metadata = {
+        id,
+        labels: [],
+        onnx: {
+          sha256: createHash('sha256').update(onnx).digest('hex'),
+          input: { shape: [1, 1, 4, 4, 4] },
+        },
+      } as unknown as TestModel['metadata'];
+      const r = await compareProviders(browser, stack.url, {
+        ...model,
+        dir,
+        id,
+        metadata,
+        atlasInput: new Float32Array(64).map((_, i) => Math.sin(i)),
+      });
+      assert.equal(
+        r.providers.webgpu,
+        'wasm (the model has operations that WebGPU cannot run in this browser)',
+      );
+      assert.ok(r.maxAbsDiff === 0, `same result as wasm: ${r.maxAbsDiff}`);
     },
   );
 });

@@ -162,10 +162,16 @@ async function run(req: InferenceRequest): Promise<void> {
         provider === 'webgpu' ? { name: 'webgpu', preferredLayout: 'NCHW' } : provider,
       ],
       graphOptimizationLevel: 'all',
+      // No silent CPU nodes: a model with a node WebGPU cannot run fails to load here (and runs on
+      // wasm, with the reason shown) instead of running partly on the CPU.
+      ...(provider === 'webgpu' ? { extra: { session: { disable_cpu_ep_fallback: '1' } } } : {}),
     });
   } catch (e) {
     if (provider !== 'webgpu') throw e;
-    fallbackReason = `the WebGPU provider could not load the model (${e instanceof Error ? e.message : String(e)})`;
+    const message = e instanceof Error ? e.message : String(e);
+    fallbackReason = /fallback to CPU EP has been explicitly disabled/i.test(message)
+      ? 'the model has operations that WebGPU cannot run in this browser'
+      : `the WebGPU provider could not load the model (${message})`;
     provider = 'wasm';
     progress(req.requestId, 'session', 'Preparing the model (wasm, WebGPU failed)');
     session = await ort.InferenceSession.create(modelBytes, {
