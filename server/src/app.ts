@@ -14,7 +14,7 @@ import path from 'node:path';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 
 import { Api } from './api/index.js';
-import { registerApi, schemaErrorMessage } from './api/routes.js';
+import { registerApi, schemaErrorMessage, serveRaw } from './api/routes.js';
 import { ROUTE_SCHEMAS } from './api/schemas.js';
 import { resolveApiToken } from './api/auth.js';
 import type { JobExecutor } from './jobs/runner.js';
@@ -458,21 +458,8 @@ export async function startServer(
       next(req, res);
     };
   /** Everything that is not the REST API: the viewer, plugins, models, the DICOMweb proxy, health. */
-  const other = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    reply.hijack();
-    const req = request.raw;
-    const res = reply.raw;
-    try {
-      await route(ctx, req, res);
-    } catch (e) {
-      log.error('request failed', {
-        path: (req.url ?? '/').split('?')[0],
-        error: (e as Error).message,
-      });
-      if (!res.headersSent) sendError(res, 500, 'Internal server error; see the server log.');
-      else res.destroy();
-    }
-  };
+  const other = (request: FastifyRequest, reply: FastifyReply): Promise<void> =>
+    serveRaw(request, reply, log, (req, res) => route(ctx, req, res));
   const serverOptions = {
     // Headers must arrive within 20 s (slowloris); a whole request within 10 min.
     headersTimeout: 20_000,

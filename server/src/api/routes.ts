@@ -5,7 +5,7 @@
  * cross-origin check and — for routes that need it — the session or token check. Errors keep one
  * shape, `{ error: { status, message } }`, whether Fastify or a handler raised them.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import swagger from '@fastify/swagger';
 import type {
@@ -20,7 +20,6 @@ import { AtlasError } from '../jobs/atlas.js';
 import { PlanRefusal } from '../jobs/plans.js';
 import { SERIES_LIMITS } from '../jobs/validate.js';
 import { sendError } from '../http/headers.js';
-import { redact } from '../http/redact.js';
 import type { Logger } from '../log.js';
 import { PacsError } from '../pacs/dicomweb.js';
 import { crossOriginProblem, requestToken } from './auth.js';
@@ -38,21 +37,55 @@ export interface ApiRouteDeps {
   bodyLimit: number;
 }
 
-/** An error reply in the API's one shape (Fastify serialises the object as JSON). */
-export function replyError(
+/**
+ * An error reply in the API's one shape, written by `sendError` like every other error of the
+ * server (Fastify stops the request's hooks once the reply is hijacked).
+ */
+function replyError(
   reply: FastifyReply,
   status: number,
   message: string,
   headers: Record<string, string> = {},
 ): FastifyReply {
-  return reply
-    .code(status)
-    .headers({
-      'Content-Type': 'application/json; charset=utf-8',
-      'Cache-Control': 'no-store',
-      ...headers,
-    })
-    .send({ error: { status, message: redact(message) } });
+  reply.hijack();
+  for (const [k, v] of Object.entries(headers)) reply.raw.setHeader(k, v);
+  sendError(reply.raw, status, message);
+  return reply;
+}
+
+const INTERNAL_ERROR = 'Internal server error; see the server log.';
+
+/**
+ * Hands a request to a handler that writes the raw response itself (the API's handlers, the
+ * viewer's files, the DICOMweb proxy). A thrown error becomes the API's error reply — its status
+ * when the error carries one, else 500 and a log line — or ends a response already begun.
+ */
+export async function serveRaw(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  log: Logger,
+  handle: (req: IncomingMessage, res: ServerResponse) => Promise<void> | void,
+): Promise<void> {
+  reply.hijack();
+  const { raw: req } = request;
+  const res = reply.raw;
+  try {
+    await handle(req, res);
+  } catch (e) {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const known = statusOf(e);
+    if (known) {
+      sendError(res, known.status, known.message);
+      return;
+    }
+    // Never the query string: QIDO queries may carry patient names or IDs.
+    const path = (req.url ?? '/').split('?')[0]?.slice(0, 512);
+    log.error('request failed', { path, error: (e as Error).message });
+    sendError(res, 500, INTERNAL_ERROR);
+  }
 }
 
 /** A handler's error as an HTTP status, or undefined for a bug (500). */
@@ -121,9 +154,7 @@ function requestError(e: FastifyError, bodyLimit: number): { status: number; mes
       return { status: 400, message: `The body is not valid JSON (${e.message}).` };
   }
   const status = e.statusCode ?? 500;
-  return status < 500
-    ? { status, message: e.message }
-    : { status: 500, message: 'Internal server error; see the server log.' };
+  return status < 500 ? { status, message: e.message } : { status: 500, message: INTERNAL_ERROR };
 }
 
 const UNAUTHORIZED_WITH_TOKEN =
@@ -187,33 +218,17 @@ export async function registerApi(app: FastifyInstance, d: ApiRouteDeps): Promis
       );
     };
 
-  /** Runs a route's handler on the raw request/response; its errors become API errors. */
-  const run = (def: RouteDef) => async (request: FastifyRequest, reply: FastifyReply) => {
-    reply.hijack();
-    const { raw: req } = request;
-    const res = reply.raw;
-    try {
-      await def.handler({
+  /** Runs a route's handler on the raw request/response with the validated parts. */
+  const run = (def: RouteDef) => (request: FastifyRequest, reply: FastifyReply) =>
+    serveRaw(request, reply, d.log, (req, res) =>
+      def.handler({
         req,
         res,
         params: (request.params ?? {}) as Record<string, string>,
         query: new URL(req.url ?? '/', 'http://x').searchParams,
         body: request.body,
-      });
-    } catch (e) {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      const known = statusOf(e);
-      if (known) {
-        sendError(res, known.status, known.message);
-        return;
-      }
-      d.log.error('request failed', { path: def.path, error: (e as Error).message });
-      sendError(res, 500, 'Internal server error; see the server log.');
-    }
-  };
+      }),
+    );
 
   const route = (scope: FastifyInstance, def: RouteDef): void => {
     const key = `${def.method} ${def.path}`;
