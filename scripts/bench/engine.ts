@@ -35,6 +35,7 @@ import {
   probeProvider,
   type Provider,
 } from '@rrl/models/engine/runtime/providers.js';
+import { summariseOrtProfile } from '@rrl/models/engine/runtime/profile.js';
 import { Trainer } from '@rrl/models/engine/runtime/trainer.js';
 import { BENCH_CONFIGS, type BenchConfig } from '@rrl/models/engine/nn/bench.js';
 
@@ -162,30 +163,6 @@ function peakRssMiB(): number {
   return process.memoryUsage().rss / 1048576;
 }
 
-/** Per-op kernel time from an ORT profile file, averaged per step. */
-function summariseProfile(
-  file: string,
-  runs: number,
-): { op: string; msPerStep: number; share: number }[] {
-  const events = JSON.parse(readFileSync(file, 'utf8')) as {
-    cat?: string;
-    name?: string;
-    dur?: number;
-    args?: { op_name?: string };
-  }[];
-  const byOp = new Map<string, number>();
-  let total = 0;
-  for (const e of events) {
-    if (e.cat !== 'Node' || !e.name?.endsWith('_kernel_time') || !e.args?.op_name) continue;
-    byOp.set(e.args.op_name, (byOp.get(e.args.op_name) ?? 0) + (e.dur ?? 0));
-    total += e.dur ?? 0;
-  }
-  return [...byOp]
-    .sort((x, y) => y[1] - x[1])
-    .slice(0, 10)
-    .map(([op, us]) => ({ op, msPerStep: us / 1000 / runs, share: us / total }));
-}
-
 async function runOne(provider: Provider, config: BenchConfig, args: Args): Promise<Result> {
   const result: Result = { provider, config };
   const t0 = performance.now();
@@ -255,7 +232,7 @@ async function runOne(provider: Provider, config: BenchConfig, args: Args): Prom
       trainer.endProfiling();
       const file = readdirSync(profDir).find((f) => f.startsWith('train'));
       if (file)
-        result.topOps = summariseProfile(path.join(profDir, file), args.warmup + args.steps);
+        result.topOps = summariseOrtProfile(path.join(profDir, file), args.warmup, 10).ops;
     }
     await trainer.dispose();
   }

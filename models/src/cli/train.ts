@@ -27,6 +27,7 @@ import {
   UsageError,
   parseOptions,
   processIo,
+  positiveInt,
   required,
   str,
   usage,
@@ -92,6 +93,11 @@ export const TRAIN_SPEC: CommandSpec = {
       name: 'name',
       value: 'TEXT',
       help: 'model name shown in the viewer (default from the label set)',
+    },
+    {
+      name: 'profile',
+      value: 'STEPS',
+      help: 'profile STEPS steps of every training stage (ORT per-node times, the wall time split into session, batch and the rest): one line per stage here, summaries in <out>/profile/; the training is unchanged (0 = off, the default)',
     },
     { name: 'id', value: 'ID', help: 'model id (default <label set name>-rrl@<version>)' },
     { name: 'version', value: 'X.Y.Z', help: 'model version (default 1.0.0)' },
@@ -401,6 +407,7 @@ export async function train(argv: string[], io: Io = processIo): Promise<number>
         info,
         provider,
         teachersDir: teachersDir(str(o, 'teachers-dir')),
+        profileSteps: positiveInt(o, 'profile', 0, 0),
         signal: controller.signal,
         onProgress: (p) => rep.update(p),
         log: (line) => {

@@ -59,18 +59,27 @@ export function applyAffine(
   const out = new Float32Array(n);
   const lab = new Uint8Array(n);
   const [cz, cy, cx] = [(d - 1) / 2, (h - 1) / 2, (w - 1) / 2];
-  const m = aff.m;
-  const clamp = (v: number, hi: number): number => (v < 0 ? 0 : v > hi ? hi : v);
+  // The per-voxel arithmetic of `trilinear` and the affine, written out with the row terms hoisted
+  // (same operations in the same order, so the same values; about 5× faster than the calls).
+  type M9 = [number, number, number, number, number, number, number, number, number];
+  const [m0, m1, m2, m3, m4, m5, m6, m7, m8] = aff.m as M9;
+  const [tz, ty, tx] = aff.t;
+  const zHi = Math.max(d - 2, 0);
+  const yHi = Math.max(h - 2, 0);
+  const xHi = Math.max(w - 2, 0);
   let i = 0;
   for (let z = 0; z < d; z++) {
     const oz = z - cz;
     for (let y = 0; y < h; y++) {
       const oy = y - cy;
+      const rz = m0 * oz + m1 * oy;
+      const ry = m3 * oz + m4 * oy;
+      const rx = m6 * oz + m7 * oy;
       for (let x = 0; x < w; x++, i++) {
         const ox = x - cx;
-        const qz = m[0]! * oz + m[1]! * oy + m[2]! * ox + cz + aff.t[0];
-        const qy = m[3]! * oz + m[4]! * oy + m[5]! * ox + cy + aff.t[1];
-        const qx = m[6]! * oz + m[7]! * oy + m[8]! * ox + cx + aff.t[2];
+        const qz = rz + m2 * ox + cz + tz;
+        const qy = ry + m5 * ox + cy + ty;
+        const qx = rx + m8 * ox + cx + tx;
         // labels: nearest, 0 outside
         const nz = Math.round(qz);
         const ny = Math.round(qy);
@@ -80,19 +89,29 @@ export function applyAffine(
             ? labels[(nz * h + ny) * w + nx]!
             : 0;
         // image: trilinear on clamped coordinates
-        const pz = clamp(qz, d - 1);
-        const py = clamp(qy, h - 1);
-        const px = clamp(qx, w - 1);
-        const z0 = Math.min(Math.floor(pz), Math.max(d - 2, 0));
-        const y0 = Math.min(Math.floor(py), Math.max(h - 2, 0));
-        const x0 = Math.min(Math.floor(px), Math.max(w - 2, 0));
+        const pz = qz < 0 ? 0 : qz > d - 1 ? d - 1 : qz;
+        const py = qy < 0 ? 0 : qy > h - 1 ? h - 1 : qy;
+        const px = qx < 0 ? 0 : qx > w - 1 ? w - 1 : qx;
+        const z0 = Math.min(Math.floor(pz), zHi);
+        const y0 = Math.min(Math.floor(py), yHi);
+        const x0 = Math.min(Math.floor(px), xHi);
         const z1 = Math.min(z0 + 1, d - 1);
         const y1 = Math.min(y0 + 1, h - 1);
         const x1 = Math.min(x0 + 1, w - 1);
         const fz = pz - z0;
         const fy = py - y0;
         const fx = px - x0;
-        out[i] = trilinear(image, 0, h, w, z0, z1, fz, y0, y1, fy, x0, x1, fx);
+        const r00 = (z0 * h + y0) * w;
+        const r01 = (z0 * h + y1) * w;
+        const r10 = (z1 * h + y0) * w;
+        const r11 = (z1 * h + y1) * w;
+        out[i] =
+          (1 - fz) *
+            ((1 - fy) * ((1 - fx) * image[r00 + x0]! + fx * image[r00 + x1]!) +
+              fy * ((1 - fx) * image[r01 + x0]! + fx * image[r01 + x1]!)) +
+          fz *
+            ((1 - fy) * ((1 - fx) * image[r10 + x0]! + fx * image[r10 + x1]!) +
+              fy * ((1 - fx) * image[r11 + x0]! + fx * image[r11 + x1]!));
       }
     }
   }

@@ -12,6 +12,7 @@
 import { Graph } from '../engine/graph/graph.js';
 import { buildTrainingGraph } from '../engine/autodiff/training.js';
 import { lnccLoss, smoothnessLoss } from '../engine/losses/losses.js';
+import type { StepProfiler } from '../engine/runtime/profile.js';
 import { Trainer } from '../engine/runtime/trainer.js';
 import { trilinear } from './augment.js';
 import { INSTANCE_OPT_DEFAULTS, type InstanceOptimisation } from './plan.js';
@@ -33,6 +34,7 @@ export async function refineDisplacement(
   initial: Float32Array,
   grid: Grid,
   options: Partial<InstanceOptimisation> = {},
+  profiler?: StepProfiler,
 ): Promise<{ displacement: Float32Array; losses: number[] }> {
   const o = { ...INSTANCE_OPT_DEFAULTS, ...options };
   const m = voxels(grid);
@@ -78,7 +80,9 @@ export async function refineDisplacement(
     seed: 0,
     initialState: g.initialParams(0),
     intraOpNumThreads: 2,
+    ...profiler?.trainerOptions(),
   });
+  profiler?.attach(trainer);
   const losses: number[] = [];
   let residual: Float32Array;
   try {
@@ -88,17 +92,41 @@ export async function refineDisplacement(
       fixed: { data: target, dims },
       base: { data: initial, dims: [1, 3, ...grid] },
     };
+    const stop = new AbortController();
     await trainer.train({
       steps: o.steps,
       lr: o.lr,
       batch: () => feeds,
-      onStep: (s) => losses.push(s.loss),
+      signal: stop.signal,
+      onStep: (s) => {
+        losses.push(s.loss);
+        profiler?.step(s);
+        if (converged(losses, o.tolerance)) stop.abort();
+      },
     });
     residual = (await trainer.readParams()).get('io.residual')!.data;
   } finally {
+    profiler?.end();
     await trainer.dispose();
   }
   return { displacement: addUpsampled(initial, residual, grid, ds), losses };
+}
+
+/** Convergence window and check interval of `InstanceOptimisation.tolerance`, in steps. */
+const CONVERGENCE_WINDOW = 10;
+const CONVERGENCE_EVERY = 5;
+
+/**
+ * Whether a refinement has converged: checked every 5 steps, the loss fell over the last 10 by
+ * less than `tolerance` × its fall since the first step (the losses are of a fixed pair, so
+ * deterministic; measured on the hippocampus pairs, tolerance 0.002 stops at 98 steps on average
+ * of 150, at ≥ 98.8 % of the fall that all 150 reach).
+ */
+export function converged(losses: readonly number[], tolerance: number): boolean {
+  const k = losses.length - 1;
+  if (tolerance <= 0 || k < CONVERGENCE_WINDOW || k % CONVERGENCE_EVERY !== 0) return false;
+  const fall = losses[0]! - losses[k]!;
+  return fall > 0 && losses[k - CONVERGENCE_WINDOW]! - losses[k]! < tolerance * fall;
 }
 
 /**

@@ -18,6 +18,12 @@ export interface InstanceOptimisation {
   window: number;
   /** Residual grid = plan grid / downsample (1, 2 or 4; the grid must divide). */
   downsample: number;
+  /**
+   * Stop a pair early once converged: when the loss fell by less than `tolerance` × its fall so
+   * far over the last 10 steps (checked every 5 steps; `steps` stays the maximum). 0 = always
+   * run all `steps`.
+   */
+  tolerance: number;
 }
 
 export const INSTANCE_OPT_DEFAULTS: InstanceOptimisation = {
@@ -26,6 +32,7 @@ export const INSTANCE_OPT_DEFAULTS: InstanceOptimisation = {
   smoothness: 4,
   window: 9,
   downsample: 2,
+  tolerance: 0,
 };
 
 export interface SelfTraining {
@@ -458,10 +465,17 @@ export function parsePlan(input: unknown): RrlPlan {
   if (refIn !== undefined && refIn !== null) {
     if (!isObj(refIn)) {
       throw new PlanError(
-        `plan.registrationRefine: expected an object { steps, lr, smoothness, window, downsample } or no field, found ${describe(refIn)}.`,
+        `plan.registrationRefine: expected an object { steps, lr, smoothness, window, downsample, tolerance } or no field, found ${describe(refIn)}.`,
       );
     }
-    checkKeys('registrationRefine', refIn, ['steps', 'lr', 'smoothness', 'window', 'downsample']);
+    checkKeys('registrationRefine', refIn, [
+      'steps',
+      'lr',
+      'smoothness',
+      'window',
+      'downsample',
+      'tolerance',
+    ]);
     const dr = INSTANCE_OPT_DEFAULTS;
     registrationRefine = {
       steps: num('registrationRefine.steps', refIn.steps, dr.steps, { int: true, min: 0 }),
@@ -472,6 +486,10 @@ export function parsePlan(input: unknown): RrlPlan {
         int: true,
         min: 1,
         max: 4,
+      }),
+      tolerance: num('registrationRefine.tolerance', refIn.tolerance, dr.tolerance, {
+        min: 0,
+        max: 1,
       }),
     };
     if (registrationRefine.window % 2 === 0 || registrationRefine.downsample === 3) {

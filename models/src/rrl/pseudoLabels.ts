@@ -5,6 +5,7 @@
  * onnxruntime-node), then the argmax over classes gives the label of every target voxel.
  * `warpLabelsReference` is the same warp in plain TypeScript (for tests).
  */
+import type { StepProfiler } from '../engine/runtime/profile.js';
 import * as ort from 'onnxruntime-node';
 import { Graph } from '../engine/graph/graph.js';
 import { emitGraph } from '../engine/graph/emit.js';
@@ -183,6 +184,8 @@ export interface PseudoLabelInput {
   target: Float32Array;
   /** Instance-specific refinement of the network's displacement (absent or 0 steps = none). */
   refine?: InstanceOptimisation;
+  /** Profiles the refinement's first steps (the caller reports it). */
+  refineProfiler?: StepProfiler;
 }
 
 /**
@@ -195,7 +198,14 @@ export async function pseudoLabels(
   let displacement = await predictDisplacement(i.params, i.args, i.grid, i.atlasImage, i.target);
   if (i.refine) {
     displacement = (
-      await refineDisplacement(i.atlasImage, i.target, displacement, i.grid, i.refine)
+      await refineDisplacement(
+        i.atlasImage,
+        i.target,
+        displacement,
+        i.grid,
+        i.refine,
+        i.refineProfiler,
+      )
     ).displacement;
   }
   const w = await warpLabels(i.atlasLabels, displacement, i.grid, i.classes);

@@ -11,6 +11,8 @@ import type { TrainingProgress } from '@rrl/core/api.js';
 import type { ProviderSetting } from '../engine/runtime/providerChoice.js';
 import { buildTrainingGraph } from '../engine/autodiff/training.js';
 import { registrationTask, type RegistrationArgs } from '../engine/nn/registration.js';
+import type { StepProfiler } from '../engine/runtime/profile.js';
+import type { SeededRng } from '../engine/runtime/rng.js';
 import { Trainer, type Batch } from '../engine/runtime/trainer.js';
 import { PrealignedAtlas, type PrealignSpec, type Shift } from './prealign.js';
 import { oneHot, pseudoLabels, type Grid } from './pseudoLabels.js';
@@ -53,6 +55,8 @@ export interface RegistrationStageInput {
   prealign?: PrealignSpec;
   /** Initial registration parameters (fine-tuning); default: the net's seeded initialisation. */
   initialParams?: ReadonlyMap<string, Float32Array>;
+  /** Profiles the first steps (the caller reports it). */
+  profiler?: StepProfiler;
 }
 
 export interface RegistrationStageResult {
@@ -153,7 +157,9 @@ export async function runRegistrationStage(
     seed,
     initialState: init,
     intraOpNumThreads: 2,
+    ...i.profiler?.trainerOptions(),
   });
+  i.profiler?.attach(trainer);
   const losses: number[] = [];
   let params: Map<string, Float32Array>;
   try {
@@ -161,25 +167,27 @@ export async function runRegistrationStage(
       await trainer.loadCheckpoint(i.checkpoint.path);
     const remaining = Math.max(0, i.steps - trainer.stepsCompleted);
     const dims = [1, 1, ...i.grid];
+    const batch = (_step: number, rng: SeededRng): Batch => {
+      const k = rng.int(i.targets.length);
+      const fixed = { data: i.targets[k]!, dims };
+      const moving = { data: pre.get(k).image, dims };
+      if (!joint) return { moving, fixed };
+      const ldims = [1, i.classes, ...i.grid];
+      return {
+        moving,
+        fixed,
+        atlasOnehot: { data: atlasOnehot(k), dims: ldims },
+        targetSegmentation: { data: joint.predictions[k]!, dims: ldims },
+      };
+    };
     await trainer.train({
       steps: remaining,
       lr: i.lr,
-      batch: (_step, rng): Batch => {
-        const k = rng.int(i.targets.length);
-        const fixed = { data: i.targets[k]!, dims };
-        const moving = { data: pre.get(k).image, dims };
-        if (!joint) return { moving, fixed };
-        const ldims = [1, i.classes, ...i.grid];
-        return {
-          moving,
-          fixed,
-          atlasOnehot: { data: atlasOnehot(k), dims: ldims },
-          targetSegmentation: { data: joint.predictions[k]!, dims: ldims },
-        };
-      },
+      batch: i.profiler ? i.profiler.batch(batch) : batch,
       checkpoint: i.checkpoint,
       signal: i.signal,
       onStep: (r) => {
+        i.profiler?.step(r);
         losses.push(r.loss);
         i.onProgress?.({
           phase: 'registration',
@@ -202,6 +210,7 @@ export async function runRegistrationStage(
     }
     params = new Map([...(await trainer.readParams())].map(([k, v]) => [k, v.data]));
   } finally {
+    i.profiler?.end();
     await trainer.dispose();
   }
   const step = i.steps;

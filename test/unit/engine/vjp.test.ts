@@ -165,6 +165,44 @@ describe('convolution', () => {
       });
     }
   }
+  for (const [k, pads] of [
+    [
+      [3, 2, 3],
+      [1, 0, 1, 1, 1, 1],
+    ],
+    [
+      [1, 3, 3],
+      [0, 1, 1, 0, 1, 1],
+    ],
+    [
+      [3, 3, 1],
+      [1, 1, 0, 1, 2, 0],
+    ],
+    [
+      [2, 1, 2],
+      [0, 0, 1, 1, 0, 0],
+    ],
+  ] as const) {
+    // the stacked grad-weight (gemm27, stride 1, batch 1) with every axis role: first, middle, last
+    test(`Conv gemm27 stride 1: kernel [${k.join(',')}] pads [${pads.join(',')}]`, async () => {
+      await gradCheck((g) => {
+        const x = g.input('x', [1, 3, 5, 6, 4]);
+        const w = g.param('w', [2, 3, ...k], { kind: 'he' });
+        return { out: g.conv(x, w, undefined, { pads: [...pads] }) };
+      });
+    });
+  }
+  test('Conv 2-D and 1-D (gemm27)', async () => {
+    await gradCheck((g) => {
+      const x2 = g.input('x2', [1, 2, 6, 5]);
+      const w2 = g.param('w2', [3, 2, 3, 3], { kind: 'he' });
+      const x1 = g.input('x1', [1, 2, 7]);
+      const w1 = g.param('w1', [2, 2, 3], { kind: 'he' });
+      const a = g.conv(x2, w2, undefined, { pads: 1 });
+      const b = g.conv(x1, w1, undefined, { pads: 1 });
+      return { out: g.add(g.reduceSum(g.mul(a, a)), g.reduceSum(g.mul(b, b))) };
+    });
+  });
   test('Conv with asymmetric pads and per-axis strides', async () => {
     await gradCheck((g) => {
       const x = g.input('x', [1, 2, 6, 7, 5]);

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { Graph } from '@rrl/models/engine/graph/graph.js';
 import { emitGraph } from '@rrl/models/engine/graph/emit.js';
-import { addUpsampled, refineDisplacement } from '@rrl/models/rrl/instanceOpt.js';
+import { addUpsampled, converged, refineDisplacement } from '@rrl/models/rrl/instanceOpt.js';
 import { warpLabels, type Grid } from '@rrl/models/rrl/pseudoLabels.js';
 import { parsePlan } from '@rrl/models/rrl/plan.js';
 import { dice } from '@rrl/models/rrl/metrics.js';
@@ -94,6 +94,48 @@ test('refineDisplacement and the plan refuse bad inputs with the fix', async () 
     smoothness: 4,
     window: 9,
     downsample: 2,
+    tolerance: 0,
   });
   assert.equal(parsePlan({}).registrationRefine, undefined);
+  assert.throws(
+    () => parsePlan({ registrationRefine: { tolerance: 2 } }),
+    /registrationRefine.tolerance/,
+  );
+});
+
+test('converged: a loss that has levelled off stops, one still falling does not', () => {
+  // exponential approach: the fall over the last 10 steps shrinks relative to the fall so far
+  const decay = Array.from({ length: 151 }, (_, k) => Math.exp(-k / 15));
+  const stopAt = decay.findIndex((_, k) => converged(decay.slice(0, k + 1), 0.002));
+  assert.ok(stopAt > 60 && stopAt < 150 && stopAt % 5 === 0, `stopped after ${stopAt + 1} steps`);
+  // a straight line keeps falling by the same amount: never converged
+  const line = Array.from({ length: 151 }, (_, k) => -k);
+  assert.ok(line.every((_, k) => !converged(line.slice(0, k + 1), 0.002)));
+  // tolerance 0: never; a loss that rose overall: never
+  assert.ok(!converged(decay, 0));
+  assert.ok(!converged([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 0.5));
+});
+
+test('refineDisplacement with a tolerance stops once converged, as aligned as the full run', async () => {
+  const grid: Grid = [24, 16, 16];
+  const atlas = blob(grid, [10, 8, 8]);
+  const target = blob(grid, [13, 8, 8]);
+  const zero = new Float32Array(3 * 24 * 16 * 16);
+  const o = { steps: 300, lr: 0.3, smoothness: 1, window: 5, downsample: 2 };
+  const full = await refineDisplacement(atlas.image, target.image, zero, grid, o);
+  const early = await refineDisplacement(atlas.image, target.image, zero, grid, {
+    ...o,
+    tolerance: 0.002,
+  });
+  assert.equal(full.losses.length, 300);
+  assert.ok(early.losses.length < 250, `stopped after ${early.losses.length} steps`);
+  const fall = (l: number[]): number => l[0]! - Math.min(...l);
+  assert.ok(
+    fall(early.losses) > 0.97 * fall(full.losses),
+    `fall ${fall(early.losses)} vs ${fall(full.losses)}`,
+  );
+  const d = async (disp: Float32Array): Promise<number> =>
+    dice((await warpLabels(atlas.label, disp, grid, 2)).labels, target.label, 1);
+  const [dFull, dEarly] = [await d(full.displacement), await d(early.displacement)];
+  assert.ok(dEarly > dFull - 0.02, `Dice ${dEarly.toFixed(3)} (early) vs ${dFull.toFixed(3)}`);
 });

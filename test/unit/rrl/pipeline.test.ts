@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -291,8 +291,34 @@ test('pipeline without a teacher: stage 1 skipped, the notice reaches metadata.j
       registrationRefine: { steps: 6, window: 5 },
       selfTraining: undefined,
     });
-    const result = await runPipeline(input(plan, dir));
+    const result = await runPipeline(input(plan, dir, { profileSteps: 2 }));
     assert.equal(result.notices[0], NO_TEACHER_NOTICE);
+    // --profile: a summary per training stage (2 warm-up steps, then up to 2 profiled ones)
+    for (const [stage, steps, op] of [
+      ['registration', 2, 'Conv'],
+      ['refine', 2, 'GatherElements'],
+      ['distill-task', 1, 'Conv'],
+      ['mutual', 1, 'Conv'],
+      ['decoder', 1, 'Conv'],
+    ] as const) {
+      const p = JSON.parse(readFileSync(join(dir, 'profile', `${stage}.json`), 'utf8')) as {
+        steps: number;
+        runs: number;
+        kernelMsPerStep: number;
+        wallMs: number;
+        ops: { op: string; msPerStep: number }[];
+      };
+      assert.equal(p.steps, steps, stage);
+      assert.equal(p.runs, steps, stage);
+      assert.ok(p.kernelMsPerStep > 0 && p.wallMs >= p.kernelMsPerStep * 0.5, stage);
+      assert.ok(
+        p.ops.some((o) => o.op === op && o.msPerStep > 0),
+        `${stage}: ${op} profiled`,
+      );
+    }
+    assert.ok(
+      !readdirSync(join(dir, 'profile')).some((f) => !f.endsWith('.json') || f.includes('.ort')),
+    );
     // 3 decoder steps leave the decoder under-trained: the export checks it on the atlas and
     // publishes the medical branch alone, saying so (model.onnx's logits = the eval model's
     // medicalLogits).

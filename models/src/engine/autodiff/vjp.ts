@@ -160,7 +160,16 @@ function convGrad(c: VjpContext): (Value | undefined)[] {
     const mode = c.opts.convGradWeight ?? 'gemm27';
     const xt = n === 1 ? g.reshape(x, [cin, 1, ...X]) : g.transpose(x, [1, 0, ...spatialAxes]);
     const dyt = n === 1 ? g.reshape(dy, [cout, 1, ...Y]) : g.transpose(dy, [1, 0, ...spatialAxes]);
-    if (mode === 'batchAsChannel') {
+    if (
+      mode === 'gemm27' &&
+      n === 1 &&
+      sd >= 2 &&
+      strides.every((q) => q === 1) &&
+      numel(K) > 1 &&
+      stackedPays(cin, cout)
+    ) {
+      out[1] = stackedGradWeight(g, xt, dyt, K, pads, w.shape);
+    } else if (mode === 'batchAsChannel') {
       const full = g.conv(xt, dyt, undefined, { pads, dilations: strides });
       const cut = sameShape(full.shape.slice(2), K)
         ? full
@@ -294,6 +303,112 @@ function convGrad(c: VjpContext): (Value | undefined)[] {
   }
   if (c.inputs[2] && c.needs[2]) out[2] = g.reduceSum(dy, [0, ...spatialAxes], false);
   return out;
+}
+
+/**
+ * Conv grad-weight, stride 1, batch 1, 2-D or 3-D (`gemm27` mode): one Gemm per offset of the
+ * middle kernel axes, each covering the first and the last axis's offsets at once.
+ * On the flattened padded grid every kernel offset k is one flat shift
+ * off(k) = Σ k_i·S_i (S_i the grid's row strides), and grad_w[o,c,k] = Σ_q dy[o,q]·x[c,q+off(k)]
+ * with dy embedded in the padded grid. So:
+ * - dy is stacked over the first axis's offsets, each a Pad of dy shifted by k_0 planes
+ *   ([K_0·Cout, ·], rows (k_0, o));
+ * - x is stacked over the last axis's offsets, each one contiguous flat Slice
+ *   ([K_last·Cin, ·], rows (k_last, c));
+ * - for every offset m of the middle axes, one Gemm of the two stacks, one of them read from
+ *   m on (a flat Slice of the smaller stack): [K_0·Cout, K_last·Cin].
+ * For a 3³ kernel that is 3 Gemms of 3·Cout × 3·Cin instead of 9 of Cout × 3·Cin, each with
+ * its own shifted copy: about half the bytes copied and a third of the Gemm reads. The stack read
+ * from m on gets one extra zero plane at the end of the first axis so that every shifted range
+ * stays in the tensor (a plane is longer than the largest shift). The stacks cost more than the
+ * 27-offset form when Cin is much smaller than Cout (first convolutions): `stackedPays`.
+ */
+function stackedGradWeight(
+  g: Graph,
+  xt: Value,
+  dyt: Value,
+  K: readonly number[],
+  pads: readonly number[],
+  wShape: readonly number[],
+): Value {
+  const sd = K.length;
+  const [cin, cout] = [xt.shape[0]!, dyt.shape[0]!];
+  const X = xt.shape.slice(2);
+  const Y = dyt.shape.slice(2);
+  const P = X.map((d, i) => d + pads[i]! + pads[i + sd]!);
+  const S = P.map((_, i) => numel(P.slice(i + 1)));
+  const L = numel(P);
+  const [k0, kl] = [K[0]!, K[sd - 1]!];
+  const midK = K.slice(1, sd - 1);
+  const maxMid = midK.reduce((acc, k, j) => acc + (k - 1) * S[j + 1]!, 0);
+  // The middle offsets are read from the smaller stack (x when K_last·Cin ≤ K_0·Cout).
+  const shiftX = kl * cin <= k0 * cout;
+  // x padded as the conv pads it, plus the extra plane when it is read past L: [Cin, (P_0 + e)·S_0]
+  const ex = (shiftX ? maxMid : 0) + kl - 1 > 0 ? 1 : 0;
+  const xPads = [
+    0,
+    0,
+    ...pads.slice(0, sd),
+    0,
+    0,
+    ...pads.slice(sd).map((q, i) => q + (i ? 0 : ex)),
+  ];
+  const xf = g.reshape(g.pad(xt, xPads), [cin, (P[0]! + ex) * S[0]!]);
+  const xLen = L + (shiftX ? maxMid : 0);
+  const xS = g.concat(
+    Array.from({ length: kl }, (_, j) =>
+      j === 0 && xLen === (P[0]! + ex) * S[0]! ? xf : g.slice(xf, [j], [j + xLen], [1]),
+    ),
+    0,
+  );
+  // dy on the padded grid shifted by k_0 planes (and, when dy is read from m on, by maxMid:
+  // K_j − 1 rows of every middle axis): [K_0·Cout, (P_0 + e)·S_0]
+  const ed = !shiftX && maxMid > 0 ? 1 : 0;
+  const dyS = g.concat(
+    Array.from({ length: k0 }, (_, j) => {
+      const begin = [0, 0, j, ...midK.map((k) => (shiftX ? 0 : k - 1)), 0];
+      const end = [0, 0, P[0]! - Y[0]! - j + ed];
+      for (let i = 1; i < sd; i++) end.push(P[i]! - Y[i]! - begin[2 + i]!);
+      return g.reshape(g.pad(dyt, [...begin, ...end]), [cout, (P[0]! + ed) * S[0]!]);
+    }),
+    0,
+  );
+  const mids: number[][] = [[]];
+  for (const k of midK) {
+    const next: number[][] = [];
+    for (const prefix of mids) for (let j = 0; j < k; j++) next.push([...prefix, j]);
+    mids.splice(0, mids.length, ...next);
+  }
+  const parts = mids.map((mk) => {
+    const m = mk.reduce((acc, k, j) => acc + k * S[j + 1]!, 0);
+    const a = shiftX || maxMid === 0 ? dyS : g.slice(dyS, [maxMid - m], [maxMid - m + L], [1]);
+    const b = !shiftX || maxMid === 0 ? xS : g.slice(xS, [m], [m + L], [1]);
+    return g.reshape(g.gemm(a, b, false, true), [1, k0, cout, kl, cin]);
+  });
+  // [mid…, K_0, Cout, K_last, Cin] → [Cout, Cin, K_0, mid…, K_last]
+  const r = midK.length;
+  const stacked = g.reshape(parts.length === 1 ? parts[0]! : g.concat(parts, 0), [
+    ...midK,
+    k0,
+    cout,
+    kl,
+    cin,
+  ]);
+  const perm = [r + 1, r + 3, r, ...midK.map((_, i) => i), r + 2];
+  return g.reshape(g.transpose(stacked, perm), wShape);
+}
+
+/**
+ * Whether `stackedGradWeight` moves fewer bytes than the 27-offset form, by a count of the
+ * floats each copies and reads per voxel (3³ kernel): the stacks cost ≈ 41·Cin + 21·Cout
+ * (x shifted) or 23·Cin + 39·Cout (dy shifted), the 27-offset form ≈ 95·Cin + 13·Cout
+ * (x shifted) or 11·Cin + 97·Cout. Measured: the first convolution of the registration net
+ * (Cin 2, Cout 16) is slower stacked.
+ */
+function stackedPays(cin: number, cout: number): boolean {
+  const stacked = Math.min(41 * cin + 21 * cout, 23 * cin + 39 * cout);
+  const offsets = cout >= cin ? 95 * cin + 13 * cout : 11 * cin + 97 * cout;
+  return stacked < offsets;
 }
 
 // ------------------------------------------------------------------ normalisation

@@ -25,6 +25,8 @@ export interface PipelinePaths {
   model: string;
   metadata: string;
   evalModel: string;
+  /** `--profile`: one summary per training stage, `<stage>.json`. */
+  profile: string;
 }
 
 export function pipelinePaths(outDir: string): PipelinePaths {
@@ -40,6 +42,7 @@ export function pipelinePaths(outDir: string): PipelinePaths {
     model: join(outDir, 'model.onnx'),
     metadata: join(outDir, 'metadata.json'),
     evalModel: join(outDir, 'eval-model.onnx'),
+    profile: join(outDir, 'profile'),
   };
 }
 

@@ -32,6 +32,7 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
   const initial = await loadParams(snap);
   run.say('[joint] E_g predictions of the unlabelled volumes');
   const general = await predictions(run, ['generalLogits'], 'joint');
+  const profiler = run.profiler('joint');
   const reg = await runRegistrationStage({
     grid: run.grid,
     classes: p.classes,
@@ -51,10 +52,12 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
     },
     signal: run.input.signal,
     pseudoLabels: false,
+    ...(profiler ? { profiler } : {}),
     ...(p.registrationPrealign ? { prealign: p.registrationPrealign } : {}),
     onProgress: (q) =>
       run.progress('joint', { step: q.step, total: q.total, loss: q.loss, metrics: q.metrics }),
   });
+  await run.reportProfile(profiler);
   const pre = prealigned(run);
   const f = p.jointFusion;
   const C = p.classes;

@@ -25,6 +25,7 @@ export async function registrationStage(run: Run): Promise<StageOutcome> {
     channels: 1,
   };
   const targets = run.input.unlabeled.map((u) => u.image);
+  const profiler = run.profiler('registration');
   const reg = await runRegistrationStage({
     grid: run.grid,
     classes: p.classes,
@@ -42,6 +43,7 @@ export async function registrationStage(run: Run): Promise<StageOutcome> {
     },
     signal: run.input.signal,
     pseudoLabels: false,
+    ...(profiler ? { profiler } : {}),
     ...(p.registrationPrealign ? { prealign: p.registrationPrealign } : {}),
     onProgress: (q) =>
       run.progress('registration', {
@@ -51,6 +53,7 @@ export async function registrationStage(run: Run): Promise<StageOutcome> {
         metrics: q.metrics,
       }),
   });
+  await run.reportProfile(profiler);
   await saveRegistration(run, reg.params, reg.args, { steps: sched.steps });
   await mkdir(run.paths.pseudoLabels, { recursive: true });
   const pre = prealigned(run);
@@ -66,7 +69,9 @@ export async function registrationStage(run: Run): Promise<StageOutcome> {
     }
     const file = join(run.paths.pseudoLabels, `${safeId(u.id)}.u8`);
     if (!existsSync(file)) {
-      const r = await warpAtlas(run, pre, reg.params, reg.args, k);
+      const profiler = p.registrationRefine && k === 0 ? run.profiler('refine') : undefined;
+      const r = await warpAtlas(run, pre, reg.params, reg.args, k, profiler);
+      await run.reportProfile(profiler);
       await saveField(run, k, r.displacement, pre);
       await atomicWrite(file, r.labels);
     }

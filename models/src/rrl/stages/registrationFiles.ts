@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RegistrationArgs } from '../../engine/nn/registration.js';
+import type { StepProfiler } from '../../engine/runtime/profile.js';
 import { pseudoLabels } from '../pseudoLabels.js';
 import { atlasStack, composeShift } from '../synthesis.js';
 import { StageAbortedError } from './abort.js';
@@ -22,6 +23,7 @@ export function warpAtlas(
   params: ReadonlyMap<string, Float32Array>,
   args: RegistrationArgs,
   k: number,
+  refineProfiler?: StepProfiler,
 ): ReturnType<typeof pseudoLabels> {
   const p = run.plan;
   return pseudoLabels({
@@ -33,6 +35,7 @@ export function warpAtlas(
     atlasLabels: pre.get(k).labels,
     target: run.input.unlabeled[k]!.image,
     ...(p.registrationRefine ? { refine: p.registrationRefine } : {}),
+    ...(refineProfiler ? { refineProfiler } : {}),
   });
 }
 

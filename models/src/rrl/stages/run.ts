@@ -11,6 +11,7 @@ import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildTrainingGraph, type TrainingGraphOptions } from '../../engine/autodiff/training.js';
 import { type Provider } from '../../engine/runtime/providers.js';
+import { describeProfile, StepProfiler } from '../../engine/runtime/profile.js';
 import type { SeededRng } from '../../engine/runtime/rng.js';
 import { Trainer, type Batch } from '../../engine/runtime/trainer.js';
 import { rrlNetArgsFromPlan, type RrlNetArgs } from '../networks.js';
@@ -139,6 +140,18 @@ export class Run {
     await this.saveState();
   }
 
+  /** A profiler for one trainer of this run when `profileSteps` asks for it (else undefined). */
+  profiler(name: string): StepProfiler | undefined {
+    const steps = this.input.profileSteps;
+    if (!steps) return undefined;
+    return new StepProfiler(name, join(this.paths.profile, `${name}.json`), steps);
+  }
+
+  /** Writes a profiler's summary and logs its line. */
+  async reportProfile(profiler: StepProfiler | undefined): Promise<void> {
+    if (profiler) this.say(describeProfile(await profiler.finish()));
+  }
+
   /**
    * Trains one stage's graph on the engine Trainer: initial values from the parameter store
    * (by name; `extra` overrides), resumed from `checkpoints/<stage>.ckpt` when it exists; on
@@ -173,12 +186,16 @@ export class Run {
     for (const [k, v] of this.params) if (init.has(k)) init.set(k, v);
     for (const [k, v] of o.extra ?? []) if (init.has(k)) init.set(k, v);
     const ckpt = join(this.paths.checkpoints, `${o.stage}.ckpt`);
+    const profiler = this.profiler(o.stage);
     const trainer = await Trainer.create(built, {
       provider: this.provider,
       seed: this.plan.seeds.data + this.stageIndex(o.stage),
       initialState: init,
       intraOpNumThreads: 2,
+      ...profiler?.trainerOptions(),
     });
+    profiler?.attach(trainer);
+    const batch = (_step: number, rng: SeededRng): Batch => o.batch(rng);
     try {
       if (existsSync(ckpt)) {
         await trainer.loadCheckpoint(ckpt);
@@ -187,17 +204,20 @@ export class Run {
       await trainer.train({
         steps: Math.max(0, o.steps - trainer.stepsCompleted),
         lr: o.lr,
-        batch: (_step, rng) => o.batch(rng),
+        batch: profiler ? profiler.batch(batch) : batch,
         checkpoint: { path: ckpt, every: Math.max(1, Math.min(50, Math.ceil(o.steps / 4))) },
         signal: this.input.signal,
-        onStep: (r) =>
+        onStep: (r) => {
           this.progress(o.stage, {
             step: r.step,
             total: o.steps,
             loss: r.loss,
             metrics: r.metrics,
-          }),
+          });
+          profiler?.step(r);
+        },
       });
+      await this.reportProfile(profiler);
       if (trainer.stepsCompleted < o.steps) {
         await trainer.saveCheckpoint(ckpt);
         throw new StageAbortedError(o.stage, trainer.stepsCompleted, o.steps, ckpt);

@@ -47,6 +47,12 @@ export interface PipelineInput {
   onProgress?: (p: PipelineProgress) => void;
   signal?: AbortSignal;
   log?: (line: string) => void;
+  /**
+   * Profile this many steps of every training stage (after 2 warm-up steps): ORT's per-node
+   * profile and the wall time per step, summarised in `<outDir>/profile/<stage>.json` and logged.
+   * Training itself is unchanged.
+   */
+  profileSteps?: number;
 }
 
 /** The pipeline's progress: the training progress record with the stage always named. */
