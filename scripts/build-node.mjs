@@ -5,6 +5,7 @@
 //   dist/node/trainTask.js        the training task the worker loads (server/src/jobs/trainTask.ts)
 //   dist/node/teacher.js          the SAM checkpoint import the server runs (models/src/cli/teacher.ts)
 //   dist/node/make-test-model.js  the test-fixture model of a first start (scripts/make-test-model.ts)
+//   dist/node/pseudoLabelWorker.js a training's pseudo-label worker thread (models/src/rrl/pseudoLabelWorker.ts)
 // Our workspace packages (@rrl/*) are bundled from their TypeScript sources; every other package
 // stays in node_modules (native addons, onnxruntime, dcmjs …). Shared code is split into chunks
 // beside the entries, so a module that starts a sibling entry finds it in the same folder. The
@@ -37,6 +38,7 @@ await build({
     trainTask: 'server/src/jobs/trainTask.ts',
     teacher: 'models/src/cli/teacher.ts',
     'make-test-model': 'scripts/make-test-model.ts',
+    pseudoLabelWorker: 'models/src/rrl/pseudoLabelWorker.ts',
   },
   outdir,
   bundle: true,

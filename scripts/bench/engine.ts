@@ -231,8 +231,7 @@ async function runOne(provider: Provider, config: BenchConfig, args: Args): Prom
     if (profDir) {
       trainer.endProfiling();
       const file = readdirSync(profDir).find((f) => f.startsWith('train'));
-      if (file)
-        result.topOps = summariseOrtProfile(path.join(profDir, file), args.warmup, 10).ops;
+      if (file) result.topOps = summariseOrtProfile(path.join(profDir, file), args.warmup, 10).ops;
     }
     await trainer.dispose();
   }

@@ -34,3 +34,12 @@ export const REPO_ROOT = findInstallRoot(path.dirname(fileURLToPath(import.meta.
  * module that starts a sibling entry (the job worker, the teacher import) picks its file by it.
  */
 export const COMPILED = !import.meta.url.endsWith('.ts');
+
+/**
+ * The entry module `name` beside the calling module (`from`: its `import.meta.url`): `<name>.js`
+ * in the compiled bundles (dist/node, where entries and chunks share one folder), `<name>.ts`
+ * from the sources.
+ */
+export function siblingEntry(name: string, from: string): URL {
+  return new URL(`./${name}.${COMPILED ? 'js' : 'ts'}`, from);
+}

@@ -35,6 +35,7 @@ export async function refineDisplacement(
   grid: Grid,
   options: Partial<InstanceOptimisation> = {},
   profiler?: StepProfiler,
+  threads = 2,
 ): Promise<{ displacement: Float32Array; losses: number[] }> {
   const o = { ...INSTANCE_OPT_DEFAULTS, ...options };
   const m = voxels(grid);
@@ -79,7 +80,7 @@ export async function refineDisplacement(
     provider: 'cpu',
     seed: 0,
     initialState: g.initialParams(0),
-    intraOpNumThreads: 2,
+    intraOpNumThreads: threads,
     ...profiler?.trainerOptions(),
   });
   profiler?.attach(trainer);

@@ -102,6 +102,15 @@ export function warpLabelsReference(
   return argmaxClasses(warpReference(oneHot(labels, classes), disp, grid), classes);
 }
 
+/**
+ * ORT intra-op threads of the pseudo-label sessions: one, so that pseudo labels are computed
+ * several at a time in worker threads (`pseudoLabelPool.ts`) — the refinement's small
+ * element-wise kernels barely use a second thread (9.5 vs 10.4 ms per step at 48×56×40), two
+ * single-threaded pairs at once do 1.8× the work — and so that every caller, pool or not, gets
+ * the same numbers.
+ */
+export const PSEUDO_LABEL_THREADS = 1;
+
 async function runOnce(
   model: Uint8Array,
   feeds: Record<string, ort.Tensor>,
@@ -109,7 +118,7 @@ async function runOnce(
 ): Promise<Float32Array> {
   const session = await ort.InferenceSession.create(model, {
     executionProviders: ['cpu'],
-    intraOpNumThreads: 2,
+    intraOpNumThreads: PSEUDO_LABEL_THREADS,
   });
   try {
     const out = await session.run(feeds);
@@ -192,9 +201,13 @@ export interface PseudoLabelInput {
  * Pseudo labels of one target: atlas labels warped by the predicted atlas → target displacement,
  * refined for this pair first when `refine` asks for it.
  */
-export async function pseudoLabels(
-  i: PseudoLabelInput,
-): Promise<{ labels: Uint8Array; probabilities: Float32Array; displacement: Float32Array }> {
+export interface PseudoLabelResult {
+  labels: Uint8Array;
+  probabilities: Float32Array;
+  displacement: Float32Array;
+}
+
+export async function pseudoLabels(i: PseudoLabelInput): Promise<PseudoLabelResult> {
   let displacement = await predictDisplacement(i.params, i.args, i.grid, i.atlasImage, i.target);
   if (i.refine) {
     displacement = (
@@ -205,6 +218,7 @@ export async function pseudoLabels(
         i.grid,
         i.refine,
         i.refineProfiler,
+        PSEUDO_LABEL_THREADS,
       )
     ).displacement;
   }

@@ -11,7 +11,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
-import { COMPILED } from '@rrl/models/io/installRoot.js';
+import { siblingEntry } from '@rrl/models/io/installRoot.js';
+import { startWorkerThread } from '@rrl/models/io/workerThread.js';
 import type { PacsConfig } from '../config.js';
 import type { JobRecord, TaskRecord } from '../store/db.js';
 import type { ExecutorProgress, JobExecutor } from './runner.js';
@@ -113,18 +114,10 @@ function startThread(data: WorkerData): JobHost {
 }
 
 // Sources: server/src/jobs/worker.ts; compiled: dist/node/worker.js beside this bundle's chunk.
-const WORKER_URL = new URL(COMPILED ? './worker.js' : './worker.ts', import.meta.url);
+const WORKER_URL = siblingEntry('worker', import.meta.url);
 
-/**
- * Starts the worker entry. Run from TypeScript sources (tsx), a worker thread does not inherit
- * the tsx loader: a small bootstrap registers it (`tsx/esm/api`) before importing the entry.
- */
 function startWorker(data: WorkerData): Worker {
-  if (!WORKER_URL.pathname.endsWith('.ts')) return new Worker(WORKER_URL, { workerData: data });
-  const bootstrap =
-    `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL.href)}); })` +
-    `.catch((e) => { require('node:worker_threads').parentPort.postMessage({ type: 'error', message: String(e && e.message || e), aborted: false }); });`;
-  return new Worker(bootstrap, { eval: true, workerData: data });
+  return startWorkerThread(WORKER_URL, { workerData: data }, { type: 'error', aborted: false });
 }
 
 export function workerExecutor(o: WorkerExecutorOptions): JobExecutor {
@@ -188,9 +181,7 @@ export function trainingExecutor(
 ): JobExecutor {
   return workerExecutor({
     ...o,
-    modulePath: fileURLToPath(
-      new URL(COMPILED ? './trainTask.js' : './trainTask.ts', import.meta.url),
-    ),
+    modulePath: fileURLToPath(siblingEntry('trainTask', import.meta.url)),
     exportName: 'pacsTrainingTask',
   });
 }

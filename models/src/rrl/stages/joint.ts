@@ -5,12 +5,11 @@ import { join } from 'node:path';
 import type { RegistrationArgs } from '../../engine/nn/registration.js';
 import { stageLr } from '../plan.js';
 import { argmaxClasses } from '../pseudoLabels.js';
-import { StageAbortedError } from './abort.js';
 import { runRegistrationStage } from '../registration.js';
 import type { Run, StageOutcome } from './run.js';
 import { atomicWrite, loadParams, saveParams } from './run.js';
 import { predictions, pseudoFile, switchPseudoLabels } from './pseudoLabelFiles.js';
-import { prealigned, saveField, saveRegistration, warpAtlas } from './registrationFiles.js';
+import { saveField, saveRegistration, warpAtlasAll } from './registrationFiles.js';
 
 /**
  * Joint registration–segmentation refinement: the registration net is fine-tuned with the
@@ -58,25 +57,23 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
       run.progress('joint', { step: q.step, total: q.total, loss: q.loss, metrics: q.metrics }),
   });
   await run.reportProfile(profiler);
-  const pre = prealigned(run);
   const f = p.jointFusion;
   const C = p.classes;
   const m = run.voxels;
-  for (const [k, u] of run.input.unlabeled.entries()) {
-    if (run.input.signal?.aborted) {
-      throw new StageAbortedError('joint (pseudo labels)', sched.steps, sched.steps);
-    }
-    const file = pseudoFile(run, u.id, 1);
-    if (!existsSync(file)) {
-      const r = await warpAtlas(run, pre, reg.params, reg.args, k);
+  const file = (k: number): string => pseudoFile(run, run.input.unlabeled[k]!.id, 1);
+  await warpAtlasAll(run, reg.params, reg.args, {
+    what: 'joint (pseudo labels)',
+    of: 'joint',
+    steps: sched.steps,
+    exists: (k) => existsSync(file(k)),
+    save: async (k, r, pre) => {
       await saveField(run, k, r.displacement, pre);
       const fused = new Float32Array(C * m);
       const pr = general[k]!;
       for (let i = 0; i < C * m; i++) fused[i] = (1 - f) * r.probabilities[i]! + f * pr[i]!;
-      await atomicWrite(file, argmaxClasses(fused, C));
-    }
-    run.progress('pseudo-labels', { step: k + 1, total: run.input.unlabeled.length }, 'joint');
-  }
+      await atomicWrite(file(k), argmaxClasses(fused, C));
+    },
+  });
   await saveRegistration(run, reg.params, reg.args, {
     steps: p.schedule.registration.steps,
     jointSteps: sched.steps,

@@ -9,11 +9,10 @@ import { join } from 'node:path';
 import type { RegistrationArgs } from '../../engine/nn/registration.js';
 import { stageLr } from '../plan.js';
 import { runRegistrationStage } from '../registration.js';
-import { StageAbortedError } from './abort.js';
 import type { Run, StageOutcome } from './run.js';
 import { atomicWrite, safeId } from './run.js';
 import { loadPseudoLabels } from './pseudoLabelFiles.js';
-import { prealigned, saveField, saveRegistration, warpAtlas } from './registrationFiles.js';
+import { saveField, saveRegistration, warpAtlasAll } from './registrationFiles.js';
 
 export async function registrationStage(run: Run): Promise<StageOutcome> {
   const p = run.plan;
@@ -56,27 +55,18 @@ export async function registrationStage(run: Run): Promise<StageOutcome> {
   await run.reportProfile(profiler);
   await saveRegistration(run, reg.params, reg.args, { steps: sched.steps });
   await mkdir(run.paths.pseudoLabels, { recursive: true });
-  const pre = prealigned(run);
-  const total = targets.length;
-  for (const [k, u] of run.input.unlabeled.entries()) {
-    if (run.input.signal?.aborted) {
-      throw new StageAbortedError(
-        'registration (pseudo labels)',
-        sched.steps,
-        sched.steps,
-        run.paths.pseudoLabels,
-      );
-    }
-    const file = join(run.paths.pseudoLabels, `${safeId(u.id)}.u8`);
-    if (!existsSync(file)) {
-      const profiler = p.registrationRefine && k === 0 ? run.profiler('refine') : undefined;
-      const r = await warpAtlas(run, pre, reg.params, reg.args, k, profiler);
-      await run.reportProfile(profiler);
+  const file = (k: number): string =>
+    join(run.paths.pseudoLabels, `${safeId(run.input.unlabeled[k]!.id)}.u8`);
+  await warpAtlasAll(run, reg.params, reg.args, {
+    what: 'registration (pseudo labels)',
+    of: 'registration',
+    steps: sched.steps,
+    exists: (k) => existsSync(file(k)),
+    save: async (k, r, pre) => {
       await saveField(run, k, r.displacement, pre);
-      await atomicWrite(file, r.labels);
-    }
-    run.progress('pseudo-labels', { step: k + 1, total });
-  }
+      await atomicWrite(file(k), r.labels);
+    },
+  });
   await loadPseudoLabels(run);
   return { steps: sched.steps };
 }

@@ -7,26 +7,25 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RegistrationArgs } from '../../engine/nn/registration.js';
-import type { StepProfiler } from '../../engine/runtime/profile.js';
-import { pseudoLabels } from '../pseudoLabels.js';
+import { pseudoLabels, type PseudoLabelInput, type PseudoLabelResult } from '../pseudoLabels.js';
+import { pseudoLabelsParallel } from '../pseudoLabelPool.js';
 import { atlasStack, composeShift } from '../synthesis.js';
 import { StageAbortedError } from './abort.js';
 import { atomicWrite, loadParams, safeId, saveParams } from './files.js';
 import { PrealignedAtlas } from '../prealign.js';
-import type { Params } from './types.js';
+import type { Params, StageName } from './types.js';
 import type { Run } from './run.js';
 
-/** The atlas warped onto unlabelled volume `k` by a registration (refined as the plan says). */
-export function warpAtlas(
+/** What `pseudoLabels` needs to warp the atlas onto unlabelled volume `k` (refined as the plan says). */
+function warpAtlasInput(
   run: Run,
   pre: PrealignedAtlas,
   params: ReadonlyMap<string, Float32Array>,
   args: RegistrationArgs,
   k: number,
-  refineProfiler?: StepProfiler,
-): ReturnType<typeof pseudoLabels> {
+): PseudoLabelInput {
   const p = run.plan;
-  return pseudoLabels({
+  return {
     params,
     args,
     grid: run.grid,
@@ -35,8 +34,67 @@ export function warpAtlas(
     atlasLabels: pre.get(k).labels,
     target: run.input.unlabeled[k]!.image,
     ...(p.registrationRefine ? { refine: p.registrationRefine } : {}),
-    ...(refineProfiler ? { refineProfiler } : {}),
-  });
+  };
+}
+
+/** The atlas warped onto unlabelled volume `k` by a registration, in this thread. */
+export function warpAtlas(
+  run: Run,
+  pre: PrealignedAtlas,
+  params: ReadonlyMap<string, Float32Array>,
+  args: RegistrationArgs,
+  k: number,
+): Promise<PseudoLabelResult> {
+  return pseudoLabels(warpAtlasInput(run, pre, params, args, k));
+}
+
+/**
+ * The atlas warped onto every unlabelled volume whose output `exists` not yet, several at a time
+ * (`pseudoLabelPool.ts`), `save` called as each finishes; one progress event per volume (`of`:
+ * the stage it belongs to). With `--profile`, the first volume runs here first with the
+ * refinement profiled. Cancelled: the volumes under way are saved, then StageAbortedError(`what`).
+ */
+export async function warpAtlasAll(
+  run: Run,
+  params: ReadonlyMap<string, Float32Array>,
+  args: RegistrationArgs,
+  o: {
+    what: string;
+    of: StageName;
+    steps: number;
+    exists: (k: number) => boolean;
+    save: (k: number, r: PseudoLabelResult, pre: PrealignedAtlas) => Promise<void>;
+  },
+): Promise<void> {
+  const pre = prealigned(run);
+  const total = run.input.unlabeled.length;
+  let done = 0;
+  const progress = (): void => run.progress('pseudo-labels', { step: ++done, total }, o.of);
+  const todo: number[] = [];
+  for (let k = 0; k < total; k++) {
+    if (o.exists(k)) progress();
+    else todo.push(k);
+  }
+  const profiler = run.plan.registrationRefine && todo.length ? run.profiler('refine') : undefined;
+  if (profiler) {
+    const k = todo.shift()!;
+    const input = warpAtlasInput(run, pre, params, args, k);
+    await o.save(k, await pseudoLabels({ ...input, refineProfiler: profiler }), pre);
+    await run.reportProfile(profiler);
+    progress();
+  }
+  const left = await pseudoLabelsParallel(
+    todo,
+    (k) => warpAtlasInput(run, pre, params, args, k),
+    async (k, r) => {
+      await o.save(k, r, pre);
+      progress();
+    },
+    run.input.signal ? { signal: run.input.signal } : {},
+  );
+  if (left.length > 0) {
+    throw new StageAbortedError(o.what, o.steps, o.steps, run.paths.pseudoLabels);
+  }
 }
 
 /** The atlas shifted per unlabelled volume by the plan's pre-alignment (identity without). */
