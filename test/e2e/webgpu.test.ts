@@ -3,7 +3,8 @@
 // the wasm provider, both through the extension's inference worker in a page of the viewer's
 // origin (worker, onnxruntime-web and model served by the companion server): the test fixture,
 // and a model the real RRL-MedSAM pipeline trained (3-D convolutions, 3-D MaxPool, upsampling,
-// the auto-prompting decoder), which fell back to wasm before the worker asked for NCHW.
+// the auto-prompting decoder), which fell back to wasm before the worker asked for NCHW; and a
+// probe of every entry of the WebGPU op list that the export checks against.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -22,6 +23,8 @@ import { launchBrowser, type BrowserSession } from '../helpers/browser.js';
 import { startTestStack, type TestStack } from '../helpers/server.js';
 import { DEMO_LABELS, makeTestModel, type TestModel } from '../fixtures/test-model.js';
 import { compareProviders } from './webgpu.js';
+import { WEBGPU_OPS } from '@rrl/models/engine/export/webgpuOps.js';
+import { PROBE_INPUT_SHAPE, webgpuOpProbe } from '../fixtures/webgpu-op-probes.js';
 import { e2eSkipReason, ensureBundles } from './support.js';
 
 const skip = e2eSkipReason();
@@ -132,6 +135,54 @@ describe('onnxruntime-web: WebGPU (software adapter) against wasm', { skip }, ()
         browser.errors.map((e) => `${e.type}: ${e.text.slice(0, 200)}`),
         [],
         'no console error in the page (a kernel that fails on WebGPU logs one)',
+      );
+    },
+  );
+
+  test(
+    'every operation on the WebGPU op list runs on WebGPU (no CPU node) with the result of wasm',
+    { timeout: 300_000 },
+    async (t) => {
+      // models/src/engine/export/webgpuOps.ts: the export refuses any other op; each entry's probe
+      // (test/fixtures/webgpu-op-probes.ts) runs here through the viewer's worker.
+      const failures: string[] = [];
+      for (const entry of WEBGPU_OPS) {
+        const probe = webgpuOpProbe(entry);
+        if (!probe) {
+          failures.push(`${entry.op}@${entry.rank}: no probe`);
+          continue;
+        }
+        const id = `op-probe-${entry.op.toLowerCase()}-${entry.rank}@0.0.1`;
+        const dir = path.join(tmp, id);
+        await mkdir(dir, { recursive: true });
+        await writeFile(path.join(dir, 'model.onnx'), probe.onnx);
+        const metadata = {
+          id,
+          labels: [],
+          onnx: {
+            sha256: createHash('sha256').update(probe.onnx).digest('hex'),
+            input: { shape: [...PROBE_INPUT_SHAPE] },
+          },
+        } as unknown as TestModel['metadata'];
+        const r = await compareProviders(browser, stack.url, {
+          ...model,
+          dir,
+          id,
+          metadata,
+          atlasInput: new Float32Array(64).map((_, i) => Math.sin(i * 1.7) * 2),
+        });
+        t.diagnostic(
+          `${entry.op}@${entry.rank}: ${r.providers.webgpu}, max |Δ| vs wasm ${r.maxAbsDiff.toExponential(2)}`,
+        );
+        if (r.providers.webgpu !== 'webgpu' || !(r.maxAbsDiff < 1e-3)) {
+          failures.push(`${entry.op}@${entry.rank}: ${r.providers.webgpu}, max |Δ| ${r.maxAbsDiff}`);
+        }
+      }
+      assert.deepEqual(failures, []);
+      assert.deepEqual(
+        browser.errors.map((e) => `${e.type}: ${e.text.slice(0, 200)}`),
+        [],
+        'no console error in the page',
       );
     },
   );

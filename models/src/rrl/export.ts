@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { buildForwardGraph } from '../engine/autodiff/training.js';
+import { checkWebGpuOps } from '../engine/export/webgpuOps.js';
 import { FORMAT_VERSION, validateMetadata, type ModelMetadata } from '@rrl/core/format/metadata.js';
 import { rrlInferenceNet, type RrlNetArgs } from './networks.js';
 import type { ResampleMode } from './plan.js';
@@ -42,11 +43,10 @@ export function exportRrlModel(o: RrlExportOptions): { onnx: Uint8Array; metadat
     );
   }
   const net = rrlInferenceNet(o.args, o.grid);
-  const { model } = buildForwardGraph({
-    graph: net.graph,
-    outputs: { logits: o.head === 'medical' ? net.medicalLogits : net.logits },
-    params: o.params,
-  });
+  const logits = o.head === 'medical' ? net.medicalLogits : net.logits;
+  // The viewer runs it on WebGPU: every node must be an operation proven to run there.
+  checkWebGpuOps(net.graph, [logits]);
+  const { model } = buildForwardGraph({ graph: net.graph, outputs: { logits }, params: o.params });
   const [D, H, W] = o.grid;
   const notes = [o.info.provenance.notes, ...(o.notices ?? [])].filter(
     (s): s is string => typeof s === 'string' && s !== '',

@@ -127,7 +127,7 @@ describe('reductions and shape ops', () => {
 describe('convolution', () => {
   const rng = new Rng(77);
   const pick = (lo: number, hi: number): number => lo + Math.floor(rng.next() * (hi - lo + 1));
-  for (const mode of ['gemm27', 'batchAsChannel', 'im2col'] as const) {
+  for (const mode of ['gemm27', 'stacked', 'batchAsChannel', 'im2col'] as const) {
     // fixed corner cases plus random shapes (odd sizes, strides 1-2, padding 0-2, batch 1-2)
     const cases: [number, number, number, number, number[], number, number][] = [
       [1, 2, 3, 3, [5, 6, 7], 1, 1],
@@ -184,24 +184,30 @@ describe('convolution', () => {
     ],
   ] as const) {
     // the stacked grad-weight (gemm27, stride 1, batch 1) with every axis role: first, middle, last
-    test(`Conv gemm27 stride 1: kernel [${k.join(',')}] pads [${pads.join(',')}]`, async () => {
-      await gradCheck((g) => {
-        const x = g.input('x', [1, 3, 5, 6, 4]);
-        const w = g.param('w', [2, 3, ...k], { kind: 'he' });
-        return { out: g.conv(x, w, undefined, { pads: [...pads] }) };
-      });
+    test(`Conv stacked stride 1: kernel [${k.join(',')}] pads [${pads.join(',')}]`, async () => {
+      await gradCheck(
+        (g) => {
+          const x = g.input('x', [1, 3, 5, 6, 4]);
+          const w = g.param('w', [2, 3, ...k], { kind: 'he' });
+          return { out: g.conv(x, w, undefined, { pads: [...pads] }) };
+        },
+        { gradientOptions: { convGradWeight: 'stacked' } },
+      );
     });
   }
-  test('Conv 2-D and 1-D (gemm27)', async () => {
-    await gradCheck((g) => {
-      const x2 = g.input('x2', [1, 2, 6, 5]);
-      const w2 = g.param('w2', [3, 2, 3, 3], { kind: 'he' });
-      const x1 = g.input('x1', [1, 2, 7]);
-      const w1 = g.param('w1', [2, 2, 3], { kind: 'he' });
-      const a = g.conv(x2, w2, undefined, { pads: 1 });
-      const b = g.conv(x1, w1, undefined, { pads: 1 });
-      return { out: g.add(g.reduceSum(g.mul(a, a)), g.reduceSum(g.mul(b, b))) };
-    });
+  test('Conv 2-D and 1-D (stacked)', async () => {
+    await gradCheck(
+      (g) => {
+        const x2 = g.input('x2', [1, 2, 6, 5]);
+        const w2 = g.param('w2', [3, 2, 3, 3], { kind: 'he' });
+        const x1 = g.input('x1', [1, 2, 7]);
+        const w1 = g.param('w1', [2, 2, 3], { kind: 'he' });
+        const a = g.conv(x2, w2, undefined, { pads: 1 });
+        const b = g.conv(x1, w1, undefined, { pads: 1 });
+        return { out: g.add(g.reduceSum(g.mul(a, a)), g.reduceSum(g.mul(b, b))) };
+      },
+      { gradientOptions: { convGradWeight: 'stacked' } },
+    );
   });
   test('Conv with asymmetric pads and per-axis strides', async () => {
     await gradCheck((g) => {

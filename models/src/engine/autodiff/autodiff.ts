@@ -6,8 +6,13 @@
 import type { Graph, GNode, Value } from '../graph/graph.js';
 import { VJP_RULES, type VjpContext } from './vjp.js';
 
-/** How a convolution's weight gradient is formed (measured: gemm27 wins on the CPU; batch-as-channel / im2col on a GPU). */
-export type ConvGradWeightMode = 'gemm27' | 'batchAsChannel' | 'im2col';
+/**
+ * How a convolution's weight gradient is formed (measured: gemm27 wins on the CPU; batch-as-channel
+ * / im2col on a GPU). 'gemm27' uses the stacked Gemms where they were measured faster (Cin ≤ Cout
+ * on grids of ≥ 32k voxels, `vjp.ts#stackedPays`) and the flat-shift Gemms elsewhere; 'stacked'
+ * uses the stacked Gemms wherever they apply (tests, benchmarks).
+ */
+export type ConvGradWeightMode = 'gemm27' | 'stacked' | 'batchAsChannel' | 'im2col';
 
 export interface GradientOptions {
   convGradWeight?: ConvGradWeightMode;

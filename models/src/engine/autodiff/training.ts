@@ -67,7 +67,7 @@ export interface BuiltGraph<S> {
 }
 
 /** Names of every value that `outputs` depend on. */
-function dependencies(g: Graph, outputs: readonly Value[]): Set<string> {
+export function dependencies(g: Graph, outputs: readonly Value[]): Set<string> {
   const producer = new Map<string, readonly string[]>();
   for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n.inputs);
   const seen = new Set<string>();

@@ -160,13 +160,11 @@ function convGrad(c: VjpContext): (Value | undefined)[] {
     const mode = c.opts.convGradWeight ?? 'gemm27';
     const xt = n === 1 ? g.reshape(x, [cin, 1, ...X]) : g.transpose(x, [1, 0, ...spatialAxes]);
     const dyt = n === 1 ? g.reshape(dy, [cout, 1, ...Y]) : g.transpose(dy, [1, 0, ...spatialAxes]);
+    const P = X.map((d, i) => d + pads[i]! + pads[i + sd]!);
+    const stackable = n === 1 && sd >= 2 && strides.every((q) => q === 1) && numel(K) > 1;
     if (
-      mode === 'gemm27' &&
-      n === 1 &&
-      sd >= 2 &&
-      strides.every((q) => q === 1) &&
-      numel(K) > 1 &&
-      stackedPays(cin, cout)
+      stackable &&
+      (mode === 'stacked' || (mode === 'gemm27' && stackedPays(cin, cout, numel(P))))
     ) {
       out[1] = stackedGradWeight(g, xt, dyt, K, pads, w.shape);
     } else if (mode === 'batchAsChannel') {
@@ -189,7 +187,7 @@ function convGrad(c: VjpContext): (Value | undefined)[] {
       };
       rec([]);
       const strided = strides.some((q) => q !== 1);
-      if (!strided && mode === 'gemm27') {
+      if (!strided && (mode === 'gemm27' || mode === 'stacked')) {
         // Flat-shift formulation: embed dy in the padded grid; every kernel offset is then one
         // contiguous range of the flattened padded input (cheap copies, no 3-D strided slices).
         // grad_w[o,c,k] = Σ_q dyP[o,q]·xf[c,q+off_k]; the 27 shifted copies are made of whichever
@@ -306,22 +304,18 @@ function convGrad(c: VjpContext): (Value | undefined)[] {
 }
 
 /**
- * Conv grad-weight, stride 1, batch 1, 2-D or 3-D (`gemm27` mode): one Gemm per offset of the
- * middle kernel axes, each covering the first and the last axis's offsets at once.
- * On the flattened padded grid every kernel offset k is one flat shift
- * off(k) = Σ k_i·S_i (S_i the grid's row strides), and grad_w[o,c,k] = Σ_q dy[o,q]·x[c,q+off(k)]
- * with dy embedded in the padded grid. So:
+ * Conv grad-weight, stride 1, batch 1, 2-D or 3-D: one Gemm per offset of the middle kernel axes,
+ * each covering the first and the last axis's offsets at once. On the flattened padded grid every
+ * kernel offset k is one flat shift off(k) = Σ k_i·S_i (S_i the grid's row strides), and
+ * grad_w[o,c,k] = Σ_q dy[o,q]·x[c,q+off(k)] with dy embedded in the padded grid. So:
  * - dy is stacked over the first axis's offsets, each a Pad of dy shifted by k_0 planes
- *   ([K_0·Cout, ·], rows (k_0, o));
+ *   ([K_0·Cout, L], rows (k_0, o));
  * - x is stacked over the last axis's offsets, each one contiguous flat Slice
- *   ([K_last·Cin, ·], rows (k_last, c));
- * - for every offset m of the middle axes, one Gemm of the two stacks, one of them read from
- *   m on (a flat Slice of the smaller stack): [K_0·Cout, K_last·Cin].
- * For a 3³ kernel that is 3 Gemms of 3·Cout × 3·Cin instead of 9 of Cout × 3·Cin, each with
- * its own shifted copy: about half the bytes copied and a third of the Gemm reads. The stack read
- * from m on gets one extra zero plane at the end of the first axis so that every shifted range
- * stays in the tensor (a plane is longer than the largest shift). The stacks cost more than the
- * 27-offset form when Cin is much smaller than Cout (first convolutions): `stackedPays`.
+ *   ([K_last·Cin, L + maxMid], rows (k_last, c));
+ * - for every offset m of the middle axes, Gemm(dyS, xS[:, m : m + L]ᵀ) = [K_0·Cout, K_last·Cin].
+ * For a 3³ kernel that is 3 Gemms of 3·Cout × 3·Cin instead of 9 of Cout × 3·Cin, each with its
+ * own shifted copy of x. x gets one extra zero plane at the end of the first axis so that every
+ * shifted range stays in the tensor (a plane is longer than the largest shift past the end).
  */
 function stackedGradWeight(
   g: Graph,
@@ -341,10 +335,8 @@ function stackedGradWeight(
   const [k0, kl] = [K[0]!, K[sd - 1]!];
   const midK = K.slice(1, sd - 1);
   const maxMid = midK.reduce((acc, k, j) => acc + (k - 1) * S[j + 1]!, 0);
-  // The middle offsets are read from the smaller stack (x when K_last·Cin ≤ K_0·Cout).
-  const shiftX = kl * cin <= k0 * cout;
   // x padded as the conv pads it, plus the extra plane when it is read past L: [Cin, (P_0 + e)·S_0]
-  const ex = (shiftX ? maxMid : 0) + kl - 1 > 0 ? 1 : 0;
+  const ex = maxMid + kl - 1 > 0 ? 1 : 0;
   const xPads = [
     0,
     0,
@@ -354,22 +346,18 @@ function stackedGradWeight(
     ...pads.slice(sd).map((q, i) => q + (i ? 0 : ex)),
   ];
   const xf = g.reshape(g.pad(xt, xPads), [cin, (P[0]! + ex) * S[0]!]);
-  const xLen = L + (shiftX ? maxMid : 0);
   const xS = g.concat(
     Array.from({ length: kl }, (_, j) =>
-      j === 0 && xLen === (P[0]! + ex) * S[0]! ? xf : g.slice(xf, [j], [j + xLen], [1]),
+      j === 0 && ex === 0 ? xf : g.slice(xf, [j], [j + L + maxMid], [1]),
     ),
     0,
   );
-  // dy on the padded grid shifted by k_0 planes (and, when dy is read from m on, by maxMid:
-  // K_j − 1 rows of every middle axis): [K_0·Cout, (P_0 + e)·S_0]
-  const ed = !shiftX && maxMid > 0 ? 1 : 0;
+  // dy on the padded grid shifted by k_0 planes: [K_0·Cout, L]
   const dyS = g.concat(
     Array.from({ length: k0 }, (_, j) => {
-      const begin = [0, 0, j, ...midK.map((k) => (shiftX ? 0 : k - 1)), 0];
-      const end = [0, 0, P[0]! - Y[0]! - j + ed];
-      for (let i = 1; i < sd; i++) end.push(P[i]! - Y[i]! - begin[2 + i]!);
-      return g.reshape(g.pad(dyt, [...begin, ...end]), [cout, (P[0]! + ed) * S[0]!]);
+      const p = [0, 0, j, ...new Array<number>(sd - 1).fill(0), 0, 0, P[0]! - Y[0]! - j];
+      for (let i = 1; i < sd; i++) p.push(P[i]! - Y[i]!);
+      return g.reshape(g.pad(dyt, p), [cout, L]);
     }),
     0,
   );
@@ -381,9 +369,8 @@ function stackedGradWeight(
   }
   const parts = mids.map((mk) => {
     const m = mk.reduce((acc, k, j) => acc + k * S[j + 1]!, 0);
-    const a = shiftX || maxMid === 0 ? dyS : g.slice(dyS, [maxMid - m], [maxMid - m + L], [1]);
-    const b = !shiftX || maxMid === 0 ? xS : g.slice(xS, [m], [m + L], [1]);
-    return g.reshape(g.gemm(a, b, false, true), [1, k0, cout, kl, cin]);
+    const b = maxMid === 0 ? xS : g.slice(xS, [m], [m + L], [1]);
+    return g.reshape(g.gemm(dyS, b, false, true), [1, k0, cout, kl, cin]);
   });
   // [mid…, K_0, Cout, K_last, Cin] → [Cout, Cin, K_0, mid…, K_last]
   const r = midK.length;
@@ -399,16 +386,14 @@ function stackedGradWeight(
 }
 
 /**
- * Whether `stackedGradWeight` moves fewer bytes than the 27-offset form, by a count of the
- * floats each copies and reads per voxel (3³ kernel): the stacks cost ≈ 41·Cin + 21·Cout
- * (x shifted) or 23·Cin + 39·Cout (dy shifted), the 27-offset form ≈ 95·Cin + 13·Cout
- * (x shifted) or 11·Cin + 97·Cout. Measured: the first convolution of the registration net
- * (Cin 2, Cout 16) is slower stacked.
+ * Where `gemm27` uses `stackedGradWeight`: measured per layer of the RRL networks at 48×56×40
+ * (forward + grad-weight ms, the 27-offset form vs stacked, interleaved): 16→16 channels at
+ * 107k voxels 29.6 vs 22.8, 2→16 7.4 vs 7.1; at 13k voxels and less within ±0.3 ms or slower
+ * (64→64 at 1.7k: 4.1 vs 4.7; 64→128 at 210: 2.0 vs 3.0), and slower whenever Cin > Cout
+ * (48→16 at 107k: 58.4 vs 59.7; 96→32: 21.2 vs 22.5) — there dy's stack costs more than it saves.
  */
-function stackedPays(cin: number, cout: number): boolean {
-  const stacked = Math.min(41 * cin + 21 * cout, 23 * cin + 39 * cout);
-  const offsets = cout >= cin ? 95 * cin + 13 * cout : 11 * cin + 97 * cout;
-  return stacked < offsets;
+function stackedPays(cin: number, cout: number, paddedVoxels: number): boolean {
+  return cin <= cout && paddedVoxels >= 32768;
 }
 
 // ------------------------------------------------------------------ normalisation
