@@ -22,7 +22,7 @@ import type { RrlModelInfo } from '@rrl/models/rrl/export.js';
 import { launchBrowser, type BrowserSession } from '../helpers/browser.js';
 import { startTestStack, type TestStack } from '../helpers/server.js';
 import { DEMO_LABELS, makeTestModel, type TestModel } from '../fixtures/test-model.js';
-import { compareProviders } from './webgpu.js';
+import { compareProviders, type ProviderComparison } from './webgpu.js';
 import { WEBGPU_OPS } from '@rrl/models/engine/export/webgpuOps.js';
 import { PROBE_INPUT_SHAPE, webgpuOpProbe } from '../fixtures/webgpu-op-probes.js';
 import { e2eSkipReason, ensureBundles } from './support.js';
@@ -66,76 +66,146 @@ describe('onnxruntime-web: WebGPU (software adapter) against wasm', { skip }, ()
     );
   });
 
+  /**
+   * Trains `planFile` (its network and grid; `schedule` shortens it) by the real pipeline on the
+   * fixture's atlas at the plan's grid with two shifted copies as the unlabelled volumes, and runs
+   * the model through the viewer's worker on wasm and on WebGPU.
+   */
+  async function trainAndCompare(
+    planFile: string,
+    overrides: Record<string, unknown>,
+    id: string,
+  ): Promise<{ r: ProviderComparison; seconds: number }> {
+    const plan = parsePlan({
+      ...(JSON.parse(
+        await readFile(new URL(`../../models/plans/${planFile}`, import.meta.url), 'utf8'),
+      ) as Record<string, unknown>),
+      ...overrides,
+    });
+    const [gz, gy, gx] = plan.grid;
+    const fixture =
+      gx === 24 && gy === 32 && gz === 24
+        ? model
+        : await makeTestModel({ outDir: path.join(tmp, 'fixtures'), grid: [gx, gy, gz] });
+    const shifted = (dx: number, dy: number): Float32Array => {
+      const out = new Float32Array(fixture.atlasInput.length);
+      for (let z = 0; z < gz; z++)
+        for (let y = 0; y < gy; y++)
+          for (let x = 0; x < gx; x++) {
+            const sx = Math.min(gx - 1, Math.max(0, x - dx));
+            const sy = Math.min(gy - 1, Math.max(0, y - dy));
+            out[(z * gy + y) * gx + x] = fixture.atlasInput[(z * gy + sy) * gx + sx]!;
+          }
+      return out;
+    };
+    const info = {
+      id,
+      name: `RRL-MedSAM WebGPU e2e (${planFile})`,
+      version: '0.0.1',
+      task: 'demo-brain',
+      modalities: ['MR'],
+      intensity: { method: 'zscore', clip: [-5, 5] },
+      labels: fixture.metadata.labels,
+      provenance: { createdAt: '2026-12-07T00:00:00Z', trainer: `webgpu e2e (${planFile})` },
+      changelog: [{ version: '0.0.1', date: '2026-12-07', changes: 'test model' }],
+    } as unknown as RrlModelInfo;
+    const trained = await runPipeline({
+      plan,
+      outDir: path.join(tmp, `work-${planFile}`),
+      atlas: { image: fixture.atlasInput, labels: fixture.atlasLabels },
+      unlabeled: [
+        { id: 'shift-a', image: shifted(1, 0) },
+        { id: 'shift-b', image: shifted(0, -1) },
+      ],
+      info,
+      provider: 'cpu',
+    });
+    const dir = path.join(tmp, id);
+    await mkdir(dir, { recursive: true });
+    await copyFile(trained.modelPath, path.join(dir, 'model.onnx'));
+    await copyFile(trained.metadataPath, path.join(dir, 'metadata.json'));
+    const metadata = JSON.parse(
+      await readFile(path.join(dir, 'metadata.json'), 'utf8'),
+    ) as TestModel['metadata'];
+    const r = await compareProviders(browser, stack.url, { ...fixture, dir, id, metadata });
+    return { r, seconds: trained.seconds };
+  }
+
+  /** Serves `onnx` (input `image` [1, 1, 4, 4, 4], no labels) and compares it on wasm and WebGPU. */
+  async function compareRawModel(
+    id: string,
+    onnx: Uint8Array,
+    input: Float32Array,
+  ): Promise<ProviderComparison> {
+    const dir = path.join(tmp, id);
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'model.onnx'), onnx);
+    const metadata = {
+      id,
+      labels: [],
+      onnx: {
+        sha256: createHash('sha256').update(onnx).digest('hex'),
+        input: { shape: [...PROBE_INPUT_SHAPE] },
+      },
+    } as unknown as TestModel['metadata'];
+    return compareProviders(browser, stack.url, { ...model, dir, id, metadata, atlasInput: input });
+  }
+
+  /** WebGPU ran (no fallback reason), with wasm's labels, and the page logged no error. */
+  function assertSameOnWebGpu(r: ProviderComparison): void {
+    assert.equal(r.providers.webgpu, 'webgpu');
+    assert.ok(r.maxAbsDiff < 1e-3, `max |Δlogit| ${r.maxAbsDiff}`);
+    assert.ok(r.labelAgreement >= 0.999, `label agreement ${r.labelAgreement}`);
+    assert.deepEqual(
+      browser.errors.map((e) => `${e.type}: ${e.text.slice(0, 200)}`),
+      [],
+      'no console error in the page (a kernel that fails on WebGPU logs one)',
+    );
+  }
+
   test(
     'a model trained by the RRL-MedSAM pipeline runs on WebGPU, not wasm, with the same labels',
     { timeout: 600_000 },
     async (t) => {
-      // The tiny plan on the fixture's atlas grid, with the demo labels; two shifted copies of the
-      // atlas as the unlabelled volumes. Enough training for a model that segments something.
-      const [gx, gy, gz] = [24, 32, 24];
-      const plan = parsePlan({
-        ...(JSON.parse(
-          await readFile(new URL('../../models/plans/tiny.json', import.meta.url), 'utf8'),
-        ) as Record<string, unknown>),
-        grid: [gx, gy, gz],
-        classes: DEMO_LABELS.length + 1,
-      });
-      const shifted = (dx: number, dy: number): Float32Array => {
-        const out = new Float32Array(model.atlasInput.length);
-        for (let z = 0; z < gz; z++)
-          for (let y = 0; y < gy; y++)
-            for (let x = 0; x < gx; x++) {
-              const sx = Math.min(gx - 1, Math.max(0, x - dx));
-              const sy = Math.min(gy - 1, Math.max(0, y - dy));
-              out[(z * gy + y) * gx + x] = model.atlasInput[(z * gy + sy) * gx + sx]!;
-            }
-        return out;
-      };
-      const id = 'rrl-webgpu-e2e@0.0.1';
-      const info = {
-        id,
-        name: 'RRL-MedSAM WebGPU e2e (test)',
-        version: '0.0.1',
-        task: 'demo-brain',
-        modalities: ['MR'],
-        intensity: { method: 'zscore', clip: [-5, 5] },
-        labels: model.metadata.labels,
-        provenance: { createdAt: '2026-12-07T00:00:00Z', trainer: 'webgpu e2e (tiny plan)' },
-        changelog: [{ version: '0.0.1', date: '2026-12-07', changes: 'test model' }],
-      } as unknown as RrlModelInfo;
-      const work = path.join(tmp, 'rrl-work');
-      const trained = await runPipeline({
-        plan,
-        outDir: work,
-        atlas: { image: model.atlasInput, labels: model.atlasLabels },
-        unlabeled: [
-          { id: 'shift-a', image: shifted(1, 0) },
-          { id: 'shift-b', image: shifted(0, -1) },
-        ],
-        info,
-        provider: 'cpu',
-      });
-      const dir = path.join(tmp, id);
-      await mkdir(dir, { recursive: true });
-      await copyFile(trained.modelPath, path.join(dir, 'model.onnx'));
-      await copyFile(trained.metadataPath, path.join(dir, 'metadata.json'));
-      const metadata = JSON.parse(
-        await readFile(path.join(dir, 'metadata.json'), 'utf8'),
-      ) as TestModel['metadata'];
-      const r = await compareProviders(browser, stack.url, { ...model, dir, id, metadata });
+      // The tiny plan on the fixture's atlas grid, with the demo labels. Enough training for a
+      // model that segments something.
+      const { r, seconds } = await trainAndCompare(
+        'tiny.json',
+        { grid: [24, 32, 24], classes: DEMO_LABELS.length + 1 },
+        'rrl-webgpu-e2e@0.0.1',
+      );
       t.diagnostic(
-        `pipeline model (${trained.seconds.toFixed(0)} s of training) webgpu vs wasm: max |Δlogit| ${r.maxAbsDiff.toExponential(2)}, label agreement ${(100 * r.labelAgreement).toFixed(3)} %, ${r.foregroundLabels} structures, providers ${JSON.stringify(r.providers)}`,
+        `tiny-plan model (${seconds.toFixed(0)} s of training) webgpu vs wasm: max |Δlogit| ${r.maxAbsDiff.toExponential(2)}, label agreement ${(100 * r.labelAgreement).toFixed(3)} %, ${r.foregroundLabels} structures, providers ${JSON.stringify(r.providers)}`,
       );
-      // The provider that actually ran: WebGPU, with no fallback reason.
-      assert.equal(r.providers.webgpu, 'webgpu');
-      assert.ok(r.maxAbsDiff < 1e-3, `max |Δlogit| ${r.maxAbsDiff}`);
-      assert.ok(r.labelAgreement >= 0.999, `label agreement ${r.labelAgreement}`);
+      assertSameOnWebGpu(r);
       assert.ok(r.foregroundLabels >= 1, 'the trained model segments something');
-      assert.deepEqual(
-        browser.errors.map((e) => `${e.type}: ${e.text.slice(0, 200)}`),
-        [],
-        'no console error in the page (a kernel that fails on WebGPU logs one)',
+    },
+  );
+
+  test(
+    "the demo plan's network (48×56×48, trained briefly by the pipeline) runs on WebGPU with wasm's labels",
+    { timeout: 600_000 },
+    async (t) => {
+      // The demo plan as shipped (grid, channels, decoder, classes), its schedule cut to a few
+      // steps per stage: the graph the viewer runs is the demo model's, the weights need not be good.
+      const { r, seconds } = await trainAndCompare(
+        'demo.json',
+        {
+          schedule: {
+            registration: { steps: 6, lr: 0.003 },
+            distillSam: { steps: 0, lr: 0.001 },
+            distillTask: { steps: 8, lr: 0.002 },
+            mutual: { steps: 8, lr: 0.002, emaAlpha: 0.99 },
+            decoder: { steps: 8, lr: 0.003 },
+            joint: { steps: 2, lr: 0.001 },
+          },
+        },
+        'rrl-webgpu-demo-plan@0.0.1',
       );
+      t.diagnostic(
+        `demo-plan model (${seconds.toFixed(0)} s of training) webgpu vs wasm: max |Δlogit| ${r.maxAbsDiff.toExponential(2)}, label agreement ${(100 * r.labelAgreement).toFixed(3)} %, providers ${JSON.stringify(r.providers)}, wasm ${r.ms.wasm.toFixed(0)} ms, webgpu ${r.ms.webgpu.toFixed(0)} ms (software adapter)`,
+      );
+      assertSameOnWebGpu(r);
     },
   );
 
@@ -152,30 +222,18 @@ describe('onnxruntime-web: WebGPU (software adapter) against wasm', { skip }, ()
           failures.push(`${entry.op}@${entry.rank}: no probe`);
           continue;
         }
-        const id = `op-probe-${entry.op.toLowerCase()}-${entry.rank}@0.0.1`;
-        const dir = path.join(tmp, id);
-        await mkdir(dir, { recursive: true });
-        await writeFile(path.join(dir, 'model.onnx'), probe.onnx);
-        const metadata = {
-          id,
-          labels: [],
-          onnx: {
-            sha256: createHash('sha256').update(probe.onnx).digest('hex'),
-            input: { shape: [...PROBE_INPUT_SHAPE] },
-          },
-        } as unknown as TestModel['metadata'];
-        const r = await compareProviders(browser, stack.url, {
-          ...model,
-          dir,
-          id,
-          metadata,
-          atlasInput: new Float32Array(64).map((_, i) => Math.sin(i * 1.7) * 2),
-        });
+        const r = await compareRawModel(
+          `op-probe-${entry.op.toLowerCase()}-${entry.rank}@0.0.1`,
+          probe.onnx,
+          new Float32Array(64).map((_, i) => Math.sin(i * 1.7) * 2),
+        );
         t.diagnostic(
           `${entry.op}@${entry.rank}: ${r.providers.webgpu}, max |Δ| vs wasm ${r.maxAbsDiff.toExponential(2)}`,
         );
         if (r.providers.webgpu !== 'webgpu' || !(r.maxAbsDiff < 1e-3)) {
-          failures.push(`${entry.op}@${entry.rank}: ${r.providers.webgpu}, max |Δ| ${r.maxAbsDiff}`);
+          failures.push(
+            `${entry.op}@${entry.rank}: ${r.providers.webgpu}, max |Δ| ${r.maxAbsDiff}`,
+          );
         }
       }
       assert.deepEqual(failures, []);
@@ -201,25 +259,11 @@ describe('onnxruntime-web: WebGPU (software adapter) against wasm', { skip }, ()
         outputs: { logits: y! },
         params: new Map(),
       });
-      const id = 'no-webgpu-kernel@0.0.1';
-      const dir = path.join(tmp, id);
-      await mkdir(dir, { recursive: true });
-      await writeFile(path.join(dir, 'model.onnx'), onnx);
-      const metadata = {
-        id,
-        labels: [],
-        onnx: {
-          sha256: createHash('sha256').update(onnx).digest('hex'),
-          input: { shape: [1, 1, 4, 4, 4] },
-        },
-      } as unknown as TestModel['metadata'];
-      const r = await compareProviders(browser, stack.url, {
-        ...model,
-        dir,
-        id,
-        metadata,
-        atlasInput: new Float32Array(64).map((_, i) => Math.sin(i)),
-      });
+      const r = await compareRawModel(
+        'no-webgpu-kernel@0.0.1',
+        onnx,
+        new Float32Array(64).map((_, i) => Math.sin(i)),
+      );
       assert.equal(
         r.providers.webgpu,
         'wasm (the model has operations that WebGPU cannot run in this browser)',

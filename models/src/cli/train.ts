@@ -95,6 +95,11 @@ export const TRAIN_SPEC: CommandSpec = {
       help: 'model name shown in the viewer (default from the label set)',
     },
     {
+      name: 'no-spin',
+      flag: true,
+      help: "don't let ORT's threads spin-wait between kernels: slower training (8–17 % per step), but it leaves the cores to other programs; use it when the machine is shared",
+    },
+    {
       name: 'profile',
       value: 'STEPS',
       help: 'profile STEPS steps of every training stage (ORT per-node times, the wall time split into session, batch and the rest): one line per stage here, summaries in <out>/profile/; the training is unchanged (0 = off, the default)',
@@ -408,6 +413,7 @@ export async function train(argv: string[], io: Io = processIo): Promise<number>
         provider,
         teachersDir: teachersDir(str(o, 'teachers-dir')),
         profileSteps: positiveInt(o, 'profile', 0, 0),
+        spin: o['no-spin'] !== true,
         signal: controller.signal,
         onProgress: (p) => rep.update(p),
         log: (line) => {

@@ -57,6 +57,8 @@ export interface RegistrationStageInput {
   initialParams?: ReadonlyMap<string, Float32Array>;
   /** Profiles the first steps (the caller reports it). */
   profiler?: StepProfiler;
+  /** ORT's intra-op threads spin-wait (`PipelineInput.spin`). */
+  spin?: boolean;
 }
 
 export interface RegistrationStageResult {
@@ -157,6 +159,7 @@ export async function runRegistrationStage(
     seed,
     initialState: init,
     intraOpNumThreads: 2,
+    allowSpinning: i.spin ?? false,
     ...i.profiler?.trainerOptions(),
   });
   i.profiler?.attach(trainer);

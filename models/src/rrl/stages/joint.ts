@@ -52,6 +52,7 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
     signal: run.input.signal,
     pseudoLabels: false,
     ...(profiler ? { profiler } : {}),
+    spin: run.input.spin ?? false,
     ...(p.registrationPrealign ? { prealign: p.registrationPrealign } : {}),
     onProgress: (q) =>
       run.progress('joint', { step: q.step, total: q.total, loss: q.loss, metrics: q.metrics }),

@@ -43,6 +43,7 @@ export async function registrationStage(run: Run): Promise<StageOutcome> {
     signal: run.input.signal,
     pseudoLabels: false,
     ...(profiler ? { profiler } : {}),
+    spin: run.input.spin ?? false,
     ...(p.registrationPrealign ? { prealign: p.registrationPrealign } : {}),
     onProgress: (q) =>
       run.progress('registration', {

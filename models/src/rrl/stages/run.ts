@@ -192,6 +192,7 @@ export class Run {
       seed: this.plan.seeds.data + this.stageIndex(o.stage),
       initialState: init,
       intraOpNumThreads: 2,
+      allowSpinning: this.input.spin ?? false,
       ...profiler?.trainerOptions(),
     });
     profiler?.attach(trainer);
