@@ -51,7 +51,10 @@ test('two worker threads give the pseudo labels of this thread, each pair once',
   );
   assert.deepEqual(left, []);
   assert.deepEqual([...seen].sort(), [0, 1, 2, 3]);
-  assert.ok(here.some((r) => r.labels.some((v) => v !== 0)), 'labels are not all background');
+  assert.ok(
+    here.some((r) => r.labels.some((v) => v !== 0)),
+    'labels are not all background',
+  );
 });
 
 test('cancelled: no new pair is handed out, the ones under way are reported', async () => {
