@@ -52,7 +52,7 @@ describe('onnxruntime-web: WebGPU (software adapter) against wasm', { skip }, ()
   test('the fixture model gives the same logits and labels on WebGPU as on wasm', async (t) => {
     const r = await compareProviders(browser, stack.url, model);
     t.diagnostic(
-      `webgpu vs wasm, ${model.id}: max |Δlogit| ${r.maxAbsDiff.toExponential(2)}, label agreement ${(100 * r.labelAgreement).toFixed(3)} %, adapter ${JSON.stringify(r.adapter)}, wasm ${r.ms.wasm.toFixed(0)} ms, webgpu ${r.ms.webgpu.toFixed(0)} ms (software adapter: timings mean nothing)`,
+      `webgpu vs wasm, ${model.id}: max |Δlogit| ${r.maxAbsDiff.toExponential(2)}, max |Δprobability| ${r.maxProbDiff.toExponential(2)}, label agreement ${(100 * r.labelAgreement).toFixed(3)} %, adapter ${JSON.stringify(r.adapter)}, wasm ${r.ms.wasm.toFixed(0)} ms, webgpu ${r.ms.webgpu.toFixed(0)} ms (software adapter: timings mean nothing)`,
     );
     assert.ok(r.adapter, 'Chromium exposes a WebGPU adapter with --enable-unsafe-webgpu');
     assert.equal(r.providers.webgpu, 'webgpu');
@@ -151,10 +151,14 @@ describe('onnxruntime-web: WebGPU (software adapter) against wasm', { skip }, ()
     return compareProviders(browser, stack.url, { ...model, dir, id, metadata, atlasInput: input });
   }
 
-  /** WebGPU ran (no fallback reason), with wasm's labels, and the page logged no error. */
+  /**
+   * WebGPU ran (no fallback reason) with wasm's result — probabilities within 1e-3, labels agree on
+   * ≥ 99.9 % of the voxels — and the page logged no error. (Logits are not held to 1e-3: a deep
+   * network's logits of magnitude ~10 differ by a few 1e-3 with another summation order.)
+   */
   function assertSameOnWebGpu(r: ProviderComparison): void {
     assert.equal(r.providers.webgpu, 'webgpu');
-    assert.ok(r.maxAbsDiff < 1e-3, `max |Δlogit| ${r.maxAbsDiff}`);
+    assert.ok(r.maxProbDiff < 1e-3, `max |Δprobability| ${r.maxProbDiff}`);
     assert.ok(r.labelAgreement >= 0.999, `label agreement ${r.labelAgreement}`);
     assert.deepEqual(
       browser.errors.map((e) => `${e.type}: ${e.text.slice(0, 200)}`),
@@ -175,7 +179,7 @@ describe('onnxruntime-web: WebGPU (software adapter) against wasm', { skip }, ()
         'rrl-webgpu-e2e@0.0.1',
       );
       t.diagnostic(
-        `tiny-plan model (${seconds.toFixed(0)} s of training) webgpu vs wasm: max |Δlogit| ${r.maxAbsDiff.toExponential(2)}, label agreement ${(100 * r.labelAgreement).toFixed(3)} %, ${r.foregroundLabels} structures, providers ${JSON.stringify(r.providers)}`,
+        `tiny-plan model (${seconds.toFixed(0)} s of training) webgpu vs wasm: max |Δlogit| ${r.maxAbsDiff.toExponential(2)}, max |Δprobability| ${r.maxProbDiff.toExponential(2)}, label agreement ${(100 * r.labelAgreement).toFixed(3)} %, ${r.foregroundLabels} structures, providers ${JSON.stringify(r.providers)}`,
       );
       assertSameOnWebGpu(r);
       assert.ok(r.foregroundLabels >= 1, 'the trained model segments something');
@@ -203,7 +207,7 @@ describe('onnxruntime-web: WebGPU (software adapter) against wasm', { skip }, ()
         'rrl-webgpu-demo-plan@0.0.1',
       );
       t.diagnostic(
-        `demo-plan model (${seconds.toFixed(0)} s of training) webgpu vs wasm: max |Δlogit| ${r.maxAbsDiff.toExponential(2)}, label agreement ${(100 * r.labelAgreement).toFixed(3)} %, providers ${JSON.stringify(r.providers)}, wasm ${r.ms.wasm.toFixed(0)} ms, webgpu ${r.ms.webgpu.toFixed(0)} ms (software adapter)`,
+        `demo-plan model (${seconds.toFixed(0)} s of training) webgpu vs wasm: max |Δlogit| ${r.maxAbsDiff.toExponential(2)}, max |Δprobability| ${r.maxProbDiff.toExponential(2)}, label agreement ${(100 * r.labelAgreement).toFixed(3)} %, providers ${JSON.stringify(r.providers)}, wasm ${r.ms.wasm.toFixed(0)} ms, webgpu ${r.ms.webgpu.toFixed(0)} ms (software adapter)`,
       );
       assertSameOnWebGpu(r);
     },

@@ -6,7 +6,10 @@ import type { BrowserSession } from '../helpers/browser.js';
 import type { TestModel } from '../fixtures/test-model.js';
 
 export interface ProviderComparison {
+  /** Largest |Δ| of the raw outputs (logits). */
   maxAbsDiff: number;
+  /** Largest |Δ| of the per-voxel softmax probabilities over the label channels. */
+  maxProbDiff: number;
   labelAgreement: number;
   /** Number of distinct non-background labels in the wasm result. */
   foregroundLabels: number;
@@ -123,6 +126,7 @@ export async function compareProviders(
         }
         const n = a.length / channels;
         let agree = 0;
+        let maxProbDiff = a.length === b.length && a.length > 0 ? 0 : Infinity;
         const seen = new Set<number>();
         for (let o = 0; o < n; o++) {
           let la = 0;
@@ -133,9 +137,22 @@ export async function compareProviders(
           }
           if (la === lb) agree++;
           if (la > 0) seen.add(la);
+          // softmax of both at this voxel, shifted by each one's own maximum
+          let sa = 0;
+          let sb = 0;
+          for (let c = 0; c < channels; c++) {
+            sa += Math.exp(a[c * n + o] - a[la * n + o]);
+            sb += Math.exp(b[c * n + o] - b[lb * n + o]);
+          }
+          for (let c = 0; c < channels; c++) {
+            const pa = Math.exp(a[c * n + o] - a[la * n + o]) / sa;
+            const pb = Math.exp(b[c * n + o] - b[lb * n + o]) / sb;
+            maxProbDiff = Math.max(maxProbDiff, Math.abs(pa - pb));
+          }
         }
         return {
           maxAbsDiff,
+          maxProbDiff,
           labelAgreement: n > 0 ? agree / n : 0,
           foregroundLabels: seen.size,
           ms: { wasm: ms[0], webgpu: ms[1] },
