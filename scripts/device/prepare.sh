@@ -21,11 +21,18 @@ tar -C node_modules -cJf "$out/ort.tar.xz" \
   --exclude='onnxruntime-node/node_modules' \
   onnxruntime-node onnxruntime-common
 
-# the benchmark (graph builder, autodiff, networks, trainer) as one ES module
+# Dawn for Node (npm webgpu: index.js + the linux-x64 dawn.node) for the engine's WGSL kernels
+tar -C node_modules -cJf "$out/dawn.tar.xz" webgpu/package.json webgpu/index.js webgpu/dist/linux-x64
+
+# the benchmarks (graph builder, autodiff, networks, trainer; the WGSL conv kernels) as ES modules
 npx esbuild scripts/bench/engine.ts --bundle --platform=node --format=esm --target=node20 \
   --external:onnxruntime-node --external:onnxruntime-web --log-level=warning \
   --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
   --outfile="$out/bench.mjs"
+npx esbuild scripts/bench/gpu-conv.ts --bundle --platform=node --format=esm --target=node20 \
+  --external:onnxruntime-node --external:webgpu --log-level=warning \
+  --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
+  --outfile="$out/gpu-conv.mjs"
 
 # Vulkan loader (Dawn needs libvulkan.so.1; the GPU machine may lack it)
 (cd "$out" && apt-get download libvulkan1 >/dev/null 2>&1) || echo "warning: could not download libvulkan1 (.deb); run.sh will rely on the machine's loader" >&2
