@@ -74,9 +74,12 @@ def main():
     print(f"\nPyTorch {torch.__version__} on {name}, cuDNN autotuning off")
     ours = {}
     if a.ours:
-        with open(a.ours) as f:
-            for r in json.load(f)["results"]:
-                ours[r["layer"]] = r["ms"]
+        try:
+            with open(a.ours) as f:
+                for r in json.load(f)["results"]:
+                    ours[r["layer"]] = r["ms"]
+        except (OSError, ValueError, KeyError) as e:
+            print(f"(no WGSL results to compare: {a.ours}: {e})")
     print("| layer (3³, pad 1) | fwd ms WGSL / PyTorch | ratio | grad-input ms | ratio | grad-weight ms | ratio |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
