@@ -89,8 +89,14 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
   if (existsSync(paths.state)) {
     run.state = JSON.parse(await readFile(paths.state, 'utf8')) as PipelineState;
   }
-  run.provider = (await selectProvider(input.provider ?? 'auto')).provider;
+  const choice = await selectProvider(input.provider ?? 'auto');
+  run.provider = choice.provider;
   run.state.provider = run.provider;
+  // Which provider trains, and why the better ones were passed over.
+  const passed = choice.probes
+    .filter((p) => p.provider !== choice.provider)
+    .map((p) => `${p.provider}: ${p.available ? 'software adapter, passed over' : p.reason}`);
+  run.say(`training on ${run.provider}${passed.length ? ` (${passed.join('; ')})` : ''}`);
   // The teacher is described exactly by stage 1 once loaded (variant, file, hash, size).
   if (!input.plan.teacher) run.state.teacher = null;
   else if (!run.state.teacher) run.state.teacher = input.plan.teacher.split(/[\\/]/).pop() ?? null;

@@ -156,7 +156,14 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
 
     // 2. rerun: finished stages are not rerun, mutual continues at step 6
     const second: PipelineProgress[] = [];
-    const result = await runPipeline(input(plan, out, { onProgress: (p) => second.push(p) }));
+    const lines: string[] = [];
+    const result = await runPipeline(
+      input(plan, out, { onProgress: (p) => second.push(p), log: (l) => lines.push(l) }),
+    );
+    assert.ok(
+      lines.some((l) => /^training on (cpu|webgpu|cuda)\b/.test(l)),
+      `the log says which provider trains: ${lines.slice(0, 3).join(' | ')}`,
+    );
     const stagesRun = new Set(second.map((p) => p.phase));
     assert.deepEqual(
       [...stagesRun],
