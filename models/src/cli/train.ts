@@ -15,6 +15,7 @@ import {
   type ImageVolume,
 } from '../io/index.js';
 import { parsePlan, planModelGrid, PlanError, type RrlPlan } from '../rrl/plan.js';
+import { DERIVED_MAX_VOXELS, derivePlan } from '../rrl/derivePlan.js';
 import { ProviderUnavailableError } from '../engine/runtime/providers.js';
 import { runPipeline, StageAbortedError, type PipelineResult } from '../rrl/pipeline.js';
 import type { RrlModelInfo } from '../rrl/export.js';
@@ -51,7 +52,16 @@ export const TRAIN_SPEC: CommandSpec = {
   summary:
     'Trains an RRL-MedSAM model from one labelled atlas and unlabelled volumes of the same kind, and publishes it (model.onnx + metadata.json, plus eval-model.onnx for `npm run eval`) in --out. Rerun with the same --out to resume.',
   options: [
-    { name: 'plan', value: 'FILE', help: 'training plan JSON (models/plans/*.json); required' },
+    {
+      name: 'plan',
+      value: 'FILE|auto',
+      help: "training plan JSON (models/plans/*.json), or 'auto': a plan derived from the atlas's and the unlabelled volumes' sizes and spacings (printed before training, kept in <out>/plan.json); required",
+    },
+    {
+      name: 'max-voxels',
+      value: 'N',
+      help: `with --plan auto: the largest training grid in voxels (default ${DERIVED_MAX_VOXELS}; the spacing is coarsened to fit)`,
+    },
     {
       name: 'labels',
       value: 'FILE',
@@ -334,7 +344,8 @@ export async function train(argv: string[], io: Io = processIo): Promise<number>
     refs = refs.filter((r) => path.resolve(r.path) !== atlasReal);
 
     const set = await readLabelSet(labelsFile);
-    const plan = await readPlanFor(planFile, set);
+    const autoPlan = planFile === 'auto';
+    const filePlan = autoPlan ? undefined : await readPlanFor(planFile, set);
     const atlas = await readAtlas(atlasImagePath, atlasLabelsPath, set);
     err(
       `atlas ${atlas.image.source}: [${atlas.image.dims.join(' × ')}] voxels at [${atlas.image.spacing.map((s) => +s.toFixed(3)).join(', ')}] mm`,
@@ -351,6 +362,23 @@ export async function train(argv: string[], io: Io = processIo): Promise<number>
       );
     }
     err(`${unl.length} unlabelled volume(s) read, ${refs.length - unl.length} skipped`);
+    let plan: RrlPlan;
+    if (filePlan) plan = filePlan;
+    else {
+      const maxVoxels = positiveInt(o, 'max-voxels', DERIVED_MAX_VOXELS, 4096);
+      let derived: ReturnType<typeof derivePlan>;
+      try {
+        derived = derivePlan(
+          { atlas: atlas.image, unlabeled: unl.map((u) => u.image), labels: set.labels.length },
+          { maxVoxels },
+        );
+      } catch (e) {
+        throw new UsageError(`--plan auto: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      plan = derived.plan;
+      err('plan derived from the data (--plan auto):');
+      for (const r of derived.reasons) err(`  ${r}`);
+    }
 
     const meta = planModelGrid(plan);
     const atlasOnGrid = atlasOnModelGrid(atlas, meta);
@@ -386,7 +414,7 @@ export async function train(argv: string[], io: Io = processIo): Promise<number>
         {
           version,
           date: now.slice(0, 10),
-          changes: `Trained from one atlas and ${unl.length} unlabelled volume(s) with plan ${path.basename(planFile)}.`,
+          changes: `Trained from one atlas and ${unl.length} unlabelled volume(s) with ${autoPlan ? 'a plan derived from the data' : `plan ${path.basename(planFile)}`}.`,
         },
       ],
     };

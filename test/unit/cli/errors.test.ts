@@ -117,3 +117,11 @@ test('eval: a folder that is not a trained model is a usage error (exit 2)', asy
   assert.equal(code, 2, c.stderr());
   assert.match(c.stderr(), /metadata\.json/);
 });
+
+test('train --plan auto: volumes too small for a derived plan are an input error that says why (exit 2)', async () => {
+  // 12 × 14 × 10 voxels at 1 mm: fewer than 16 voxels on an axis
+  const r = await runTrain([], { plan: 'auto' });
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /--plan auto: .*too small for a 3-D network/);
+  assert.match(r.err, /at least 16 voxels per axis/);
+});
