@@ -10,6 +10,8 @@ export interface ProviderComparison {
   maxAbsDiff: number;
   /** Largest |Δ| of the per-voxel softmax probabilities over the label channels. */
   maxProbDiff: number;
+  /** Voxels where some probability differs by more than 1e-3. */
+  voxelsProbDiffOver1e3: number;
   labelAgreement: number;
   /** Number of distinct non-background labels in the wasm result. */
   foregroundLabels: number;
@@ -127,6 +129,7 @@ export async function compareProviders(
         const n = a.length / channels;
         let agree = 0;
         let maxProbDiff = a.length === b.length && a.length > 0 ? 0 : Infinity;
+        let over = 0;
         const seen = new Set<number>();
         for (let o = 0; o < n; o++) {
           let la = 0;
@@ -144,15 +147,19 @@ export async function compareProviders(
             sa += Math.exp(a[c * n + o] - a[la * n + o]);
             sb += Math.exp(b[c * n + o] - b[lb * n + o]);
           }
+          let worst = 0;
           for (let c = 0; c < channels; c++) {
             const pa = Math.exp(a[c * n + o] - a[la * n + o]) / sa;
             const pb = Math.exp(b[c * n + o] - b[lb * n + o]) / sb;
-            maxProbDiff = Math.max(maxProbDiff, Math.abs(pa - pb));
+            worst = Math.max(worst, Math.abs(pa - pb));
           }
+          maxProbDiff = Math.max(maxProbDiff, worst);
+          if (worst > 1e-3) over++;
         }
         return {
           maxAbsDiff,
           maxProbDiff,
+          voxelsProbDiffOver1e3: over,
           labelAgreement: n > 0 ? agree / n : 0,
           foregroundLabels: seen.size,
           ms: { wasm: ms[0], webgpu: ms[1] },

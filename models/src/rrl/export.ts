@@ -42,7 +42,7 @@ export function exportRrlModel(o: RrlExportOptions): { onnx: Uint8Array; metadat
       `exportRrlModel: the network has ${o.args.classes} output classes (background + ${o.args.classes - 1} labels) but ${o.info.labels.length} labels were given; give one label per foreground class.`,
     );
   }
-  const net = rrlInferenceNet(o.args, o.grid);
+  const net = rrlInferenceNet(o.args, o.grid, { centreInstanceNorm: true });
   const logits = o.head === 'medical' ? net.medicalLogits : net.logits;
   // The viewer runs it on WebGPU: every node must be an operation proven to run there.
   checkWebGpuOps(net.graph, [logits]);
@@ -80,7 +80,7 @@ export function exportRrlModel(o: RrlExportOptions): { onnx: Uint8Array; metadat
 export function exportRrlEvalModel(
   o: Pick<RrlExportOptions, 'args' | 'grid' | 'params'>,
 ): Uint8Array {
-  const net = rrlInferenceNet(o.args, o.grid);
+  const net = rrlInferenceNet(o.args, o.grid, { centreInstanceNorm: true });
   return buildForwardGraph({
     graph: net.graph,
     outputs: {

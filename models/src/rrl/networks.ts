@@ -196,7 +196,11 @@ export interface RrlInferenceNet {
 export function rrlInferenceNet(
   args: RrlNetArgs,
   grid: readonly [number, number, number],
-  o: { stopPromptGradient?: boolean } = {},
+  o: {
+    stopPromptGradient?: boolean;
+    /** Centre each channel before InstanceNormalization (graphs run in the browser: see Graph). */
+    centreInstanceNorm?: boolean;
+  } = {},
 ): RrlInferenceNet {
   const div = 2 ** (args.channels.length - 1);
   if (grid.some((d) => d % div !== 0)) {
@@ -205,6 +209,7 @@ export function rrlInferenceNet(
     );
   }
   const g = new Graph();
+  g.centreInstanceNorm = o.centreInstanceNorm === true;
   const image = g.input('image', [1, args.inChannels, ...grid]);
   const fg = rrlEncoder(g, 'eg', image, args);
   const generalLogits = segmentationHead(g, 'eg_head', fg, args);

@@ -117,6 +117,14 @@ export class Graph {
   readonly constants = new Map<string, OnnxTensor>();
   /** Values that autodiff treats as constants (see stopGradient). */
   readonly noGradient = new Set<string>();
+  /**
+   * instanceNorm subtracts each channel's mean (ReduceSum / N) before InstanceNormalization: the
+   * same function, but onnxruntime-web's WebGPU kernel computes the variance in one pass
+   * (E[x²] − E[x]²), which loses digits when a channel's mean is large against its spread
+   * (measured on Chromium's WebGPU: input offset 30, spread 0.1 → outputs off by 5.5e-3 from wasm;
+   * centred: 1e-6). Set for graphs the browser runs; training graphs leave it off.
+   */
+  centreInstanceNorm = false;
   private counter = 0;
   private scopes: string[] = [];
   private readonly constCache = new Map<string, string>();
@@ -133,6 +141,7 @@ export class Graph {
     for (const k of this.noGradient) g.noGradient.add(k);
     g.counter = this.counter;
     g.scopes = [...this.scopes];
+    g.centreInstanceNorm = this.centreInstanceNorm;
     return g;
   }
 
@@ -647,9 +656,15 @@ export class Graph {
   }
 
   instanceNorm(x: Value, scale: Value, bias: Value, epsilon = 1e-5): Value {
+    let input = x;
+    if (this.centreInstanceNorm) {
+      const spatial = x.shape.slice(2);
+      const axes = spatial.map((_, i) => i + 2);
+      input = this.sub(x, this.div(this.reduceSum(x, axes, true), numel(spatial)));
+    }
     return this.node(
       'InstanceNormalization',
-      [x, scale, bias],
+      [input, scale, bias],
       [{ dtype: x.dtype, shape: x.shape }],
       {
         epsilon: attr.f(epsilon),
