@@ -17,7 +17,7 @@
 // - everything else (losses, schedule, registration refinement, augmentation, seeds) is the
 //   hippocampus plan's, the one whose settings were measured (models/src/rrl/README.md).
 import type { RrlPlan } from './plan.js';
-import { parsePlan } from './plan.js';
+import { defaultPlan, parsePlan } from './plan.js';
 
 /** The geometry of one volume: dims and spacing [x, y, z] (voxels, mm). */
 export interface VolumeGeometry {
@@ -53,14 +53,7 @@ function template(): Omit<
   return {
     decoderConvs: 1,
     registrationBase: 16,
-    loss: {
-      dice: 1,
-      crossEntropy: 1,
-      smoothness: 1,
-      registrationSegmentation: 1,
-      distillation: 1,
-      mutual: 0.5,
-    },
+    loss: { ...defaultPlan().loss },
     schedule: {
       registration: { steps: 700, lr: 0.003 },
       distillSam: { steps: 300, lr: 0.001 },
