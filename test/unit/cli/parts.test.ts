@@ -105,6 +105,20 @@ test('splits: the explicit brain-aseg split resolves against the data folder', a
   );
 });
 
+test('splits: the few-volume hippocampus split is a subset of the shared split, with its test subjects', async () => {
+  const file = path.join(root, 'models/splits/hippocampus-few-8.json');
+  const few = parseSplit(JSON.parse(await readFile(file, 'utf8')), file, '/d');
+  assert.equal(few.format, 'explicit');
+  assert.equal(few.unlabeled.length, 8);
+  assert.equal(few.atlas.id, 'hippocampus_190');
+  const testIds = new Set(few.test.map((t) => t.id));
+  assert.equal(testIds.size, 23);
+  for (const u of few.unlabeled) {
+    assert.ok(!testIds.has(u.id) && u.id !== few.atlas.id, `${u.id} is neither atlas nor test`);
+    assert.equal(u.image, `/d/hippocampus/images/${u.id}.nii.gz`);
+  }
+});
+
 test('progress: TTY redraws one line with stage, steps, loss and ETA; pipes get plain lines', () => {
   let t = 0;
   let tty = '';
