@@ -14,10 +14,14 @@
 //   along its fine axes, as in nnU-Net);
 // - scales: 4 (encoder 16-32-64-128) when the smallest grid axis is ≥ 32 voxels, else 3
 //   (16-32-64); fewer than 16 voxels on an axis is refused;
-// - everything else (losses, schedule, registration refinement, augmentation, seeds) is the
-//   hippocampus plan's, the one whose settings were measured (models/src/rrl/README.md).
+// - everything else (losses, schedule, registration refinement, augmentation, seeds) is read from
+//   the hippocampus plan file, the one whose settings were measured (models/src/rrl/README.md).
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { REPO_ROOT } from '../io/installRoot.js';
 import type { RrlPlan } from './plan.js';
-import { defaultPlan, parsePlan } from './plan.js';
+import { parsePlan } from './plan.js';
 
 /** The geometry of one volume: dims and spacing [x, y, z] (voxels, mm). */
 export interface VolumeGeometry {
@@ -35,6 +39,8 @@ export interface PlanFingerprint {
 export interface DerivePlanOptions {
   /** Largest grid (voxels); default DERIVED_MAX_VOXELS. */
   maxVoxels?: number;
+  /** The plan whose non-geometry settings are kept (default: BASE_PLAN_FILE's). */
+  base?: RrlPlan;
 }
 
 export interface DerivedPlan {
@@ -45,41 +51,11 @@ export interface DerivedPlan {
 
 export const DERIVED_MAX_VOXELS = 192_000;
 
-/** The measured hippocampus plan's settings that do not depend on the data's geometry. */
-function template(): Omit<
-  RrlPlan,
-  'grid' | 'channels' | 'convsPerLevel' | 'decoderChannels' | 'classes' | 'preprocess'
-> {
-  return {
-    decoderConvs: 1,
-    registrationBase: 16,
-    loss: { ...defaultPlan().loss },
-    schedule: {
-      registration: { steps: 700, lr: 0.003 },
-      distillSam: { steps: 300, lr: 0.001 },
-      distillTask: { steps: 1200, lr: 0.001 },
-      mutual: { steps: 900, lr: 0.001, emaAlpha: 0.99 },
-      decoder: { steps: 800, lr: 0.002 },
-      joint: { steps: 200, lr: 0.001 },
-    },
-    registrationRefine: {
-      steps: 150,
-      lr: 0.2,
-      smoothness: 4,
-      window: 9,
-      downsample: 2,
-      tolerance: 0.002,
-    },
-    jointFusion: 0.5,
-    seeds: { init: 42, data: 7 },
-    teacherSliceStride: 2,
-    sampling: {
-      atlasProbability: 0.2,
-      intensityScale: 0.1,
-      intensityShift: 0.05,
-      spatial: { probability: 0.5, rotation: 10, scale: 0.1, translate: 2 },
-    },
-  };
+/** The measured plan: a derived plan takes everything but the geometry from it. */
+export const BASE_PLAN_FILE = path.join(REPO_ROOT, 'models', 'plans', 'hippocampus.json');
+
+function basePlan(): RrlPlan {
+  return parsePlan(JSON.parse(readFileSync(BASE_PLAN_FILE, 'utf8')));
 }
 
 function quantile(values: readonly number[], q: number): number {
@@ -178,8 +154,9 @@ export function derivePlan(fp: PlanFingerprint, options: DerivePlanOptions = {})
     `grid [${z}, ${y}, ${x}] (D, H, W) = ${(x * y * z).toLocaleString('en-US')} voxels, ${scales} scales (each axis a multiple of ${2 ** (scales - 1)})`,
   );
   const four = scales === 4;
+  const { description: _baseDescription, ...base } = options.base ?? basePlan();
   const plan = parsePlan({
-    ...template(),
+    ...base,
     grid: [z, y, x],
     channels: four ? [16, 32, 64, 128] : [16, 32, 64],
     convsPerLevel: four ? [2, 2, 2, 1] : [2, 2, 1],
@@ -188,7 +165,7 @@ export function derivePlan(fp: PlanFingerprint, options: DerivePlanOptions = {})
     preprocess: {
       resample: 'fixed-spacing',
       spacing,
-      intensity: { method: 'percentile', low: 1, high: 99 },
+      intensity: base.preprocess.intensity,
     },
     description: `derived from the data: grid [${z}, ${y}, ${x}] at ${fmt(spacing)} mm from the atlas and ${fp.unlabeled.length} unlabelled volume(s)`,
   });

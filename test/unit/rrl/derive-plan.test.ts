@@ -32,6 +32,8 @@ test(
     const hand = parsePlan(
       JSON.parse(readFileSync(path.join(root, 'models/plans/hippocampus.json'), 'utf8')),
     );
+    // The non-geometry settings come from this very file; the geometry (grid, spacing, widths,
+    // classes) is what the data decide, and it must come out as the hand-tuned one.
     const { description, ...derived } = plan;
     assert.match(description ?? '', /derived from the data/);
     const { description: _handDescription, ...handRest } = hand;
