@@ -16,7 +16,6 @@ import { writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import {
   Conv3dKernels,
-  convLaunch,
   convMacs,
   convSizes,
   type Conv3dKind,
@@ -29,6 +28,8 @@ import {
   uploadBuffer,
 } from '@rrl/models/engine/gpu/device.js';
 import { Graph } from '@rrl/models/engine/graph/graph.js';
+import { median } from '@rrl/models/cli/report.js';
+import { maxRelError, randomValues } from '@rrl/test/fixtures/conv3d-reference.js';
 import { emitGraph } from '@rrl/models/engine/graph/emit.js';
 
 interface Args {
@@ -78,19 +79,6 @@ function parseArgs(argv: string[]): Args {
     } else throw new Error(`unknown flag ${k} (--help lists them)`);
   }
   return a;
-}
-
-const median = (v: number[]): number => {
-  const s = [...v].sort((x, y) => x - y);
-  return s[Math.floor(s.length / 2)] ?? NaN;
-};
-
-function random(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  });
 }
 
 /** One 3-D Conv (no bias) as an ONNX model with inputs x, w and output y. */
@@ -159,9 +147,9 @@ async function main(): Promise<void> {
   for (const shape of layers) {
     const name = `${shape.cin}→${shape.cout} @ ${shape.d}×${shape.h}×${shape.w}`;
     const sizes = convSizes(shape);
-    const x = random(sizes.x, 1);
-    const w = random(sizes.w, 2);
-    const dy = random(sizes.y, 3);
+    const x = randomValues(sizes.x, 1);
+    const w = randomValues(sizes.w, 2);
+    const dy = randomValues(sizes.y, 3);
     const gx = uploadBuffer(device, x);
     const gw = uploadBuffer(device, w);
     const gdy = uploadBuffer(device, dy);
@@ -188,7 +176,7 @@ async function main(): Promise<void> {
       }
       ms[kind] = median(times);
       gflops[kind] = (2 * convMacs(shape)) / (ms[kind] * 1e6);
-      splits[kind] = convLaunch(kind, shape).splits;
+      splits[kind] = plans[kind].launch.splits;
     }
     const r: LayerResult = { layer: name, shape, ms, gflops, splits };
     if (args.ort) {
@@ -206,13 +194,7 @@ async function main(): Promise<void> {
       const cpu = await timeOrt(model, feeds, 'cpu', Math.min(args.runs, 5), 1);
       r.ortCpuForwardMs = cpu.ms;
       const ours = await downloadBuffer(device, gy, sizes.y);
-      let scale = 0;
-      let err = 0;
-      for (let i = 0; i < cpu.y.length; i++) {
-        scale = Math.max(scale, Math.abs(cpu.y[i]!));
-        err = Math.max(err, Math.abs(cpu.y[i]! - ours[i]!));
-      }
-      r.forwardRelErrorVsOrtCpu = err / Math.max(scale, 1e-30);
+      r.forwardRelErrorVsOrtCpu = maxRelError(ours, cpu.y);
       try {
         r.ortWebgpuForwardMs = (await timeOrt(model, feeds, 'webgpu', args.runs, args.warmup)).ms;
       } catch (e) {

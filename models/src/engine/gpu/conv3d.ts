@@ -266,7 +266,7 @@ export function convLaunch(kind: Conv3dKind, s: Conv3dShape, targetGroups = 1024
   const nTiles = Math.ceil(N / TN);
   const kTiles = Math.ceil(K / TK);
   let splits = Math.ceil(targetGroups / (mTiles * nTiles));
-  // (partial sums capped at 2²⁶ floats, 256 MiB)
+  // ≥ 8 K-slices per split, ≤ 65535 workgroups along z, partial sums ≤ 2²⁶ floats (256 MiB)
   splits = Math.min(splits, Math.floor(kTiles / 8), Math.floor(65535 / mTiles));
   splits = Math.max(1, Math.min(splits, Math.floor(2 ** 26 / (M * N))));
   const kChunk = Math.ceil(kTiles / splits) * TK;
