@@ -14,6 +14,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from torch_reference import sync  # the same folder: run as python3 scripts/device/torch_conv.py
+
 
 def parse_layer(text):
     m = re.fullmatch(r"(\d+)x(\d+)@(\d+)(?:x(\d+)x(\d+))?", text.strip())
@@ -21,11 +23,6 @@ def parse_layer(text):
         raise SystemExit(f"--layers: '{text}' is not CINxCOUT@SIZE")
     d = int(m.group(3))
     return int(m.group(1)), int(m.group(2)), (d, int(m.group(4) or d), int(m.group(5) or d))
-
-
-def sync(device):
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def timed(fn, device, warmup, runs):
@@ -50,7 +47,7 @@ def main():
     ap.add_argument("--ours", help="scripts/bench/gpu-conv.ts --json output, for the ratio table")
     ap.add_argument("--json")
     a = ap.parse_args()
-    dev = a.device
+    dev = torch.device(a.device)
     torch.backends.cudnn.benchmark = False
     rows = []
     for text in a.layers.split(","):
@@ -70,7 +67,7 @@ def main():
             gw = timed(lambda: backward([False, True, False]), dev, a.warmup, a.runs)
         rows.append({"layer": f"{cin}→{cout} @ {d}×{h}×{w}", "forward": fwd, "gradInput": gin, "gradWeight": gw})
         print(f"{rows[-1]['layer']}: PyTorch forward {fwd:.3f} ms, input grad {gin:.3f} ms, weight grad {gw:.3f} ms", flush=True)
-    name = torch.cuda.get_device_name() if dev == "cuda" else "cpu"
+    name = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
     print(f"\nPyTorch {torch.__version__} on {name}, cuDNN autotuning off")
     ours = {}
     if a.ours:
