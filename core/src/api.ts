@@ -145,6 +145,18 @@ export interface Plan {
   description?: string;
 }
 
+/**
+ * The plan a task created with plan "auto" trains (POST /api/plans/derive): grid, spacing and
+ * depth derived from the atlas's geometry, and why.
+ */
+export interface DerivedPlan extends Plan {
+  name: 'auto';
+  /** Voxel spacing of the grid, mm [x, y, z]. */
+  spacing: number[];
+  /** One sentence per rule applied, with the numbers. */
+  reasons: string[];
+}
+
 export interface SeriesQuery {
   modality?: string;
   description?: string;

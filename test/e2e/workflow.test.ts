@@ -131,7 +131,24 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
       /trains 30 labels but this study's SEG has 8.*demo-tiny/,
     );
     assert.equal(await page.locator('[data-testid="oneshot-task-create"]').isEnabled(), false);
+    // "auto": the plan derived from the atlas, shown with its reasons before anything is created.
+    await plan.selectOption('auto');
+    const derived = page.locator('[data-testid="oneshot-task-plan-derived"]');
+    await waitFor(
+      'the derived plan',
+      async () => /Derived plan:/.test((await derived.textContent().catch(() => '')) ?? ''),
+      30_000,
+    );
+    assert.match(
+      await derived.innerText(),
+      /Derived plan: 8 labels, grid \d+×\d+×\d+ \(D×H×W\) at [\d.]+ × [\d.]+ × [\d.]+ mm, \d+ training steps/,
+    );
+    assert.ok((await derived.locator('li').count()) >= 3, 'the rules applied, in words');
+    assert.match(await derived.innerText(), /median over the atlas/);
+    assert.equal(await page.locator('[data-testid="oneshot-task-create"]').isEnabled(), true);
+    await browser.screenshot(page, 'workflow-00-derived-plan', '[data-testid="oneshot-panel"]');
     await plan.selectOption('demo-tiny');
+    assert.equal(await derived.count(), 0);
     await page.locator('[data-testid="oneshot-task-name"]').fill(TASK_NAME);
     await page.locator('[data-testid="oneshot-task-create"]').click();
     const task = page.locator('[data-testid="oneshot-task"]');

@@ -5,6 +5,7 @@
  */
 
 import type {
+  DerivedPlan,
   Job,
   JobProgress,
   JobStatus,
@@ -160,6 +161,13 @@ export class ApiClient {
 
   async plans(): Promise<Plan[]> {
     return (await this.call<{ plans: Plan[] }>('GET', '/api/plans', 'Listing the plans')).plans;
+  }
+
+  /** The plan "auto" would train for a task with this atlas (nothing is created). */
+  derivePlan(atlas: SeriesRef): Promise<DerivedPlan> {
+    return this.call<DerivedPlan>('POST', '/api/plans/derive', 'Deriving a plan from the atlas', {
+      atlas,
+    });
   }
 
   async tasks(options: { archived?: boolean } = {}): Promise<Task[]> {

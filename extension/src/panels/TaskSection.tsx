@@ -6,7 +6,7 @@
  */
 import { useEffect, useState, type CSSProperties } from 'react';
 import type { Plan, Task } from '../api/client.js';
-import { plansFitting } from './NewTaskForm.js';
+import { DERIVED_PLAN, plansFitting } from './NewTaskForm.js';
 import { TaskTeacher, teacherLabel, type TeachersState } from './TeacherPicker.js';
 import { Button, SECTION } from './ui.js';
 
@@ -121,6 +121,7 @@ export function TaskSection(props: {
                   {p.name} ({p.steps} steps)
                 </option>
               ))}
+              <option value={DERIVED_PLAN}>{DERIVED_PLAN} (derived from the task’s atlas)</option>
             </select>
             <Button
               testId="oneshot-task-change-plan-apply"
@@ -132,6 +133,7 @@ export function TaskSection(props: {
           </div>
           <div style={S.small}>
             Plan {task.plan}
+            {derivedGrid(task.planContent)}
             {task.planVersion ? `, stored as version ${task.planVersion}` : ''}: later edits of the
             plan file do not change this task.
           </div>
@@ -182,4 +184,13 @@ export function TaskSection(props: {
       {props.children}
     </div>
   );
+}
+
+/** " (grid D×H×W at x × y × z mm)" of a stored plan's content, when it has them. */
+function derivedGrid(content: unknown): string {
+  const c = content as { grid?: unknown; preprocess?: { spacing?: unknown } } | null | undefined;
+  const grid = c?.grid;
+  const spacing = c?.preprocess?.spacing;
+  if (!Array.isArray(grid) || !Array.isArray(spacing)) return '';
+  return ` (grid ${grid.join('×')} at ${spacing.map((v) => +Number(v).toFixed(2)).join(' × ')} mm)`;
 }

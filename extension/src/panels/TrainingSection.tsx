@@ -107,6 +107,16 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
       }
     });
 
+  const derivePlan = () => {
+    const o = deps.openSeries();
+    if (!o) {
+      return Promise.reject(
+        new Error('Open a study and show its image series first: the atlas is that series.'),
+      );
+    }
+    return api.derivePlan({ studyUID: o.studyUID, seriesUID: o.seriesUID });
+  };
+
   const canAddHoldout =
     !!task &&
     !!open &&
@@ -151,6 +161,7 @@ export function TrainingSection({ deps }: { deps: TrainingDeps }) {
             busy={busy}
             teachers={teachers}
             create={createTask}
+            derive={derivePlan}
           />
         </details>
       </TaskSection>

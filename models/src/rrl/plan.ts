@@ -167,6 +167,13 @@ export interface RrlPlan {
   /** Weight of the E_g branch's softmax in the fused pseudo labels of the joint stage, 0..1. */
   jointFusion: number;
   /**
+   * Cross-fitted branch predictions for the joint stage (absent = off): distill-task trains
+   * `folds` students, each on the atlas and the unlabelled volumes outside its fold, and the
+   * joint stage fuses every volume's registration with the prediction of the student that never
+   * saw it (instead of a student that learnt that volume's own pseudo labels).
+   */
+  crossFit?: { folds: number };
+  /**
    * Self-training round after the decoder (absent = skipped): the unlabelled volumes are
    * relabelled with argmax((1 − fusion)·registration + fusion·model), the model's softmax being
    * the mean of the medical branch's and the full pipeline's; then both branches are fine-tuned
@@ -349,6 +356,7 @@ export function parsePlan(input: unknown): RrlPlan {
     'registrationPrealign',
     'registrationRefine',
     'jointFusion',
+    'crossFit',
     'selfTraining',
     'loss',
     'schedule',
@@ -556,8 +564,19 @@ export function parsePlan(input: unknown): RrlPlan {
   if (registrationPrealign) plan.registrationPrealign = registrationPrealign;
   if (registrationRefine) plan.registrationRefine = registrationRefine;
   if (selfTraining) plan.selfTraining = selfTraining;
+  if (input.crossFit !== undefined) plan.crossFit = parseCrossFit(input.crossFit);
   if (typeof input.description === 'string') plan.description = input.description;
   return plan;
+}
+
+function parseCrossFit(v: unknown): { folds: number } {
+  if (!isObj(v)) {
+    throw new PlanError(
+      `plan.crossFit: expected an object { folds } (2 to 10) or no field, found ${describe(v)}.`,
+    );
+  }
+  checkKeys('crossFit', v, ['folds']);
+  return { folds: num('crossFit.folds', v.folds, 2, { int: true, min: 2, max: 10 }) };
 }
 
 function parseIntensity(v: unknown, d: IntensitySpec): IntensitySpec {

@@ -18,7 +18,13 @@ import type { Logger } from '../log.js';
 import type { ModelRegistry } from '../models/registry.js';
 import { DicomWebClient } from '../pacs/dicomweb.js';
 import { loadAtlas, taskLabelsFromSegments } from '../jobs/atlas.js';
-import { planFromContent, planSummaries, readPlanFile } from '../jobs/plans.js';
+import {
+  DERIVED_PLAN,
+  derivePlanForAtlas,
+  planFromContent,
+  planSummaries,
+  readPlanFile,
+} from '../jobs/plans.js';
 import { type EvaluationSummary } from '../models/promotion.js';
 import { makePublisher } from '../models/publish.js';
 import { JobRunner, type JobExecutor, type RunnerEvent } from '../jobs/runner.js';
@@ -39,6 +45,7 @@ import {
   patchTask,
   removeHoldout,
   setDefaultModel,
+  derivedCheck,
   type PlanCheck,
   type TaskLifecycleDeps,
 } from './taskLifecycle.js';
@@ -51,7 +58,13 @@ import {
   type TeacherDeps,
 } from './teachers.js';
 import { HttpError, TASK_ID, planMisfit, slug } from './request.js';
-import type { HoldoutBody, JobCreateBody, TaskCreateBody, TaskPatchBody } from './schemas.js';
+import type {
+  HoldoutBody,
+  JobCreateBody,
+  PlanDeriveBody,
+  TaskCreateBody,
+  TaskPatchBody,
+} from './schemas.js';
 
 export interface ApiOptions {
   config: ServerConfig;
@@ -201,6 +214,7 @@ export class Api {
       r('GET', '/api/session', (x) => this.session(x), false),
       r('GET', '/api/capabilities', (x) => this.capabilities(x)),
       r('GET', '/api/plans', (x) => this.plans(x)),
+      r('POST', '/api/plans/derive', (x) => this.derivePlan(x)),
       r('GET', '/api/pacs/series', (x) => this.searchSeries(x)),
       r('GET', '/api/tasks', ({ res, query }) =>
         sendJson(res, 200, {
@@ -276,6 +290,23 @@ export class Api {
   /** The training plans in models/plans: name, classes (= labels + 1), grid, stage steps. */
   private async plans({ res }: Req): Promise<void> {
     sendJson(res, 200, { plans: await planSummaries() });
+  }
+
+  /**
+   * The plan a task created from this atlas with plan "auto" would train (grid, spacing, depth and
+   * why), without creating anything: the panel shows it before the task is created.
+   */
+  private async derivePlan({ res, body }: Req): Promise<void> {
+    const ref = (body as PlanDeriveBody).atlas;
+    const atlas = await loadAtlas(this.client, ref);
+    const present = new Set<number>();
+    for (let i = 0; i < atlas.labelmap.length; i++) present.add(atlas.labelmap[i]!);
+    const { labels } = taskLabelsFromSegments(atlas.segments, present);
+    const { content: _content, ...preview } = derivePlanForAtlas(
+      atlas.volume.geometry,
+      labels.length,
+    );
+    sendJson(res, 200, preview);
   }
 
   /**
@@ -377,15 +408,14 @@ export class Api {
       throw new HttpError(409, `A task ${id} exists already; choose another name or id.`);
     const plan = body.plan ?? 'hippocampus';
     const ref = body.atlas;
-    // The plan (and the teacher) must exist and be sane before the PACS is even asked.
-    const planDef = await this.checkPlan(plan);
-    if (body.teacher !== undefined && body.teacher !== null) {
-      const card = await requireTeacher(this.teachers, body.teacher);
-      if (planDef.content === undefined || planDef.content === null) {
-        throw new HttpError(422, `Plan ${plan} has no stored content to add a teacher to.`);
-      }
-      planDef.content = { ...(planDef.content as object), teacher: card.id };
-    }
+    // The plan (and the teacher) must exist and be sane before the PACS is even asked; a derived
+    // plan needs the atlas's geometry, so it is made once the atlas is read.
+    const derived = plan === DERIVED_PLAN;
+    let planDef: PlanCheck = derived ? {} : await this.checkPlan(plan);
+    const card =
+      body.teacher !== undefined && body.teacher !== null
+        ? await requireTeacher(this.teachers, body.teacher)
+        : undefined;
     const atlas = await loadAtlas(this.client, ref);
     const modality = body.modality === undefined ? atlas.volume.modality : body.modality.trim();
     if (modality !== atlas.volume.modality) {
@@ -397,6 +427,15 @@ export class Api {
     const present = new Set<number>();
     for (let i = 0; i < atlas.labelmap.length; i++) present.add(atlas.labelmap[i]!);
     const { labels, warnings } = taskLabelsFromSegments(atlas.segments, present);
+    if (derived) {
+      planDef = derivedCheck(derivePlanForAtlas(atlas.volume.geometry, labels.length));
+    }
+    if (card) {
+      if (planDef.content === undefined || planDef.content === null) {
+        throw new HttpError(422, `Plan ${plan} has no stored content to add a teacher to.`);
+      }
+      planDef.content = { ...(planDef.content as object), teacher: card.id };
+    }
     const misfit = planMisfit(plan, planDef, labels.length);
     if (misfit) {
       const fitting = (await planSummaries())

@@ -122,6 +122,18 @@ const Task = Type.Object(
   },
   { $id: 'Task' },
 );
+export const PlanDerive = Type.Object(
+  {
+    atlas: Type.Object(
+      { studyUID: Uid, seriesUID: Uid, segSeriesUID: Type.Optional(Uid) },
+      {
+        description:
+          "The atlas series; segSeriesUID defaults to the study's SEG that references it",
+      },
+    ),
+  },
+  { $id: 'PlanDerive' },
+);
 export const TaskCreate = Type.Object(
   {
     name: Text(120),
@@ -259,6 +271,7 @@ export const SHARED_SCHEMAS: TSchema[] = [
   Label,
   Teacher,
   Task,
+  PlanDerive,
   TaskCreate,
   TaskPatch,
   DefaultModel,
@@ -271,6 +284,7 @@ export const SHARED_SCHEMAS: TSchema[] = [
   ModelCard,
 ];
 
+export type PlanDeriveBody = Static<typeof PlanDerive>;
 export type TaskCreateBody = Static<typeof TaskCreate>;
 export type TaskPatchBody = Static<typeof TaskPatch>;
 export type JobCreateBody = Static<typeof JobCreate>;
@@ -351,6 +365,30 @@ export const ROUTE_SCHEMAS: Record<string, RouteSchema> = {
         },
         { description: 'Plans' },
       ),
+      ...auth,
+    },
+  },
+  'POST /api/plans/derive': {
+    summary:
+      'The plan a task created from this atlas with plan "auto" would train: grid, spacing and depth derived from the atlas geometry, with the reasons',
+    body: ref('PlanDerive'),
+    response: {
+      '200': Type.Object(
+        {
+          name: Type.Literal('auto'),
+          classes: Type.Integer(),
+          grid: Type.Array(Type.Integer()),
+          spacing: Type.Array(Type.Number()),
+          steps: Type.Integer(),
+          description: Type.Optional(Type.String()),
+          reasons: Type.Array(Type.String()),
+        },
+        { description: 'The derived plan' },
+      ),
+      '400': err('Bad request'),
+      '404': err('Atlas series or SEG not found'),
+      '422': err('No SEG for the atlas series, or no plan can be derived from it'),
+      '502': err('PACS failure'),
       ...auth,
     },
   },

@@ -12,6 +12,7 @@ import type { ModelRegistry } from '../models/registry.js';
 import type { DicomWebClient } from '../pacs/dicomweb.js';
 import { AtlasError, loadAtlas } from '../jobs/atlas.js';
 import { holdoutClassMap } from '../jobs/evaluate.js';
+import { DERIVED_PLAN, derivePlanForAtlas, type DerivedPlanPreview } from '../jobs/plans.js';
 import type { Store, TaskRecord } from '../store/db.js';
 import { HttpError, planMisfit } from './request.js';
 import type { HoldoutBody, TaskPatchBody } from './schemas.js';
@@ -33,6 +34,11 @@ export interface TaskLifecycleDeps {
   checkPlan(name: string): Promise<PlanCheck>;
 }
 
+/** What a task stores of a derived plan. */
+export function derivedCheck(d: DerivedPlanPreview): PlanCheck {
+  return { classes: d.classes, content: d.content };
+}
+
 const ACTIVE = new Set(['queued', 'running']);
 
 export function getTaskOr404(store: Store, id: string | undefined): TaskRecord {
@@ -52,7 +58,16 @@ export async function patchTask(
   let plan: { name: string; check: PlanCheck } | undefined;
   if (body.plan !== undefined) {
     const planName = body.plan;
-    const check = await d.checkPlan(planName);
+    // "auto": derived again from the task's atlas (its geometry and the task's labels).
+    const check: PlanCheck =
+      planName === DERIVED_PLAN
+        ? derivedCheck(
+            derivePlanForAtlas(
+              (await loadAtlas(d.client, task.atlas)).volume.geometry,
+              task.labels.length,
+            ),
+          )
+        : await d.checkPlan(planName);
     const misfit = planMisfit(planName, check, task.labels.length);
     if (misfit)
       throw new HttpError(422, `${misfit} but task ${task.id} has ${task.labels.length}.`);

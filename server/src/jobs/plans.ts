@@ -6,6 +6,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 
+import { derivePlan, type VolumeGeometry } from '@rrl/models/rrl/derivePlan.js';
 import { parsePlan, type RrlPlan } from '@rrl/models/rrl/plan.js';
 import { REPO_ROOT } from '../config.js';
 
@@ -122,4 +123,48 @@ export async function planSummaries(): Promise<PlanSummary[]> {
     }
   }
   return plans;
+}
+
+/**
+ * The plan name that asks for a plan derived from the task's atlas (grid, spacing, depth; the
+ * rest from the measured hippocampus plan: models/src/rrl/derivePlan.ts) instead of a file.
+ */
+export const DERIVED_PLAN = 'auto';
+
+/** A plan derived from an atlas: what a task stores and what the panel shows before training. */
+export interface DerivedPlanPreview extends PlanSummary {
+  name: typeof DERIVED_PLAN;
+  /** Voxel spacing of the grid, mm [x, y, z]. */
+  spacing: number[];
+  /** One sentence per rule applied, with the numbers. */
+  reasons: string[];
+  /** The plan as the task stores it. */
+  content: unknown;
+}
+
+/**
+ * The plan derived from the atlas's geometry for `labels` labels, within PLAN_BOUNDS; a
+ * PlanRefusal saying why when the atlas cannot be trained on (e.g. too few voxels on an axis).
+ */
+export function derivePlanForAtlas(atlas: VolumeGeometry, labels: number): DerivedPlanPreview {
+  let derived;
+  try {
+    derived = derivePlan({ atlas, unlabeled: [], labels });
+  } catch (e) {
+    throw new PlanRefusal(
+      `No plan can be derived from this atlas: ${(e as Error).message.replace(/^derivePlan: /, '')}`,
+    );
+  }
+  const content = JSON.parse(JSON.stringify(derived.plan)) as unknown;
+  const plan = planFromContent(content, DERIVED_PLAN);
+  return {
+    name: DERIVED_PLAN,
+    classes: plan.classes,
+    grid: [...plan.grid],
+    steps: stageSteps(plan.schedule).reduce((a, [, n]) => a + n, 0),
+    ...(plan.description ? { description: plan.description } : {}),
+    spacing: [...plan.preprocess.spacing],
+    reasons: derived.reasons,
+    content,
+  };
 }

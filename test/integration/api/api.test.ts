@@ -69,6 +69,13 @@ describe('companion server API', () => {
       description: 'T1 scout',
       studyDate: '20250101',
     });
+    const deep = await storeSeries(client, {
+      dims: [32, 32, 20],
+      description: 'T1 deeper atlas',
+      studyDate: '20250101',
+    });
+    await storeSeg(client, deep, deep.labels);
+    d.deep = deep;
     d.noSeg = await storeSeries(client, { description: 'T1 no seg', studyDate: '20250101' });
     const other = await storeSeries(client, {
       studyUID: d.noSeg.studyUID,
@@ -363,6 +370,90 @@ describe('companion server API', () => {
     );
     const one = await api.json<TaskRecord>('/api/tasks/blobs-long');
     assert.equal(one.body.atlas.seriesUID, d.atlas.seriesUID);
+  });
+
+  test('plan "auto": derived from the atlas geometry, previewed before the task exists, stored with it; a too-small atlas is refused with the reason', async () => {
+    type Derived = {
+      name: string;
+      classes: number;
+      grid: number[];
+      spacing: number[];
+      steps: number;
+      reasons: string[];
+      content?: unknown;
+    };
+    const preview = await api.json<Derived>('/api/plans/derive', {
+      method: 'POST',
+      json: { atlas: { studyUID: d.deep!.studyUID, seriesUID: d.deep!.seriesUID } },
+    });
+    assert.equal(preview.status, 200, JSON.stringify(preview.body));
+    const p = preview.body;
+    // 32×32×20 voxels at 1×1×2 mm: spacing as acquired, grid [D, H, W] = [20, 32, 32], 3 scales
+    assert.equal(p.name, 'auto');
+    assert.equal(p.classes, 3, 'two labels in the SEG + background');
+    assert.deepEqual(p.grid, [20, 32, 32]);
+    assert.deepEqual(p.spacing, [1, 1, 2]);
+    assert.ok(p.steps > 0);
+    assert.equal(p.content, undefined, 'the preview is not the stored content');
+    assert.ok(
+      p.reasons.some((r) => /^spacing \[1, 1, 2\] mm/.test(r)),
+      p.reasons.join(' | '),
+    );
+    assert.ok(
+      p.reasons.some((r) => /^grid \[20, 32, 32\].*3 scales/.test(r)),
+      p.reasons.join(' | '),
+    );
+    assert.equal((await api.json('/api/tasks/deep-auto')).status, 404, 'nothing created');
+
+    const created = await api.json<TaskRecord>('/api/tasks', {
+      method: 'POST',
+      json: {
+        name: 'Deep auto',
+        plan: 'auto',
+        atlas: { studyUID: d.deep!.studyUID, seriesUID: d.deep!.seriesUID },
+      },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(created.body.plan, 'auto');
+    const content = created.body.planContent as {
+      grid: number[];
+      classes: number;
+      preprocess: { spacing: number[] };
+    };
+    assert.deepEqual(content.grid, p.grid, 'the task trains the plan the preview showed');
+    assert.deepEqual(content.preprocess.spacing, p.spacing);
+    assert.equal(content.classes, 3);
+    const repatched = await api.json<TaskRecord>('/api/tasks/deep-auto', {
+      method: 'PATCH',
+      json: { plan: 'auto' },
+    });
+    assert.equal(repatched.status, 200, JSON.stringify(repatched.body));
+    assert.equal(repatched.body.planVersion, 2);
+    assert.deepEqual(repatched.body.planContent, created.body.planContent, 'derived again alike');
+
+    // 12 slices: fewer than 16 voxels on an axis
+    for (const [url, json] of [
+      [
+        '/api/plans/derive',
+        { atlas: { studyUID: d.atlas!.studyUID, seriesUID: d.atlas!.seriesUID } },
+      ],
+      [
+        '/api/tasks',
+        {
+          name: 'Thin auto',
+          plan: 'auto',
+          atlas: { studyUID: d.atlas!.studyUID, seriesUID: d.atlas!.seriesUID },
+        },
+      ],
+    ] as const) {
+      const refused = await api.json<{ error: { message: string } }>(url, { method: 'POST', json });
+      assert.equal(refused.status, 422, `${url}: ${JSON.stringify(refused.body)}`);
+      assert.match(
+        refused.body.error.message,
+        /No plan can be derived from this atlas: .*fewer than 16 voxels on an axis/,
+      );
+    }
+    assert.equal((await api.json('/api/tasks/thin-auto')).status, 404, 'nothing created');
   });
 
   test('series search (QIDO) gives a count preview by modality, description and date range', async () => {

@@ -20,7 +20,12 @@ import {
   type PipelineProgress,
 } from '@rrl/models/rrl/pipeline.js';
 import { buildStandInTeacher } from '@rrl/models/rrl/teacher.js';
+import { Run } from '@rrl/models/rrl/stages/run.js';
+import { crossFitFolds } from '@rrl/models/rrl/stages/distill-task.js';
+import { sample } from '@rrl/models/rrl/stages/sampling.js';
+import { SeededRng } from '@rrl/models/engine/runtime/rng.js';
 import type { RrlModelInfo } from '@rrl/models/rrl/export.js';
+import { loadParams } from '@rrl/models/rrl/stages/files.js';
 import { texturedBlob } from './helpers.js';
 
 const N = 16;
@@ -391,4 +396,82 @@ test('pipeline input errors name the problem', async () => {
   );
   await assert.rejects(runPipeline(input(plan, dir, { unlabeled: [] })), /no unlabelled volumes/);
   assert.ok(!existsSync(dir));
+});
+
+test('pipeline with crossFit: one student per fold, each never samples its held-out volumes; a cancelled fold resumes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rrl-pipeline-crossfit-'));
+  try {
+    const plan = parsePlan({
+      ...tinyPlan,
+      schedule: {
+        registration: { steps: 4, lr: 0.003 },
+        distillTask: { steps: 6, lr: 0.01 },
+        mutual: { steps: 2, lr: 0.01, emaAlpha: 0.99 },
+        decoder: { steps: 2, lr: 0.01 },
+        joint: { steps: 2, lr: 0.003 },
+      },
+      registrationRefine: { steps: 4, window: 5 },
+      selfTraining: undefined,
+      crossFit: { folds: 2 },
+    });
+    // folds of the 3 volumes: {0, 2} and {1}; each student samples only outside its fold
+    const run = new Run(input(plan, dir));
+    run.pseudo = unlabeled.map(() => new Uint8Array(m));
+    const folds = crossFitFolds(run);
+    assert.deepEqual(folds, [[0, 2], [1]]);
+    const rng = new SeededRng(5);
+    const drawn = new Set<number>();
+    for (let i = 0; i < 200; i++) drawn.add(sample(run, rng, { volumes: [1], synthetic: false }).index);
+    assert.deepEqual([...drawn].sort(), [-1, 1]);
+
+    // cancelled in the second student, resumed: the first student is not trained again
+    const ctrl = new AbortController();
+    const seen: PipelineProgress[] = [];
+    await assert.rejects(
+      runPipeline(
+        input(plan, dir, {
+          signal: ctrl.signal,
+          onProgress: (p) => {
+            seen.push(p);
+            if (p.phase === 'distill-task' && p.step === 9) ctrl.abort();
+          },
+        }),
+      ),
+      (e: Error) => e.name === 'AbortError',
+    );
+    const fold0 = join(dir, 'checkpoints', 'distill-task-fold0.params');
+    assert.ok(
+      existsSync(fold0) && !existsSync(join(dir, 'checkpoints', 'distill-task-fold1.params')),
+    );
+    const fold0Bytes = readFileSync(fold0);
+    assert.deepEqual(
+      seen
+        .filter((p) => p.phase === 'distill-task')
+        .map((p) => [p.step, p.total])
+        .slice(0, 9),
+      Array.from({ length: 9 }, (_, i) => [i + 1, 12]),
+    );
+    const lines: string[] = [];
+    const result = await runPipeline(input(plan, dir, { log: (l) => lines.push(l) }));
+    assert.deepEqual(readFileSync(fold0), fold0Bytes, 'student 1 kept');
+    assert.ok(
+      lines.some((l) => /\[distill-task fold1\] resuming from step 3 of 6/.test(l)),
+      lines.join('\n'),
+    );
+    assert.ok(
+      lines.some((l) => /by 2 cross-fitted students/.test(l)),
+      lines.join('\n'),
+    );
+    assert.equal(result.stages.find((s) => s.stage === 'distill-task')!.steps, 12);
+    // the two students differ, and the first goes on to the mutual stage
+    const s0 = await loadParams(fold0);
+    const s1 = await loadParams(join(dir, 'checkpoints', 'distill-task-fold1.params'));
+    const after = await loadParams(join(dir, 'checkpoints', 'after-distill-task.params'));
+    const w = 'eg.level0.0.conv.w';
+    assert.notDeepEqual(s0.get(w), s1.get(w));
+    assert.deepEqual(after.get(w), s0.get(w));
+    assert.ok(existsSync(result.modelPath));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -166,6 +166,16 @@ test('plan selfTraining: absent by default, defaults for missing fields, validat
   assert.throws(() => parsePlan({ selfTraining: 3 }), /plan\.selfTraining: expected an object/);
 });
 
+test('plan crossFit: absent by default, folds 2..10', () => {
+  assert.equal(parsePlan({}).crossFit, undefined, 'no cross-fitting by default');
+  assert.deepEqual(parsePlan({ crossFit: {} }).crossFit, { folds: 2 });
+  assert.deepEqual(parsePlan({ crossFit: { folds: 4 } }).crossFit, { folds: 4 });
+  assert.throws(() => parsePlan({ crossFit: { folds: 1 } }), /plan\.crossFit\.folds/);
+  assert.throws(() => parsePlan({ crossFit: { folds: 2.5 } }), /plan\.crossFit\.folds/);
+  assert.throws(() => parsePlan({ crossFit: { k: 2 } }), /unknown field "k"/);
+  assert.throws(() => parsePlan({ crossFit: 2 }), /plan\.crossFit: expected an object/);
+});
+
 test('schedule finalLr: absent = constant rate; half-cosine decay from lr to finalLr; validation', () => {
   const constant = parsePlan({ schedule: { mutual: { steps: 100, lr: 1e-3 } } }).schedule.mutual;
   assert.equal('finalLr' in constant, false, 'no finalLr key unless given (plan.json unchanged)');

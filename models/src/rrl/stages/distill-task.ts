@@ -1,9 +1,10 @@
 /** Stage 2 of the distillation: E_g and its head on the task volumes (pseudo labels; the atlas: true labels), with an L1 feature-matching term to the frozen stage-1 E_g when stage 1 ran. */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { stageLr } from '../plan.js';
 import { branchSegmentationTask, EG_REFERENCE, taskDistillationTask } from '../tasks.js';
 import type { Run, StageOutcome } from './run.js';
-import { type Params, loadParams } from './run.js';
+import { type Params, loadParams, saveParams } from './run.js';
 import { segBatch } from './sampling.js';
 
 export async function distillTaskStage(run: Run): Promise<StageOutcome> {
@@ -26,13 +27,61 @@ export async function distillTaskStage(run: Run): Promise<StageOutcome> {
   } else {
     t = branchSegmentationTask(run.args, run.grid, 'eg', w);
   }
-  await run.trainStage({
-    stage: 'distill-task',
-    task: t,
-    steps: sched.steps,
-    lr: stageLr(sched),
-    batch: (rng) => segBatch(run, rng),
-    ...(extra ? { extra } : {}),
-  });
-  return { steps: sched.steps };
+  const folds = crossFitFolds(run);
+  if (folds.length === 0) {
+    await run.trainStage({
+      stage: 'distill-task',
+      task: t,
+      steps: sched.steps,
+      lr: stageLr(sched),
+      batch: (rng) => segBatch(run, rng),
+      ...(extra ? { extra } : {}),
+    });
+    return { steps: sched.steps };
+  }
+  // Cross-fitting: one student per fold, trained without the fold's volumes; each is saved for
+  // the joint stage's predictions, and the first one goes on to the mutual stage.
+  const before = new Map(run.params);
+  let first: Params | undefined;
+  for (const [f, held] of folds.entries()) {
+    const file = crossFitParamsFile(run, f);
+    if (!existsSync(file)) {
+      run.params = new Map(before);
+      const volumes = run.input.unlabeled.map((_, k) => k).filter((k) => !held.includes(k));
+      run.say(
+        `[distill-task] cross-fitting student ${f + 1} of ${folds.length}: ${volumes.length} volumes, ${held.length} held out`,
+      );
+      await run.trainStage({
+        stage: 'distill-task',
+        task: t,
+        steps: sched.steps,
+        lr: stageLr(sched),
+        batch: (rng) => segBatch(run, rng, volumes),
+        ...(extra ? { extra } : {}),
+        part: { name: `fold${f}`, index: f, count: folds.length },
+      });
+      await saveParams(file, run.params);
+    }
+    if (f === 0) first = await loadParams(file);
+  }
+  run.params = first!;
+  return { steps: sched.steps * folds.length };
+}
+
+/**
+ * The cross-fitting folds of a run (plan.crossFit; none without it): fold f holds the unlabelled
+ * volumes k with k mod folds = f. Never more folds than volumes.
+ */
+export function crossFitFolds(run: Run): number[][] {
+  const n = run.input.unlabeled.length;
+  const k = Math.min(run.plan.crossFit?.folds ?? 0, n);
+  if (k < 2) return [];
+  return Array.from({ length: k }, (_, f) =>
+    run.input.unlabeled.map((_, i) => i).filter((i) => i % k === f),
+  );
+}
+
+/** Parameters of cross-fitting student `f` (E_g and its head), kept for the joint stage. */
+export function crossFitParamsFile(run: Run, f: number): string {
+  return join(run.paths.checkpoints, `distill-task-fold${f}.params`);
 }

@@ -10,6 +10,29 @@ import type { Run, StageOutcome } from './run.js';
 import { atomicWrite, loadParams, saveParams } from './run.js';
 import { predictions, pseudoFile, switchPseudoLabels } from './pseudoLabelFiles.js';
 import { saveField, saveRegistration, warpAtlasAll } from './registrationFiles.js';
+import { crossFitFolds, crossFitParamsFile } from './distill-task.js';
+
+/**
+ * E_g's softmax of every unlabelled volume: from the current E_g, or with cross-fitting from the
+ * student of the volume's fold (one that never trained on it).
+ */
+async function generalPredictions(run: Run): Promise<Float32Array[]> {
+  const folds = crossFitFolds(run);
+  if (folds.length === 0) {
+    run.say('[joint] E_g predictions of the unlabelled volumes');
+    return predictions(run, ['generalLogits'], 'joint');
+  }
+  run.say(
+    `[joint] E_g predictions of the unlabelled volumes by ${folds.length} cross-fitted students`,
+  );
+  const out: Float32Array[] = new Array<Float32Array>(run.input.unlabeled.length);
+  for (const [f, held] of folds.entries()) {
+    const params = await loadParams(crossFitParamsFile(run, f));
+    const probs = await predictions(run, ['generalLogits'], 'joint', { params, volumes: held });
+    for (const [i, k] of held.entries()) out[k] = probs[i]!;
+  }
+  return out;
+}
 
 /**
  * Joint registration–segmentation refinement: the registration net is fine-tuned with the
@@ -29,8 +52,7 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
     await saveParams(snap, await loadParams(join(run.paths.registration, 'params.ckpt')));
   }
   const initial = await loadParams(snap);
-  run.say('[joint] E_g predictions of the unlabelled volumes');
-  const general = await predictions(run, ['generalLogits'], 'joint');
+  const general = await generalPredictions(run);
   const profiler = run.profiler('joint');
   const reg = await runRegistrationStage({
     grid: run.grid,

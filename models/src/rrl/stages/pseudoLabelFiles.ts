@@ -46,18 +46,21 @@ export async function loadPseudoLabels(run: Run): Promise<void> {
 }
 
 /**
- * Softmax of the inference net's `outputs` (current parameters) for every unlabelled volume,
- * [C, D, H, W]; with several outputs, the mean of their softmaxes.
+ * Softmax of the inference net's `outputs` (current parameters, or `o.params`) for every
+ * unlabelled volume (or those of `o.volumes`, in that order), [C, D, H, W]; with several outputs,
+ * the mean of their softmaxes.
  */
 export async function predictions(
   run: Run,
   outputs: readonly ('generalLogits' | 'medicalLogits' | 'logits')[],
   stage: StageName,
+  o: { params?: ReadonlyMap<string, Float32Array>; volumes?: readonly number[] } = {},
 ): Promise<Float32Array[]> {
   const net = rrlInferenceNet(run.args, run.grid);
   const init = net.graph.initialParams(run.plan.seeds.init);
   const params: Params = new Map();
-  for (const [k, v] of init) params.set(k, run.params.get(k) ?? v);
+  const source = o.params ?? run.params;
+  for (const [k, v] of init) params.set(k, source.get(k) ?? v);
   const { model } = buildForwardGraph({
     graph: net.graph,
     outputs: Object.fromEntries(outputs.map((o) => [o, net[o]])),
@@ -71,7 +74,9 @@ export async function predictions(
   const m = run.voxels;
   const out: Float32Array[] = [];
   try {
-    for (const u of run.input.unlabeled) {
+    const volumes = o.volumes ?? run.input.unlabeled.map((_, k) => k);
+    for (const k of volumes) {
+      const u = run.input.unlabeled[k]!;
       run.checkAbort(stage);
       const r = await session.run(
         { image: new ort.Tensor('float32', u.image, [1, 1, ...run.grid]) },

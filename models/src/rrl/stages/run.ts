@@ -157,7 +157,9 @@ export class Run {
    * (by name; `extra` overrides), resumed from `checkpoints/<stage>.ckpt` when it exists; on
    * cancellation the checkpoint is written and StageAbortedError thrown. The trained parameters
    * whose names the inference net uses go back into the store. `emaAlpha` applies the task's
-   * mutual EMA pairs after each optimiser step.
+   * mutual EMA pairs after each optimiser step. `part` trains one of several graphs of a stage
+   * (a cross-fitting fold): its own checkpoint `<stage>-<name>.ckpt` and data seed, progress
+   * counted over all parts.
    */
   async trainStage(o: {
     stage: StageName;
@@ -170,6 +172,7 @@ export class Run {
     lr: number | ((step: number) => number);
     batch: (rng: SeededRng) => Batch;
     extra?: ReadonlyMap<string, Float32Array>;
+    part?: { name: string; index: number; count: number };
   }): Promise<void> {
     const { graph, loss, metrics, emaPairs } = o.task;
     if (o.stage !== 'distill-sam') await loadFields(this);
@@ -185,11 +188,12 @@ export class Run {
     const init = graph.initialParams(this.plan.seeds.init);
     for (const [k, v] of this.params) if (init.has(k)) init.set(k, v);
     for (const [k, v] of o.extra ?? []) if (init.has(k)) init.set(k, v);
-    const ckpt = join(this.paths.checkpoints, `${o.stage}.ckpt`);
-    const profiler = this.profiler(o.stage);
+    const part = o.part;
+    const ckpt = join(this.paths.checkpoints, `${o.stage}${part ? `-${part.name}` : ''}.ckpt`);
+    const profiler = this.profiler(part ? `${o.stage}-${part.name}` : o.stage);
     const trainer = await Trainer.create(built, {
       provider: this.provider,
-      seed: this.plan.seeds.data + this.stageIndex(o.stage),
+      seed: this.plan.seeds.data + this.stageIndex(o.stage) + 100 * (part?.index ?? 0),
       initialState: init,
       intraOpNumThreads: 2,
       allowSpinning: this.input.spin ?? false,
@@ -200,7 +204,9 @@ export class Run {
     try {
       if (existsSync(ckpt)) {
         await trainer.loadCheckpoint(ckpt);
-        this.say(`[${o.stage}] resuming from step ${trainer.stepsCompleted} of ${o.steps}`);
+        this.say(
+          `[${o.stage}${part ? ` ${part.name}` : ''}] resuming from step ${trainer.stepsCompleted} of ${o.steps}`,
+        );
       }
       await trainer.train({
         steps: Math.max(0, o.steps - trainer.stepsCompleted),
@@ -210,8 +216,8 @@ export class Run {
         signal: this.input.signal,
         onStep: (r) => {
           this.progress(o.stage, {
-            step: r.step,
-            total: o.steps,
+            step: (part?.index ?? 0) * o.steps + r.step,
+            total: (part?.count ?? 1) * o.steps,
             loss: r.loss,
             metrics: r.metrics,
           });

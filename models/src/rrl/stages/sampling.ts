@@ -14,15 +14,20 @@ import type { Run } from './run.js';
  * One training sample: the atlas (true labels), an unlabelled volume (pseudo labels) or —
  * plans with `sampling.synthetic`, unless `o.synthetic` is false — in its place the atlas
  * warped by that volume's displacement (exact labels). `index` is the volume's (−1: atlas).
+ * `o.volumes` restricts the unlabelled volumes drawn to those indices (a cross-fitting fold).
  */
 export function sample(
   run: Run,
   rng: SeededRng,
-  o: { synthetic?: boolean } = {},
+  o: { synthetic?: boolean; volumes?: readonly number[] } = {},
 ): { index: number; image: Float32Array; labels: Uint8Array } {
   const s = run.plan.sampling;
   const atlas = rng.next() < s.atlasProbability;
-  const index = atlas ? -1 : rng.int(run.input.unlabeled.length);
+  const index = atlas
+    ? -1
+    : o.volumes
+      ? o.volumes[rng.int(o.volumes.length)]!
+      : rng.int(run.input.unlabeled.length);
   let src = atlas ? run.input.atlas.image : run.input.unlabeled[index]!.image;
   let labels = atlas ? run.input.atlas.labels : run.pseudo[index]!;
   const u = 2 * rng.next() - 1;
@@ -35,7 +40,7 @@ export function sample(
     }
     let disp = run.fields[index]!;
     if (rng.next() < syn.blend) {
-      const j = rng.int(run.fields.length);
+      const j = o.volumes ? o.volumes[rng.int(o.volumes.length)]! : rng.int(run.fields.length);
       disp = blendDisplacements(disp, run.fields[j]!, rng.next());
     }
     ({ image: src, labels } = synthesize(run.atlasStack, run.plan.classes, disp, run.grid));
@@ -57,8 +62,8 @@ export function sample(
   return { index, image, labels: lab };
 }
 
-export function segBatch(run: Run, rng: SeededRng): Batch {
-  const { image, labels } = sample(run, rng);
+export function segBatch(run: Run, rng: SeededRng, volumes?: readonly number[]): Batch {
+  const { image, labels } = sample(run, rng, volumes ? { volumes } : {});
   return {
     image: { data: image, dims: [1, 1, ...run.grid] },
     target: {
