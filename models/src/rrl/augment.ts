@@ -5,7 +5,7 @@
  * M = R·s (rotations about the three axes, isotropic scale). Image: trilinear, coordinates
  * clamped to the volume (border replicated); labels: nearest, 0 outside the volume.
  */
-import type { SpatialAugmentation } from './plan.js';
+import type { AppearanceAugmentation, SpatialAugmentation } from './plan.js';
 import type { Grid } from './pseudoLabels.js';
 
 export interface Affine {
@@ -146,4 +146,66 @@ export function trilinear(
       ((1 - fy) * ((1 - fx) * at(z1, y0, x0) + fx * at(z1, y0, x1)) +
         fy * ((1 - fx) * at(z1, y1, x0) + fx * at(z1, y1, x1)))
   );
+}
+
+/**
+ * Appearance augmentation (plan.sampling.appearance): a new image with a gamma curve (on the image
+ * rescaled to its own [min, max], then back), a smooth multiplicative bias field over the grid
+ * (exp of a random polynomial of degree ≤ 2 in coordinates scaled to [−1, 1]) and Gaussian noise.
+ * Draws from `next` (uniform [0, 1)): 11 numbers, then 2 per pair of voxels when there is noise.
+ */
+export function applyAppearance(
+  image: Float32Array,
+  grid: Grid,
+  next: () => number,
+  spec: AppearanceAugmentation,
+): Float32Array {
+  const [d, h, w] = grid;
+  const u = (): number => 2 * next() - 1;
+  const gamma = Math.exp(u() * Math.log(1 + spec.gamma));
+  const c = Array.from({ length: 9 }, () => (u() * spec.bias) / 3);
+  const sd = next() * spec.noise;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of image) {
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  const range = hi - lo > 1e-12 ? hi - lo : 1;
+  const out = new Float32Array(image.length);
+  const axis = (i: number, n: number): number => (n > 1 ? (2 * i) / (n - 1) - 1 : 0);
+  let i = 0;
+  for (let z = 0; z < d; z++) {
+    const pz = axis(z, d);
+    for (let y = 0; y < h; y++) {
+      const py = axis(y, h);
+      for (let x = 0; x < w; x++, i++) {
+        const px = axis(x, w);
+        const field = Math.exp(
+          c[0]! * px +
+            c[1]! * py +
+            c[2]! * pz +
+            c[3]! * (px * px - 1 / 3) +
+            c[4]! * (py * py - 1 / 3) +
+            c[5]! * (pz * pz - 1 / 3) +
+            c[6]! * px * py +
+            c[7]! * px * pz +
+            c[8]! * py * pz,
+        );
+        const t = (image[i]! - lo) / range;
+        out[i] = lo + range * Math.pow(t < 0 ? 0 : t, gamma) * field;
+      }
+    }
+  }
+  if (sd > 0) {
+    const s = sd * range;
+    for (let k = 0; k < out.length; k += 2) {
+      // Box–Muller: two independent normal draws per pair of uniforms
+      const r = Math.sqrt(-2 * Math.log(1 - next()));
+      const a = 2 * Math.PI * next();
+      out[k]! += s * r * Math.cos(a);
+      if (k + 1 < out.length) out[k + 1]! += s * r * Math.sin(a);
+    }
+  }
+  return out;
 }

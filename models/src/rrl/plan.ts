@@ -103,6 +103,22 @@ export interface SamplingSpec {
    * displacements) — a new, realistic shape whose labels are exact (see synthesis.ts).
    */
   synthetic?: SyntheticSampling;
+  /**
+   * Appearance augmentation (absent = none): with `probability`, the image's contrast and
+   * shading change as between scanners and sessions — a gamma curve, a smooth multiplicative
+   * bias field and Gaussian noise (see augment.ts#applyAppearance); the labels do not change.
+   */
+  appearance?: AppearanceAugmentation;
+}
+
+export interface AppearanceAugmentation {
+  probability: number;
+  /** Gamma exp(u·ln(1 + gamma)), u ~ U[−1, 1], on the image rescaled to its own [min, max]. */
+  gamma: number;
+  /** Bias field exp(bias · Σ c_i·P_i / 3), c_i ~ U[−1, 1], P_i the 9 polynomials of degree ≤ 2. */
+  bias: number;
+  /** Noise standard deviation ~ U[0, noise] × the image's range. */
+  noise: number;
 }
 
 export interface SyntheticSampling {
@@ -646,7 +662,7 @@ function parsePreprocess(v: unknown, d: PreprocessSpec): PreprocessSpec {
 function parseSampling(v: unknown, d: SamplingSpec): SamplingSpec {
   if (v === undefined) return { ...d };
   if (!isObj(v)) throw new PlanError(`plan.sampling: expected an object, found ${describe(v)}.`);
-  checkKeys('sampling', v, [...Object.keys(d), 'spatial', 'synthetic']);
+  checkKeys('sampling', v, [...Object.keys(d), 'spatial', 'synthetic', 'appearance']);
   const out: SamplingSpec = {
     atlasProbability: num('sampling.atlasProbability', v.atlasProbability, d.atlasProbability, {
       min: 0,
@@ -673,6 +689,21 @@ function parseSampling(v: unknown, d: SamplingSpec): SamplingSpec {
       rotation: num('sampling.spatial.rotation', sp.rotation, 10, { min: 0, max: 45 }),
       scale: num('sampling.spatial.scale', sp.scale, 0.1, { min: 0, max: 0.5 }),
       translate: num('sampling.spatial.translate', sp.translate, 2, { min: 0 }),
+    };
+  }
+  const ap = v.appearance;
+  if (ap !== undefined && ap !== null) {
+    if (!isObj(ap)) {
+      throw new PlanError(
+        `plan.sampling.appearance: expected an object { probability, gamma, bias, noise } or no field, found ${describe(ap)}.`,
+      );
+    }
+    checkKeys('sampling.appearance', ap, ['probability', 'gamma', 'bias', 'noise']);
+    out.appearance = {
+      probability: num('sampling.appearance.probability', ap.probability, 0.3, { min: 0, max: 1 }),
+      gamma: num('sampling.appearance.gamma', ap.gamma, 0.4, { min: 0, max: 2 }),
+      bias: num('sampling.appearance.bias', ap.bias, 0.3, { min: 0, max: 1 }),
+      noise: num('sampling.appearance.noise', ap.noise, 0.03, { min: 0, max: 0.5 }),
     };
   }
   const sy = v.synthetic;

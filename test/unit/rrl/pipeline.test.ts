@@ -398,7 +398,7 @@ test('pipeline input errors name the problem', async () => {
   assert.ok(!existsSync(dir));
 });
 
-test('pipeline with crossFit: one student per fold, each never samples its held-out volumes; a cancelled fold resumes', async () => {
+test('pipeline with crossFit (and appearance augmentation): one student per fold, each never samples its held-out volumes; a cancelled fold resumes', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'rrl-pipeline-crossfit-'));
   try {
     const plan = parsePlan({
@@ -413,6 +413,11 @@ test('pipeline with crossFit: one student per fold, each never samples its held-
       registrationRefine: { steps: 4, window: 5 },
       selfTraining: undefined,
       crossFit: { folds: 2 },
+      // appearance augmentation on every sample, so that the stages train through it
+      sampling: {
+        ...(tinyPlan.sampling as object),
+        appearance: { probability: 1 },
+      },
     });
     // folds of the 3 volumes: {0, 2} and {1}; each student samples only outside its fold
     const run = new Run(input(plan, dir));
@@ -421,7 +426,8 @@ test('pipeline with crossFit: one student per fold, each never samples its held-
     assert.deepEqual(folds, [[0, 2], [1]]);
     const rng = new SeededRng(5);
     const drawn = new Set<number>();
-    for (let i = 0; i < 200; i++) drawn.add(sample(run, rng, { volumes: [1], synthetic: false }).index);
+    for (let i = 0; i < 200; i++)
+      drawn.add(sample(run, rng, { volumes: [1], synthetic: false }).index);
     assert.deepEqual([...drawn].sort(), [-1, 1]);
 
     // cancelled in the second student, resumed: the first student is not trained again

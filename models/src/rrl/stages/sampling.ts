@@ -5,7 +5,7 @@
  */
 import type { SeededRng } from '../../engine/runtime/rng.js';
 import type { Batch } from '../../engine/runtime/trainer.js';
-import { applyAffine, randomAffine } from '../augment.js';
+import { applyAffine, applyAppearance, randomAffine } from '../augment.js';
 import { oneHot } from '../pseudoLabels.js';
 import { blendDisplacements, synthesize } from '../synthesis.js';
 import type { Run } from './run.js';
@@ -47,11 +47,17 @@ export function sample(
   }
   let image = src;
   let lab = labels;
+  // Appearance augmentation draws from the RNG only when the plan has it (older plans keep their
+  // sample sequence).
+  if (s.appearance && rng.next() < s.appearance.probability) {
+    image = applyAppearance(image, run.grid, () => rng.next(), s.appearance);
+  }
   if (s.intensityScale !== 0 || s.intensityShift !== 0) {
     const a = 1 + u * s.intensityScale;
     const b = v * s.intensityShift;
-    image = new Float32Array(src.length);
-    for (let k = 0; k < src.length; k++) image[k] = src[k]! * a + b;
+    const from = image;
+    image = new Float32Array(from.length);
+    for (let k = 0; k < from.length; k++) image[k] = from[k]! * a + b;
   }
   // Spatial augmentation draws from the RNG only when the plan asks for it, so plans without
   // it keep their sample sequence (and their checkpoints) unchanged.
