@@ -144,7 +144,7 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
       /Derived plan: 8 labels, grid \d+×\d+×\d+ \(D×H×W\) at [\d.]+ × [\d.]+ × [\d.]+ mm, \d+ training steps/,
     );
     assert.ok((await derived.locator('li').count()) >= 3, 'the rules applied, in words');
-    assert.match(await derived.innerText(), /median over the atlas/);
+    assert.match(await derived.innerText(), /spacing \[[\d., ]+\] mm \(x, y, z\): the atlas's/);
     assert.equal(await page.locator('[data-testid="oneshot-task-create"]').isEnabled(), true);
     await browser.screenshot(page, 'workflow-00-derived-plan', '[data-testid="oneshot-panel"]');
     await plan.selectOption('demo-tiny');

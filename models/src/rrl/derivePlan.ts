@@ -104,11 +104,16 @@ export function derivePlan(fp: PlanFingerprint, options: DerivePlanOptions = {})
       0.95,
     ),
   );
+  const n = fp.unlabeled.length;
   reasons.push(
-    `spacing ${fmt(spacing)} mm (x, y, z): the median over the atlas and ${fp.unlabeled.length} unlabelled volume(s)`,
+    n > 0
+      ? `spacing ${fmt(spacing)} mm (x, y, z): the median over the atlas and ${n} unlabelled volume(s)`
+      : `spacing ${fmt(spacing)} mm (x, y, z): the atlas's`,
   );
   reasons.push(
-    `extent ${fmt(extent, 1)} mm: the 95th percentile per axis (the grid covers it; larger volumes lose a few millimetres at their borders)`,
+    n > 0
+      ? `extent ${fmt(extent, 1)} mm: the 95th percentile per axis (the grid covers it; larger volumes lose a few millimetres at their borders)`
+      : `extent ${fmt(extent, 1)} mm: the atlas's (the grid covers it)`,
   );
 
   const sizesFor = (sp: readonly number[], multiple: number): number[] =>
@@ -167,7 +172,7 @@ export function derivePlan(fp: PlanFingerprint, options: DerivePlanOptions = {})
       spacing,
       intensity: base.preprocess.intensity,
     },
-    description: `derived from the data: grid [${z}, ${y}, ${x}] at ${fmt(spacing)} mm from the atlas and ${fp.unlabeled.length} unlabelled volume(s)`,
+    description: `derived from the data: grid [${z}, ${y}, ${x}] at ${fmt(spacing)} mm from the atlas${n > 0 ? ` and ${n} unlabelled volume(s)` : ''}`,
   });
   return { plan, reasons };
 }
