@@ -28,6 +28,11 @@ export async function distillTaskStage(run: Run): Promise<StageOutcome> {
     t = branchSegmentationTask(run.args, run.grid, 'eg', w);
   }
   const folds = crossFitFolds(run);
+  if (folds.length === 0 && run.plan.crossFit) {
+    run.say(
+      `[distill-task] cross-fitting needs at least 2 unlabelled volumes (${run.input.unlabeled.length} given): one student on all of them`,
+    );
+  }
   if (folds.length === 0) {
     await run.trainStage({
       stage: 'distill-task',
