@@ -8,6 +8,7 @@ import path from 'node:path';
 
 import { derivePlan, type VolumeGeometry } from '@rrl/models/rrl/derivePlan.js';
 import { parsePlan, type RrlPlan } from '@rrl/models/rrl/plan.js';
+import { plannedStages } from '@rrl/models/rrl/pipeline.js';
 import { REPO_ROOT } from '../config.js';
 
 /** Where the plans live. */
@@ -94,6 +95,13 @@ export async function loadPlanOrThrow(name: string): Promise<RrlPlan> {
   return (await readPlanFile(name)).plan;
 }
 
+/** The training steps a job of this plan runs (the stages it does not skip; students per fold). */
+export function trainingSteps(plan: RrlPlan): number {
+  return plannedStages(plan)
+    .filter((s) => s.stage !== 'export')
+    .reduce((a, s) => a + s.steps, 0);
+}
+
 export interface PlanSummary {
   name: string;
   classes: number;
@@ -110,7 +118,7 @@ export async function planSummaries(): Promise<PlanSummary[]> {
     const name = f.slice(0, -5);
     try {
       const plan = await loadPlanOrThrow(name);
-      const steps = stageSteps(plan.schedule).reduce((a, [, n]) => a + n, 0);
+      const steps = trainingSteps(plan);
       plans.push({
         name,
         classes: plan.classes,
@@ -161,7 +169,7 @@ export function derivePlanForAtlas(atlas: VolumeGeometry, labels: number): Deriv
     name: DERIVED_PLAN,
     classes: plan.classes,
     grid: [...plan.grid],
-    steps: stageSteps(plan.schedule).reduce((a, [, n]) => a + n, 0),
+    steps: trainingSteps(plan),
     ...(plan.description ? { description: plan.description } : {}),
     spacing: [...plan.preprocess.spacing],
     reasons: derived.reasons,

@@ -15,6 +15,7 @@ import { parsePlan, type RrlPlan } from '@rrl/models/rrl/plan.js';
 import {
   loadRegistration,
   NO_TEACHER_NOTICE,
+  plannedStages,
   runPipeline,
   type PipelineInput,
   type PipelineProgress,
@@ -469,6 +470,7 @@ test('pipeline with crossFit (and appearance augmentation): one student per fold
       lines.join('\n'),
     );
     assert.equal(result.stages.find((s) => s.stage === 'distill-task')!.steps, 12);
+    assert.equal(plannedStages(plan).find((s) => s.stage === 'distill-task')!.steps, 12);
     // the two students differ, and the first goes on to the mutual stage
     const s0 = await loadParams(fold0);
     const s1 = await loadParams(join(dir, 'checkpoints', 'distill-task-fold1.params'));

@@ -110,7 +110,8 @@ export function plannedStages(plan: RrlPlan): { stage: StageName; steps: number 
   const steps: Record<StageName, number> = {
     registration: sched.registration.steps,
     'distill-sam': plan.teacher ? sched.distillSam.steps : 0,
-    'distill-task': sched.distillTask.steps,
+    // cross-fitting trains one student per fold (fewer when there are fewer volumes than folds)
+    'distill-task': sched.distillTask.steps * (plan.crossFit?.folds ?? 1),
     joint: sched.joint.steps,
     mutual: sched.mutual.steps,
     decoder: sched.decoder.steps,
