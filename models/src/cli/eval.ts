@@ -37,6 +37,7 @@ import { atlasOnModelGrid, gitCommit, readAtlas, reportError } from './train.js'
 import {
   METHODS,
   formatTable,
+  notWorseCount,
   median,
   summarizeMethods,
   type Method,
@@ -175,6 +176,8 @@ export interface EvalReport {
   };
   split: { file: string; format: Split['format']; atlas: string; test: string[] };
   methods: ReturnType<typeof summarizeMethods>;
+  /** Subjects where the published model's mean Dice is at least registration's. */
+  comparison: { dNotWorseThanB: { count: number; of: number } };
   perSubject: SubjectScores[];
   timing: {
     note: string;
@@ -335,6 +338,12 @@ export async function evaluate(argv: string[], io: Io = processIo): Promise<numb
         test: tests.map((t) => t.id),
       },
       methods,
+      comparison: {
+        dNotWorseThanB: {
+          count: notWorseCount(perSubject, names, 'd', 'b'),
+          of: perSubject.length,
+        },
+      },
       perSubject,
       timing: {
         note: 'session.run of model.onnx only (no resampling); node: one run per test subject; wasm: onnxruntime-web in this Node process (threads as in timing.wasmMs.threads), after one warm-up run on the first test subject',
@@ -354,6 +363,7 @@ export async function evaluate(argv: string[], io: Io = processIo): Promise<numb
     io.stdout.write(
       `${meta.name} (${meta.id}) on ${tests.length} test subject(s) of ${path.basename(splitFile)}\n\n` +
         formatTable(methods, names, {
+          dNotWorseThanB: report.comparison.dNotWorseThanB,
           parameters,
           nodeMs: median(nodeTimes),
           wasmMs: wasm ? wasm.median : null,

@@ -92,10 +92,31 @@ const f3 = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : '—');
  * The printed table: one row per label (Dice mean ± std over subjects), then the mean Dice (mean ±
  * std over subjects of each subject's mean) and HD95; one column per method (a)–(d).
  */
+/**
+ * On how many subjects method `m`'s mean Dice over the labels is at least `than`'s (issue 19: the
+ * published model should be no worse than registration alone on ≥ 95 % of subjects).
+ */
+export function notWorseCount(
+  subjects: readonly SubjectScores[],
+  labelNames: readonly string[],
+  m: Method,
+  than: Method,
+): number {
+  const mean = (s: SubjectScores, k: Method): number =>
+    labelNames.reduce((a, n) => a + s.dice[k][n]!, 0) / labelNames.length;
+  return subjects.filter((s) => mean(s, m) >= mean(s, than)).length;
+}
+
 export function formatTable(
   methods: Record<Method, MethodSummary>,
   labelNames: readonly string[],
-  extra: { parameters: number; nodeMs: number; wasmMs: number | null },
+  extra: {
+    parameters: number;
+    nodeMs: number;
+    wasmMs: number | null;
+    /** Subjects where (d) is no worse than (b), of how many. */
+    dNotWorseThanB?: { count: number; of: number };
+  },
 ): string {
   const pm = (x: Stat): string => `${f3(x.mean)} ± ${f3(x.std)}`;
   const head = ['Dice', ...METHODS.map((m) => `(${m})`)];
@@ -120,6 +141,11 @@ export function formatTable(
     ...rows.slice(0, -2).map(line),
     sep,
     ...rows.slice(-2).map(line),
+    ...(extra.dNotWorseThanB
+      ? [
+          `(d) no worse than (b) on ${extra.dNotWorseThanB.count} of ${extra.dNotWorseThanB.of} subjects (mean Dice per subject)`,
+        ]
+      : []),
     '',
     `parameters (model.onnx): ${extra.parameters.toLocaleString('en-US')}`,
     `inference per volume (median, model.onnx): onnxruntime-node CPU ${extra.nodeMs.toFixed(0)} ms` +

@@ -13,7 +13,7 @@ import {
 } from '@rrl/models/cli/labelset.js';
 import { parseSplit, SplitError } from '@rrl/models/cli/split.js';
 import { ProgressReporter, progressLine } from '@rrl/models/cli/progress.js';
-import { summarizeMethods, type SubjectScores } from '@rrl/models/cli/report.js';
+import { notWorseCount, summarizeMethods, type SubjectScores } from '@rrl/models/cli/report.js';
 import { oneHot } from '@rrl/models/cli/eval.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -161,6 +161,11 @@ test('report: per-label mean ± std, subject mean Dice, HD95 mean over defined v
   assert.equal(m.a.std, 0.125);
   assert.equal(m.a.hd95, (4 + 2 + 2) / 3);
   assert.equal(m.a.hd95Undefined, 1);
+  const better = subj('s3', 0.9, 0.9, 1);
+  better.dice = { ...better.dice, b: { A: 0.95, B: 0.95 } };
+  const subjects = [subj('s1', 1, 0.5, 4), subj('s2', 0.5, 0.5, null), better];
+  assert.equal(notWorseCount(subjects, ['A', 'B'], 'd', 'b'), 2, 'ties count as no worse');
+  assert.equal(notWorseCount(subjects, ['A', 'B'], 'b', 'd'), 3);
 });
 
 test('oneHot puts each class in its own channel', () => {

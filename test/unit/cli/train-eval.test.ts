@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { train } from '@rrl/models/cli/train.js';
 import { evaluate, type EvalReport } from '@rrl/models/cli/eval.js';
+import { notWorseCount } from '@rrl/models/cli/report.js';
 import { validateMetadata } from '@rrl/core/format/metadata.js';
 import { countParams, rrlInferenceNet, rrlNetArgsFromPlan } from '@rrl/models/rrl/networks.js';
 import { parsePlan } from '@rrl/models/rrl/plan.js';
@@ -146,6 +147,7 @@ test('train (tiny plan) publishes a valid model, resumes on rerun, and eval repo
   assert.match(c3.stdout(), /\(a\) atlas labels copied/);
   assert.match(c3.stdout(), /\(d\) full pipeline/);
   assert.match(c3.stdout(), /onnxruntime-web wasm/);
+  assert.match(c3.stdout(), /\(d\) no worse than \(b\) on \d of 2 subjects/);
   const report = JSON.parse(await readFile(reportFile, 'utf8')) as EvalReport;
   assert.equal(typeof report.date, 'string');
   assert.ok(report.gitCommit === null || /^[0-9a-f]{40}$/.test(report.gitCommit));
@@ -153,6 +155,15 @@ test('train (tiny plan) publishes a valid model, resumes on rerun, and eval repo
   assert.deepEqual(report.split.test, ['t1', 't2']);
   assert.equal(report.perSubject.length, 2);
   assert.deepEqual(report.perSubject[0]!.dims, [21, 25, 19]);
+  assert.deepEqual(report.comparison.dNotWorseThanB, {
+    count: notWorseCount(
+      report.perSubject,
+      ['Anterior hippocampus', 'Posterior hippocampus'],
+      'd',
+      'b',
+    ),
+    of: 2,
+  });
   const names = ['Anterior hippocampus', 'Posterior hippocampus'];
   for (const m of ['a', 'b', 'c', 'd'] as const) {
     const s = report.methods[m];
