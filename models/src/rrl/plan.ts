@@ -289,12 +289,31 @@ function describe(v: unknown): string {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
-function num(
+type NumOpts = { int?: boolean; min?: number; max?: number; minExclusive?: boolean };
+
+/**
+ * An optional object of numbers (absent or null: undefined): each field with its default and
+ * bounds; unknown fields and a non-object are errors naming `plan.<field>`.
+ */
+function numberGroup<K extends string>(
   field: string,
   v: unknown,
-  dflt: number,
-  o: { int?: boolean; min?: number; max?: number; minExclusive?: boolean } = {},
-): number {
+  fields: Record<K, [number, NumOpts]>,
+): Record<K, number> | undefined {
+  if (v === undefined || v === null) return undefined;
+  const keys = Object.keys(fields) as K[];
+  if (!isObj(v)) {
+    throw new PlanError(
+      `plan.${field}: expected an object { ${keys.join(', ')} } or no field, found ${describe(v)}.`,
+    );
+  }
+  checkKeys(field, v, keys);
+  const out = {} as Record<K, number>;
+  for (const k of keys) out[k] = num(`${field}.${k}`, v[k], fields[k][0], fields[k][1]);
+  return out;
+}
+
+function num(field: string, v: unknown, dflt: number, o: NumOpts = {}): number {
   if (v === undefined) return dflt;
   const kind = o.int ? 'an integer' : 'a number';
   const range =
@@ -580,19 +599,12 @@ export function parsePlan(input: unknown): RrlPlan {
   if (registrationPrealign) plan.registrationPrealign = registrationPrealign;
   if (registrationRefine) plan.registrationRefine = registrationRefine;
   if (selfTraining) plan.selfTraining = selfTraining;
-  if (input.crossFit !== undefined) plan.crossFit = parseCrossFit(input.crossFit);
+  const crossFit = numberGroup('crossFit', input.crossFit, {
+    folds: [2, { int: true, min: 2, max: 10 }],
+  });
+  if (crossFit) plan.crossFit = crossFit;
   if (typeof input.description === 'string') plan.description = input.description;
   return plan;
-}
-
-function parseCrossFit(v: unknown): { folds: number } {
-  if (!isObj(v)) {
-    throw new PlanError(
-      `plan.crossFit: expected an object { folds } (2 to 10) or no field, found ${describe(v)}.`,
-    );
-  }
-  checkKeys('crossFit', v, ['folds']);
-  return { folds: num('crossFit.folds', v.folds, 2, { int: true, min: 2, max: 10 }) };
 }
 
 function parseIntensity(v: unknown, d: IntensitySpec): IntensitySpec {
@@ -676,48 +688,25 @@ function parseSampling(v: unknown, d: SamplingSpec): SamplingSpec {
       min: 0,
     }),
   };
-  const sp = v.spatial;
-  if (sp !== undefined && sp !== null) {
-    if (!isObj(sp)) {
-      throw new PlanError(
-        `plan.sampling.spatial: expected an object { probability, rotation, scale, translate } or no field, found ${describe(sp)}.`,
-      );
-    }
-    checkKeys('sampling.spatial', sp, ['probability', 'rotation', 'scale', 'translate']);
-    out.spatial = {
-      probability: num('sampling.spatial.probability', sp.probability, 0.5, { min: 0, max: 1 }),
-      rotation: num('sampling.spatial.rotation', sp.rotation, 10, { min: 0, max: 45 }),
-      scale: num('sampling.spatial.scale', sp.scale, 0.1, { min: 0, max: 0.5 }),
-      translate: num('sampling.spatial.translate', sp.translate, 2, { min: 0 }),
-    };
-  }
-  const ap = v.appearance;
-  if (ap !== undefined && ap !== null) {
-    if (!isObj(ap)) {
-      throw new PlanError(
-        `plan.sampling.appearance: expected an object { probability, gamma, bias, noise } or no field, found ${describe(ap)}.`,
-      );
-    }
-    checkKeys('sampling.appearance', ap, ['probability', 'gamma', 'bias', 'noise']);
-    out.appearance = {
-      probability: num('sampling.appearance.probability', ap.probability, 0.3, { min: 0, max: 1 }),
-      gamma: num('sampling.appearance.gamma', ap.gamma, 0.4, { min: 0, max: 2 }),
-      bias: num('sampling.appearance.bias', ap.bias, 0.3, { min: 0, max: 1 }),
-      noise: num('sampling.appearance.noise', ap.noise, 0.03, { min: 0, max: 0.5 }),
-    };
-  }
-  const sy = v.synthetic;
-  if (sy !== undefined && sy !== null) {
-    if (!isObj(sy)) {
-      throw new PlanError(
-        `plan.sampling.synthetic: expected an object { probability, blend } or no field, found ${describe(sy)}.`,
-      );
-    }
-    checkKeys('sampling.synthetic', sy, ['probability', 'blend']);
-    out.synthetic = {
-      probability: num('sampling.synthetic.probability', sy.probability, 0.3, { min: 0, max: 1 }),
-      blend: num('sampling.synthetic.blend', sy.blend, 0.5, { min: 0, max: 1 }),
-    };
-  }
+  const unit = { min: 0, max: 1 };
+  const spatial = numberGroup('sampling.spatial', v.spatial, {
+    probability: [0.5, unit],
+    rotation: [10, { min: 0, max: 45 }],
+    scale: [0.1, { min: 0, max: 0.5 }],
+    translate: [2, { min: 0 }],
+  });
+  if (spatial) out.spatial = spatial;
+  const appearance = numberGroup('sampling.appearance', v.appearance, {
+    probability: [0.3, unit],
+    gamma: [0.4, { min: 0, max: 2 }],
+    bias: [0.3, unit],
+    noise: [0.03, { min: 0, max: 0.5 }],
+  });
+  if (appearance) out.appearance = appearance;
+  const synthetic = numberGroup('sampling.synthetic', v.synthetic, {
+    probability: [0.3, unit],
+    blend: [0.5, unit],
+  });
+  if (synthetic) out.synthetic = synthetic;
   return out;
 }
