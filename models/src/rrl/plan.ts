@@ -210,6 +210,11 @@ export interface RrlPlan {
   sampling: SamplingSpec;
 }
 
+/** Students distill-task trains: plan.crossFit's folds when the joint stage runs, else 1. */
+export function crossFitFoldCount(plan: RrlPlan): number {
+  return plan.crossFit && plan.schedule.joint.steps > 0 ? plan.crossFit.folds : 1;
+}
+
 export class PlanError extends Error {
   constructor(message: string) {
     super(message);

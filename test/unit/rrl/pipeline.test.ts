@@ -425,6 +425,14 @@ test('pipeline with crossFit (and appearance augmentation): one student per fold
     run.pseudo = unlabeled.map(() => new Uint8Array(m));
     const folds = crossFitFolds(run);
     assert.deepEqual(folds, [[0, 2], [1]]);
+    // without the joint stage the students would serve nothing: one student, planned as one
+    const noJoint = parsePlan({
+      ...tinyPlan,
+      crossFit: { folds: 2 },
+      schedule: { ...(tinyPlan.schedule as object), joint: { steps: 0, lr: 0.003 } },
+    });
+    assert.deepEqual(crossFitFolds(new Run(input(noJoint, dir))), []);
+    assert.equal(plannedStages(noJoint).find((s) => s.stage === 'distill-task')!.steps, 12);
     const rng = new SeededRng(5);
     const drawn = new Set<number>();
     for (let i = 0; i < 200; i++)

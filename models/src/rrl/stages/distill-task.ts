@@ -1,7 +1,7 @@
 /** Stage 2 of the distillation: E_g and its head on the task volumes (pseudo labels; the atlas: true labels), with an L1 feature-matching term to the frozen stage-1 E_g when stage 1 ran. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { stageLr } from '../plan.js';
+import { crossFitFoldCount, stageLr } from '../plan.js';
 import { branchSegmentationTask, EG_REFERENCE, taskDistillationTask } from '../tasks.js';
 import type { Run, StageOutcome } from './run.js';
 import { type Params, loadParams, saveParams } from './run.js';
@@ -30,7 +30,9 @@ export async function distillTaskStage(run: Run): Promise<StageOutcome> {
   const folds = crossFitFolds(run);
   if (folds.length === 0 && run.plan.crossFit) {
     run.say(
-      `[distill-task] cross-fitting needs at least 2 unlabelled volumes (${run.input.unlabeled.length} given): one student on all of them`,
+      run.plan.schedule.joint.steps === 0
+        ? '[distill-task] cross-fitting serves the joint stage, which this plan skips (schedule.joint.steps 0): one student on all volumes'
+        : `[distill-task] cross-fitting needs at least 2 unlabelled volumes (${run.input.unlabeled.length} given): one student on all of them`,
     );
   }
   if (folds.length === 0) {
@@ -74,12 +76,13 @@ export async function distillTaskStage(run: Run): Promise<StageOutcome> {
 }
 
 /**
- * The cross-fitting folds of a run (plan.crossFit; none without it): fold f holds the unlabelled
- * volumes k with k mod folds = f. Never more folds than volumes.
+ * The cross-fitting folds of a run (plan.crossFit; none without it, or when the plan skips the
+ * joint stage that uses them): fold f holds the unlabelled volumes k with k mod folds = f. Never
+ * more folds than volumes.
  */
 export function crossFitFolds(run: Run): number[][] {
   const n = run.input.unlabeled.length;
-  const k = Math.min(run.plan.crossFit?.folds ?? 0, n);
+  const k = Math.min(crossFitFoldCount(run.plan), n);
   if (k < 2) return [];
   return Array.from({ length: k }, (_, f) =>
     run.input.unlabeled.map((_, i) => i).filter((i) => i % k === f),

@@ -2,7 +2,7 @@
 import type { TrainingProgress } from '@rrl/core/api.js';
 import type { ProviderSetting } from '../../engine/runtime/providers.js';
 import type { RrlModelInfo } from '../export.js';
-import type { RrlPlan } from '../plan.js';
+import { crossFitFoldCount, type RrlPlan } from '../plan.js';
 
 export type PipelineStage =
   | 'registration'
@@ -111,7 +111,7 @@ export function plannedStages(plan: RrlPlan): { stage: StageName; steps: number 
     registration: sched.registration.steps,
     'distill-sam': plan.teacher ? sched.distillSam.steps : 0,
     // cross-fitting trains one student per fold (fewer when there are fewer volumes than folds)
-    'distill-task': sched.distillTask.steps * (plan.crossFit?.folds ?? 1),
+    'distill-task': sched.distillTask.steps * crossFitFoldCount(plan),
     joint: sched.joint.steps,
     mutual: sched.mutual.steps,
     decoder: sched.decoder.steps,
