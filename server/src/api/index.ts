@@ -17,7 +17,7 @@ import { CACHE_REVALIDATE, sendFile } from '../http/static.js';
 import type { Logger } from '../log.js';
 import type { ModelRegistry } from '../models/registry.js';
 import { DicomWebClient } from '../pacs/dicomweb.js';
-import { loadAtlas, taskLabelsFromSegments } from '../jobs/atlas.js';
+import { atlasTaskLabels, loadAtlas } from '../jobs/atlas.js';
 import {
   DERIVED_PLAN,
   derivePlanForAtlas,
@@ -299,9 +299,7 @@ export class Api {
   private async derivePlan({ res, body }: Req): Promise<void> {
     const ref = (body as PlanDeriveBody).atlas;
     const atlas = await loadAtlas(this.client, ref);
-    const present = new Set<number>();
-    for (let i = 0; i < atlas.labelmap.length; i++) present.add(atlas.labelmap[i]!);
-    const { labels } = taskLabelsFromSegments(atlas.segments, present);
+    const { labels } = atlasTaskLabels(atlas);
     const { content: _content, ...preview } = derivePlanForAtlas(
       atlas.volume.geometry,
       labels.length,
@@ -424,9 +422,7 @@ export class Api {
         `The task's modality is ${modality} but the atlas series ${ref.seriesUID} is ${atlas.volume.modality}.`,
       );
     }
-    const present = new Set<number>();
-    for (let i = 0; i < atlas.labelmap.length; i++) present.add(atlas.labelmap[i]!);
-    const { labels, warnings } = taskLabelsFromSegments(atlas.segments, present);
+    const { labels, warnings } = atlasTaskLabels(atlas);
     if (derived) {
       planDef = derivedCheck(derivePlanForAtlas(atlas.volume.geometry, labels.length));
     }

@@ -173,6 +173,13 @@ const colourDistance = (a: readonly number[], b: readonly number[]): number =>
 /** Colours closer than this (RGB distance) are hard to tell apart on an image. */
 export const MIN_COLOUR_DISTANCE = 60;
 
+/** The task's labels of a loaded atlas: its SEG's segments that label at least one voxel. */
+export function atlasTaskLabels(atlas: LoadedAtlas): { labels: AtlasLabel[]; warnings: string[] } {
+  const present = new Set<number>();
+  for (let i = 0; i < atlas.labelmap.length; i++) present.add(atlas.labelmap[i]!);
+  return taskLabelsFromSegments(atlas.segments, present);
+}
+
 /**
  * The task's labels from the atlas SEG's segments that label at least one voxel (`present`), in
  * label-value order: names, colours and codes including the laterality modifier. Two labels with
