@@ -11,7 +11,7 @@
  */
 import { Graph } from '../engine/graph/graph.js';
 import { buildTrainingGraph } from '../engine/autodiff/training.js';
-import { lnccLoss, smoothnessLoss } from '../engine/losses/losses.js';
+import { lnccLoss, probabilityDiceLoss, smoothnessLoss } from '../engine/losses/losses.js';
 import type { StepProfiler } from '../engine/runtime/profile.js';
 import { Trainer } from '../engine/runtime/trainer.js';
 import { trilinear } from './augment.js';
@@ -25,8 +25,22 @@ function voxels(grid: Grid): number {
 }
 
 /**
- * Refines `initial` (displacement [3, D, H, W] in voxels, atlas → target) for one pair. Returns
- * the refined displacement and the loss of every step (first = the network's own field).
+ * A segmentation the refined registration should agree with: `weight` · (1 − soft Dice(warped
+ * one-hot atlas labels, `probabilities`)) joins the refinement's loss (the joint stage's term,
+ * per pair). `probabilities` is [classes, D, H, W] on the grid (a segmentation network's softmax
+ * of the target), `atlasOnehot` the atlas labels one-hot in the same layout.
+ */
+export interface RefineTowards {
+  atlasOnehot: Float32Array;
+  probabilities: Float32Array;
+  classes: number;
+  weight: number;
+}
+
+/**
+ * Refines `initial` (displacement [3, D, H, W] in voxels, atlas → target) for one pair, towards
+ * `towards` too when given. Returns the refined displacement and the loss of every step (first =
+ * the network's own field).
  */
 export async function refineDisplacement(
   atlasImage: Float32Array,
@@ -36,14 +50,20 @@ export async function refineDisplacement(
   options: Partial<InstanceOptimisation> = {},
   profiler?: StepProfiler,
   threads = 2,
+  towards?: RefineTowards,
 ): Promise<{ displacement: Float32Array; losses: number[] }> {
   const o = { ...INSTANCE_OPT_DEFAULTS, ...options };
   const m = voxels(grid);
-  for (const [what, arr, n] of [
+  const checks: [string, Float32Array, number][] = [
     ['atlas image', atlasImage, m],
     ['target image', target, m],
     ['initial displacement', initial, 3 * m],
-  ] as const) {
+  ];
+  if (towards) {
+    checks.push(['atlas one-hot labels', towards.atlasOnehot, towards.classes * m]);
+    checks.push(['segmentation to agree with', towards.probabilities, towards.classes * m]);
+  }
+  for (const [what, arr, n] of checks) {
     if (arr.length !== n) {
       throw new Error(
         `refineDisplacement: the ${what} has ${arr.length} values, expected ${n} for the grid [${grid.join(',')}]`,
@@ -67,13 +87,21 @@ export async function refineDisplacement(
   const warped = g.warp3d(moving, disp);
   const sim = lnccLoss(g, warped, fixed, { window: o.window });
   const smooth = smoothnessLoss(g, disp);
-  const loss = g.add(sim, g.mul(smooth, o.smoothness));
+  let loss = g.add(sim, g.mul(smooth, o.smoothness));
+  const metrics: Record<string, typeof loss> = { similarity: sim, smoothness: smooth };
+  const shape = towards ? [1, towards.classes, ...grid] : [];
+  if (towards && towards.weight > 0) {
+    const labels = g.warp3d(g.input('atlasOnehot', shape), disp);
+    const seg = probabilityDiceLoss(g, labels, g.input('segmentation', shape)).loss;
+    metrics['segmentation'] = seg;
+    loss = g.add(loss, g.mul(seg, towards.weight));
+  }
   // The refined field is what the caller needs; one extra forward graph would recompute it, so
   // the residual is read back and added here instead.
   const built = buildTrainingGraph({
     graph: g,
     loss,
-    metrics: { similarity: sim, smoothness: smooth },
+    metrics,
     optimizer: { type: 'adamw', weightDecay: 0 },
   });
   const trainer = await Trainer.create(built, {
@@ -92,6 +120,12 @@ export async function refineDisplacement(
       moving: { data: atlasImage, dims },
       fixed: { data: target, dims },
       base: { data: initial, dims: [1, 3, ...grid] },
+      ...(towards && towards.weight > 0
+        ? {
+            atlasOnehot: { data: towards.atlasOnehot, dims: shape },
+            segmentation: { data: towards.probabilities, dims: shape },
+          }
+        : {}),
     };
     const stop = new AbortController();
     await trainer.train({

@@ -162,6 +162,13 @@ export interface RrlPlan {
     mutual: number;
     /** AP decoder stage: MSE between its softmax and the medical branch's (absent or 0 = off). */
     decoderConsistency?: number;
+    /**
+     * Joint stage, per-volume refinement (`registrationRefine`): weight of 1 − soft Dice between
+     * the warped atlas labels and E_g's (held-out, with `crossFit`) softmax of the volume, added
+     * to the refinement's −LNCC + smoothness (absent or 0 = off: the refinement follows the image
+     * alone).
+     */
+    refineSegmentation?: number;
   };
   schedule: {
     registration: StageSchedule;
@@ -447,8 +454,9 @@ export function parsePlan(input: unknown): RrlPlan {
   const lossIn = input.loss ?? {};
   if (!isObj(lossIn))
     throw new PlanError(`plan.loss: expected an object, found ${describe(lossIn)}.`);
-  checkKeys('loss', lossIn, [...Object.keys(d.loss), 'decoderConsistency']);
-  const w = (k: Exclude<keyof RrlPlan['loss'], 'decoderConsistency'>): number =>
+  const optionalLoss = ['decoderConsistency', 'refineSegmentation'] as const;
+  checkKeys('loss', lossIn, [...Object.keys(d.loss), ...optionalLoss]);
+  const w = (k: Exclude<keyof RrlPlan['loss'], (typeof optionalLoss)[number]>): number =>
     num(`loss.${k}`, lossIn[k], d.loss[k], { min: 0 });
   const loss: RrlPlan['loss'] = {
     dice: w('dice'),
@@ -459,10 +467,8 @@ export function parsePlan(input: unknown): RrlPlan {
     mutual: w('mutual'),
   };
   // only when given, so that the plan.json of earlier runs stays the same (resume check)
-  if (lossIn.decoderConsistency !== undefined) {
-    loss.decoderConsistency = num('loss.decoderConsistency', lossIn.decoderConsistency, 0, {
-      min: 0,
-    });
+  for (const k of optionalLoss) {
+    if (lossIn[k] !== undefined) loss[k] = num(`loss.${k}`, lossIn[k], 0, { min: 0 });
   }
   if (loss.dice === 0 && loss.crossEntropy === 0) {
     throw new PlanError(
@@ -603,6 +609,11 @@ export function parsePlan(input: unknown): RrlPlan {
   if (teacher !== undefined) plan.teacher = teacher;
   if (registrationPrealign) plan.registrationPrealign = registrationPrealign;
   if (registrationRefine) plan.registrationRefine = registrationRefine;
+  if ((loss.refineSegmentation ?? 0) > 0 && !registrationRefine) {
+    throw new PlanError(
+      'plan.loss.refineSegmentation needs registrationRefine: it weighs a term of the per-volume refinement, which this plan does not run. Add registrationRefine or remove the weight.',
+    );
+  }
   if (selfTraining) plan.selfTraining = selfTraining;
   const crossFit = numberGroup('crossFit', input.crossFit, {
     folds: [2, { int: true, min: 2, max: 10 }],

@@ -195,6 +195,11 @@ export interface PseudoLabelInput {
   refine?: InstanceOptimisation;
   /** Profiles the refinement's first steps (the caller reports it). */
   refineProfiler?: StepProfiler;
+  /**
+   * A segmentation of the target ([classes, D, H, W] probabilities on the grid) the refinement
+   * should agree with, and the weight of that soft-Dice term (`RefineTowards`); needs `refine`.
+   */
+  refineTowards?: { probabilities: Float32Array; weight: number };
 }
 
 /**
@@ -219,6 +224,13 @@ export async function pseudoLabels(i: PseudoLabelInput): Promise<PseudoLabelResu
         i.refine,
         i.refineProfiler,
         PSEUDO_LABEL_THREADS,
+        i.refineTowards
+          ? {
+              ...i.refineTowards,
+              atlasOnehot: oneHot(i.atlasLabels, i.classes),
+              classes: i.classes,
+            }
+          : undefined,
       )
     ).displacement;
   }

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import type { TrainingProgress } from '@rrl/core/api.js';
 import type { ProviderSetting } from '../engine/runtime/providerChoice.js';
 import { buildTrainingGraph } from '../engine/autodiff/training.js';
+import { probabilityDiceLoss } from '../engine/losses/losses.js';
 import { registrationTask, type RegistrationArgs } from '../engine/nn/registration.js';
 import type { StepProfiler } from '../engine/runtime/profile.js';
 import type { SeededRng } from '../engine/runtime/rng.js';
@@ -127,21 +128,7 @@ export async function runRegistrationStage(
     const shape = [1, i.classes, ...i.grid];
     const warpedLabels = g.warp3d(g.input('atlasOnehot', shape), task.displacement);
     const seg = g.input('targetSegmentation', shape);
-    const axes = [0, 2, 3, 4];
-    const inter = g.slice(
-      g.reduceSum(g.mul(warpedLabels, seg), axes, false),
-      [1],
-      [i.classes],
-      [0],
-    );
-    const denom = g.slice(
-      g.add(g.reduceSum(warpedLabels, axes, false), g.reduceSum(seg, axes, false)),
-      [1],
-      [i.classes],
-      [0],
-    );
-    const dice = g.div(g.add(g.mul(inter, 2), 1e-5), g.add(denom, 1e-5));
-    const segLoss = g.sub(1, g.reduceMean(dice, [0], false));
+    const segLoss = probabilityDiceLoss(g, warpedLabels, seg).loss;
     metrics['segmentation'] = segLoss;
     loss = g.add(loss, g.mul(segLoss, joint.weight));
   }

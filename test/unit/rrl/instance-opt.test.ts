@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { Graph } from '@rrl/models/engine/graph/graph.js';
 import { emitGraph } from '@rrl/models/engine/graph/emit.js';
 import { addUpsampled, converged, refineDisplacement } from '@rrl/models/rrl/instanceOpt.js';
-import { warpLabels, type Grid } from '@rrl/models/rrl/pseudoLabels.js';
+import { oneHot, warpLabels, type Grid } from '@rrl/models/rrl/pseudoLabels.js';
 import { parsePlan } from '@rrl/models/rrl/plan.js';
 import { dice } from '@rrl/models/rrl/metrics.js';
 import { texturedBlob as blob } from './helpers.js';
@@ -73,6 +73,50 @@ test('refineDisplacement aligns a pair 3 voxels apart: loss falls, label Dice ri
   assert.equal(none.displacement, zero);
 });
 
+test('refineDisplacement towards a segmentation: the warped labels move onto it, image alone they stay', async () => {
+  // atlas and target images are the same, so the image term alone keeps the field at zero; the
+  // segmentation to agree with is the blob 3 voxels further along D
+  const grid: Grid = [24, 16, 16];
+  const m = 24 * 16 * 16;
+  const atlas = blob(grid, [10, 8, 8]);
+  const other = blob(grid, [13, 8, 8]);
+  const probabilities = oneHot(other.label, 2);
+  const zero = new Float32Array(3 * m);
+  const opts = { steps: 120, lr: 0.3, smoothness: 1, window: 5, downsample: 2 };
+  const towards = { atlasOnehot: oneHot(atlas.label, 2), probabilities, classes: 2 };
+  const labelDice = async (disp: Float32Array): Promise<number> =>
+    dice((await warpLabels(atlas.label, disp, grid, 2)).labels, other.label, 1);
+  const d0 = await labelDice(zero);
+  const imageOnly = await refineDisplacement(atlas.image, atlas.image, zero, grid, opts);
+  const off = await refineDisplacement(atlas.image, atlas.image, zero, grid, opts, undefined, 2, {
+    ...towards,
+    weight: 0,
+  });
+  const on = await refineDisplacement(atlas.image, atlas.image, zero, grid, opts, undefined, 2, {
+    ...towards,
+    weight: 2,
+  });
+  const [dImage, dOff, dOn] = [
+    await labelDice(imageOnly.displacement),
+    await labelDice(off.displacement),
+    await labelDice(on.displacement),
+  ];
+  assert.ok(
+    Math.abs(dImage - d0) < 0.05,
+    `image only: Dice ${d0.toFixed(3)} → ${dImage.toFixed(3)}`,
+  );
+  assert.equal(dOff, dImage, 'weight 0 is the image-only refinement');
+  assert.ok(dOn > d0 + 0.2, `towards the segmentation: Dice ${d0.toFixed(3)} → ${dOn.toFixed(3)}`);
+  await assert.rejects(
+    refineDisplacement(atlas.image, atlas.image, zero, grid, opts, undefined, 2, {
+      ...towards,
+      probabilities: new Float32Array(7),
+      weight: 1,
+    }),
+    /segmentation to agree with has 7 values, expected 12288/,
+  );
+});
+
 test('refineDisplacement and the plan refuse bad inputs with the fix', async () => {
   const grid: Grid = [8, 8, 8];
   const v = new Float32Array(512);
@@ -87,6 +131,16 @@ test('refineDisplacement and the plan refuse bad inputs with the fix', async () 
   assert.throws(() => parsePlan({ registrationRefine: { steps: -1 } }), /registrationRefine.steps/);
   assert.throws(() => parsePlan({ registrationRefine: { window: 8 } }), /window must be odd/);
   assert.throws(() => parsePlan({ registrationRefine: { iterations: 5 } }), /iterations/);
+  assert.throws(() => parsePlan({ loss: { refineSegmentation: -1 } }), /loss.refineSegmentation/);
+  assert.throws(
+    () => parsePlan({ loss: { refineSegmentation: 1 } }),
+    /refineSegmentation needs registrationRefine/,
+  );
+  assert.equal(
+    parsePlan({ loss: { refineSegmentation: 1 }, registrationRefine: {} }).loss.refineSegmentation,
+    1,
+  );
+  assert.equal(parsePlan({}).loss.refineSegmentation, undefined);
   const p = parsePlan({ registrationRefine: { steps: 20 } });
   assert.deepEqual(p.registrationRefine, {
     steps: 20,

@@ -412,6 +412,8 @@ test('pipeline with crossFit (and appearance augmentation): one student per fold
         joint: { steps: 2, lr: 0.003 },
       },
       registrationRefine: { steps: 4, window: 5 },
+      // the joint stage's per-volume refinement also agrees with the held-out student
+      loss: { ...(tinyPlan.loss as object), refineSegmentation: 1 },
       selfTraining: undefined,
       crossFit: { folds: 2 },
       // appearance augmentation on every sample, so that the stages train through it
@@ -475,6 +477,10 @@ test('pipeline with crossFit (and appearance augmentation): one student per fold
     );
     assert.ok(
       lines.some((l) => /by 2 cross-fitted students/.test(l)),
+      lines.join('\n'),
+    );
+    assert.ok(
+      lines.some((l) => /refinement towards E_g's prediction too \(soft-Dice weight 1\)/.test(l)),
       lines.join('\n'),
     );
     assert.equal(result.stages.find((s) => s.stage === 'distill-task')!.steps, 12);

@@ -17,8 +17,8 @@ export interface DiceOptions {
 
 /**
  * Multi-class soft Dice from logits [N,C,…] and a one-hot target [N,C,…] (float32):
- * probabilities = softmax over C; per class d_c = (2·Σ p·t + s) / (Σ p + Σ t + s) over batch and
- * space; loss = 1 − mean_c d_c. Also returns the per-class soft Dice [C'] as a metric.
+ * probabilities = softmax over C, then `probabilityDiceLoss`. Also returns the per-class soft Dice
+ * [C'] as a metric.
  */
 export function softDiceLoss(
   g: Graph,
@@ -26,12 +26,24 @@ export function softDiceLoss(
   target: Value,
   o: DiceOptions = {},
 ): { loss: Value; perClass: Value } {
+  return probabilityDiceLoss(g, g.softmax(logits, 1), target, o);
+}
+
+/**
+ * Multi-class soft Dice between probabilities [N,C,…] and a one-hot or soft target [N,C,…]: per
+ * class d_c = (2·Σ p·t + s) / (Σ p + Σ t + s) over batch and space; loss = 1 − mean_c d_c.
+ */
+export function probabilityDiceLoss(
+  g: Graph,
+  p: Value,
+  target: Value,
+  o: DiceOptions = {},
+): { loss: Value; perClass: Value } {
   const s = o.smooth ?? 1e-5;
-  const p = g.softmax(logits, 1);
-  const axes = [0, ...spatialAxes(logits)];
+  const axes = [0, ...spatialAxes(p)];
   let inter = g.reduceSum(g.mul(p, target), axes, false);
   let denom = g.add(g.reduceSum(p, axes, false), g.reduceSum(target, axes, false));
-  const c = logits.shape[1]!;
+  const c = p.shape[1]!;
   if (!(o.includeBackground ?? false) && c > 1) {
     inter = g.slice(inter, [1], [c], [0]);
     denom = g.slice(denom, [1], [c], [0]);

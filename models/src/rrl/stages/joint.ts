@@ -81,6 +81,12 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
   });
   await run.reportProfile(profiler);
   const f = p.jointFusion;
+  const towards = p.registrationRefine ? (p.loss.refineSegmentation ?? 0) : 0;
+  if (towards > 0) {
+    run.say(
+      `[joint] per-volume refinement towards E_g's prediction too (soft-Dice weight ${towards})`,
+    );
+  }
   const C = p.classes;
   const m = run.voxels;
   const file = (k: number): string => pseudoFile(run, run.input.unlabeled[k]!.id, 1);
@@ -89,6 +95,9 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
     of: 'joint',
     steps: sched.steps,
     exists: (k) => existsSync(file(k)),
+    ...(towards > 0
+      ? { towards: (k: number) => ({ probabilities: general[k]!, weight: towards }) }
+      : {}),
     save: async (k, r, pre) => {
       await saveField(run, k, r.displacement, pre);
       const fused = new Float32Array(C * m);

@@ -23,6 +23,7 @@ function warpAtlasInput(
   params: ReadonlyMap<string, Float32Array>,
   args: RegistrationArgs,
   k: number,
+  towards?: PseudoLabelInput['refineTowards'],
 ): PseudoLabelInput {
   const p = run.plan;
   return {
@@ -34,6 +35,7 @@ function warpAtlasInput(
     atlasLabels: pre.get(k).labels,
     target: run.input.unlabeled[k]!.image,
     ...(p.registrationRefine ? { refine: p.registrationRefine } : {}),
+    ...(p.registrationRefine && towards ? { refineTowards: towards } : {}),
   };
 }
 
@@ -64,6 +66,8 @@ export async function warpAtlasAll(
     steps: number;
     exists: (k: number) => boolean;
     save: (k: number, r: PseudoLabelResult, pre: PrealignedAtlas) => Promise<void>;
+    /** A segmentation of volume k that the per-pair refinement should agree with. */
+    towards?: (k: number) => PseudoLabelInput['refineTowards'];
   },
 ): Promise<void> {
   const pre = prealigned(run);
@@ -78,14 +82,14 @@ export async function warpAtlasAll(
   const profiler = run.plan.registrationRefine && todo.length ? run.profiler('refine') : undefined;
   if (profiler) {
     const k = todo.shift()!;
-    const input = warpAtlasInput(run, pre, params, args, k);
+    const input = warpAtlasInput(run, pre, params, args, k, o.towards?.(k));
     await o.save(k, await pseudoLabels({ ...input, refineProfiler: profiler }), pre);
     await run.reportProfile(profiler);
     progress();
   }
   const left = await pseudoLabelsParallel(
     todo,
-    (k) => warpAtlasInput(run, pre, params, args, k),
+    (k) => warpAtlasInput(run, pre, params, args, k, o.towards?.(k)),
     async (k, r) => {
       await o.save(k, r, pre);
       progress();
