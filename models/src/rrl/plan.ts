@@ -195,7 +195,16 @@ export interface RrlPlan {
    * joint stage fuses every volume's registration with the prediction of the student that never
    * saw it (instead of a student that learnt that volume's own pseudo labels).
    */
-  crossFit?: { folds: number };
+  crossFit?: {
+    folds: number;
+    /**
+     * Relabelling round at the end of the joint stage (absent or 0 = none): each fold's student is
+     * fine-tuned this many steps on the joint stage's pseudo labels of the volumes outside its
+     * fold, and its prediction of its own held-out volumes becomes their pseudo labels for the
+     * mutual and decoder stages.
+     */
+    relabelSteps?: number;
+  };
   /**
    * Self-training round after the decoder (absent = skipped): the unlabelled volumes are
    * relabelled with argmax((1 − fusion)·registration + fusion·model), the model's softmax being
@@ -220,6 +229,11 @@ export interface RrlPlan {
 /** Students distill-task trains: plan.crossFit's folds when the joint stage runs, else 1. */
 export function crossFitFoldCount(plan: RrlPlan): number {
   return plan.crossFit && plan.schedule.joint.steps > 0 ? plan.crossFit.folds : 1;
+}
+
+/** Steps of the joint stage's relabelling round per student (0 without cross-fitting). */
+export function relabelSteps(plan: RrlPlan): number {
+  return crossFitFoldCount(plan) > 1 ? (plan.crossFit?.relabelSteps ?? 0) : 0;
 }
 
 export class PlanError extends Error {
@@ -617,8 +631,13 @@ export function parsePlan(input: unknown): RrlPlan {
   if (selfTraining) plan.selfTraining = selfTraining;
   const crossFit = numberGroup('crossFit', input.crossFit, {
     folds: [2, { int: true, min: 2, max: 10 }],
+    relabelSteps: [0, { int: true, min: 0 }],
   });
-  if (crossFit) plan.crossFit = crossFit;
+  if (crossFit) {
+    // relabelSteps only when given, so that the plan.json of earlier runs stays the same
+    const given = isObj(input.crossFit) && input.crossFit.relabelSteps !== undefined;
+    plan.crossFit = given ? crossFit : { folds: crossFit.folds };
+  }
   if (typeof input.description === 'string') plan.description = input.description;
   return plan;
 }

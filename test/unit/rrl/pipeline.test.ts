@@ -26,7 +26,7 @@ import { crossFitFolds } from '@rrl/models/rrl/stages/distill-task.js';
 import { sample } from '@rrl/models/rrl/stages/sampling.js';
 import { SeededRng } from '@rrl/models/engine/runtime/rng.js';
 import type { RrlModelInfo } from '@rrl/models/rrl/export.js';
-import { loadParams } from '@rrl/models/rrl/stages/files.js';
+import { loadParams, safeId } from '@rrl/models/rrl/stages/files.js';
 import { texturedBlob } from './helpers.js';
 
 const N = 16;
@@ -415,7 +415,7 @@ test('pipeline with crossFit (and appearance augmentation): one student per fold
       // the joint stage's per-volume refinement also agrees with the held-out student
       loss: { ...(tinyPlan.loss as object), refineSegmentation: 1 },
       selfTraining: undefined,
-      crossFit: { folds: 2 },
+      crossFit: { folds: 2, relabelSteps: 3 },
       // appearance augmentation on every sample, so that the stages train through it
       sampling: {
         ...(tinyPlan.sampling as object),
@@ -485,6 +485,26 @@ test('pipeline with crossFit (and appearance augmentation): one student per fold
     );
     assert.equal(result.stages.find((s) => s.stage === 'distill-task')!.steps, 12);
     assert.equal(plannedStages(plan).find((s) => s.stage === 'distill-task')!.steps, 12);
+    // the relabelling round: 2 joint steps + 2 students × 3 steps; every volume relabelled by
+    // the student that never trained on it
+    assert.equal(result.stages.find((s) => s.stage === 'joint')!.steps, 8);
+    assert.equal(plannedStages(plan).find((s) => s.stage === 'joint')!.steps, 8);
+    for (const u of unlabeled) {
+      const f = join(dir, 'pseudo-labels', `${safeId(u.id)}.r1-relabel.u8`);
+      assert.equal(readFileSync(f).length, m, f);
+    }
+    assert.ok(
+      lines.some((l) =>
+        /relabelling student 2 of 2: 3 steps on the new pseudo labels of 2 volumes, then labels the 1 held out/.test(
+          l,
+        ),
+      ),
+      lines.join('\n'),
+    );
+    assert.ok(
+      lines.some((l) => /relabelled by the held-out students/.test(l)),
+      lines.join('\n'),
+    );
     // the two students differ, and the first goes on to the mutual stage
     const s0 = await loadParams(fold0);
     const s1 = await loadParams(join(dir, 'checkpoints', 'distill-task-fold1.params'));

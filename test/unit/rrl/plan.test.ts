@@ -1,7 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { defaultPlan, parsePlan, planModelGrid, PlanError, stageLr } from '@rrl/models/rrl/plan.js';
+import {
+  defaultPlan,
+  parsePlan,
+  planModelGrid,
+  PlanError,
+  relabelSteps,
+  stageLr,
+} from '@rrl/models/rrl/plan.js';
 
 test('defaults: an empty plan gives the default plan; given values are kept', () => {
   assert.deepEqual(parsePlan({}), defaultPlan());
@@ -174,6 +181,28 @@ test('plan crossFit: absent by default, folds 2..10', () => {
   assert.throws(() => parsePlan({ crossFit: { folds: 2.5 } }), /plan\.crossFit\.folds/);
   assert.throws(() => parsePlan({ crossFit: { k: 2 } }), /unknown field "k"/);
   assert.throws(() => parsePlan({ crossFit: 2 }), /plan\.crossFit: expected an object/);
+  // the relabelling round: only when given (earlier plans keep their plan.json), steps ≥ 0
+  assert.deepEqual(parsePlan({ crossFit: { relabelSteps: 600 } }).crossFit, {
+    folds: 2,
+    relabelSteps: 600,
+  });
+  assert.throws(
+    () => parsePlan({ crossFit: { relabelSteps: -1 } }),
+    /plan\.crossFit\.relabelSteps/,
+  );
+  const joint = { joint: { steps: 200, lr: 0.001 } };
+  assert.equal(relabelSteps(parsePlan({ crossFit: { relabelSteps: 600 }, schedule: joint })), 600);
+  assert.equal(relabelSteps(parsePlan({ crossFit: {}, schedule: joint })), 0);
+  // without the joint stage there are no students to relabel with
+  assert.equal(
+    relabelSteps(
+      parsePlan({
+        crossFit: { relabelSteps: 600 },
+        schedule: { joint: { steps: 0, lr: 0.001 } },
+      }),
+    ),
+    0,
+  );
 });
 
 test('schedule finalLr: absent = constant rate; half-cosine decay from lr to finalLr; validation', () => {

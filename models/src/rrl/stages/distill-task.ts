@@ -7,26 +7,37 @@ import type { Run, StageOutcome } from './run.js';
 import { type Params, loadParams, saveParams } from './run.js';
 import { segBatch } from './sampling.js';
 
+/**
+ * What an E_g student trains: E_g + head with Dice + cross-entropy on the (pseudo) labels, and
+ * when stage 1 ran the L1 term to the frozen stage-1 E_g (`extra`: its parameters).
+ */
+export async function studentTask(
+  run: Run,
+): Promise<{ task: ReturnType<typeof branchSegmentationTask>; extra?: Params }> {
+  const p = run.plan;
+  const w = { dice: p.loss.dice, crossEntropy: p.loss.crossEntropy };
+  const stage1 = run.done('distill-sam');
+  if (stage1 === undefined || stage1.skipped) {
+    return { task: branchSegmentationTask(run.args, run.grid, 'eg', w) };
+  }
+  const task = taskDistillationTask(run.args, run.grid, {
+    ...w,
+    featureWeight: p.loss.distillation,
+  });
+  const snap = await loadParams(join(run.paths.checkpoints, 'after-distill-sam.params'));
+  const extra = new Map(
+    [...snap]
+      .filter(([k]) => k.startsWith('eg.'))
+      .map(([k, v]) => [`${EG_REFERENCE}.${k.slice(3)}`, v]),
+  );
+  return { task, extra };
+}
+
 export async function distillTaskStage(run: Run): Promise<StageOutcome> {
   const p = run.plan;
   const sched = p.schedule.distillTask;
   if (sched.steps === 0) return { steps: 0, skipped: 'schedule.distillTask.steps is 0' };
-  const w = { dice: p.loss.dice, crossEntropy: p.loss.crossEntropy };
-  const stage1 = run.done('distill-sam');
-  const withRef = stage1 !== undefined && !stage1.skipped;
-  let extra: Params | undefined;
-  let t;
-  if (withRef) {
-    t = taskDistillationTask(run.args, run.grid, { ...w, featureWeight: p.loss.distillation });
-    const snap = await loadParams(join(run.paths.checkpoints, 'after-distill-sam.params'));
-    extra = new Map(
-      [...snap]
-        .filter(([k]) => k.startsWith('eg.'))
-        .map(([k, v]) => [`${EG_REFERENCE}.${k.slice(3)}`, v]),
-    );
-  } else {
-    t = branchSegmentationTask(run.args, run.grid, 'eg', w);
-  }
+  const { task: t, extra } = await studentTask(run);
   const folds = crossFitFolds(run);
   if (folds.length === 0 && run.plan.crossFit) {
     run.say(

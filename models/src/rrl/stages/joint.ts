@@ -3,14 +3,15 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RegistrationArgs } from '../../engine/nn/registration.js';
-import { stageLr } from '../plan.js';
+import { relabelSteps, stageLr } from '../plan.js';
 import { argmaxClasses } from '../pseudoLabels.js';
 import { runRegistrationStage } from '../registration.js';
 import type { Run, StageOutcome } from './run.js';
 import { atomicWrite, loadParams, saveParams } from './run.js';
 import { predictions, pseudoFile, switchPseudoLabels } from './pseudoLabelFiles.js';
 import { saveField, saveRegistration, warpAtlasAll } from './registrationFiles.js';
-import { crossFitFolds, crossFitParamsFile } from './distill-task.js';
+import { crossFitFolds, crossFitParamsFile, studentTask } from './distill-task.js';
+import { segBatch } from './sampling.js';
 
 /**
  * E_g's softmax of every unlabelled volume: from the current E_g, or with cross-fitting from the
@@ -53,6 +54,9 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
   }
   const initial = await loadParams(snap);
   const general = await generalPredictions(run);
+  const folds = crossFitFolds(run);
+  const relabel = folds.length > 0 ? relabelSteps(p) : 0;
+  const total = sched.steps + relabel * folds.length;
   const profiler = run.profiler('joint');
   const reg = await runRegistrationStage({
     grid: run.grid,
@@ -77,7 +81,7 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
     spin: run.input.spin ?? false,
     ...(p.registrationPrealign ? { prealign: p.registrationPrealign } : {}),
     onProgress: (q) =>
-      run.progress('joint', { step: q.step, total: q.total, loss: q.loss, metrics: q.metrics }),
+      run.progress('joint', { step: q.step, total, loss: q.loss, metrics: q.metrics }),
   });
   await run.reportProfile(profiler);
   const f = p.jointFusion;
@@ -113,5 +117,60 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
   run.fields = undefined; // the joint registration's displacements replace the first ones
   const changed = await switchPseudoLabels(run, 1);
   run.say(`[joint] fused pseudo labels (branch weight ${f}): ${changed} of voxels changed`);
-  return { steps: sched.steps };
+  if (relabel > 0) await relabelRound(run, folds, relabel, sched.steps, total);
+  return { steps: total };
+}
+
+/**
+ * The relabelling round (`crossFit.relabelSteps`): each fold's student, fine-tuned on the joint
+ * stage's pseudo labels of the volumes outside its fold (data seed + 100·fold, checkpoint
+ * `joint-relabel<f>.ckpt`, parameters `checkpoints/relabel-fold<f>.params`), labels its held-out
+ * volumes (argmax of its softmax; `pseudo-labels/<id>.r1-relabel.u8`). Those labels replace the
+ * joint stage's for the mutual and decoder stages; the E_g that goes on to the mutual stage stays
+ * the first distill-task student. A cancelled round resumes in the student it stopped in.
+ */
+async function relabelRound(
+  run: Run,
+  folds: number[][],
+  steps: number,
+  before: number,
+  total: number,
+): Promise<void> {
+  const { task, extra } = await studentTask(run);
+  const sched = run.plan.schedule.distillTask;
+  const keep = run.params;
+  const file = (k: number): string => pseudoFile(run, run.input.unlabeled[k]!.id, 'relabel');
+  try {
+    for (const [f, held] of folds.entries()) {
+      if (held.every((k) => existsSync(file(k)))) continue;
+      const paramsFile = join(run.paths.checkpoints, `relabel-fold${f}.params`);
+      if (!existsSync(paramsFile)) {
+        run.params = await loadParams(crossFitParamsFile(run, f));
+        const volumes = run.input.unlabeled.map((_, k) => k).filter((k) => !held.includes(k));
+        run.say(
+          `[joint] relabelling student ${f + 1} of ${folds.length}: ${steps} steps on the new pseudo labels of ${volumes.length} volumes, then labels the ${held.length} held out`,
+        );
+        await run.trainStage({
+          stage: 'joint',
+          task,
+          steps,
+          lr: stageLr({ ...sched, steps }),
+          batch: (rng) => segBatch(run, rng, volumes),
+          ...(extra ? { extra } : {}),
+          part: { name: `relabel${f}`, index: f, count: folds.length },
+          progress: { before, total },
+        });
+        await saveParams(paramsFile, run.params);
+      }
+      const params = await loadParams(paramsFile);
+      const probs = await predictions(run, ['generalLogits'], 'joint', { params, volumes: held });
+      for (const [i, k] of held.entries()) {
+        await atomicWrite(file(k), argmaxClasses(probs[i]!, run.plan.classes));
+      }
+    }
+  } finally {
+    run.params = keep;
+  }
+  const changed = await switchPseudoLabels(run, 'relabel');
+  run.say(`[joint] relabelled by the held-out students: ${changed} of voxels changed`);
 }

@@ -9,16 +9,29 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { buildForwardGraph } from '../../engine/autodiff/training.js';
 import { rrlInferenceNet } from '../networks.js';
+import { relabelSteps } from '../plan.js';
+import { crossFitFolds } from './distill-task.js';
 import { safeId } from './files.js';
 import type { Params, StageName } from './types.js';
 import type { Run } from './run.js';
 
 /**
- * Pseudo-label file of one volume: round 0 (registration), 1 (joint refinement, fused) or 2
- * (self-training, fused with the model).
+ * A pseudo-label round: 0 (registration), 1 (joint refinement, fused), 'relabel' (the joint
+ * stage's relabelling by held-out students, `crossFit.relabelSteps`) or 2 (self-training, fused
+ * with the model).
  */
-export function pseudoFile(run: Run, id: string, round: number): string {
-  return join(run.paths.pseudoLabels, `${safeId(id)}${round > 0 ? `.r${round}` : ''}.u8`);
+export type PseudoRound = 0 | 1 | 'relabel' | 2;
+
+const ROUND_SUFFIX: Record<PseudoRound, string> = {
+  0: '',
+  1: '.r1',
+  relabel: '.r1-relabel',
+  2: '.r2',
+};
+
+/** Pseudo-label file of one volume in a round. */
+export function pseudoFile(run: Run, id: string, round: PseudoRound): string {
+  return join(run.paths.pseudoLabels, `${safeId(id)}${ROUND_SUFFIX[round]}.u8`);
 }
 
 export async function loadPseudoLabels(run: Run): Promise<void> {
@@ -27,7 +40,13 @@ export async function loadPseudoLabels(run: Run): Promise<void> {
     const r = run.done(s);
     return r !== undefined && !r.skipped;
   };
-  const round = done('self-training') ? 2 : done('joint') ? 1 : 0;
+  const round: PseudoRound = done('self-training')
+    ? 2
+    : done('joint')
+      ? relabelSteps(run.plan) > 0 && crossFitFolds(run).length > 0
+        ? 'relabel'
+        : 1
+      : 0;
   for (const u of run.input.unlabeled) {
     const file = pseudoFile(run, u.id, round);
     if (!existsSync(file)) {
@@ -107,7 +126,10 @@ export async function predictions(
  * Replaces the pseudo labels in use by the saved round `round` and says what share of their
  * voxels changed (e.g. "1.25 %").
  */
-export async function switchPseudoLabels(run: Run, round: 1 | 2): Promise<string> {
+export async function switchPseudoLabels(
+  run: Run,
+  round: Exclude<PseudoRound, 0>,
+): Promise<string> {
   const old = run.pseudo;
   run.pseudo = [];
   for (const u of run.input.unlabeled) {

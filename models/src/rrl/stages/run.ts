@@ -173,6 +173,8 @@ export class Run {
     batch: (rng: SeededRng) => Batch;
     extra?: ReadonlyMap<string, Float32Array>;
     part?: { name: string; index: number; count: number };
+    /** Progress of a stage that does other work too: steps done before the parts, and its total. */
+    progress?: { before: number; total: number };
   }): Promise<void> {
     const { graph, loss, metrics, emaPairs } = o.task;
     if (o.stage !== 'distill-sam') await loadFields(this);
@@ -216,8 +218,8 @@ export class Run {
         signal: this.input.signal,
         onStep: (r) => {
           this.progress(o.stage, {
-            step: (part?.index ?? 0) * o.steps + r.step,
-            total: (part?.count ?? 1) * o.steps,
+            step: (o.progress?.before ?? 0) + (part?.index ?? 0) * o.steps + r.step,
+            total: o.progress?.total ?? (part?.count ?? 1) * o.steps,
             loss: r.loss,
             metrics: r.metrics,
           });

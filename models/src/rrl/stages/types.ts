@@ -2,7 +2,7 @@
 import type { TrainingProgress } from '@rrl/core/api.js';
 import type { ProviderSetting } from '../../engine/runtime/providers.js';
 import type { RrlModelInfo } from '../export.js';
-import { crossFitFoldCount, type RrlPlan } from '../plan.js';
+import { crossFitFoldCount, relabelSteps, type RrlPlan } from '../plan.js';
 
 export type PipelineStage =
   | 'registration'
@@ -112,7 +112,8 @@ export function plannedStages(plan: RrlPlan): { stage: StageName; steps: number 
     'distill-sam': plan.teacher ? sched.distillSam.steps : 0,
     // cross-fitting trains one student per fold (fewer when there are fewer volumes than folds)
     'distill-task': sched.distillTask.steps * crossFitFoldCount(plan),
-    joint: sched.joint.steps,
+    // the joint registration's steps, then the relabelling round's students
+    joint: sched.joint.steps + relabelSteps(plan) * crossFitFoldCount(plan),
     mutual: sched.mutual.steps,
     decoder: sched.decoder.steps,
     'self-training': st ? st.mutual.steps : 0,
