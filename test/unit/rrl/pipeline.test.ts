@@ -399,7 +399,7 @@ test('pipeline input errors name the problem', async () => {
   assert.ok(!existsSync(dir));
 });
 
-test('pipeline with crossFit (and appearance augmentation): one student per fold, each never samples its held-out volumes; a cancelled fold resumes', async () => {
+test('pipeline with crossFit (relabelling round, appearance augmentation): one student per fold, each never samples its held-out volumes; a cancelled fold and a cancelled relabelling student resume', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'rrl-pipeline-crossfit-'));
   try {
     const plan = parsePlan({
@@ -469,8 +469,41 @@ test('pipeline with crossFit (and appearance augmentation): one student per fold
       Array.from({ length: 9 }, (_, i) => [i + 1, 12]),
     );
     const lines: string[] = [];
+    // resumed, and cancelled again in the relabelling round's second student (joint steps:
+    // 2 registration + 3 + 3 relabelling): the progress counts on over the whole joint stage
+    const ctrl2 = new AbortController();
+    const joint: number[][] = [];
+    await assert.rejects(
+      runPipeline(
+        input(plan, dir, {
+          signal: ctrl2.signal,
+          log: (l) => lines.push(l),
+          onProgress: (p) => {
+            if (p.phase !== 'joint') return;
+            joint.push([p.step, p.total]);
+            if (p.step === 7) ctrl2.abort();
+          },
+        }),
+      ),
+      (e: Error) => e.name === 'AbortError',
+    );
+    assert.deepEqual(
+      joint.map(([, t]) => t),
+      joint.map(() => 8),
+    );
+    assert.deepEqual(
+      joint.map(([s]) => s),
+      [1, 2, 3, 4, 5, 6, 7],
+    );
+    const relabel0 = join(dir, 'checkpoints', 'relabel-fold0.params');
+    const relabel0Bytes = readFileSync(relabel0);
     const result = await runPipeline(input(plan, dir, { log: (l) => lines.push(l) }));
     assert.deepEqual(readFileSync(fold0), fold0Bytes, 'student 1 kept');
+    assert.deepEqual(readFileSync(relabel0), relabel0Bytes, 'relabelling student 1 kept');
+    assert.ok(
+      lines.some((l) => /\[joint relabel1\] resuming from step 2 of 3/.test(l)),
+      lines.join('\n'),
+    );
     assert.ok(
       lines.some((l) => /\[distill-task fold1\] resuming from step 3 of 6/.test(l)),
       lines.join('\n'),
