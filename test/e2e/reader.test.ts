@@ -174,11 +174,15 @@ describe(
       { timeout: 120_000 },
       async () => {
         await eraseStroke(page);
+        // Settled: fewer voxels than the model's, and the panel agrees with the viewer (under load
+        // the stroke's last moves may land after the panel's first update).
         edited = await waitFor(
           'the counts to follow the edit',
           async () => {
             const now = await panelSegments(page);
-            return total(now) < total(model) ? now : undefined;
+            if (total(now) >= total(model)) return undefined;
+            const cs = await viewerCounts(page);
+            return now.every((g) => (cs[g.value] ?? 0) === g.voxels) ? now : undefined;
           },
           30_000,
         );
