@@ -89,12 +89,13 @@ export async function refineDisplacement(
   const smooth = smoothnessLoss(g, disp);
   let loss = g.add(sim, g.mul(smooth, o.smoothness));
   const metrics: Record<string, typeof loss> = { similarity: sim, smoothness: smooth };
-  const shape = towards ? [1, towards.classes, ...grid] : [];
-  if (towards && towards.weight > 0) {
+  const seg = towards && towards.weight > 0 ? towards : undefined;
+  const shape = seg ? [1, seg.classes, ...grid] : [];
+  if (seg) {
     const labels = g.warp3d(g.input('atlasOnehot', shape), disp);
-    const seg = probabilityDiceLoss(g, labels, g.input('segmentation', shape)).loss;
-    metrics['segmentation'] = seg;
-    loss = g.add(loss, g.mul(seg, towards.weight));
+    const agree = probabilityDiceLoss(g, labels, g.input('segmentation', shape)).loss;
+    metrics['segmentation'] = agree;
+    loss = g.add(loss, g.mul(agree, seg.weight));
   }
   // The refined field is what the caller needs; one extra forward graph would recompute it, so
   // the residual is read back and added here instead.
@@ -120,10 +121,10 @@ export async function refineDisplacement(
       moving: { data: atlasImage, dims },
       fixed: { data: target, dims },
       base: { data: initial, dims: [1, 3, ...grid] },
-      ...(towards && towards.weight > 0
+      ...(seg
         ? {
-            atlasOnehot: { data: towards.atlasOnehot, dims: shape },
-            segmentation: { data: towards.probabilities, dims: shape },
+            atlasOnehot: { data: seg.atlasOnehot, dims: shape },
+            segmentation: { data: seg.probabilities, dims: shape },
           }
         : {}),
     };

@@ -1,7 +1,7 @@
 /** Stage 2 of the distillation: E_g and its head on the task volumes (pseudo labels; the atlas: true labels), with an L1 feature-matching term to the frozen stage-1 E_g when stage 1 ran. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { crossFitFoldCount, stageLr } from '../plan.js';
+import { crossFitFoldCount, relabelSteps, stageLr } from '../plan.js';
 import { branchSegmentationTask, EG_REFERENCE, taskDistillationTask } from '../tasks.js';
 import type { Run, StageOutcome } from './run.js';
 import { type Params, loadParams, saveParams } from './run.js';
@@ -98,6 +98,14 @@ export function crossFitFolds(run: Run): number[][] {
   return Array.from({ length: k }, (_, f) =>
     run.input.unlabeled.map((_, i) => i).filter((i) => i % k === f),
   );
+}
+
+/**
+ * Steps per student of the joint stage's relabelling round in this run (`crossFit.relabelSteps`;
+ * 0 when the run has no cross-fitting folds).
+ */
+export function relabelRoundSteps(run: Run): number {
+  return crossFitFolds(run).length > 0 ? relabelSteps(run.plan) : 0;
 }
 
 /** Parameters of cross-fitting student `f` (E_g and its head), kept for the joint stage. */

@@ -3,14 +3,19 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RegistrationArgs } from '../../engine/nn/registration.js';
-import { relabelSteps, stageLr } from '../plan.js';
+import { stageLr } from '../plan.js';
 import { argmaxClasses } from '../pseudoLabels.js';
 import { runRegistrationStage } from '../registration.js';
 import type { Run, StageOutcome } from './run.js';
 import { atomicWrite, loadParams, saveParams } from './run.js';
 import { predictions, pseudoFile, switchPseudoLabels } from './pseudoLabelFiles.js';
 import { saveField, saveRegistration, warpAtlasAll } from './registrationFiles.js';
-import { crossFitFolds, crossFitParamsFile, studentTask } from './distill-task.js';
+import {
+  crossFitFolds,
+  crossFitParamsFile,
+  relabelRoundSteps,
+  studentTask,
+} from './distill-task.js';
 import { segBatch } from './sampling.js';
 
 /**
@@ -55,7 +60,7 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
   const initial = await loadParams(snap);
   const general = await generalPredictions(run);
   const folds = crossFitFolds(run);
-  const relabel = folds.length > 0 ? relabelSteps(p) : 0;
+  const relabel = relabelRoundSteps(run);
   const total = sched.steps + relabel * folds.length;
   const profiler = run.profiler('joint');
   const reg = await runRegistrationStage({
@@ -85,7 +90,8 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
   });
   await run.reportProfile(profiler);
   const f = p.jointFusion;
-  const towards = p.registrationRefine ? (p.loss.refineSegmentation ?? 0) : 0;
+  // parsePlan refuses the weight without registrationRefine
+  const towards = p.loss.refineSegmentation ?? 0;
   if (towards > 0) {
     run.say(
       `[joint] per-volume refinement towards E_g's prediction too (soft-Dice weight ${towards})`,

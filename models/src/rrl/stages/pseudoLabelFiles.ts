@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { buildForwardGraph } from '../../engine/autodiff/training.js';
 import { rrlInferenceNet } from '../networks.js';
-import { relabelSteps } from '../plan.js';
-import { crossFitFolds } from './distill-task.js';
+import { relabelRoundSteps } from './distill-task.js';
 import { safeId } from './files.js';
 import type { Params, StageName } from './types.js';
 import type { Run } from './run.js';
@@ -43,7 +42,7 @@ export async function loadPseudoLabels(run: Run): Promise<void> {
   const round: PseudoRound = done('self-training')
     ? 2
     : done('joint')
-      ? relabelSteps(run.plan) > 0 && crossFitFolds(run).length > 0
+      ? relabelRoundSteps(run) > 0
         ? 'relabel'
         : 1
       : 0;

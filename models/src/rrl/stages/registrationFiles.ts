@@ -35,7 +35,7 @@ function warpAtlasInput(
     atlasLabels: pre.get(k).labels,
     target: run.input.unlabeled[k]!.image,
     ...(p.registrationRefine ? { refine: p.registrationRefine } : {}),
-    ...(p.registrationRefine && towards ? { refineTowards: towards } : {}),
+    ...(towards ? { refineTowards: towards } : {}),
   };
 }
 
