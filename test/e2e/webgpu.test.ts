@@ -111,7 +111,7 @@ describe('onnxruntime-web: WebGPU (software adapter) against wasm', { skip }, ()
     } as unknown as RrlModelInfo;
     const trained = await runPipeline({
       plan,
-      outDir: path.join(tmp, `work-${planFile}`),
+      outDir: path.join(tmp, `work-${id}`),
       atlas: { image: fixture.atlasInput, labels: fixture.atlasLabels },
       unlabeled: [
         { id: 'shift-a', image: shifted(1, 0) },
@@ -183,6 +183,30 @@ describe('onnxruntime-web: WebGPU (software adapter) against wasm', { skip }, ()
       );
       assertSameOnWebGpu(r);
       assert.ok(r.foregroundLabels >= 1, 'the trained model segments something');
+    },
+  );
+
+  test(
+    'a registration fallback model (the atlas warped by the registration network) runs on WebGPU with the labels of wasm',
+    { timeout: 600_000 },
+    async (t) => {
+      // A bar no network reaches: the export publishes the registration path (registration
+      // network, atlas image and one-hot labels in the graph, warp with int32 gather indices).
+      const { r, seconds } = await trainAndCompare(
+        'tiny.json',
+        {
+          grid: [24, 32, 24],
+          classes: DEMO_LABELS.length + 1,
+          registrationPrealign: undefined,
+          registrationFallback: { minDice: 1 },
+        },
+        'rrl-webgpu-fallback@0.0.1',
+      );
+      t.diagnostic(
+        `registration fallback (${seconds.toFixed(0)} s of training) webgpu vs wasm: max |Δprobability| ${r.maxProbDiff.toExponential(2)}, label agreement ${(100 * r.labelAgreement).toFixed(3)} %, ${r.foregroundLabels} structures, providers ${JSON.stringify(r.providers)}`,
+      );
+      assertSameOnWebGpu(r);
+      assert.ok(r.foregroundLabels >= 1, 'the warped atlas labels segment something');
     },
   );
 

@@ -14,7 +14,9 @@ import { readImageVolume, readLabelVolume } from '../io/index.js';
 import { decodeModel } from '../engine/onnx/model.js';
 import { validateMetadata, type ModelMetadata } from '@rrl/core/format/metadata.js';
 import { rrlInferenceNet, rrlNetArgsFromPlan } from '../rrl/networks.js';
-import { parsePlan, type RrlPlan } from '../rrl/plan.js';
+import { parsePlan, registrationArgsFromPlan, type RrlPlan } from '../rrl/plan.js';
+import { Graph } from '../engine/graph/graph.js';
+import { registrationNet } from '../engine/nn/registration.js';
 import { loadRegistration } from '../rrl/pipeline.js';
 import { dice, hd95 } from '../rrl/metrics.js';
 import { labelsFromLogits, prepareModelInput } from '@rrl/core/volume/preprocess.js';
@@ -96,10 +98,16 @@ export function countOnnxParameters(bytes: Uint8Array, paramNames?: ReadonlySet<
   return n;
 }
 
-/** Names of the trainable parameters of the plan's inference network. */
+/**
+ * Names of the trainable parameters of the plan's inference network and of its registration
+ * network (what a model published by the registration fallback holds).
+ */
 export function planParamNames(plan: RrlPlan): Set<string> {
   const net = rrlInferenceNet(rrlNetArgsFromPlan(plan), plan.grid);
-  return new Set([...net.graph.params.values()].map((p) => p.name));
+  const g = new Graph();
+  const volume = (name: string) => g.input(name, [1, 1, ...plan.grid]);
+  registrationNet(g, volume('moving'), volume('fixed'), registrationArgsFromPlan(plan));
+  return new Set([...net.graph.params.values(), ...g.params.values()].map((p) => p.name));
 }
 
 /** One-hot [C, D, H, W] of class labels (for mapping labels back through labelsFromLogits). */

@@ -6,6 +6,9 @@
 import { createHash } from 'node:crypto';
 import { buildForwardGraph } from '../engine/autodiff/training.js';
 import { checkWebGpuOps } from '../engine/export/webgpuOps.js';
+import { Graph, type Value } from '../engine/graph/graph.js';
+import { registrationNet, type RegistrationArgs } from '../engine/nn/registration.js';
+import { oneHot } from './pseudoLabels.js';
 import { FORMAT_VERSION, validateMetadata, type ModelMetadata } from '@rrl/core/format/metadata.js';
 import { rrlInferenceNet, type RrlNetArgs } from './networks.js';
 import type { ResampleMode } from './plan.js';
@@ -44,10 +47,95 @@ export function exportRrlModel(o: RrlExportOptions): { onnx: Uint8Array; metadat
   }
   const net = rrlInferenceNet(o.args, o.grid, { centreInstanceNorm: true });
   const logits = o.head === 'medical' ? net.medicalLogits : net.logits;
+  return publish(net.graph, logits, o.params, o);
+}
+
+/** What `exportRegistrationModel` needs besides the metadata of `RrlExportOptions`. */
+export interface RegistrationExportOptions extends Omit<
+  RrlExportOptions,
+  'args' | 'params' | 'head'
+> {
+  /** The registration network's args and trained parameters (`registration/`). */
+  registration: { args: RegistrationArgs; params: ReadonlyMap<string, Float32Array> };
+  /** Output classes (labels + background). */
+  classes: number;
+  /** The atlas image and labels on the grid ([D, H, W], normalised as the model's input). */
+  atlasImage: Float32Array;
+  atlasLabels: ArrayLike<number>;
+}
+
+/**
+ * The registration path as a published model (issue 19's fallback when the network fails the
+ * label-free check at export): input `image` [1, 1, D, H, W] → the registration network's atlas →
+ * image displacement → the atlas's one-hot labels warped by it, published as `logits`
+ * [1, classes, D, H, W] (probabilities; the viewer takes the argmax). The atlas is baked into the
+ * graph. Without the per-volume refinement (`registrationRefine`) or a pre-alignment: a plan with
+ * a pre-alignment is refused (the graph has none).
+ */
+export function exportRegistrationModel(o: RegistrationExportOptions): {
+  onnx: Uint8Array;
+  metadata: ModelMetadata;
+} {
+  if (o.info.labels.length !== o.classes - 1) {
+    throw new Error(
+      `exportRegistrationModel: ${o.classes} classes (background + ${o.classes - 1} labels) but ${o.info.labels.length} labels were given; give one label per foreground class.`,
+    );
+  }
+  const grid = [...o.grid] as [number, number, number];
+  const m = grid[0] * grid[1] * grid[2];
+  if (o.atlasImage.length !== m || o.atlasLabels.length !== m) {
+    throw new Error(
+      `exportRegistrationModel: the atlas must be on the grid [${grid.join(', ')}] (${m} voxels), found ${o.atlasImage.length} image and ${o.atlasLabels.length} label voxels.`,
+    );
+  }
+  const { graph, output } = registrationFallbackGraph(
+    o.registration.args,
+    grid,
+    o.classes,
+    o.atlasImage,
+    o.atlasLabels,
+  );
+  return publish(graph, output, o.registration.params, { ...o, file: o.file ?? 'model.onnx' });
+}
+
+/**
+ * The fallback's graph: input `image` [1, 1, D, H, W]; output the atlas's one-hot labels warped by
+ * the registration network's atlas → image displacement, [1, classes, D, H, W].
+ */
+export function registrationFallbackGraph(
+  args: RegistrationArgs,
+  grid: readonly [number, number, number],
+  classes: number,
+  atlasImage: Float32Array,
+  atlasLabels: ArrayLike<number>,
+): { graph: Graph; output: Value } {
+  const g = new Graph();
+  g.centreInstanceNorm = true;
+  const image = g.input('image', [1, 1, ...grid]);
+  const atlas = g.constant(atlasImage, [1, 1, ...grid], 'float32', 'atlas_image');
+  const { displacement } = registrationNet(g, atlas, image, { ...args, channels: 1 });
+  const onehot = g.constant(
+    oneHot(atlasLabels, classes),
+    [1, classes, ...grid],
+    'float32',
+    'atlas_labels',
+  );
+  // int32 gather indices: WebGPU has no Cast to int64
+  return { graph: g, output: g.warp3d(onehot, displacement, 'int32') };
+}
+
+/** The published ONNX of `output` (named `logits`) and its validated metadata. */
+function publish(
+  graph: Graph,
+  output: Value,
+  params: ReadonlyMap<string, Float32Array>,
+  o: Omit<RrlExportOptions, 'args' | 'params' | 'head'>,
+): { onnx: Uint8Array; metadata: ModelMetadata } {
   // The viewer runs it on WebGPU: every node must be an operation proven to run there.
-  checkWebGpuOps(net.graph, [logits]);
-  const { model } = buildForwardGraph({ graph: net.graph, outputs: { logits }, params: o.params });
+  checkWebGpuOps(graph, [output]);
+  const { model } = buildForwardGraph({ graph, outputs: { logits: output }, params });
   const [D, H, W] = o.grid;
+  const inChannels = graph.values.get('image')?.shape[1] ?? 1;
   const notes = [o.info.provenance.notes, ...(o.notices ?? [])].filter(
     (s): s is string => typeof s === 'string' && s !== '',
   );
@@ -59,8 +147,8 @@ export function exportRrlModel(o: RrlExportOptions): { onnx: Uint8Array; metadat
       file: o.file ?? 'model.onnx',
       sha256: createHash('sha256').update(model).digest('hex'),
       opset: 18,
-      input: { name: 'image', shape: [1, o.args.inChannels, D, H, W] },
-      output: { name: 'logits', shape: [1, o.args.classes, D, H, W] },
+      input: { name: 'image', shape: [1, inChannels, D, H, W] },
+      output: { name: 'logits', shape: [1, output.shape[1]!, D, H, W] },
     },
     grid: {
       size: [W, H, D],

@@ -1,4 +1,5 @@
 import type { GridResample, GridSpec, IntensitySpec } from '@rrl/core/format/metadata.js';
+import type { RegistrationArgs } from '../engine/nn/registration.js';
 
 /**
  * The RRL-MedSAM training plan: one JSON file with the grid, the network widths, the loss weights,
@@ -206,6 +207,13 @@ export interface RrlPlan {
     relabelSteps?: number;
   };
   /**
+   * Label-free check at export (absent = the check is reported on the model card but never
+   * changes what is published): when the network's mean Dice against the atlas labels, or
+   * against the registration's labels of the unlabelled volumes, is below `minDice`, the
+   * published model is the registration path instead (`exportRegistrationModel`).
+   */
+  registrationFallback?: { minDice: number };
+  /**
    * Self-training round after the decoder (absent = skipped): the unlabelled volumes are
    * relabelled with argmax((1 − fusion)·registration + fusion·model), the model's softmax being
    * the mean of the medical branch's and the full pipeline's; then both branches are fine-tuned
@@ -229,6 +237,16 @@ export interface RrlPlan {
 /** Students distill-task trains: plan.crossFit's folds when the joint stage runs, else 1. */
 export function crossFitFoldCount(plan: RrlPlan): number {
   return plan.crossFit && plan.schedule.joint.steps > 0 ? plan.crossFit.folds : 1;
+}
+
+/** The registration network's args for a plan. */
+export function registrationArgsFromPlan(p: RrlPlan): RegistrationArgs {
+  return {
+    base: p.registrationBase,
+    smoothness: p.loss.smoothness,
+    similarity: 'lncc',
+    channels: 1,
+  };
 }
 
 /** Steps of the joint stage's relabelling round per student (0 without cross-fitting). */
@@ -418,6 +436,7 @@ export function parsePlan(input: unknown): RrlPlan {
     'registrationRefine',
     'jointFusion',
     'crossFit',
+    'registrationFallback',
     'selfTraining',
     'loss',
     'schedule',
@@ -637,6 +656,17 @@ export function parsePlan(input: unknown): RrlPlan {
     // relabelSteps only when given, so that the plan.json of earlier runs stays the same
     const given = isObj(input.crossFit) && input.crossFit.relabelSteps !== undefined;
     plan.crossFit = given ? crossFit : { folds: crossFit.folds };
+  }
+  const fallback = numberGroup('registrationFallback', input.registrationFallback, {
+    minDice: [0.5, { min: 0, max: 1 }],
+  });
+  if (fallback) {
+    if (plan.registrationPrealign) {
+      throw new PlanError(
+        'plan.registrationFallback cannot be used with registrationPrealign: the published registration path has no pre-alignment. Remove one of them.',
+      );
+    }
+    plan.registrationFallback = fallback;
   }
   if (typeof input.description === 'string') plan.description = input.description;
   return plan;

@@ -14,15 +14,15 @@ import {
   WEBGPU_OPS,
   WebGpuOpError,
 } from '@rrl/models/engine/export/webgpuOps.js';
-import { exportRrlModel } from '@rrl/models/rrl/export.js';
+import { exportRrlModel, registrationFallbackGraph } from '@rrl/models/rrl/export.js';
 import { rrlInferenceNet, rrlNetArgsFromPlan } from '@rrl/models/rrl/networks.js';
-import { parsePlan } from '@rrl/models/rrl/plan.js';
+import { parsePlan, registrationArgsFromPlan } from '@rrl/models/rrl/plan.js';
 import { webgpuOpProbe } from '../../fixtures/webgpu-op-probes.js';
 
 const plansDir = new URL('../../../models/plans/', import.meta.url);
 const listed = new Set(WEBGPU_OPS.map((o) => `${o.op}@${o.rank}`));
 
-test('every shipped plan exports a graph of listed WebGPU operations only (both heads)', () => {
+test('every shipped plan exports a graph of listed WebGPU operations only (both heads and the registration fallback)', () => {
   const plans = readdirSync(plansDir).filter((f) => f.endsWith('.json'));
   assert.ok(plans.length >= 5, plans.join(', '));
   const used = new Set<string>();
@@ -33,6 +33,16 @@ test('every shipped plan exports a graph of listed WebGPU operations only (both 
       assert.doesNotThrow(() => checkWebGpuOps(net.graph, [out]), f);
       for (const s of opSignatures(net.graph, [out])) used.add(`${s.op}@${s.rank}`);
     }
+    const m = plan.grid[0] * plan.grid[1] * plan.grid[2];
+    const fallback = registrationFallbackGraph(
+      registrationArgsFromPlan(plan),
+      plan.grid,
+      plan.classes,
+      new Float32Array(m),
+      new Uint8Array(m),
+    );
+    assert.doesNotThrow(() => checkWebGpuOps(fallback.graph, [fallback.output]), f);
+    for (const s of opSignatures(fallback.graph, [fallback.output])) used.add(`${s.op}@${s.rank}`);
   }
   // the list holds what the networks use (no stale entries without a reason to keep them)
   assert.deepEqual([...listed].sort(), [...used].sort());
@@ -92,4 +102,16 @@ test('an unlisted operation or rank fails the export and is named', () => {
     },
   });
   assert.ok(out.onnx.length > 1000);
+});
+
+test('a warp with int64 gather indices fails the check (WebGPU has no Cast to int64); int32 passes', () => {
+  const build = (index: 'int64' | 'int32') => {
+    const g = new Graph();
+    const x = g.input('image', [1, 1, 4, 4, 4]);
+    return { g, y: g.warp3d(x, g.concat([x, x, x], 1), index) };
+  };
+  const wide = build('int64');
+  assert.throws(() => checkWebGpuOps(wide.g, [wide.y]), /Cast to int64 on rank-3 tensors/);
+  const narrow = build('int32');
+  assert.doesNotThrow(() => checkWebGpuOps(narrow.g, [narrow.y]));
 });

@@ -210,7 +210,8 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
       stageSteps,
     );
     // The teacher is named (and its accuracy effect said to be unmeasured); otherwise only the
-    // export's decoder check may add a notice (this tiny run's decoder is under-trained).
+    // export's decoder check may add a notice (this tiny run's decoder is under-trained), besides
+    // the label-free check's scores, which every export reports.
     assert.ok(
       result.notices.some((n) =>
         /^Stage 1 distilled from ONNX image encoder standin-teacher\.onnx \(sha256 [0-9a-f]{12}…, 1024 px\)/.test(
@@ -221,7 +222,9 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
     assert.deepEqual(
       result.notices.filter(
         (n) =>
-          !n.startsWith('the auto-prompting decoder') && !n.startsWith('Stage 1 distilled from'),
+          !n.startsWith('the auto-prompting decoder') &&
+          !n.startsWith('Stage 1 distilled from') &&
+          !n.startsWith('label-free check: '),
       ),
       [],
     );
@@ -349,6 +352,11 @@ test('pipeline without a teacher: stage 1 skipped, the notice reaches metadata.j
     let maxDiff = 0;
     for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
     assert.ok(maxDiff < 1e-4, `published vs medical branch: max |Δ| ${maxDiff}`);
+    // the label-free check is on the model card even when the plan sets no bar
+    assert.match(
+      result.notices[2] ?? '',
+      /^label-free check: .* \(the plan sets no bar: the network is published\)$/,
+    );
     assert.deepEqual(result.stages[1], {
       stage: 'distill-sam',
       steps: 0,
@@ -379,6 +387,67 @@ test('pipeline without a teacher: stage 1 skipped, the notice reaches metadata.j
     const saved = readFileSync(join(dir, 'pseudo-labels', 'case_0.u8'));
     assert.deepEqual(new Uint8Array(saved), p.labels);
     assert.ok(!readFileSync(join(dir, 'training-log.jsonl'), 'utf8').includes('featureL1'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("registration fallback: a network below the plan's label-free bar is replaced by the registration path, and the model card says why", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rrl-pipeline-fallback-'));
+  try {
+    const plan = parsePlan({
+      ...tinyPlan,
+      schedule: {
+        registration: { steps: 4, lr: 0.003 },
+        distillTask: { steps: 2, lr: 0.01 },
+        mutual: { steps: 2, lr: 0.01, emaAlpha: 0.99 },
+        decoder: { steps: 2, lr: 0.01 },
+        joint: { steps: 0, lr: 0.01 },
+      },
+      registrationPrealign: undefined,
+      selfTraining: undefined,
+      // a bar no network reaches: the check must publish the registration
+      registrationFallback: { minDice: 1 },
+    });
+    const result = await runPipeline(input(plan, dir));
+    const notice = result.notices.find((n) => n.startsWith('label-free check:')) ?? '';
+    assert.match(
+      notice,
+      /^label-free check: the network's mean Dice is (\d\.\d{3}) against the atlas labels and (\d\.\d{3}) against the registration's labels of the 3 unlabelled volumes, below the plan's bar of 1: .*the published model is the registration/,
+    );
+    const meta = validateMetadata(JSON.parse(readFileSync(result.metadataPath, 'utf8')));
+    assert.ok(meta.provenance.notes?.includes(notice), meta.provenance.notes);
+    assert.deepEqual(meta.onnx.output.shape, [1, 3, N, N, N]);
+    // the published model is the registration path: its output on a study equals the saved
+    // registration's warped atlas labels (no pre-alignment or refinement in this plan)
+    const reg = await loadRegistration(dir);
+    try {
+      for (const u of unlabeled.slice(0, 2)) {
+        const want = (await reg.register(atlas.image, atlas.labels, u.image)).probabilities;
+        const got = (await runModel(result.modelPath, u.image)).logits!.data as Float32Array;
+        assert.equal(got.length, want.length);
+        let maxDiff = 0;
+        for (let i = 0; i < got.length; i++)
+          maxDiff = Math.max(maxDiff, Math.abs(got[i]! - want[i]!));
+        assert.ok(maxDiff < 1e-4, `${u.id}: published vs registration, max |Δ| ${maxDiff}`);
+      }
+    } finally {
+      await reg.release();
+    }
+    // the bar needs the plan without pre-alignment (the published graph has none), within 0..1
+    assert.throws(
+      () => parsePlan({ ...tinyPlan, registrationFallback: { minDice: 0.5 } }),
+      /registrationFallback cannot be used with registrationPrealign/,
+    );
+    assert.throws(
+      () =>
+        parsePlan({
+          ...tinyPlan,
+          registrationPrealign: undefined,
+          registrationFallback: { minDice: 2 },
+        }),
+      /registrationFallback\.minDice/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

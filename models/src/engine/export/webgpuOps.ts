@@ -33,7 +33,20 @@ export const WEBGPU_OPS: readonly WebGpuOp[] = [
   { op: 'Exp', rank: 5, use: 'softmax' },
   { op: 'ReduceMax', rank: 5, use: 'softmax (channel max, axes as input)' },
   { op: 'ReduceSum', rank: 5, use: 'softmax (channel sum, axes as input)' },
-  { op: 'Identity', rank: 5, use: 'stop-gradient marks (the softmax max)' },
+  { op: 'Identity', rank: 5, use: 'stop-gradient marks (the softmax max, the warp indices)' },
+  // warp3d: the registration fallback's atlas labels warped by the predicted displacement
+  { op: 'Slice', rank: 5, use: 'warp3d: one displacement component' },
+  { op: 'Clip', rank: 5, use: 'warp3d: sampling positions clamped to the volume' },
+  { op: 'Floor', rank: 5, use: 'warp3d: the lower corner of each sampling position' },
+  { op: 'Mul', rank: 5, use: 'warp3d: linear indices and trilinear weights' },
+  { op: 'Reshape', rank: 5, use: 'warp3d: volumes flattened for the gather and back' },
+  { op: 'Expand', rank: 3, use: 'warp3d: one index per channel' },
+  {
+    op: 'Cast',
+    rank: 3,
+    use: 'warp3d: float indices to int32 (a Cast to int64 has no WebGPU kernel)',
+  },
+  { op: 'GatherElements', rank: 3, use: 'warp3d: the eight corner samples' },
 ];
 
 export interface OpSignature {
@@ -53,8 +66,14 @@ export function opSignatures(g: Graph, outputs: readonly Value[]): OpSignature[]
       .filter((v) => v !== '' && g.values.has(v))
       .map((v) => g.values.get(v)!.shape.length);
     const rank = Math.max(0, ...ranks);
-    const key = `${n.op}@${rank}`;
-    if (!seen.has(key)) seen.set(key, { op: n.op, rank, node: n.name });
+    // WebGPU has no 64-bit integers: a Cast to int64 sends the model to wasm (measured), so it is
+    // its own signature, never listed.
+    const op =
+      n.op === 'Cast' && g.values.get(n.outputs[0] ?? '')?.dtype === 'int64'
+        ? 'Cast to int64'
+        : n.op;
+    const key = `${op}@${rank}`;
+    if (!seen.has(key)) seen.set(key, { op, rank, node: n.name });
   }
   return [...seen.values()];
 }

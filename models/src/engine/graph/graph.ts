@@ -785,9 +785,11 @@ export class Graph {
   /**
    * Differentiable 3-D warp: samples `vol` [N,C,D,H,W] at (grid + disp), disp [N,3,D,H,W] in voxels
    * (channel 0 along D, 1 along H, 2 along W), with trilinear interpolation and border clamping.
-   * Built from Floor, Clip, Cast, GatherElements and arithmetic (no GridSample).
+   * Built from Floor, Clip, Cast, GatherElements and arithmetic (no GridSample). `index` is the
+   * gather's index type: int64 (training graphs) or int32 (inference graphs for onnxruntime-web's
+   * WebGPU provider, which has no Cast to int64).
    */
-  warp3d(vol: Value, disp: Value): Value {
+  warp3d(vol: Value, disp: Value, index: 'int64' | 'int32' = 'int64'): Value {
     const [n, c, d, h, w] = vol.shape as [number, number, number, number, number];
     if (
       disp.shape.length !== 5 ||
@@ -837,7 +839,7 @@ export class Graph {
       // reshape/expand in float, cast last: the WebGPU provider keeps int64 Reshapes on the CPU
       const linFlat = this.cast(
         this.expand(this.reshape(this.stopGradient(linF), [n, 1, m]), [n, c, m]),
-        'int64',
+        index,
       );
       const sampled = this.reshape(this.gatherElements(flat, linFlat, 2), [n, c, d, h, w]);
       let wgt: Value | undefined;

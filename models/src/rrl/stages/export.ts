@@ -4,14 +4,37 @@
  * decoder made the segmentation of the atlas — the one volume with true labels — clearly worse
  * than the medical branch alone (an under-trained decoder): then the model publishes the branch,
  * with a notice that says so and gives both scores.
+ *
+ * A label-free check follows (issue 19), its scores always on the model card: the published
+ * head's mean Dice against the atlas labels and against the registration's labels of the
+ * unlabelled volumes. With `plan.registrationFallback` and either score below its `minDice`, the
+ * network did not learn the task, and the published model is the registration path instead
+ * (`exportRegistrationModel`: the atlas labels warped by the registration network).
  */
 import * as ort from 'onnxruntime-node';
-import { exportRrlEvalModel, exportRrlModel } from '../export.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RegistrationArgs } from '../../engine/nn/registration.js';
+import { exportRegistrationModel, exportRrlEvalModel, exportRrlModel } from '../export.js';
 import { dice } from '../metrics.js';
 import { argmaxClasses } from '../pseudoLabels.js';
 import { rrlInferenceNet } from '../networks.js';
 import type { Run, StageOutcome } from './run.js';
-import { type Params, atomicWrite } from './run.js';
+import { type Params, atomicWrite, loadParams } from './run.js';
+import { pseudoFile } from './pseudoLabelFiles.js';
+
+/** The registration network as the joint stage left it (`registration/`). */
+async function loadRegistrationNet(
+  run: Run,
+): Promise<{ args: RegistrationArgs; params: ReadonlyMap<string, Float32Array> }> {
+  const meta = JSON.parse(
+    await readFile(join(run.paths.registration, 'registration.json'), 'utf8'),
+  ) as { args: RegistrationArgs };
+  return {
+    args: meta.args,
+    params: await loadParams(join(run.paths.registration, 'params.ckpt')),
+  };
+}
 
 /** The decoder may score this much below the branch on the atlas before the branch is published. */
 export const DECODER_TOLERANCE = 0.02;
@@ -23,32 +46,54 @@ function meanDice(pred: Uint8Array, truth: Uint8Array, classes: number): number 
   return sum / Math.max(1, classes - 1);
 }
 
-/** The atlas segmented by the full pipeline and by the medical branch, scored against its labels. */
-async function atlasScores(
+type Head = 'full' | 'medical';
+const OUTPUT: Record<Head, string> = { full: 'logits', medical: 'medicalLogits' };
+
+/**
+ * Both heads' segmentations scored without a test label: against the atlas labels (the one
+ * volume with true labels; the network trained on it) and against the registration's labels of
+ * every unlabelled volume (round 0, before any network touched them; mean over the volumes).
+ */
+async function labelFreeScores(
   run: Run,
   evalModel: Uint8Array,
-): Promise<{ full: number; medical: number }> {
+): Promise<Record<Head, { atlas: number; registration: number }>> {
   const session = await ort.InferenceSession.create(evalModel, {
     executionProviders: ['cpu'],
     logSeverityLevel: 3,
   });
+  const classes = run.plan.classes;
+  const segment = async (image: Float32Array): Promise<Record<Head, Uint8Array>> => {
+    const feed = new ort.Tensor('float32', image, [1, run.args.inChannels, ...run.grid]);
+    const out = await session.run({ image: feed }, [OUTPUT.full, OUTPUT.medical]);
+    const labels = (h: Head) => argmaxClasses(out[OUTPUT[h]]!.data as Float32Array, classes);
+    return { full: labels('full'), medical: labels('medical') };
+  };
   try {
-    const image = new ort.Tensor('float32', run.input.atlas.image, [
-      1,
-      run.args.inChannels,
-      ...run.grid,
-    ]);
-    const out = await session.run({ image }, ['logits', 'medicalLogits']);
-    const classes = run.plan.classes;
+    const atlas = await segment(run.input.atlas.image);
+    const reg = { full: 0, medical: 0 };
+    const n = run.input.unlabeled.length;
+    for (const u of run.input.unlabeled) {
+      run.checkAbort('export');
+      const truth = new Uint8Array(await readFile(pseudoFile(run, u.id, 0)));
+      const seg = await segment(u.image);
+      for (const h of ['full', 'medical'] as const) {
+        reg[h] += meanDice(seg[h], truth, classes) / n;
+      }
+    }
     const truth = run.input.atlas.labels;
-    const labels = (name: string) => argmaxClasses(out[name]!.data as Float32Array, classes);
     return {
-      full: meanDice(labels('logits'), truth, classes),
-      medical: meanDice(labels('medicalLogits'), truth, classes),
+      full: { atlas: meanDice(atlas.full, truth, classes), registration: reg.full },
+      medical: { atlas: meanDice(atlas.medical, truth, classes), registration: reg.medical },
     };
   } finally {
     await session.release();
   }
+}
+
+function addNotice(run: Run, notice: string): void {
+  if (!run.state.notices.includes(notice)) run.state.notices.push(notice);
+  run.say(`[export] ${notice}`);
 }
 
 export async function exportStage(run: Run): Promise<StageOutcome> {
@@ -59,32 +104,56 @@ export async function exportStage(run: Run): Promise<StageOutcome> {
   for (const [k, v] of init) params.set(k, run.params.get(k) ?? v);
   const evalModel = exportRrlEvalModel({ args: run.args, grid: run.grid, params });
   const decoderTrained = !!run.done('decoder') && !run.done('decoder')!.skipped;
-  let head: 'full' | 'medical' = 'full';
+  const scores = await labelFreeScores(run, evalModel);
+  let head: Head = 'full';
   if (decoderTrained) {
-    const s = await atlasScores(run, evalModel);
+    const s = { full: scores.full.atlas, medical: scores.medical.atlas };
     run.say(
       `[export] atlas mean Dice: full pipeline ${s.full.toFixed(3)}, medical branch ${s.medical.toFixed(3)}`,
     );
     if (s.full < s.medical - DECODER_TOLERANCE) {
       head = 'medical';
-      const notice =
+      addNotice(
+        run,
         `the auto-prompting decoder lowered the atlas's mean Dice from ${s.medical.toFixed(3)} ` +
-        `(medical branch) to ${s.full.toFixed(3)}: the published model is the medical branch ` +
-        'without the decoder (train the decoder longer to use it)';
-      if (!run.state.notices.includes(notice)) run.state.notices.push(notice);
-      run.say(`[export] ${notice}`);
+          `(medical branch) to ${s.full.toFixed(3)}: the published model is the medical branch ` +
+          'without the decoder (train the decoder longer to use it)',
+      );
     }
   }
-  const { onnx, metadata } = exportRrlModel({
-    head,
-    args: run.args,
+  const check = scores[head];
+  const bar = p.registrationFallback?.minDice;
+  const fallback = bar !== undefined && Math.min(check.atlas, check.registration) < bar;
+  addNotice(
+    run,
+    `label-free check: the network's mean Dice is ${check.atlas.toFixed(3)} against the atlas ` +
+      `labels and ${check.registration.toFixed(3)} against the registration's labels of the ` +
+      `${run.input.unlabeled.length} unlabelled volume${run.input.unlabeled.length === 1 ? '' : 's'}` +
+      (bar === undefined
+        ? ' (the plan sets no bar: the network is published)'
+        : fallback
+          ? `, below the plan's bar of ${bar}: the network did not learn this task, so the ` +
+            'published model is the registration (the atlas labels warped onto the study by the ' +
+            'registration network, without per-volume refinement). Train with more unlabelled ' +
+            'volumes or more steps to publish a network'
+          : `, at least the plan's bar of ${bar}: the network is published`),
+  );
+  const common = {
     grid: run.grid,
-    params,
-    spacing: [...p.preprocess.spacing],
+    spacing: [...p.preprocess.spacing] as [number, number, number],
     info: { ...run.input.info, intensity: { ...p.preprocess.intensity } },
     notices: run.state.notices,
     resample: p.preprocess.resample,
-  });
+  };
+  const { onnx, metadata } = fallback
+    ? exportRegistrationModel({
+        ...common,
+        registration: await loadRegistrationNet(run),
+        classes: p.classes,
+        atlasImage: run.input.atlas.image,
+        atlasLabels: run.input.atlas.labels,
+      })
+    : exportRrlModel({ ...common, head, args: run.args, params });
   run.progress('export', { step: 1, total: 3 });
   await atomicWrite(run.paths.evalModel, evalModel);
   run.progress('export', { step: 2, total: 3 });

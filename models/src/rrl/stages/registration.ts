@@ -6,8 +6,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { RegistrationArgs } from '../../engine/nn/registration.js';
-import { stageLr } from '../plan.js';
+import { registrationArgsFromPlan, stageLr } from '../plan.js';
 import { runRegistrationStage } from '../registration.js';
 import type { Run, StageOutcome } from './run.js';
 import { atomicWrite, safeId } from './run.js';
@@ -17,12 +16,7 @@ import { saveField, saveRegistration, warpAtlasAll } from './registrationFiles.j
 export async function registrationStage(run: Run): Promise<StageOutcome> {
   const p = run.plan;
   const sched = p.schedule.registration;
-  const args: RegistrationArgs = {
-    base: p.registrationBase,
-    smoothness: p.loss.smoothness,
-    similarity: 'lncc',
-    channels: 1,
-  };
+  const args = registrationArgsFromPlan(p);
   const targets = run.input.unlabeled.map((u) => u.image);
   const profiler = run.profiler('registration');
   const reg = await runRegistrationStage({
