@@ -257,6 +257,19 @@ describe('end to end: the panel trains a model and segments with it', { skip }, 
       await page.locator('[data-testid="oneshot-model-card-stages"]').innerText(),
       /registration: 10 steps/,
     );
+    // The export's label-free check is on the card, once.
+    const notices = await page
+      .locator('[data-testid="oneshot-model-card-notices"] li')
+      .allInnerTexts();
+    assert.equal(
+      notices.filter((n) =>
+        /^label-free check: the network's mean Dice is \d\.\d{3} against the atlas labels and \d\.\d{3} against the registration's labels of the 2 unlabelled volumes/.test(
+          n,
+        ),
+      ).length,
+      1,
+      notices.join(' | '),
+    );
     // The Segment section uses the new model.
     assert.equal(await page.locator('[data-testid="oneshot-model"]').inputValue(), modelId);
     await browser.screenshot(page, 'workflow-04-published', '[data-testid="oneshot-panel"]');

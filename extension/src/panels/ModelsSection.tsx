@@ -37,12 +37,15 @@ export function cardInfo(card: ModelDetails | undefined): {
       )
     : [];
   const provenance = (card?.metadata.provenance ?? {}) as { notes?: unknown };
-  const notices = [
-    ...(typeof provenance.notes === 'string' && provenance.notes ? [provenance.notes] : []),
-    ...(Array.isArray(state.notices)
-      ? state.notices.filter((n): n is string => typeof n === 'string')
-      : []),
-  ];
+  const stateNotices = Array.isArray(state.notices)
+    ? state.notices.filter((n): n is string => typeof n === 'string')
+    : [];
+  // metadata's notes are the training's notices joined (after any notes of its own): show each
+  // notice once, and of the notes only what no notice says
+  let notes = typeof provenance.notes === 'string' ? provenance.notes : '';
+  for (const n of stateNotices) notes = notes.split(n).join(' ');
+  notes = notes.replace(/\s+/g, ' ').trim();
+  const notices = [...(notes ? [notes] : []), ...stateNotices];
   return {
     grid: list(plan.grid)?.join('×'),
     channels: list(plan.channels)?.join('-'),

@@ -166,7 +166,13 @@ test('the model card summary reads the plan, the stages and the notices defensiv
   });
   const info = cardInfo({
     id: 'demo@1',
-    metadata: { provenance: { createdAt: 'x', notes: 'trained on 2 series' } },
+    // metadata's notes: the trainer's own note, then the training's notices joined
+    metadata: {
+      provenance: {
+        createdAt: 'x',
+        notes: 'Our note. stage 1 skipped: no teacher trained on 2 series',
+      },
+    },
     card: {
       parameters: { plan: 'demo-tiny', planJson: { grid: [24, 24, 24], channels: [4, 8, 16] } },
       stages: {
@@ -182,7 +188,8 @@ test('the model card summary reads the plan, the stages and the notices defensiv
     grid: '24×24×24',
     channels: '4-8-16',
     stages: ['registration: 10 steps 4.6 s, loss -0.751', 'distill-sam: skipped'],
-    notices: ['trained on 2 series', 'stage 1 skipped: no teacher'],
+    // each notice once; of the notes only what no notice says
+    notices: ['Our note.', 'stage 1 skipped: no teacher', 'trained on 2 series'],
   });
   // Unexpected shapes are ignored, not shown as [object Object].
   const odd = cardInfo({
