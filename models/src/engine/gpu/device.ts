@@ -32,31 +32,44 @@ export interface GpuContext {
   software: boolean;
 }
 
-let opened: Promise<GpuContext> | undefined;
+/** An adapter and what it is, before any device is created on it. */
+interface OpenedAdapter {
+  adapter: GPUAdapter;
+  info: GpuContext['adapter'];
+  software: boolean;
+}
+
+let opened: Promise<OpenedAdapter> | undefined;
+let context: Promise<GpuContext> | undefined;
 
 /**
- * Opens (once per process) Dawn's high-performance adapter with the largest storage buffers it
- * allows. Rejects with GpuUnavailableError when there is none, or when it is a software adapter
- * and `allowSoftware` is not set (see the note at the top).
+ * Opens (once per process) Dawn's high-performance adapter and a device with the largest storage
+ * buffers it allows. Rejects with GpuUnavailableError when there is none, or when it is a software
+ * adapter and `allowSoftware` is not set (see the note at the top); a refused adapter gets no
+ * device, so no software-Vulkan threads are left to trip at process exit.
  */
 export async function openGpu(options: OpenGpuOptions = {}): Promise<GpuContext> {
   opened ??= openDawn().catch((e: unknown) => {
     opened = undefined;
     throw e;
   });
-  const ctx = await opened;
-  if (ctx.software && !options.allowSoftware) {
+  const a = await opened;
+  if (a.software && !options.allowSoftware) {
     throw new GpuUnavailableError(
-      `the only adapter is a software one (${ctx.adapter.description}), and Dawn for Node aborts ` +
+      `the only adapter is a software one (${a.info.description}), and Dawn for Node aborts ` +
         'on its workgroup barriers',
       'Run the kernels on a machine with a GPU; their correctness is tested in Chromium’s WebGPU ' +
         '(test/e2e/wgsl-conv3d.test.ts).',
     );
   }
-  return ctx;
+  context ??= deviceOn(a).catch((e: unknown) => {
+    context = undefined;
+    throw e;
+  });
+  return context;
 }
 
-async function openDawn(): Promise<GpuContext> {
+async function openDawn(): Promise<OpenedAdapter> {
   let gpu: GPU;
   try {
     const dawn = (await import('webgpu')) as { create(o: string[]): GPU; globals: object };
@@ -70,17 +83,36 @@ async function openDawn(): Promise<GpuContext> {
       `Dawn for Node (npm 'webgpu') did not load (${e instanceof Error ? e.message : String(e)})`,
     );
   }
-  return gpuContext(gpu);
+  return adapterOf(gpu);
 }
 
 /** The high-performance adapter of `gpu` and a device with the adapter's largest buffer limits. */
 export async function gpuContext(gpu: GPU): Promise<GpuContext> {
+  return deviceOn(await adapterOf(gpu));
+}
+
+async function adapterOf(gpu: GPU): Promise<OpenedAdapter> {
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new GpuUnavailableError('Dawn found no adapter');
-  const l = adapter.limits;
+  const i = adapter.info;
+  const text = `${i.vendor} ${i.architecture} ${i.device} ${i.description}`;
+  return {
+    adapter,
+    info: {
+      vendor: i.vendor,
+      architecture: i.architecture,
+      device: i.device,
+      description: i.description,
+    },
+    software: /llvmpipe|lavapipe|swiftshader/i.test(text),
+  };
+}
+
+async function deviceOn(a: OpenedAdapter): Promise<GpuContext> {
+  const l = a.adapter.limits;
   let device: GPUDevice;
   try {
-    device = await adapter.requestDevice({
+    device = await a.adapter.requestDevice({
       requiredLimits: {
         maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
         maxBufferSize: l.maxBufferSize,
@@ -93,18 +125,7 @@ export async function gpuContext(gpu: GPU): Promise<GpuContext> {
       `the adapter refused a device (${e instanceof Error ? e.message : String(e)})`,
     );
   }
-  const info = adapter.info;
-  const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`;
-  return {
-    device,
-    adapter: {
-      vendor: info.vendor,
-      architecture: info.architecture,
-      device: info.device,
-      description: info.description,
-    },
-    software: /llvmpipe|lavapipe|swiftshader/i.test(text),
-  };
+  return { device, adapter: a.info, software: a.software };
 }
 
 /** Copies `data` into a new storage buffer (usable as kernel input or output). */
