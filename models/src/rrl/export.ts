@@ -95,7 +95,7 @@ export function exportRegistrationModel(o: RegistrationExportOptions): {
     o.atlasImage,
     o.atlasLabels,
   );
-  return publish(graph, output, o.registration.params, { ...o, file: o.file ?? 'model.onnx' });
+  return publish(graph, output, o.registration.params, o);
 }
 
 /**

@@ -13,28 +13,14 @@
  */
 import * as ort from 'onnxruntime-node';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { RegistrationArgs } from '../../engine/nn/registration.js';
 import { exportRegistrationModel, exportRrlEvalModel, exportRrlModel } from '../export.js';
 import { dice } from '../metrics.js';
 import { argmaxClasses } from '../pseudoLabels.js';
 import { rrlInferenceNet } from '../networks.js';
 import type { Run, StageOutcome } from './run.js';
-import { type Params, atomicWrite, loadParams } from './run.js';
+import { type Params, atomicWrite } from './run.js';
 import { pseudoFile } from './pseudoLabelFiles.js';
-
-/** The registration network as the joint stage left it (`registration/`). */
-async function loadRegistrationNet(
-  run: Run,
-): Promise<{ args: RegistrationArgs; params: ReadonlyMap<string, Float32Array> }> {
-  const meta = JSON.parse(
-    await readFile(join(run.paths.registration, 'registration.json'), 'utf8'),
-  ) as { args: RegistrationArgs };
-  return {
-    args: meta.args,
-    params: await loadParams(join(run.paths.registration, 'params.ckpt')),
-  };
-}
+import { loadSavedRegistration } from './registrationFiles.js';
 
 /** The decoder may score this much below the branch on the atlas before the branch is published. */
 export const DECODER_TOLERANCE = 0.02;
@@ -148,7 +134,7 @@ export async function exportStage(run: Run): Promise<StageOutcome> {
   const { onnx, metadata } = fallback
     ? exportRegistrationModel({
         ...common,
-        registration: await loadRegistrationNet(run),
+        registration: await loadSavedRegistration(run),
         classes: p.classes,
         atlasImage: run.input.atlas.image,
         atlasLabels: run.input.atlas.labels,

@@ -136,6 +136,16 @@ export async function saveRegistration(
   );
 }
 
+/** The registration network that `saveRegistration` last saved: its args and parameters. */
+export async function loadSavedRegistration(
+  run: Run,
+): Promise<{ args: RegistrationArgs; params: Params }> {
+  const meta = JSON.parse(
+    await readFile(join(run.paths.registration, 'registration.json'), 'utf8'),
+  ) as { args: RegistrationArgs };
+  return { args: meta.args, params: await loadParams(join(run.paths.registration, 'params.ckpt')) };
+}
+
 export function fieldFile(run: Run, id: string): string {
   return join(run.paths.fields, `${safeId(id)}.f32`);
 }
@@ -174,13 +184,7 @@ export async function loadFields(run: Run): Promise<void> {
   let reg: { params: Params; args: RegistrationArgs } | undefined;
   if (missing.length > 0) {
     run.say(`[synthesis] ${missing.length} displacement(s) to compute with the saved registration`);
-    const meta = JSON.parse(
-      await readFile(join(run.paths.registration, 'registration.json'), 'utf8'),
-    ) as { args: RegistrationArgs };
-    reg = {
-      params: await loadParams(join(run.paths.registration, 'params.ckpt')),
-      args: meta.args,
-    };
+    reg = await loadSavedRegistration(run);
   }
   const pre = prealigned(run);
   const fields: Float32Array[] = [];

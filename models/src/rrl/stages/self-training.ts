@@ -1,13 +1,10 @@
 /** Self-training: the unlabelled volumes relabelled by registration and the model, then both branches fine-tuned on the new labels (skipped when the plan has no selfTraining). */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { RegistrationArgs } from '../../engine/nn/registration.js';
 import { argmaxClasses } from '../pseudoLabels.js';
 import type { Run, StageOutcome } from './run.js';
-import { atomicWrite, loadParams } from './run.js';
+import { atomicWrite } from './run.js';
 import { predictions, pseudoFile, switchPseudoLabels } from './pseudoLabelFiles.js';
-import { prealigned, warpAtlas } from './registrationFiles.js';
+import { loadSavedRegistration, prealigned, warpAtlas } from './registrationFiles.js';
 import { trainMutual } from './mutual.js';
 
 /**
@@ -24,10 +21,7 @@ export async function selfTrainingStage(run: Run): Promise<StageOutcome> {
   if (need) {
     run.say('[self-training] model predictions of the unlabelled volumes');
     const model = await predictions(run, ['medicalLogits', 'logits'], 'self-training');
-    const meta = JSON.parse(
-      await readFile(join(run.paths.registration, 'registration.json'), 'utf8'),
-    ) as { args: RegistrationArgs };
-    const regParams = await loadParams(join(run.paths.registration, 'params.ckpt'));
+    const reg = await loadSavedRegistration(run);
     const pre = prealigned(run);
     const C = p.classes;
     const m = run.voxels;
@@ -36,7 +30,7 @@ export async function selfTrainingStage(run: Run): Promise<StageOutcome> {
       run.checkAbort('self-training');
       const file = pseudoFile(run, u.id, 2);
       if (existsSync(file)) continue;
-      const r = await warpAtlas(run, pre, regParams, meta.args, k);
+      const r = await warpAtlas(run, pre, reg.params, reg.args, k);
       const fused = new Float32Array(C * m);
       const pr = model[k]!;
       for (let i = 0; i < C * m; i++) fused[i] = (1 - f) * r.probabilities[i]! + f * pr[i]!;
