@@ -205,6 +205,14 @@ export interface RrlPlan {
      * mutual and decoder stages.
      */
     relabelSteps?: number;
+    /**
+     * With the relabelling round (absent or false = off): the voxels where the relabelled label
+     * and the joint stage's registration (before its fusion with the student) disagree are marked
+     * `IGNORE_LABEL`, and the mutual and decoder stages' losses leave them out — those stages
+     * learn from the voxels two independent labellers agree on, and the boundary in between from
+     * the atlas's true labels and the image.
+     */
+    ignoreDisagreement?: boolean;
   };
   /**
    * Label-free check at export (absent = the check is reported on the model card but never
@@ -247,6 +255,14 @@ export function registrationArgsFromPlan(p: RrlPlan): RegistrationArgs {
     similarity: 'lncc',
     channels: 1,
   };
+}
+
+/**
+ * Whether the pseudo labels of the mutual and decoder stages carry `IGNORE_LABEL` voxels
+ * (`crossFit.ignoreDisagreement` with a relabelling round that runs).
+ */
+export function ignoresDisagreement(plan: RrlPlan): boolean {
+  return relabelSteps(plan) > 0 && plan.crossFit?.ignoreDisagreement === true;
 }
 
 /** Steps of the joint stage's relabelling round per student (0 without cross-fitting). */
@@ -648,14 +664,34 @@ export function parsePlan(input: unknown): RrlPlan {
     );
   }
   if (selfTraining) plan.selfTraining = selfTraining;
-  const crossFit = numberGroup('crossFit', input.crossFit, {
-    folds: [2, { int: true, min: 2, max: 10 }],
-    relabelSteps: [0, { int: true, min: 0 }],
-  });
+  const { ignoreDisagreement, ...crossFitNumbers } = isObj(input.crossFit)
+    ? input.crossFit
+    : { ignoreDisagreement: undefined };
+  const crossFit = numberGroup(
+    'crossFit',
+    isObj(input.crossFit) ? crossFitNumbers : input.crossFit,
+    {
+      folds: [2, { int: true, min: 2, max: 10 }],
+      relabelSteps: [0, { int: true, min: 0 }],
+    },
+  );
   if (crossFit) {
     // relabelSteps only when given, so that the plan.json of earlier runs stays the same
     const given = isObj(input.crossFit) && input.crossFit.relabelSteps !== undefined;
     plan.crossFit = given ? crossFit : { folds: crossFit.folds };
+    if (ignoreDisagreement !== undefined) {
+      if (typeof ignoreDisagreement !== 'boolean') {
+        throw new PlanError(
+          `plan.crossFit.ignoreDisagreement: expected true or false, found ${describe(ignoreDisagreement)}.`,
+        );
+      }
+      if (ignoreDisagreement && !(crossFit.relabelSteps > 0)) {
+        throw new PlanError(
+          'plan.crossFit.ignoreDisagreement needs crossFit.relabelSteps > 0: it marks the voxels where the relabelling round and the registration disagree. Set relabelSteps or remove the field.',
+        );
+      }
+      plan.crossFit.ignoreDisagreement = ignoreDisagreement;
+    }
   }
   const fallback = numberGroup('registrationFallback', input.registrationFallback, {
     minDice: [0.5, { min: 0, max: 1 }],

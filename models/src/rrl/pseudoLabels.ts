@@ -30,12 +30,27 @@ function checkLength(what: string, arr: ArrayLike<number>, n: number, grid: Grid
   }
 }
 
-/** One-hot encoding [classes, D, H, W] of integer labels 0..classes−1. */
-export function oneHot(labels: ArrayLike<number>, classes: number): Float32Array {
+/**
+ * Label value of a pseudo-label voxel that no training loss may use (`crossFit.ignoreDisagreement`:
+ * the registration and the held-out student disagree there); `oneHot` with `{ ignore }` gives it
+ * an all-zero row.
+ */
+export const IGNORE_LABEL = 255;
+
+/**
+ * One-hot encoding [classes, D, H, W] of integer labels 0..classes−1; with `o.ignore`, voxels of
+ * that value get an all-zero row.
+ */
+export function oneHot(
+  labels: ArrayLike<number>,
+  classes: number,
+  o: { ignore?: number } = {},
+): Float32Array {
   const m = labels.length;
   const out = new Float32Array(classes * m);
   for (let i = 0; i < m; i++) {
     const l = labels[i]!;
+    if (l === o.ignore) continue;
     if (!Number.isInteger(l) || l < 0 || l >= classes) {
       throw new Error(
         `oneHot: label ${l} at voxel ${i} is outside 0..${classes - 1}; ` +

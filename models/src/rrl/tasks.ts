@@ -14,6 +14,12 @@ import type { SegmentationTask } from '../engine/nn/unet.js';
 export interface SegmentationWeights {
   dice: number;
   crossEntropy: number;
+  /**
+   * Voxels whose target is all zeros (pseudo labels marked `IGNORE_LABEL`) add nothing to the
+   * loss: their cross-entropy is 0 by construction, and the soft Dice leaves them out
+   * (`DiceOptions.ignoreEmptyTarget`).
+   */
+  ignoreEmptyTarget?: boolean;
 }
 
 /** A segmentation training task of the RRL networks: the engine's task without its U-Net args. */
@@ -33,7 +39,7 @@ function segLoss(
       'RRL task: dice and crossEntropy weights are both 0; make at least one positive',
     );
   }
-  const d = softDiceLoss(g, logits, target);
+  const d = softDiceLoss(g, logits, target, w.ignoreEmptyTarget ? { ignoreEmptyTarget: true } : {});
   let loss: Value | undefined = w.dice !== 0 ? g.mul(d.loss, w.dice) : undefined;
   if (w.crossEntropy !== 0) {
     const ce = g.mul(crossEntropyLoss(g, logits, target), w.crossEntropy);

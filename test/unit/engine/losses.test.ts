@@ -80,6 +80,52 @@ describe('losses', () => {
     );
   });
 
+  test('soft Dice with ignoreEmptyTarget: ignored voxels (all-zero target) count for nothing', async () => {
+    const dice = (l: Float32Array, t: Float32Array, o = { ignoreEmptyTarget: true }) =>
+      evalScalar(
+        (g) =>
+          softDiceLoss(g, g.input('l', [1, C, D, H, W]), g.input('t', [1, C, D, H, W]), o).loss,
+        { l, t },
+      );
+    // a one-hot target has no empty voxel: the same value as without the option
+    const plain = await dice(logits, target, { ignoreEmptyTarget: false });
+    assert.ok(Math.abs((await dice(logits, target)) - plain) < 1e-6);
+    // every third voxel ignored
+    const ignored = (i: number) => i % 3 === 0;
+    const t = target.slice();
+    for (let i = 0; i < n; i++) if (ignored(i)) for (let c = 0; c < C; c++) t[c * n + i] = 0;
+    const value = await dice(logits, t);
+    let sum = 0;
+    for (let c = 1; c < C; c++) {
+      let inter = 0;
+      let ps = 0;
+      let ts = 0;
+      for (let i = 0; i < n; i++) {
+        if (ignored(i)) continue;
+        const p = softmaxAt(logits, C, n, i)[c]!;
+        inter += p * t[c * n + i]!;
+        ps += p;
+        ts += t[c * n + i]!;
+      }
+      sum += (2 * inter + 1e-5) / (ps + ts + 1e-5);
+    }
+    assert.ok(Math.abs(value - (1 - sum / (C - 1))) < 1e-5, `dice ${value}`);
+    assert.ok(Math.abs(value - plain) > 1e-3, 'the ignored voxels changed the value');
+    // whatever the logits at the ignored voxels, the loss stays
+    const other = logits.slice();
+    for (let i = 0; i < n; i++)
+      if (ignored(i)) for (let c = 0; c < C; c++) other[c * n + i] = 5 * c;
+    assert.ok(Math.abs((await dice(other, t)) - value) < 1e-6);
+    await gradCheck(
+      (g) => {
+        const l = g.input('l', [1, C, D, H, W]);
+        const tt = g.input('t', [1, C, D, H, W]);
+        return { out: softDiceLoss(g, l, tt, { ignoreEmptyTarget: true }).loss, wrt: [l] };
+      },
+      { data: { l: logits, t }, eps: 1e-2 },
+    );
+  });
+
   test('cross-entropy: value and gradient', async () => {
     const value = await evalScalar(
       (g) => crossEntropyLoss(g, g.input('l', [1, C, D, H, W]), g.input('t', [1, C, D, H, W])),

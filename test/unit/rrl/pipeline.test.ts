@@ -23,7 +23,8 @@ import {
 import { buildStandInTeacher } from '@rrl/models/rrl/teacher.js';
 import { Run } from '@rrl/models/rrl/stages/run.js';
 import { crossFitFolds } from '@rrl/models/rrl/stages/distill-task.js';
-import { sample } from '@rrl/models/rrl/stages/sampling.js';
+import { sample, segBatch } from '@rrl/models/rrl/stages/sampling.js';
+import { IGNORE_LABEL } from '@rrl/models/rrl/pseudoLabels.js';
 import { SeededRng } from '@rrl/models/engine/runtime/rng.js';
 import type { RrlModelInfo } from '@rrl/models/rrl/export.js';
 import { loadParams, safeId } from '@rrl/models/rrl/stages/files.js';
@@ -468,7 +469,7 @@ test('pipeline input errors name the problem', async () => {
   assert.ok(!existsSync(dir));
 });
 
-test('pipeline with crossFit (relabelling round, appearance augmentation): one student per fold, each never samples its held-out volumes; a cancelled fold and a cancelled relabelling student resume', async () => {
+test('pipeline with crossFit (relabelling round leaving out disagreement, appearance augmentation): one student per fold, each never samples its held-out volumes; a cancelled fold and a cancelled relabelling student resume', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'rrl-pipeline-crossfit-'));
   try {
     const plan = parsePlan({
@@ -484,7 +485,7 @@ test('pipeline with crossFit (relabelling round, appearance augmentation): one s
       // the joint stage's per-volume refinement also agrees with the held-out student
       loss: { ...(tinyPlan.loss as object), refineSegmentation: 1 },
       selfTraining: undefined,
-      crossFit: { folds: 2, relabelSteps: 3 },
+      crossFit: { folds: 2, relabelSteps: 3, ignoreDisagreement: true },
       // appearance augmentation on every sample, so that the stages train through it
       sampling: {
         ...(tinyPlan.sampling as object),
@@ -509,6 +510,30 @@ test('pipeline with crossFit (relabelling round, appearance augmentation): one s
     for (let i = 0; i < 200; i++)
       drawn.add(sample(run, rng, { volumes: [1], synthetic: false }).index);
     assert.deepEqual([...drawn].sort(), [-1, 1]);
+    // IGNORE_LABEL voxels of the pseudo labels get all-zero target rows; the atlas never does
+    run.pseudo = unlabeled.map(() => new Uint8Array(m).fill(IGNORE_LABEL));
+    const still = parsePlan({
+      ...plan,
+      sampling: {
+        ...plan.sampling,
+        appearance: undefined,
+        synthetic: undefined,
+        spatial: undefined,
+      },
+    });
+    const plain = new Run(input(still, dir));
+    plain.pseudo = run.pseudo;
+    let atlasRows = 0;
+    let volumeRows = 0;
+    for (let i = 0; i < 20; i++) {
+      const t = segBatch(plain, rng).target.data as Float32Array;
+      const ones = t.reduce((a, b) => a + b, 0);
+      if (ones === m) atlasRows++;
+      else if (ones === 0) volumeRows++;
+    }
+    assert.equal(atlasRows + volumeRows, 20, 'every target is the atlas (whole) or ignored');
+    assert.ok(atlasRows > 0 && volumeRows > 0, `${atlasRows} atlas, ${volumeRows} volumes`);
+    run.pseudo = unlabeled.map(() => new Uint8Array(m));
 
     // cancelled in the second student, resumed: the first student is not trained again
     const ctrl = new AbortController();
@@ -591,10 +616,27 @@ test('pipeline with crossFit (relabelling round, appearance augmentation): one s
     // the student that never trained on it
     assert.equal(result.stages.find((s) => s.stage === 'joint')!.steps, 8);
     assert.equal(plannedStages(plan).find((s) => s.stage === 'joint')!.steps, 8);
+    // with ignoreDisagreement: a relabelled voxel either agrees with the joint stage's
+    // registration or is left out
+    let left = 0;
     for (const u of unlabeled) {
       const f = join(dir, 'pseudo-labels', `${safeId(u.id)}.r1-relabel.u8`);
-      assert.equal(readFileSync(f).length, m, f);
+      const relabelled = readFileSync(f);
+      const registered = readFileSync(
+        join(dir, 'pseudo-labels', `${safeId(u.id)}.r1-registration.u8`),
+      );
+      assert.equal(relabelled.length, m, f);
+      for (let i = 0; i < m; i++) {
+        if (relabelled[i] === IGNORE_LABEL) left++;
+        else assert.equal(relabelled[i], registered[i], `${f} voxel ${i}`);
+      }
     }
+    assert.ok(left > 0 && left < m * unlabeled.length, `${left} voxels left out`);
+    const share = ((100 * left) / (m * unlabeled.length)).toFixed(2);
+    assert.ok(
+      lines.some((l) => l.includes(`${share} % of voxels left out of the mutual and decoder`)),
+      lines.join('\n'),
+    );
     assert.ok(
       lines.some((l) =>
         /relabelling student 2 of 2: 3 steps on the new pseudo labels of 2 volumes, then labels the 1 held out/.test(

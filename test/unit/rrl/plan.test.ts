@@ -7,6 +7,7 @@ import {
   planModelGrid,
   PlanError,
   relabelSteps,
+  ignoresDisagreement,
   stageLr,
 } from '@rrl/models/rrl/plan.js';
 
@@ -193,6 +194,35 @@ test('plan crossFit: absent by default, folds 2..10', () => {
   const joint = { joint: { steps: 200, lr: 0.001 } };
   assert.equal(relabelSteps(parsePlan({ crossFit: { relabelSteps: 600 }, schedule: joint })), 600);
   assert.equal(relabelSteps(parsePlan({ crossFit: {}, schedule: joint })), 0);
+  // leaving out the voxels where relabelling and registration disagree: a boolean, only with
+  // the relabelling round, and in force only when that round runs
+  const ignoring = parsePlan({
+    crossFit: { relabelSteps: 600, ignoreDisagreement: true },
+    schedule: joint,
+  });
+  assert.deepEqual(ignoring.crossFit, { folds: 2, relabelSteps: 600, ignoreDisagreement: true });
+  assert.equal(ignoresDisagreement(ignoring), true);
+  assert.equal(
+    ignoresDisagreement(parsePlan({ crossFit: { relabelSteps: 600 }, schedule: joint })),
+    false,
+  );
+  assert.equal(
+    ignoresDisagreement(
+      parsePlan({
+        crossFit: { relabelSteps: 600, ignoreDisagreement: true },
+        schedule: { joint: { steps: 0, lr: 0.001 } },
+      }),
+    ),
+    false,
+  );
+  assert.throws(
+    () => parsePlan({ crossFit: { ignoreDisagreement: true } }),
+    /ignoreDisagreement needs crossFit\.relabelSteps > 0/,
+  );
+  assert.throws(
+    () => parsePlan({ crossFit: { relabelSteps: 600, ignoreDisagreement: 1 } }),
+    /plan\.crossFit\.ignoreDisagreement: expected true or false/,
+  );
   // without the joint stage there are no students to relabel with
   assert.equal(
     relabelSteps(

@@ -6,6 +6,7 @@ import {
   warpLabelsReference,
   warpReference,
   oneHot,
+  IGNORE_LABEL,
   type Grid,
 } from '@rrl/models/rrl/pseudoLabels.js';
 
@@ -90,4 +91,13 @@ test('labels outside the classes and wrong sizes are refused with a clear error'
     warpLabels(new Uint8Array(10), new Float32Array(3 * m), grid, 3),
     /expected 336 values/,
   );
+});
+
+test('oneHot: IGNORE_LABEL gives an all-zero row only when asked for', () => {
+  const labels = Uint8Array.from([0, 2, IGNORE_LABEL, 1]);
+  assert.deepEqual(
+    Array.from(oneHot(labels, 3, { ignore: IGNORE_LABEL })),
+    [1, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0],
+  );
+  assert.throws(() => oneHot(labels, 3), /label 255 at voxel 2 is outside 0\.\.2/);
 });

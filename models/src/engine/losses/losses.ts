@@ -13,6 +13,12 @@ export interface DiceOptions {
   smooth?: number;
   /** Include class 0 in the mean (default false). */
   includeBackground?: boolean;
+  /**
+   * Leave out the voxels whose target is all zeros (labels marked "ignore"): the probabilities
+   * are multiplied by the target's sum over the classes (1 for a one-hot or soft target, 0 where
+   * ignored) before the sums, so an ignored voxel adds nothing to Σ p and gets no gradient.
+   */
+  ignoreEmptyTarget?: boolean;
 }
 
 /**
@@ -41,6 +47,7 @@ export function probabilityDiceLoss(
 ): { loss: Value; perClass: Value } {
   const s = o.smooth ?? 1e-5;
   const axes = [0, ...spatialAxes(p)];
+  if (o.ignoreEmptyTarget) p = g.mul(p, g.reduceSum(target, [1], true));
   let inter = g.reduceSum(g.mul(p, target), axes, false);
   let denom = g.add(g.reduceSum(p, axes, false), g.reduceSum(target, axes, false));
   const c = p.shape[1]!;

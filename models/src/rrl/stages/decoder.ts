@@ -1,6 +1,6 @@
 /** Decoder stage: the auto-prompting decoder alone (everything else frozen). */
 import type { Run, StageOutcome } from './run.js';
-import { stageLr, type StageSchedule } from '../plan.js';
+import { ignoresDisagreement, stageLr, type StageSchedule } from '../plan.js';
 import { apDecoderTask } from '../tasks.js';
 import { segBatch } from './sampling.js';
 import type { StageName } from './types.js';
@@ -23,6 +23,7 @@ export async function trainDecoder(
     dice: p.loss.dice,
     crossEntropy: p.loss.crossEntropy,
     consistency: p.loss.decoderConsistency,
+    ignoreEmptyTarget: ignoresDisagreement(p),
   });
   await run.trainStage({
     stage,

@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RegistrationArgs } from '../../engine/nn/registration.js';
-import { stageLr } from '../plan.js';
-import { argmaxClasses } from '../pseudoLabels.js';
+import { ignoresDisagreement, stageLr } from '../plan.js';
+import { argmaxClasses, IGNORE_LABEL } from '../pseudoLabels.js';
 import { runRegistrationStage } from '../registration.js';
 import type { Run, StageOutcome } from './run.js';
 import { atomicWrite, loadParams, saveParams } from './run.js';
@@ -100,16 +100,21 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
   const C = p.classes;
   const m = run.voxels;
   const file = (k: number): string => pseudoFile(run, run.input.unlabeled[k]!.id, 1);
+  // With ignoreDisagreement the registration's own labels are kept for the relabelling round.
+  const keepRegistration = ignoresDisagreement(p);
+  const regFile = (k: number): string =>
+    pseudoFile(run, run.input.unlabeled[k]!.id, 'joint-registration');
   await warpAtlasAll(run, reg.params, reg.args, {
     what: 'joint (pseudo labels)',
     of: 'joint',
     steps: sched.steps,
-    exists: (k) => existsSync(file(k)),
+    exists: (k) => existsSync(file(k)) && (!keepRegistration || existsSync(regFile(k))),
     ...(towards > 0
       ? { towards: (k: number) => ({ probabilities: general[k]!, weight: towards }) }
       : {}),
     save: async (k, r, pre) => {
       await saveField(run, k, r.displacement, pre);
+      if (keepRegistration) await atomicWrite(regFile(k), argmaxClasses(r.probabilities, C));
       const fused = new Float32Array(C * m);
       const pr = general[k]!;
       for (let i = 0; i < C * m; i++) fused[i] = (1 - f) * r.probabilities[i]! + f * pr[i]!;
@@ -146,6 +151,9 @@ async function relabelRound(
   const sched = run.plan.schedule.distillTask;
   const keep = run.params;
   const file = (k: number): string => pseudoFile(run, run.input.unlabeled[k]!.id, 'relabel');
+  const ignore = ignoresDisagreement(run.plan);
+  const regFile = (k: number): string =>
+    pseudoFile(run, run.input.unlabeled[k]!.id, 'joint-registration');
   try {
     for (const [f, held] of folds.entries()) {
       if (held.every((k) => existsSync(file(k)))) continue;
@@ -171,7 +179,9 @@ async function relabelRound(
       const params = await loadParams(paramsFile);
       const probs = await predictions(run, ['generalLogits'], 'joint', { params, volumes: held });
       for (const [i, k] of held.entries()) {
-        await atomicWrite(file(k), argmaxClasses(probs[i]!, run.plan.classes));
+        const labels = argmaxClasses(probs[i]!, run.plan.classes);
+        if (ignore) markDisagreement(labels, await readFile(regFile(k)));
+        await atomicWrite(file(k), labels);
       }
     }
   } finally {
@@ -179,4 +189,22 @@ async function relabelRound(
   }
   const changed = await switchPseudoLabels(run, 'relabel');
   run.say(`[joint] relabelled by the held-out students: ${changed} of voxels changed`);
+  if (ignore) {
+    let n = 0;
+    for (const b of run.pseudo) for (const l of b) if (l === IGNORE_LABEL) n++;
+    const share = ((100 * n) / (run.voxels * Math.max(1, run.pseudo.length))).toFixed(2);
+    run.say(
+      `[joint] ${share} % of voxels left out of the mutual and decoder stages' losses: the relabelled label and the registration's disagree there`,
+    );
+  }
+}
+
+/** Marks `IGNORE_LABEL` where `labels` and the registration's `reference` differ (in place). */
+export function markDisagreement(labels: Uint8Array, reference: Uint8Array): void {
+  if (reference.length !== labels.length) {
+    throw new Error(
+      `markDisagreement: the registration's labels have ${reference.length} voxels, the relabelled ${labels.length}; use a new output folder`,
+    );
+  }
+  for (let i = 0; i < labels.length; i++) if (labels[i] !== reference[i]) labels[i] = IGNORE_LABEL;
 }

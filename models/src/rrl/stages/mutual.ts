@@ -1,6 +1,6 @@
 /** Mutual stage: both branches supervised by the labels and by each other, with the mutual EMA between the general and the medical encoder. */
 import type { Run, StageOutcome } from './run.js';
-import { stageLr, type StageSchedule } from '../plan.js';
+import { ignoresDisagreement, stageLr, type StageSchedule } from '../plan.js';
 import { mutualTask } from '../tasks.js';
 import { segBatch } from './sampling.js';
 import type { StageName } from './types.js';
@@ -19,6 +19,7 @@ export async function trainMutual(run: Run, stage: StageName, sched: StageSchedu
     dice: p.loss.dice,
     crossEntropy: p.loss.crossEntropy,
     mutual: p.loss.mutual,
+    ignoreEmptyTarget: ignoresDisagreement(p),
   });
   await run.trainStage({
     stage,

@@ -17,15 +17,17 @@ import type { Run } from './run.js';
 /**
  * A pseudo-label round: 0 (registration), 1 (joint refinement, fused), 'relabel' (the joint
  * stage's relabelling by held-out students, `crossFit.relabelSteps`) or 2 (self-training, fused
- * with the model).
+ * with the model). 'joint-registration' is not a round the training uses: the joint stage's
+ * registration alone, before the fusion, kept for `crossFit.ignoreDisagreement`.
  */
-export type PseudoRound = 0 | 1 | 'relabel' | 2;
+export type PseudoRound = 0 | 1 | 'relabel' | 2 | 'joint-registration';
 
 const ROUND_SUFFIX: Record<PseudoRound, string> = {
   0: '',
   1: '.r1',
   relabel: '.r1-relabel',
   2: '.r2',
+  'joint-registration': '.r1-registration',
 };
 
 /** Pseudo-label file of one volume in a round. */
@@ -127,7 +129,7 @@ export async function predictions(
  */
 export async function switchPseudoLabels(
   run: Run,
-  round: Exclude<PseudoRound, 0>,
+  round: Exclude<PseudoRound, 0 | 'joint-registration'>,
 ): Promise<string> {
   const old = run.pseudo;
   run.pseudo = [];

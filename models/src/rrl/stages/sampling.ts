@@ -6,7 +6,8 @@
 import type { SeededRng } from '../../engine/runtime/rng.js';
 import type { Batch } from '../../engine/runtime/trainer.js';
 import { applyAffine, applyAppearance, randomAffine } from '../augment.js';
-import { oneHot } from '../pseudoLabels.js';
+import { ignoresDisagreement } from '../plan.js';
+import { IGNORE_LABEL, oneHot } from '../pseudoLabels.js';
 import { blendDisplacements, synthesize } from '../synthesis.js';
 import type { Run } from './run.js';
 
@@ -68,12 +69,17 @@ export function sample(
   return { index, image, labels: lab };
 }
 
+/**
+ * A segmentation batch: image and one-hot target. Pseudo labels marked `IGNORE_LABEL`
+ * (`crossFit.ignoreDisagreement`) get all-zero target rows; the atlas's labels never do.
+ */
 export function segBatch(run: Run, rng: SeededRng, volumes?: readonly number[]): Batch {
-  const { image, labels } = sample(run, rng, volumes ? { volumes } : {});
+  const { index, image, labels } = sample(run, rng, volumes ? { volumes } : {});
+  const ignore = index >= 0 && ignoresDisagreement(run.plan) ? { ignore: IGNORE_LABEL } : {};
   return {
     image: { data: image, dims: [1, 1, ...run.grid] },
     target: {
-      data: oneHot(labels, run.plan.classes),
+      data: oneHot(labels, run.plan.classes, ignore),
       dims: [1, run.plan.classes, ...run.grid],
     },
   };
