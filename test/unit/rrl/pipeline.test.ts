@@ -526,7 +526,7 @@ test('pipeline with crossFit (relabelling round leaving out disagreement, appear
     let atlasRows = 0;
     let volumeRows = 0;
     for (let i = 0; i < 20; i++) {
-      const t = segBatch(plain, rng).target.data as Float32Array;
+      const t = (segBatch(plain, rng).target as { data: Float32Array }).data;
       const ones = t.reduce((a, b) => a + b, 0);
       if (ones === m) atlasRows++;
       else if (ones === 0) volumeRows++;

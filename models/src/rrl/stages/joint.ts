@@ -2,14 +2,18 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { RegistrationArgs } from '../../engine/nn/registration.js';
 import { ignoresDisagreement, stageLr } from '../plan.js';
 import { argmaxClasses, IGNORE_LABEL } from '../pseudoLabels.js';
 import { runRegistrationStage } from '../registration.js';
 import type { Run, StageOutcome } from './run.js';
 import { atomicWrite, loadParams, saveParams } from './run.js';
 import { predictions, pseudoFile, switchPseudoLabels } from './pseudoLabelFiles.js';
-import { saveField, saveRegistration, warpAtlasAll } from './registrationFiles.js';
+import {
+  loadSavedRegistration,
+  saveField,
+  saveRegistration,
+  warpAtlasAll,
+} from './registrationFiles.js';
 import {
   crossFitFolds,
   crossFitParamsFile,
@@ -49,14 +53,11 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
   const p = run.plan;
   const sched = p.schedule.joint;
   if (sched.steps === 0) return { steps: 0, skipped: 'schedule.joint.steps is 0' };
-  const metaFile = join(run.paths.registration, 'registration.json');
-  const meta = JSON.parse(await readFile(metaFile, 'utf8')) as { args: RegistrationArgs };
+  const saved = await loadSavedRegistration(run);
   // Fine-tune from the registration stage's weights (the joint checkpoint wins on resume).
   // Snapshot of the registration stage's weights (registration/ is overwritten at the end).
   const snap = join(run.paths.checkpoints, 'registration-final.params');
-  if (!existsSync(snap)) {
-    await saveParams(snap, await loadParams(join(run.paths.registration, 'params.ckpt')));
-  }
+  if (!existsSync(snap)) await saveParams(snap, saved.params);
   const initial = await loadParams(snap);
   const general = await generalPredictions(run);
   const folds = crossFitFolds(run);
@@ -69,7 +70,7 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
     atlasImage: run.input.atlas.image,
     atlasLabels: run.input.atlas.labels,
     targets: run.input.unlabeled.map((u) => u.image),
-    args: meta.args,
+    args: saved.args,
     steps: sched.steps,
     lr: stageLr(sched),
     seed: p.seeds.init + run.stageIndex('joint'),
