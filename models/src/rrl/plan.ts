@@ -664,20 +664,16 @@ export function parsePlan(input: unknown): RrlPlan {
     );
   }
   if (selfTraining) plan.selfTraining = selfTraining;
-  const { ignoreDisagreement, ...crossFitNumbers } = isObj(input.crossFit)
-    ? input.crossFit
-    : { ignoreDisagreement: undefined };
-  const crossFit = numberGroup(
-    'crossFit',
-    isObj(input.crossFit) ? crossFitNumbers : input.crossFit,
-    {
-      folds: [2, { int: true, min: 2, max: 10 }],
-      relabelSteps: [0, { int: true, min: 0 }],
-    },
-  );
+  // the boolean is checked below, the numbers by numberGroup (which refuses unknown fields)
+  const crossFitIn = isObj(input.crossFit) ? input.crossFit : undefined;
+  const { ignoreDisagreement, ...crossFitNumbers } = crossFitIn ?? {};
+  const crossFit = numberGroup('crossFit', crossFitIn ? crossFitNumbers : input.crossFit, {
+    folds: [2, { int: true, min: 2, max: 10 }],
+    relabelSteps: [0, { int: true, min: 0 }],
+  });
   if (crossFit) {
     // relabelSteps only when given, so that the plan.json of earlier runs stays the same
-    const given = isObj(input.crossFit) && input.crossFit.relabelSteps !== undefined;
+    const given = crossFitIn?.relabelSteps !== undefined;
     plan.crossFit = given ? crossFit : { folds: crossFit.folds };
     if (ignoreDisagreement !== undefined) {
       if (typeof ignoreDisagreement !== 'boolean') {

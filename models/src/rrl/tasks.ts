@@ -39,7 +39,7 @@ function segLoss(
       'RRL task: dice and crossEntropy weights are both 0; make at least one positive',
     );
   }
-  const d = softDiceLoss(g, logits, target, w.ignoreEmptyTarget ? { ignoreEmptyTarget: true } : {});
+  const d = softDiceLoss(g, logits, target, { ignoreEmptyTarget: w.ignoreEmptyTarget === true });
   let loss: Value | undefined = w.dice !== 0 ? g.mul(d.loss, w.dice) : undefined;
   if (w.crossEntropy !== 0) {
     const ce = g.mul(crossEntropyLoss(g, logits, target), w.crossEntropy);

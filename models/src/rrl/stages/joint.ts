@@ -44,6 +44,11 @@ async function generalPredictions(run: Run): Promise<Float32Array[]> {
   return out;
 }
 
+/** The joint stage's registration's own labels of volume `k` (kept for `ignoreDisagreement`). */
+function registrationLabelsFile(run: Run, k: number): string {
+  return pseudoFile(run, run.input.unlabeled[k]!.id, 'joint-registration');
+}
+
 /**
  * Joint registration–segmentation refinement: the registration net is fine-tuned with the
  * extra term weight·(1 − soft Dice(warped atlas labels, E_g softmax)), then the pseudo labels
@@ -103,19 +108,19 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
   const file = (k: number): string => pseudoFile(run, run.input.unlabeled[k]!.id, 1);
   // With ignoreDisagreement the registration's own labels are kept for the relabelling round.
   const keepRegistration = ignoresDisagreement(p);
-  const regFile = (k: number): string =>
-    pseudoFile(run, run.input.unlabeled[k]!.id, 'joint-registration');
   await warpAtlasAll(run, reg.params, reg.args, {
     what: 'joint (pseudo labels)',
     of: 'joint',
     steps: sched.steps,
-    exists: (k) => existsSync(file(k)) && (!keepRegistration || existsSync(regFile(k))),
+    exists: (k) =>
+      existsSync(file(k)) && (!keepRegistration || existsSync(registrationLabelsFile(run, k))),
     ...(towards > 0
       ? { towards: (k: number) => ({ probabilities: general[k]!, weight: towards }) }
       : {}),
     save: async (k, r, pre) => {
       await saveField(run, k, r.displacement, pre);
-      if (keepRegistration) await atomicWrite(regFile(k), argmaxClasses(r.probabilities, C));
+      if (keepRegistration)
+        await atomicWrite(registrationLabelsFile(run, k), argmaxClasses(r.probabilities, C));
       const fused = new Float32Array(C * m);
       const pr = general[k]!;
       for (let i = 0; i < C * m; i++) fused[i] = (1 - f) * r.probabilities[i]! + f * pr[i]!;
@@ -153,8 +158,6 @@ async function relabelRound(
   const keep = run.params;
   const file = (k: number): string => pseudoFile(run, run.input.unlabeled[k]!.id, 'relabel');
   const ignore = ignoresDisagreement(run.plan);
-  const regFile = (k: number): string =>
-    pseudoFile(run, run.input.unlabeled[k]!.id, 'joint-registration');
   try {
     for (const [f, held] of folds.entries()) {
       if (held.every((k) => existsSync(file(k)))) continue;
@@ -181,7 +184,7 @@ async function relabelRound(
       const probs = await predictions(run, ['generalLogits'], 'joint', { params, volumes: held });
       for (const [i, k] of held.entries()) {
         const labels = argmaxClasses(probs[i]!, run.plan.classes);
-        if (ignore) markDisagreement(labels, await readFile(regFile(k)));
+        if (ignore) markDisagreement(labels, await readFile(registrationLabelsFile(run, k)));
         await atomicWrite(file(k), labels);
       }
     }
