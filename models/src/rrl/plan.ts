@@ -215,6 +215,15 @@ export interface RrlPlan {
     ignoreDisagreement?: boolean;
   };
   /**
+   * Multi-atlas fusion of the joint stage's final pseudo labels (absent = off; runs only with the
+   * joint stage): every unlabelled volume's labels are fused by a vote with those of the
+   * `neighbours` unlabelled volumes whose images are most like it (global NCC on the grid), each
+   * registered onto it by the joint stage's registration network (refined per pair as
+   * `registrationRefine` says). The pseudo-labelled volumes serve as extra atlases whose errors
+   * differ from the one atlas's.
+   */
+  multiAtlas?: { neighbours: number };
+  /**
    * Label-free check at export (absent = the check is reported on the model card but never
    * changes what is published): when the network's mean Dice against the atlas labels, or
    * against the registration's labels of the unlabelled volumes, is below `minDice`, the
@@ -263,6 +272,11 @@ export function registrationArgsFromPlan(p: RrlPlan): RegistrationArgs {
  */
 export function ignoresDisagreement(plan: RrlPlan): boolean {
   return relabelSteps(plan) > 0 && plan.crossFit?.ignoreDisagreement === true;
+}
+
+/** Neighbours of the multi-atlas fusion at the end of the joint stage (0 = none). */
+export function multiAtlasNeighbours(plan: RrlPlan): number {
+  return plan.schedule.joint.steps > 0 ? (plan.multiAtlas?.neighbours ?? 0) : 0;
 }
 
 /** Steps of the joint stage's relabelling round per student (0 without cross-fitting). */
@@ -453,6 +467,7 @@ export function parsePlan(input: unknown): RrlPlan {
     'jointFusion',
     'crossFit',
     'registrationFallback',
+    'multiAtlas',
     'selfTraining',
     'loss',
     'schedule',
@@ -688,6 +703,17 @@ export function parsePlan(input: unknown): RrlPlan {
       }
       plan.crossFit.ignoreDisagreement = ignoreDisagreement;
     }
+  }
+  const multiAtlas = numberGroup('multiAtlas', input.multiAtlas, {
+    neighbours: [3, { int: true, min: 1, max: 16 }],
+  });
+  if (multiAtlas) {
+    if (plan.crossFit?.ignoreDisagreement) {
+      throw new PlanError(
+        'plan.multiAtlas cannot be used with crossFit.ignoreDisagreement: the left-out voxels carry no label to register onto another volume. Remove one of them.',
+      );
+    }
+    plan.multiAtlas = multiAtlas;
   }
   const fallback = numberGroup('registrationFallback', input.registrationFallback, {
     minDice: [0.5, { min: 0, max: 1 }],

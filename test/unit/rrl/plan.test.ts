@@ -8,6 +8,7 @@ import {
   PlanError,
   relabelSteps,
   ignoresDisagreement,
+  multiAtlasNeighbours,
   stageLr,
 } from '@rrl/models/rrl/plan.js';
 
@@ -222,6 +223,34 @@ test('plan crossFit: absent by default, folds 2..10', () => {
   assert.throws(
     () => parsePlan({ crossFit: { relabelSteps: 600, ignoreDisagreement: 1 } }),
     /plan\.crossFit\.ignoreDisagreement: expected true or false/,
+  );
+  // multi-atlas fusion: neighbours 1..16 (default 3), in force only with the joint stage, never
+  // with left-out voxels (they carry no label to register)
+  assert.deepEqual(parsePlan({ multiAtlas: {} }).multiAtlas, { neighbours: 3 });
+  assert.equal(
+    multiAtlasNeighbours(parsePlan({ multiAtlas: { neighbours: 4 }, schedule: joint })),
+    4,
+  );
+  assert.equal(multiAtlasNeighbours(parsePlan({ schedule: joint })), 0);
+  assert.equal(
+    multiAtlasNeighbours(
+      parsePlan({ multiAtlas: { neighbours: 4 }, schedule: { joint: { steps: 0, lr: 0.001 } } }),
+    ),
+    0,
+  );
+  assert.throws(() => parsePlan({ multiAtlas: { neighbours: 0 } }), /plan\.multiAtlas\.neighbours/);
+  assert.throws(
+    () => parsePlan({ multiAtlas: { neighbours: 2.5 } }),
+    /plan\.multiAtlas\.neighbours/,
+  );
+  assert.throws(() => parsePlan({ multiAtlas: { atlases: 3 } }), /multiAtlas/);
+  assert.throws(
+    () =>
+      parsePlan({
+        crossFit: { relabelSteps: 600, ignoreDisagreement: true },
+        multiAtlas: { neighbours: 3 },
+      }),
+    /multiAtlas cannot be used with crossFit\.ignoreDisagreement/,
   );
   // without the joint stage there are no students to relabel with
   assert.equal(

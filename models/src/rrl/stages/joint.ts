@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ignoresDisagreement, stageLr } from '../plan.js';
+import { ignoresDisagreement, multiAtlasNeighbours, stageLr } from '../plan.js';
 import { argmaxClasses, IGNORE_LABEL } from '../pseudoLabels.js';
 import { runRegistrationStage } from '../registration.js';
 import type { Run, StageOutcome } from './run.js';
@@ -20,6 +20,7 @@ import {
   relabelRoundSteps,
   studentTask,
 } from './distill-task.js';
+import { multiAtlasRound } from './multiAtlas.js';
 import { segBatch } from './sampling.js';
 
 /**
@@ -135,6 +136,7 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
   const changed = await switchPseudoLabels(run, 1);
   run.say(`[joint] fused pseudo labels (branch weight ${f}): ${changed} of voxels changed`);
   if (relabel > 0) await relabelRound(run, folds, relabel, sched.steps, total);
+  if (multiAtlasNeighbours(p) > 0) await multiAtlasRound(run, reg, total);
   return { steps: total };
 }
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { buildForwardGraph } from '../../engine/autodiff/training.js';
 import { rrlInferenceNet } from '../networks.js';
+import { multiAtlasNeighbours } from '../plan.js';
 import { relabelRoundSteps } from './distill-task.js';
 import { safeId } from './files.js';
 import type { Params, StageName } from './types.js';
@@ -16,16 +17,18 @@ import type { Run } from './run.js';
 
 /**
  * A pseudo-label round: 0 (registration), 1 (joint refinement, fused), 'relabel' (the joint
- * stage's relabelling by held-out students, `crossFit.relabelSteps`) or 2 (self-training, fused
+ * stage's relabelling by held-out students, `crossFit.relabelSteps`), 'multi-atlas' (the joint
+ * stage's last labels fused with their neighbours', `multiAtlas`) or 2 (self-training, fused
  * with the model). 'joint-registration' is not a round the training uses: the joint stage's
  * registration alone, before the fusion, kept for `crossFit.ignoreDisagreement`.
  */
-export type PseudoRound = 0 | 1 | 'relabel' | 2 | 'joint-registration';
+export type PseudoRound = 0 | 1 | 'relabel' | 'multi-atlas' | 2 | 'joint-registration';
 
 const ROUND_SUFFIX: Record<PseudoRound, string> = {
   0: '',
   1: '.r1',
   relabel: '.r1-relabel',
+  'multi-atlas': '.r1-multi-atlas',
   2: '.r2',
   'joint-registration': '.r1-registration',
 };
@@ -44,9 +47,9 @@ export async function loadPseudoLabels(run: Run): Promise<void> {
   const round: PseudoRound = done('self-training')
     ? 2
     : done('joint')
-      ? relabelRoundSteps(run) > 0
-        ? 'relabel'
-        : 1
+      ? multiAtlasNeighbours(run.plan) > 0
+        ? 'multi-atlas'
+        : jointLabelsRound(run)
       : 0;
   for (const u of run.input.unlabeled) {
     const file = pseudoFile(run, u.id, round);
@@ -63,6 +66,11 @@ export async function loadPseudoLabels(run: Run): Promise<void> {
     }
     run.pseudo.push(b);
   }
+}
+
+/** The round of the joint stage's labels before any multi-atlas fusion. */
+export function jointLabelsRound(run: Run): 1 | 'relabel' {
+  return relabelRoundSteps(run) > 0 ? 'relabel' : 1;
 }
 
 /**

@@ -1,0 +1,168 @@
+/**
+ * Multi-atlas fusion at the end of the joint stage (`plan.multiAtlas`): the pseudo-labelled
+ * unlabelled volumes serve as extra atlases. Every volume's labels are fused by a vote with the
+ * labels of its most similar neighbours, each registered onto it with the joint stage's
+ * registration network (and the per-pair refinement); the one atlas's registration errors are
+ * then outvoted where the neighbours agree against them.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { RegistrationArgs } from '../../engine/nn/registration.js';
+import { multiAtlasNeighbours } from '../plan.js';
+import { pseudoLabelsParallel } from '../pseudoLabelPool.js';
+import { argmaxClasses } from '../pseudoLabels.js';
+import { StageAbortedError } from './abort.js';
+import { atomicWrite } from './files.js';
+import { jointLabelsRound, pseudoFile, switchPseudoLabels } from './pseudoLabelFiles.js';
+import type { Params } from './types.js';
+import type { Run } from './run.js';
+
+/** The volume's own label outweighs one neighbour's full vote, so ties keep it. */
+const OWN_WEIGHT = 1.001;
+
+/** Pearson correlation of two images on the same grid (global NCC). */
+export function globalNcc(a: Float32Array, b: Float32Array): number {
+  const n = a.length;
+  let ma = 0;
+  let mb = 0;
+  for (let i = 0; i < n; i++) {
+    ma += a[i]!;
+    mb += b[i]!;
+  }
+  ma /= n;
+  mb /= n;
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < n; i++) {
+    const x = a[i]! - ma;
+    const y = b[i]! - mb;
+    ab += x * y;
+    aa += x * x;
+    bb += y * y;
+  }
+  return aa > 0 && bb > 0 ? ab / Math.sqrt(aa * bb) : 0;
+}
+
+/**
+ * For every image, the indices of the `k` other images most like it (global NCC, highest first;
+ * ties by index), at most all the others.
+ */
+export function nearestNeighbours(images: readonly Float32Array[], k: number): number[][] {
+  const n = images.length;
+  const sim: number[][] = Array.from({ length: n }, () => new Array<number>(n).fill(0));
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) sim[i]![j] = sim[j]![i] = globalNcc(images[i]!, images[j]!);
+  }
+  return sim.map((row, i) =>
+    row
+      .map((s, j) => ({ s, j }))
+      .filter(({ j }) => j !== i)
+      .sort((x, y) => y.s - x.s || x.j - y.j)
+      .slice(0, k)
+      .map(({ j }) => j),
+  );
+}
+
+/**
+ * The vote of one volume: its own labels one-hot (weight `OWN_WEIGHT`) plus each neighbour's
+ * warped label probabilities; `add` a neighbour's, then `labels()` is the argmax.
+ */
+export class LabelVote {
+  private readonly votes: Float32Array;
+  constructor(
+    own: Uint8Array,
+    private readonly classes: number,
+  ) {
+    const m = own.length;
+    this.votes = new Float32Array(classes * m);
+    for (let v = 0; v < m; v++) this.votes[own[v]! * m + v] = OWN_WEIGHT;
+  }
+  add(probabilities: Float32Array): void {
+    if (probabilities.length !== this.votes.length) {
+      throw new Error(
+        `LabelVote: a neighbour's probabilities have ${probabilities.length} values, expected ${this.votes.length}`,
+      );
+    }
+    for (let i = 0; i < this.votes.length; i++) this.votes[i]! += probabilities[i]!;
+  }
+  labels(): Uint8Array {
+    return argmaxClasses(this.votes, this.classes);
+  }
+}
+
+/**
+ * Fuses the joint stage's last pseudo labels (`jointLabelsRound`) with their neighbours' and
+ * saves them as round 'multi-atlas', which the mutual and decoder stages then train on. Pairs run
+ * several at a time (`pseudoLabelsParallel`); a volume's file is written when its last neighbour
+ * is in, so a cancelled round resumes with the volumes still missing. `steps`: the joint stage's
+ * (for the cancellation message).
+ */
+export async function multiAtlasRound(
+  run: Run,
+  registration: { params: Params; args: RegistrationArgs },
+  steps: number,
+): Promise<void> {
+  const p = run.plan;
+  const C = p.classes;
+  const volumes = run.input.unlabeled;
+  const k = Math.min(multiAtlasNeighbours(p), volumes.length - 1);
+  const source = jointLabelsRound(run);
+  const file = (i: number): string => pseudoFile(run, volumes[i]!.id, 'multi-atlas');
+  // Every volume's own labels before the fusion: the neighbours vote with these, never with
+  // labels already fused.
+  const own: Uint8Array[] = [];
+  for (const u of volumes) own.push(new Uint8Array(await readFile(pseudoFile(run, u.id, source))));
+  const neighbours = nearestNeighbours(
+    volumes.map((u) => u.image),
+    k,
+  );
+  const todo = volumes.map((_, i) => i).filter((i) => !existsSync(file(i)));
+  run.say(
+    `[joint] multi-atlas fusion: every volume's labels with those of its ${k} most similar volume(s), registered onto it (${todo.length * k} pairs)`,
+  );
+  const votes = new Map<number, { vote: LabelVote; left: number }>();
+  const pairs: [number, number][] = [];
+  for (const i of todo) {
+    if (k === 0) await atomicWrite(file(i), own[i]!);
+    else {
+      votes.set(i, { vote: new LabelVote(own[i]!, C), left: k });
+      for (const j of neighbours[i]!) pairs.push([i, j]);
+    }
+  }
+  let done = volumes.length - todo.length;
+  const total = volumes.length;
+  for (let i = 0; i < done; i++) run.progress('pseudo-labels', { step: i + 1, total }, 'joint');
+  const left = await pseudoLabelsParallel(
+    pairs.map((_, q) => q),
+    (q) => {
+      const [i, j] = pairs[q]!;
+      return {
+        params: registration.params,
+        args: registration.args,
+        grid: run.grid,
+        classes: C,
+        atlasImage: volumes[j]!.image,
+        atlasLabels: own[j]!,
+        target: volumes[i]!.image,
+        ...(p.registrationRefine ? { refine: p.registrationRefine } : {}),
+      };
+    },
+    async (q, r) => {
+      const i = pairs[q]![0];
+      const v = votes.get(i)!;
+      v.vote.add(r.probabilities);
+      if (--v.left === 0) {
+        await atomicWrite(file(i), v.vote.labels());
+        votes.delete(i);
+        run.progress('pseudo-labels', { step: ++done, total }, 'joint');
+      }
+    },
+    run.input.signal ? { signal: run.input.signal } : {},
+  );
+  if (left.length > 0) {
+    throw new StageAbortedError('joint (multi-atlas fusion)', steps, steps, run.paths.pseudoLabels);
+  }
+  const changed = await switchPseudoLabels(run, 'multi-atlas');
+  run.say(`[joint] multi-atlas fusion: ${changed} of voxels changed`);
+}
