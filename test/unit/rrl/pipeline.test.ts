@@ -6,7 +6,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -105,7 +113,8 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
   try {
     const teacher = join(dir, 'standin-teacher.onnx');
     writeFileSync(teacher, buildStandInTeacher(3));
-    const plan = parsePlan({ ...tinyPlan, teacher });
+    // with multi-atlas fusion: the joint stage's last pseudo labels voted with 2 neighbours'
+    const plan = parsePlan({ ...tinyPlan, teacher, multiAtlas: { neighbours: 2 } });
     const out = join(dir, 'run');
 
     // 1. cancel in the middle of the mutual stage
@@ -144,11 +153,12 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
     );
     assert.equal(
       first.filter((p) => p.phase === 'pseudo-labels' && p.stageIndex === 3).length,
-      unlabeled.length,
-      'the joint stage recomputes one pseudo label per unlabelled volume',
+      2 * unlabeled.length,
+      'the joint stage recomputes one pseudo label per unlabelled volume, then fuses each',
     );
     for (const k of [0, 1, 2]) {
       assert.ok(existsSync(join(out, 'pseudo-labels', `case_${k}.r1.u8`)));
+      assert.ok(existsSync(join(out, 'pseudo-labels', `case_${k}.r1-multi-atlas.u8`)));
       assert.equal(
         readFileSync(join(out, 'fields', `case_${k}.f32`)).byteLength,
         3 * m * 4,
@@ -160,6 +170,15 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
     const field1 = join(out, 'fields', 'case_1.f32');
     const kept = readFileSync(field1);
     rmSync(field1);
+
+    // the resumed mutual stage trains on the fused labels: without one of them it stops, naming it
+    const fusedFile = join(out, 'pseudo-labels', 'case_2.r1-multi-atlas.u8');
+    renameSync(fusedFile, `${fusedFile}.away`);
+    await assert.rejects(
+      runPipeline(input(plan, out)),
+      /pseudo labels of case 2 are missing \(.*case_2\.r1-multi-atlas\.u8\)/,
+    );
+    renameSync(`${fusedFile}.away`, fusedFile);
 
     // 2. rerun: finished stages are not rerun, mutual continues at step 6
     const second: PipelineProgress[] = [];
