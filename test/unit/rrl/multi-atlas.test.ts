@@ -173,6 +173,21 @@ test('multi-atlas round: wrong own labels are outvoted by registered neighbours;
         fused[k],
       );
     }
+
+    // one unlabelled volume: no neighbour, its labels stay as they are
+    const single = new Run({
+      plan,
+      outDir: join(dir, 'single'),
+      atlas: { image: atlas.image, labels: atlas.halves },
+      unlabeled: [{ id: 'v0', image: blobs[0]!.image }],
+      info,
+      provider: 'cpu',
+    });
+    mkdirSync(single.paths.pseudoLabels, { recursive: true });
+    writeFileSync(pseudoFile(single, 'v0', 1), own[0]!);
+    single.pseudo = [own[0]!.slice()];
+    await multiAtlasRound(single, { params, args }, 2);
+    assert.deepEqual(single.pseudo, [own[0]]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

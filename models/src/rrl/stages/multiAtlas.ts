@@ -121,18 +121,22 @@ export async function multiAtlasRound(
   run.say(
     `[joint] multi-atlas fusion: every volume's labels with those of its ${k} most similar volume(s), registered onto it (${todo.length * k} pairs)`,
   );
+  const total = volumes.length;
+  let done = 0;
+  const progress = (): void => run.progress('pseudo-labels', { step: ++done, total }, 'joint');
+  for (let i = 0; i < total - todo.length; i++) progress();
   const votes = new Map<number, { vote: LabelVote; left: number }>();
   const pairs: [number, number][] = [];
   for (const i of todo) {
-    if (k === 0) await atomicWrite(file(i), own[i]!);
-    else {
+    if (k === 0) {
+      // a single volume has no neighbour: its labels stay as they are
+      await atomicWrite(file(i), own[i]!);
+      progress();
+    } else {
       votes.set(i, { vote: new LabelVote(own[i]!, C), left: k });
       for (const j of neighbours[i]!) pairs.push([i, j]);
     }
   }
-  let done = volumes.length - todo.length;
-  const total = volumes.length;
-  for (let i = 0; i < done; i++) run.progress('pseudo-labels', { step: i + 1, total }, 'joint');
   const left = await pseudoLabelsParallel(
     pairs.map((_, q) => q),
     (q) => {
@@ -155,7 +159,7 @@ export async function multiAtlasRound(
       if (--v.left === 0) {
         await atomicWrite(file(i), v.vote.labels());
         votes.delete(i);
-        run.progress('pseudo-labels', { step: ++done, total }, 'joint');
+        progress();
       }
     },
     run.input.signal ? { signal: run.input.signal } : {},
