@@ -21,6 +21,7 @@ import {
   nearestNeighbours,
 } from '@rrl/models/rrl/stages/multiAtlas.js';
 import type { RrlModelInfo } from '@rrl/models/rrl/export.js';
+import { dice as diceOf } from '@rrl/models/rrl/metrics.js';
 import { texturedBlob } from './helpers.js';
 
 const N = 16;
@@ -31,21 +32,8 @@ const g = new Graph();
 registrationNet(g, g.input('moving', [1, 1, ...grid]), g.input('fixed', [1, 1, ...grid]), args);
 const params = g.initialParams(3);
 
-function dice(a: Uint8Array, b: Uint8Array): number {
-  let s = 0;
-  for (const c of [1, 2]) {
-    let both = 0;
-    let na = 0;
-    let nb = 0;
-    for (let i = 0; i < a.length; i++) {
-      if (a[i] === c) na++;
-      if (b[i] === c) nb++;
-      if (a[i] === c && b[i] === c) both++;
-    }
-    s += (2 * both) / (na + nb);
-  }
-  return s / 2;
-}
+/** Mean Dice of the two halves (metrics.ts). */
+const dice = (a: Uint8Array, b: Uint8Array): number => (diceOf(a, b, 1) + diceOf(a, b, 2)) / 2;
 
 test('globalNcc, nearestNeighbours and the vote', () => {
   const a = texturedBlob(grid, [7, 7, 7]).image;
