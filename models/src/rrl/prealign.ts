@@ -78,8 +78,11 @@ function downsample2(vol: Float32Array, grid: Grid): { vol: Float32Array; grid: 
   return { vol: out, grid: g };
 }
 
-/** Pearson correlation of the shifted moving image (border replicated) with the fixed one. */
-function ncc(moving: Float32Array, fixed: Float32Array, grid: Grid, s: Shift): number {
+/**
+ * Pearson correlation of the shifted moving image (border replicated) with the fixed one; shift
+ * [0, 0, 0] gives the plain global NCC of two images on one grid.
+ */
+export function ncc(moving: Float32Array, fixed: Float32Array, grid: Grid, s: Shift): number {
   const [d, h, w] = grid;
   let sm = 0;
   let sf = 0;

@@ -12,11 +12,11 @@ import { join } from 'node:path';
 import { Graph } from '@rrl/models/engine/graph/graph.js';
 import { registrationNet, type RegistrationArgs } from '@rrl/models/engine/nn/registration.js';
 import { parsePlan } from '@rrl/models/rrl/plan.js';
+import { ncc } from '@rrl/models/rrl/prealign.js';
 import { Run } from '@rrl/models/rrl/stages/run.js';
 import { pseudoFile } from '@rrl/models/rrl/stages/pseudoLabelFiles.js';
 import {
   LabelVote,
-  globalNcc,
   multiAtlasRound,
   nearestNeighbours,
 } from '@rrl/models/rrl/stages/multiAtlas.js';
@@ -35,14 +35,14 @@ const params = g.initialParams(3);
 /** Mean Dice of the two halves (metrics.ts). */
 const dice = (a: Uint8Array, b: Uint8Array): number => (diceOf(a, b, 1) + diceOf(a, b, 2)) / 2;
 
-test('globalNcc, nearestNeighbours and the vote', () => {
+test('nearestNeighbours (global NCC) and the vote', () => {
   const a = texturedBlob(grid, [7, 7, 7]).image;
   const near = texturedBlob(grid, [7, 7, 8]).image;
   const far = texturedBlob(grid, [11, 4, 10]).image;
-  assert.ok(Math.abs(globalNcc(a, a) - 1) < 1e-9);
-  assert.ok(globalNcc(a, near) > globalNcc(a, far));
-  assert.deepEqual(nearestNeighbours([a, far, near], 1), [[2], [2], [0]]);
-  assert.deepEqual(nearestNeighbours([a, far, near], 5), [
+  assert.ok(Math.abs(ncc(a, a, grid, [0, 0, 0]) - 1) < 1e-9);
+  assert.ok(ncc(a, near, grid, [0, 0, 0]) > ncc(a, far, grid, [0, 0, 0]));
+  assert.deepEqual(nearestNeighbours([a, far, near], grid, 1), [[2], [2], [0]]);
+  assert.deepEqual(nearestNeighbours([a, far, near], grid, 5), [
     [2, 1],
     [2, 0],
     [0, 1],

@@ -9,8 +9,9 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { RegistrationArgs } from '../../engine/nn/registration.js';
 import { multiAtlasNeighbours } from '../plan.js';
+import { ncc } from '../prealign.js';
 import { pseudoLabelsParallel } from '../pseudoLabelPool.js';
-import { argmaxClasses } from '../pseudoLabels.js';
+import { argmaxClasses, type Grid } from '../pseudoLabels.js';
 import { StageAbortedError } from './abort.js';
 import { atomicWrite } from './files.js';
 import { jointLabelsRound, pseudoFile, switchPseudoLabels } from './pseudoLabelFiles.js';
@@ -20,39 +21,20 @@ import type { Run } from './run.js';
 /** The volume's own label outweighs one neighbour's full vote, so ties keep it. */
 const OWN_WEIGHT = 1.001;
 
-/** Pearson correlation of two images on the same grid (global NCC). */
-export function globalNcc(a: Float32Array, b: Float32Array): number {
-  const n = a.length;
-  let ma = 0;
-  let mb = 0;
-  for (let i = 0; i < n; i++) {
-    ma += a[i]!;
-    mb += b[i]!;
-  }
-  ma /= n;
-  mb /= n;
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < n; i++) {
-    const x = a[i]! - ma;
-    const y = b[i]! - mb;
-    ab += x * y;
-    aa += x * x;
-    bb += y * y;
-  }
-  return aa > 0 && bb > 0 ? ab / Math.sqrt(aa * bb) : 0;
-}
-
 /**
- * For every image, the indices of the `k` other images most like it (global NCC, highest first;
- * ties by index), at most all the others.
+ * For every image on `grid`, the indices of the `k` other images most like it (global NCC,
+ * highest first; ties by index), at most all the others.
  */
-export function nearestNeighbours(images: readonly Float32Array[], k: number): number[][] {
+export function nearestNeighbours(
+  images: readonly Float32Array[],
+  grid: Grid,
+  k: number,
+): number[][] {
   const n = images.length;
   const sim: number[][] = Array.from({ length: n }, () => new Array<number>(n).fill(0));
   for (let i = 0; i < n; i++) {
-    for (let j = i + 1; j < n; j++) sim[i]![j] = sim[j]![i] = globalNcc(images[i]!, images[j]!);
+    for (let j = i + 1; j < n; j++)
+      sim[i]![j] = sim[j]![i] = ncc(images[i]!, images[j]!, grid, [0, 0, 0]);
   }
   return sim.map((row, i) =>
     row
@@ -115,6 +97,7 @@ export async function multiAtlasRound(
   for (const u of volumes) own.push(new Uint8Array(await readFile(pseudoFile(run, u.id, source))));
   const neighbours = nearestNeighbours(
     volumes.map((u) => u.image),
+    run.grid,
     k,
   );
   const todo = volumes.map((_, i) => i).filter((i) => !existsSync(file(i)));
