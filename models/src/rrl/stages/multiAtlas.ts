@@ -6,7 +6,6 @@
  * then outvoted where the neighbours agree against them.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import type { RegistrationArgs } from '../../engine/nn/registration.js';
 import { multiAtlasNeighbours } from '../plan.js';
 import { ncc } from '../prealign.js';
@@ -14,7 +13,7 @@ import { pseudoLabelsParallel } from '../pseudoLabelPool.js';
 import { argmaxClasses, type Grid } from '../pseudoLabels.js';
 import { StageAbortedError } from './abort.js';
 import { atomicWrite } from './files.js';
-import { jointLabelsRound, pseudoFile, switchPseudoLabels } from './pseudoLabelFiles.js';
+import { pseudoFile, switchPseudoLabels } from './pseudoLabelFiles.js';
 import type { Params } from './types.js';
 import type { Run } from './run.js';
 
@@ -74,7 +73,7 @@ export class LabelVote {
 }
 
 /**
- * Fuses the joint stage's last pseudo labels (`jointLabelsRound`) with their neighbours' and
+ * Fuses the joint stage's last pseudo labels (those in `run.pseudo`) with their neighbours' and
  * saves them as round 'multi-atlas', which the mutual and decoder stages then train on. Pairs run
  * several at a time (`pseudoLabelsParallel`); a volume's file is written when its last neighbour
  * is in, so a cancelled round resumes with the volumes still missing. `steps`: the joint stage's
@@ -89,12 +88,10 @@ export async function multiAtlasRound(
   const C = p.classes;
   const volumes = run.input.unlabeled;
   const k = Math.min(multiAtlasNeighbours(p), volumes.length - 1);
-  const source = jointLabelsRound(run);
   const file = (i: number): string => pseudoFile(run, volumes[i]!.id, 'multi-atlas');
-  // Every volume's own labels before the fusion: the neighbours vote with these, never with
-  // labels already fused.
-  const own: Uint8Array[] = [];
-  for (const u of volumes) own.push(new Uint8Array(await readFile(pseudoFile(run, u.id, source))));
+  // Every volume's own labels before the fusion (the joint stage's last round, in use until the
+  // switch below): the neighbours vote with these, never with labels already fused.
+  const own = run.pseudo;
   const neighbours = nearestNeighbours(
     volumes.map((u) => u.image),
     run.grid,
@@ -108,7 +105,6 @@ export async function multiAtlasRound(
   let done = 0;
   const progress = (): void => run.progress('pseudo-labels', { step: ++done, total }, 'joint');
   for (let i = 0; i < total - todo.length; i++) progress();
-  const votes = new Map<number, { vote: LabelVote; left: number }>();
   const pairs: [number, number][] = [];
   for (const i of todo) {
     if (k === 0) {
@@ -116,10 +112,11 @@ export async function multiAtlasRound(
       await atomicWrite(file(i), own[i]!);
       progress();
     } else {
-      votes.set(i, { vote: new LabelVote(own[i]!, C), left: k });
       for (const j of neighbours[i]!) pairs.push([i, j]);
     }
   }
+  // A volume's vote ([classes, D, H, W]) exists only while its pairs are under way.
+  const votes = new Map<number, { vote: LabelVote; left: number }>();
   const left = await pseudoLabelsParallel(
     pairs.map((_, q) => q),
     (q) => {
@@ -137,7 +134,8 @@ export async function multiAtlasRound(
     },
     async (q, r) => {
       const i = pairs[q]![0];
-      const v = votes.get(i)!;
+      let v = votes.get(i);
+      if (!v) votes.set(i, (v = { vote: new LabelVote(own[i]!, C), left: k }));
       v.vote.add(r.probabilities);
       if (--v.left === 0) {
         await atomicWrite(file(i), v.vote.labels());

@@ -69,7 +69,7 @@ export async function loadPseudoLabels(run: Run): Promise<void> {
 }
 
 /** The round of the joint stage's labels before any multi-atlas fusion. */
-export function jointLabelsRound(run: Run): 1 | 'relabel' {
+function jointLabelsRound(run: Run): 1 | 'relabel' {
   return relabelRoundSteps(run) > 0 ? 'relabel' : 1;
 }
 
