@@ -6,7 +6,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Graph } from '@rrl/models/engine/graph/graph.js';
@@ -115,14 +123,9 @@ test('multi-atlas round: wrong own labels are outvoted by registered neighbours;
       multiAtlasRound(cancelled, { params, args }, 2),
       (e: Error) => e.name === 'AbortError' && /multi-atlas/.test(e.message),
     );
-    const written = blobs.filter((_, k) => {
-      try {
-        readFileSync(pseudoFile(run, `v${k}`, 'multi-atlas'));
-        return true;
-      } catch {
-        return false;
-      }
-    }).length;
+    const written = blobs.filter((_, k) =>
+      existsSync(pseudoFile(run, `v${k}`, 'multi-atlas')),
+    ).length;
     assert.ok(written >= 1 && written < blobs.length, `${written} written`);
 
     const lines: string[] = [];
