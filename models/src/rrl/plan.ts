@@ -215,14 +215,15 @@ export interface RrlPlan {
     ignoreDisagreement?: boolean;
   };
   /**
-   * Multi-atlas fusion of the joint stage's final pseudo labels (absent = off; runs only with the
-   * joint stage): every unlabelled volume's labels are fused by a vote with those of the
-   * `neighbours` unlabelled volumes whose images are most like it (global NCC on the grid), each
-   * registered onto it by the joint stage's registration network (refined per pair as
-   * `registrationRefine` says). The pseudo-labelled volumes serve as extra atlases whose errors
-   * differ from the one atlas's.
+   * Multi-atlas fusion of pseudo labels (absent = off): every unlabelled volume's labels are
+   * fused by a vote with those of the `neighbours` unlabelled volumes whose images are most like
+   * it (global NCC on the grid), each registered onto it by the stage's registration network
+   * (refined per pair as `registrationRefine` says). The pseudo-labelled volumes serve as extra
+   * atlases whose errors differ from the one atlas's. `stages` (default `['joint']`): after which
+   * stage's labels the vote runs — `registration` (the atlas's warped labels, before any network
+   * learns from them) and/or `joint` (its last labels; only when the joint stage runs).
    */
-  multiAtlas?: { neighbours: number };
+  multiAtlas?: { neighbours: number; stages?: MultiAtlasStage[] };
   /**
    * Label-free check at export (absent = the check is reported on the model card but never
    * changes what is published): when the network's mean Dice against the atlas labels, or
@@ -274,9 +275,18 @@ export function ignoresDisagreement(plan: RrlPlan): boolean {
   return relabelSteps(plan) > 0 && plan.crossFit?.ignoreDisagreement === true;
 }
 
-/** Neighbours of the multi-atlas fusion at the end of the joint stage (0 = none). */
-export function multiAtlasNeighbours(plan: RrlPlan): number {
-  return plan.schedule.joint.steps > 0 ? (plan.multiAtlas?.neighbours ?? 0) : 0;
+/** The stages after whose pseudo labels `plan.multiAtlas` may run its vote. */
+export const MULTI_ATLAS_STAGES = ['registration', 'joint'] as const;
+export type MultiAtlasStage = (typeof MULTI_ATLAS_STAGES)[number];
+
+/**
+ * Neighbours of the multi-atlas fusion after `stage`'s pseudo labels (0 = none; the joint
+ * stage's only when it runs).
+ */
+export function multiAtlasNeighbours(plan: RrlPlan, stage: MultiAtlasStage = 'joint'): number {
+  const m = plan.multiAtlas;
+  if (!m || !(m.stages ?? ['joint']).includes(stage)) return 0;
+  return stage === 'joint' && plan.schedule.joint.steps === 0 ? 0 : m.neighbours;
 }
 
 /** Steps of the joint stage's relabelling round per student (0 without cross-fitting). */
@@ -704,13 +714,34 @@ export function parsePlan(input: unknown): RrlPlan {
       plan.crossFit.ignoreDisagreement = ignoreDisagreement;
     }
   }
-  const multiAtlas = numberGroup('multiAtlas', input.multiAtlas, {
-    neighbours: [3, { int: true, min: 1, max: 16 }],
-  });
+  // the stages are checked below, the neighbours by numberGroup (which refuses unknown fields)
+  const multiAtlasIn = isObj(input.multiAtlas) ? input.multiAtlas : undefined;
+  const { stages: multiAtlasStages, ...multiAtlasNumbers } = multiAtlasIn ?? {};
+  const multiAtlas: RrlPlan['multiAtlas'] = numberGroup(
+    'multiAtlas',
+    multiAtlasIn ? multiAtlasNumbers : input.multiAtlas,
+    { neighbours: [3, { int: true, min: 1, max: 16 }] },
+  );
   if (multiAtlas) {
-    if (plan.crossFit?.ignoreDisagreement) {
+    if (multiAtlasStages !== undefined) {
+      const ok =
+        Array.isArray(multiAtlasStages) &&
+        multiAtlasStages.length > 0 &&
+        multiAtlasStages.every((x) => (MULTI_ATLAS_STAGES as readonly unknown[]).includes(x)) &&
+        new Set(multiAtlasStages).size === multiAtlasStages.length;
+      if (!ok) {
+        throw new PlanError(
+          `plan.multiAtlas.stages: expected a list of distinct stages out of ${MULTI_ATLAS_STAGES.map((x) => `"${x}"`).join(', ')}, found ${describe(multiAtlasStages)}.`,
+        );
+      }
+      // in pipeline order, so that a plan's two spellings are one plan
+      multiAtlas.stages = MULTI_ATLAS_STAGES.filter((x) =>
+        (multiAtlasStages as unknown[]).includes(x),
+      );
+    }
+    if (plan.crossFit?.ignoreDisagreement && (multiAtlas.stages ?? ['joint']).includes('joint')) {
       throw new PlanError(
-        'plan.multiAtlas cannot be used with crossFit.ignoreDisagreement: the left-out voxels carry no label to register onto another volume. Remove one of them.',
+        'plan.multiAtlas at the joint stage cannot be used with crossFit.ignoreDisagreement: the left-out voxels carry no label to register onto another volume. Remove one of them, or vote after the registration stage only (multiAtlas.stages ["registration"]).',
       );
     }
     plan.multiAtlas = multiAtlas;

@@ -1,5 +1,5 @@
 /**
- * Multi-atlas fusion at the end of the joint stage (models/src/rrl/stages/multiAtlas.ts): the
+ * Multi-atlas fusion after the joint or registration stage (models/src/rrl/stages/multiAtlas.ts): the
  * neighbours are the most similar volumes; a volume whose own labels are wrong is outvoted by its
  * correctly labelled neighbours registered onto it, correct volumes keep theirs; a cancelled
  * round resumes with the volumes still missing and gives the same files.
@@ -22,7 +22,7 @@ import { registrationNet, type RegistrationArgs } from '@rrl/models/engine/nn/re
 import { parsePlan } from '@rrl/models/rrl/plan.js';
 import { ncc } from '@rrl/models/rrl/prealign.js';
 import { Run } from '@rrl/models/rrl/stages/run.js';
-import { pseudoFile } from '@rrl/models/rrl/stages/pseudoLabelFiles.js';
+import { loadPseudoLabels, pseudoFile } from '@rrl/models/rrl/stages/pseudoLabelFiles.js';
 import {
   LabelVote,
   multiAtlasRound,
@@ -120,7 +120,7 @@ test('multi-atlas round: wrong own labels are outvoted by registered neighbours;
       if (p.phase === 'pseudo-labels') ctrl.abort();
     };
     await assert.rejects(
-      multiAtlasRound(cancelled, { params, args }, 2),
+      multiAtlasRound(cancelled, 'joint', { params, args }, 2),
       (e: Error) => e.name === 'AbortError' && /multi-atlas/.test(e.message),
     );
     const written = blobs.filter((_, k) =>
@@ -132,7 +132,7 @@ test('multi-atlas round: wrong own labels are outvoted by registered neighbours;
     const resumed = runFor();
     resumed.pseudo = run.pseudo;
     resumed.input.log = (l) => lines.push(l);
-    await multiAtlasRound(resumed, { params, args }, 2);
+    await multiAtlasRound(resumed, 'joint', { params, args }, 2);
     const fused = blobs.map(
       (_, k) => new Uint8Array(readFileSync(pseudoFile(run, `v${k}`, 'multi-atlas'))),
     );
@@ -157,13 +157,37 @@ test('multi-atlas round: wrong own labels are outvoted by registered neighbours;
     for (let k = 0; k < blobs.length; k++) unlinkSync(pseudoFile(run, `v${k}`, 'multi-atlas'));
     const again = runFor();
     again.pseudo = own.map((o) => o.slice());
-    await multiAtlasRound(again, { params, args }, 2);
+    await multiAtlasRound(again, 'joint', { params, args }, 2);
     for (let k = 0; k < blobs.length; k++) {
       assert.deepEqual(
         new Uint8Array(readFileSync(pseudoFile(run, `v${k}`, 'multi-atlas'))),
         fused[k],
       );
     }
+
+    // the same vote after the registration stage (round 0's labels): its own round, its own
+    // log tag, the same labels; once the registration stage is recorded done, a resumed run
+    // loads them
+    const regPlan = parsePlan({ ...plan, multiAtlas: { neighbours: 2, stages: ['registration'] } });
+    const afterReg = new Run({ ...runFor().input, plan: regPlan });
+    afterReg.pseudo = own.map((o) => o.slice());
+    const regLines: string[] = [];
+    afterReg.input.log = (l) => regLines.push(l);
+    await multiAtlasRound(afterReg, 'registration', { params, args }, 2);
+    for (let k = 0; k < blobs.length; k++) {
+      assert.deepEqual(
+        new Uint8Array(readFileSync(pseudoFile(run, `v${k}`, 'registration-multi-atlas'))),
+        fused[k],
+      );
+    }
+    assert.ok(
+      regLines.some((l) => /^\[registration\] multi-atlas fusion/.test(l)),
+      regLines.join('\n'),
+    );
+    afterReg.state.stages.push({ stage: 'registration', steps: 2, seconds: 1 });
+    afterReg.pseudo = [];
+    await loadPseudoLabels(afterReg);
+    assert.deepEqual(afterReg.pseudo, fused);
 
     // one unlabelled volume: no neighbour, its labels stay as they are
     const single = new Run({
@@ -177,7 +201,7 @@ test('multi-atlas round: wrong own labels are outvoted by registered neighbours;
     mkdirSync(single.paths.pseudoLabels, { recursive: true });
     writeFileSync(pseudoFile(single, 'v0', 1), own[0]!);
     single.pseudo = [own[0]!.slice()];
-    await multiAtlasRound(single, { params, args }, 2);
+    await multiAtlasRound(single, 'joint', { params, args }, 2);
     assert.deepEqual(single.pseudo, [own[0]]);
   } finally {
     rmSync(dir, { recursive: true, force: true });

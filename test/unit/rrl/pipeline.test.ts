@@ -113,8 +113,14 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
   try {
     const teacher = join(dir, 'standin-teacher.onnx');
     writeFileSync(teacher, buildStandInTeacher(3));
-    // with multi-atlas fusion: the joint stage's last pseudo labels voted with 2 neighbours'
-    const plan = parsePlan({ ...tinyPlan, teacher, multiAtlas: { neighbours: 2 } });
+    // with multi-atlas fusion: the registration's and the joint stage's last pseudo labels each
+    // voted with 2 neighbours'
+    const plan = parsePlan({
+      ...tinyPlan,
+      teacher,
+      multiAtlas: { neighbours: 2, stages: ['joint', 'registration'] },
+    });
+    assert.deepEqual(plan.multiAtlas?.stages, ['registration', 'joint']);
     const out = join(dir, 'run');
 
     // 1. cancel in the middle of the mutual stage
@@ -143,8 +149,8 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
     assert.ok(!existsSync(join(out, 'model.onnx')));
     assert.equal(
       first.filter((p) => p.phase === 'pseudo-labels' && p.stageIndex === 0).length,
-      unlabeled.length,
-      'one pseudo-label event per unlabelled volume',
+      2 * unlabeled.length,
+      'one pseudo-label event per unlabelled volume for the atlas, one for its fusion',
     );
     assert.ok(first.every((p) => p.stageCount === 9));
     assert.ok(
@@ -157,6 +163,7 @@ test('pipeline: all stages with the stand-in teacher, cancelled mid-stage and re
       'the joint stage recomputes one pseudo label per unlabelled volume, then fuses each',
     );
     for (const k of [0, 1, 2]) {
+      assert.ok(existsSync(join(out, 'pseudo-labels', `case_${k}.r0-multi-atlas.u8`)));
       assert.ok(existsSync(join(out, 'pseudo-labels', `case_${k}.r1.u8`)));
       assert.ok(existsSync(join(out, 'pseudo-labels', `case_${k}.r1-multi-atlas.u8`)));
       assert.equal(

@@ -250,8 +250,41 @@ test('plan crossFit: absent by default, folds 2..10', () => {
         crossFit: { relabelSteps: 600, ignoreDisagreement: true },
         multiAtlas: { neighbours: 3 },
       }),
-    /multiAtlas cannot be used with crossFit\.ignoreDisagreement/,
+    /multiAtlas at the joint stage cannot be used with crossFit\.ignoreDisagreement/,
   );
+  // after the registration stage (round 0): without the joint stage, and beside left-out voxels
+  const off = { joint: { steps: 0, lr: 0.001 } };
+  const atRegistration = parsePlan({
+    multiAtlas: { neighbours: 2, stages: ['registration'] },
+    schedule: off,
+  });
+  assert.deepEqual(atRegistration.multiAtlas, { neighbours: 2, stages: ['registration'] });
+  assert.equal(multiAtlasNeighbours(atRegistration, 'registration'), 2);
+  assert.equal(multiAtlasNeighbours(atRegistration, 'joint'), 0);
+  assert.equal(multiAtlasNeighbours(atRegistration), 0, 'the joint stage is the default');
+  const both = parsePlan({ multiAtlas: { stages: ['joint', 'registration'] }, schedule: joint });
+  assert.deepEqual(both.multiAtlas?.stages, ['registration', 'joint'], 'pipeline order');
+  assert.equal(multiAtlasNeighbours(both, 'registration'), 3);
+  assert.equal(multiAtlasNeighbours(both, 'joint'), 3);
+  assert.equal(
+    multiAtlasNeighbours(parsePlan({ multiAtlas: { neighbours: 4 } }), 'registration'),
+    0,
+    'the registration stage only when named',
+  );
+  assert.deepEqual(
+    parsePlan({
+      crossFit: { relabelSteps: 600, ignoreDisagreement: true },
+      multiAtlas: { stages: ['registration'] },
+    }).multiAtlas,
+    { neighbours: 3, stages: ['registration'] },
+  );
+  for (const stages of [[], ['decoder'], ['joint', 'joint'], 'joint']) {
+    assert.throws(
+      () => parsePlan({ multiAtlas: { stages } }),
+      /plan\.multiAtlas\.stages: expected a list of distinct stages out of "registration", "joint"/,
+      JSON.stringify(stages),
+    );
+  }
   // without the joint stage there are no students to relabel with
   assert.equal(
     relabelSteps(

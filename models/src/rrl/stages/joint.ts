@@ -136,7 +136,7 @@ export async function jointStage(run: Run): Promise<StageOutcome> {
   const changed = await switchPseudoLabels(run, 1);
   run.say(`[joint] fused pseudo labels (branch weight ${f}): ${changed} of voxels changed`);
   if (relabel > 0) await relabelRound(run, folds, relabel, sched.steps, total);
-  if (multiAtlasNeighbours(p) > 0) await multiAtlasRound(run, reg, total);
+  if (multiAtlasNeighbours(p, 'joint') > 0) await multiAtlasRound(run, 'joint', reg, total);
   return { steps: total };
 }
 

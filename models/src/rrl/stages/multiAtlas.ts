@@ -1,19 +1,19 @@
 /**
- * Multi-atlas fusion at the end of the joint stage (`plan.multiAtlas`): the pseudo-labelled
- * unlabelled volumes serve as extra atlases. Every volume's labels are fused by a vote with the
- * labels of its most similar neighbours, each registered onto it with the joint stage's
- * registration network (and the per-pair refinement); the one atlas's registration errors are
- * then outvoted where the neighbours agree against them.
+ * Multi-atlas fusion at the end of the registration and/or the joint stage (`plan.multiAtlas`):
+ * the pseudo-labelled unlabelled volumes serve as extra atlases. Every volume's labels are fused
+ * by a vote with the labels of its most similar neighbours, each registered onto it with that
+ * stage's registration network (and the per-pair refinement); the one atlas's registration
+ * errors are then outvoted where the neighbours agree against them.
  */
 import { existsSync } from 'node:fs';
 import type { RegistrationArgs } from '../../engine/nn/registration.js';
-import { multiAtlasNeighbours } from '../plan.js';
+import { multiAtlasNeighbours, type MultiAtlasStage } from '../plan.js';
 import { ncc } from '../prealign.js';
 import { pseudoLabelsParallel } from '../pseudoLabelPool.js';
 import { argmaxClasses, type Grid } from '../pseudoLabels.js';
 import { StageAbortedError } from './abort.js';
 import { atomicWrite } from './files.js';
-import { pseudoFile, switchPseudoLabels } from './pseudoLabelFiles.js';
+import { pseudoFile, switchPseudoLabels, type PseudoRound } from './pseudoLabelFiles.js';
 import type { Params } from './types.js';
 import type { Run } from './run.js';
 
@@ -72,24 +72,32 @@ export class LabelVote {
   }
 }
 
+/** The round each stage's fusion writes. */
+const ROUND = {
+  registration: 'registration-multi-atlas',
+  joint: 'multi-atlas',
+} as const satisfies Record<MultiAtlasStage, PseudoRound>;
+
 /**
- * Fuses the joint stage's last pseudo labels (those in `run.pseudo`) with their neighbours' and
- * saves them as round 'multi-atlas', which the mutual and decoder stages then train on. Pairs run
+ * Fuses `stage`'s last pseudo labels (those in `run.pseudo`) with their neighbours' and saves
+ * them as that stage's multi-atlas round, which the later stages then train on. Pairs run
  * several at a time (`pseudoLabelsParallel`); a volume's file is written when its last neighbour
- * is in, so a cancelled round resumes with the volumes still missing. `steps`: the joint stage's
- * (for the cancellation message).
+ * is in, so a cancelled round resumes with the volumes still missing. `steps`: the stage's (for
+ * the cancellation message).
  */
 export async function multiAtlasRound(
   run: Run,
+  stage: MultiAtlasStage,
   registration: { params: Params; args: RegistrationArgs },
   steps: number,
 ): Promise<void> {
   const p = run.plan;
   const C = p.classes;
   const volumes = run.input.unlabeled;
-  const k = Math.min(multiAtlasNeighbours(p), volumes.length - 1);
-  const file = (i: number): string => pseudoFile(run, volumes[i]!.id, 'multi-atlas');
-  // Every volume's own labels before the fusion (the joint stage's last round, in use until the
+  const k = Math.min(multiAtlasNeighbours(p, stage), volumes.length - 1);
+  const round = ROUND[stage];
+  const file = (i: number): string => pseudoFile(run, volumes[i]!.id, round);
+  // Every volume's own labels before the fusion (the stage's last round, in use until the
   // switch below): the neighbours vote with these, never with labels already fused.
   const own = run.pseudo;
   const neighbours = nearestNeighbours(
@@ -99,11 +107,11 @@ export async function multiAtlasRound(
   );
   const todo = volumes.map((_, i) => i).filter((i) => !existsSync(file(i)));
   run.say(
-    `[joint] multi-atlas fusion: every volume's labels with those of its ${k} most similar volume(s), registered onto it (${todo.length * k} pairs)`,
+    `[${stage}] multi-atlas fusion: every volume's labels with those of its ${k} most similar volume(s), registered onto it (${todo.length * k} pairs)`,
   );
   const total = volumes.length;
   let done = 0;
-  const progress = (): void => run.progress('pseudo-labels', { step: ++done, total }, 'joint');
+  const progress = (): void => run.progress('pseudo-labels', { step: ++done, total }, stage);
   for (let i = 0; i < total - todo.length; i++) progress();
   const pairs: [number, number][] = [];
   for (const i of todo) {
@@ -146,8 +154,13 @@ export async function multiAtlasRound(
     run.input.signal ? { signal: run.input.signal } : {},
   );
   if (left.length > 0) {
-    throw new StageAbortedError('joint (multi-atlas fusion)', steps, steps, run.paths.pseudoLabels);
+    throw new StageAbortedError(
+      `${stage} (multi-atlas fusion)`,
+      steps,
+      steps,
+      run.paths.pseudoLabels,
+    );
   }
-  const changed = await switchPseudoLabels(run, 'multi-atlas');
-  run.say(`[joint] multi-atlas fusion: ${changed} of voxels changed`);
+  const changed = await switchPseudoLabels(run, round);
+  run.say(`[${stage}] multi-atlas fusion: ${changed} of voxels changed`);
 }

@@ -16,16 +16,20 @@ import type { Params, StageName } from './types.js';
 import type { Run } from './run.js';
 
 /**
- * A pseudo-label round: 0 (registration), 1 (joint refinement, fused), 'relabel' (the joint
- * stage's relabelling by held-out students, `crossFit.relabelSteps`), 'multi-atlas' (the joint
- * stage's last labels fused with their neighbours', `multiAtlas`) or 2 (self-training, fused
- * with the model). 'joint-registration' is not a round the training uses: the joint stage's
- * registration alone, before the fusion, kept for `crossFit.ignoreDisagreement`.
+ * A pseudo-label round: 0 (registration), 'registration-multi-atlas' (those fused with their
+ * neighbours', `multiAtlas.stages` with `registration`), 1 (joint refinement, fused), 'relabel'
+ * (the joint stage's relabelling by held-out students, `crossFit.relabelSteps`), 'multi-atlas'
+ * (the joint stage's last labels fused with their neighbours', `multiAtlas`) or 2
+ * (self-training, fused with the model). 'joint-registration' is not a round the training uses:
+ * the joint stage's registration alone, before the fusion, kept for
+ * `crossFit.ignoreDisagreement`.
  */
-export type PseudoRound = 0 | 1 | 'relabel' | 'multi-atlas' | 2 | 'joint-registration';
+export type PseudoRound =
+  0 | 'registration-multi-atlas' | 1 | 'relabel' | 'multi-atlas' | 2 | 'joint-registration';
 
 const ROUND_SUFFIX: Record<PseudoRound, string> = {
   0: '',
+  'registration-multi-atlas': '.r0-multi-atlas',
   1: '.r1',
   relabel: '.r1-relabel',
   'multi-atlas': '.r1-multi-atlas',
@@ -38,19 +42,25 @@ export function pseudoFile(run: Run, id: string, round: PseudoRound): string {
   return join(run.paths.pseudoLabels, `${safeId(id)}${ROUND_SUFFIX[round]}.u8`);
 }
 
-export async function loadPseudoLabels(run: Run): Promise<void> {
+/**
+ * Loads the pseudo labels in use into `run.pseudo`: those of `round`, or by default the last
+ * round of the stages recorded done.
+ */
+export async function loadPseudoLabels(run: Run, round?: PseudoRound): Promise<void> {
   run.pseudo = [];
   const done = (s: StageName): boolean => {
     const r = run.done(s);
     return r !== undefined && !r.skipped;
   };
-  const round: PseudoRound = done('self-training')
+  round ??= done('self-training')
     ? 2
     : done('joint')
-      ? multiAtlasNeighbours(run.plan) > 0
+      ? multiAtlasNeighbours(run.plan, 'joint') > 0
         ? 'multi-atlas'
         : jointLabelsRound(run)
-      : 0;
+      : multiAtlasNeighbours(run.plan, 'registration') > 0
+        ? 'registration-multi-atlas'
+        : 0;
   for (const u of run.input.unlabeled) {
     const file = pseudoFile(run, u.id, round);
     if (!existsSync(file)) {

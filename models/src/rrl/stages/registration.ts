@@ -6,10 +6,11 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { registrationArgsFromPlan, stageLr } from '../plan.js';
+import { multiAtlasNeighbours, registrationArgsFromPlan, stageLr } from '../plan.js';
 import { runRegistrationStage } from '../registration.js';
 import type { Run, StageOutcome } from './run.js';
 import { atomicWrite, safeId } from './run.js';
+import { multiAtlasRound } from './multiAtlas.js';
 import { loadPseudoLabels } from './pseudoLabelFiles.js';
 import { saveField, saveRegistration, warpAtlasAll } from './registrationFiles.js';
 
@@ -62,6 +63,9 @@ export async function registrationStage(run: Run): Promise<StageOutcome> {
       await atomicWrite(file(k), r.labels);
     },
   });
-  await loadPseudoLabels(run);
+  await loadPseudoLabels(run, 0);
+  if (multiAtlasNeighbours(p, 'registration') > 0) {
+    await multiAtlasRound(run, 'registration', reg, sched.steps);
+  }
   return { steps: sched.steps };
 }
