@@ -213,6 +213,13 @@ export interface RrlPlan {
      * the atlas's true labels and the image.
      */
     ignoreDisagreement?: boolean;
+    /**
+     * With the relabelling round (absent or false = off): each student's labels of its held-out
+     * volumes are the argmax of its log-softmax plus one offset per class, chosen so that every
+     * class's voxels over those volumes add up to the registration's (round 0) labels of the same
+     * volumes (`volumeCalibration.ts`): the students' shrinkage of the structures is corrected.
+     */
+    calibrateVolumes?: boolean;
   };
   /**
    * Multi-atlas fusion of pseudo labels (absent = off): every unlabelled volume's labels are
@@ -287,6 +294,11 @@ export function multiAtlasNeighbours(plan: RrlPlan, stage: MultiAtlasStage = 'jo
   const m = plan.multiAtlas;
   if (!m || !(m.stages ?? ['joint']).includes(stage)) return 0;
   return stage === 'joint' && plan.schedule.joint.steps === 0 ? 0 : m.neighbours;
+}
+
+/** Whether the relabelling round's labels are volume-calibrated (`crossFit.calibrateVolumes`). */
+export function calibratesVolumes(plan: RrlPlan): boolean {
+  return relabelSteps(plan) > 0 && plan.crossFit?.calibrateVolumes === true;
 }
 
 /** Steps of the joint stage's relabelling round per student (0 without cross-fitting). */
@@ -689,9 +701,9 @@ export function parsePlan(input: unknown): RrlPlan {
     );
   }
   if (selfTraining) plan.selfTraining = selfTraining;
-  // the boolean is checked below, the numbers by numberGroup (which refuses unknown fields)
+  // the booleans are checked below, the numbers by numberGroup (which refuses unknown fields)
   const crossFitIn = isObj(input.crossFit) ? input.crossFit : undefined;
-  const { ignoreDisagreement, ...crossFitNumbers } = crossFitIn ?? {};
+  const { ignoreDisagreement, calibrateVolumes, ...crossFitNumbers } = crossFitIn ?? {};
   const crossFit = numberGroup('crossFit', crossFitIn ? crossFitNumbers : input.crossFit, {
     folds: [2, { int: true, min: 2, max: 10 }],
     relabelSteps: [0, { int: true, min: 0 }],
@@ -700,19 +712,30 @@ export function parsePlan(input: unknown): RrlPlan {
     // relabelSteps only when given, so that the plan.json of earlier runs stays the same
     const given = crossFitIn?.relabelSteps !== undefined;
     plan.crossFit = given ? crossFit : { folds: crossFit.folds };
-    if (ignoreDisagreement !== undefined) {
-      if (typeof ignoreDisagreement !== 'boolean') {
+    const relabelFlag = (name: string, v: unknown, what: string): boolean | undefined => {
+      if (v === undefined) return undefined;
+      if (typeof v !== 'boolean') {
+        throw new PlanError(`plan.crossFit.${name}: expected true or false, found ${describe(v)}.`);
+      }
+      if (v && !(crossFit.relabelSteps > 0)) {
         throw new PlanError(
-          `plan.crossFit.ignoreDisagreement: expected true or false, found ${describe(ignoreDisagreement)}.`,
+          `plan.crossFit.${name} needs crossFit.relabelSteps > 0: it ${what}. Set relabelSteps or remove the field.`,
         );
       }
-      if (ignoreDisagreement && !(crossFit.relabelSteps > 0)) {
-        throw new PlanError(
-          'plan.crossFit.ignoreDisagreement needs crossFit.relabelSteps > 0: it marks the voxels where the relabelling round and the registration disagree. Set relabelSteps or remove the field.',
-        );
-      }
-      plan.crossFit.ignoreDisagreement = ignoreDisagreement;
-    }
+      return v;
+    };
+    const ignore = relabelFlag(
+      'ignoreDisagreement',
+      ignoreDisagreement,
+      'marks the voxels where the relabelling round and the registration disagree',
+    );
+    if (ignore !== undefined) plan.crossFit.ignoreDisagreement = ignore;
+    const calibrate = relabelFlag(
+      'calibrateVolumes',
+      calibrateVolumes,
+      "calibrates the relabelling round's labels",
+    );
+    if (calibrate !== undefined) plan.crossFit.calibrateVolumes = calibrate;
   }
   // the stages are checked below, the neighbours by numberGroup (which refuses unknown fields)
   const multiAtlasIn = isObj(input.multiAtlas) ? input.multiAtlas : undefined;

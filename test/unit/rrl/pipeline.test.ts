@@ -511,7 +511,8 @@ test('pipeline with crossFit (relabelling round leaving out disagreement, appear
       // the joint stage's per-volume refinement also agrees with the held-out student
       loss: { ...(tinyPlan.loss as object), refineSegmentation: 1 },
       selfTraining: undefined,
-      crossFit: { folds: 2, relabelSteps: 3, ignoreDisagreement: true },
+      // the relabelled labels volume-calibrated to the registration's, then compared with it
+      crossFit: { folds: 2, relabelSteps: 3, ignoreDisagreement: true, calibrateVolumes: true },
       // appearance augmentation on every sample, so that the stages train through it
       sampling: {
         ...(tinyPlan.sampling as object),
@@ -675,6 +676,13 @@ test('pipeline with crossFit (relabelling round leaving out disagreement, appear
       lines.some((l) => /relabelled by the held-out students/.test(l)),
       lines.join('\n'),
     );
+    // calibrated: each student's class volumes over its held-out volumes are the registration's
+    const calibrated = lines.filter((l) => /^\[joint\] student \d: class volumes/.test(l));
+    assert.equal(calibrated.length, 2, lines.join('\n'));
+    for (const l of calibrated) {
+      const after = /→ \[([^\]]*)\]/.exec(l)![1]!.split(', ');
+      for (const r of after) assert.ok(r === '–' || Math.abs(Number(r) - 1) < 0.01, l);
+    }
     // the two students differ, and the first goes on to the mutual stage
     const s0 = await loadParams(fold0);
     const s1 = await loadParams(join(dir, 'checkpoints', 'distill-task-fold1.params'));

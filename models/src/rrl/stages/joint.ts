@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ignoresDisagreement, multiAtlasNeighbours, stageLr } from '../plan.js';
+import { calibratesVolumes, ignoresDisagreement, multiAtlasNeighbours, stageLr } from '../plan.js';
 import { argmaxClasses, IGNORE_LABEL } from '../pseudoLabels.js';
 import { runRegistrationStage } from '../registration.js';
 import type { Run, StageOutcome } from './run.js';
@@ -22,6 +22,7 @@ import {
 } from './distill-task.js';
 import { multiAtlasRound } from './multiAtlas.js';
 import { segBatch } from './sampling.js';
+import { calibratedLabels, classCounts, volumeOffsets } from '../volumeCalibration.js';
 
 /**
  * E_g's softmax of every unlabelled volume: from the current E_g, or with cross-fitting from the
@@ -160,6 +161,7 @@ async function relabelRound(
   const keep = run.params;
   const file = (k: number): string => pseudoFile(run, run.input.unlabeled[k]!.id, 'relabel');
   const ignore = ignoresDisagreement(run.plan);
+  const calibrate = calibratesVolumes(run.plan);
   try {
     for (const [f, held] of folds.entries()) {
       if (held.every((k) => existsSync(file(k)))) continue;
@@ -184,8 +186,12 @@ async function relabelRound(
       }
       const params = await loadParams(paramsFile);
       const probs = await predictions(run, ['generalLogits'], 'joint', { params, volumes: held });
+      const C = run.plan.classes;
+      const calibrated = calibrate
+        ? await calibrateToRegistration(run, probs, held, `student ${f + 1}`)
+        : undefined;
       for (const [i, k] of held.entries()) {
-        const labels = argmaxClasses(probs[i]!, run.plan.classes);
+        const labels = calibrated?.[i] ?? argmaxClasses(probs[i]!, C);
         if (ignore) markDisagreement(labels, await readFile(registrationLabelsFile(run, k)));
         await atomicWrite(file(k), labels);
       }
@@ -203,6 +209,47 @@ async function relabelRound(
       `[joint] ${share} % of voxels left out of the mutual and decoder stages' losses: the relabelled label and the registration's disagree there`,
     );
   }
+}
+
+/**
+ * The labels of the volumes `held` from their probabilities `probs`, with the class offsets that
+ * make each class's voxels over them add up to their registration labels' (round 0); says the
+ * volume ratio (argmax ÷ registration) that the offsets correct.
+ */
+async function calibrateToRegistration(
+  run: Run,
+  probs: readonly Float32Array[],
+  held: readonly number[],
+  who: string,
+): Promise<Uint8Array[]> {
+  const C = run.plan.classes;
+  const registration: Uint8Array[] = [];
+  for (const k of held) {
+    registration.push(
+      new Uint8Array(await readFile(pseudoFile(run, run.input.unlabeled[k]!.id, 0))),
+    );
+  }
+  const target = classCounts(registration, C);
+  const before = classCounts(
+    probs.map((p) => argmaxClasses(p, C)),
+    C,
+  );
+  const offsets = volumeOffsets(probs, C, target);
+  const labels = calibratedLabels(probs, C, offsets);
+  const after = classCounts(labels, C);
+  const ratio = (n: number[]): string =>
+    n
+      .slice(1)
+      .map((v, c) => (target[c + 1]! > 0 ? (v / target[c + 1]!).toFixed(3) : '–'))
+      .join(', ');
+  run.say(
+    `[joint] ${who}: class volumes ÷ the registration's [${ratio(before)}] → [${ratio(after)}] (log offsets ${[
+      ...offsets.slice(1),
+    ]
+      .map((o) => o.toFixed(3))
+      .join(', ')})`,
+  );
+  return labels;
 }
 
 /** Marks `IGNORE_LABEL` where `labels` and the registration's `reference` differ (in place). */
