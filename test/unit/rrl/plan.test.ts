@@ -9,6 +9,7 @@ import {
   relabelSteps,
   ignoresDisagreement,
   multiAtlasNeighbours,
+  calibratesVolumes,
   stageLr,
 } from '@rrl/models/rrl/plan.js';
 
@@ -223,6 +224,35 @@ test('plan crossFit: absent by default, folds 2..10', () => {
   assert.throws(
     () => parsePlan({ crossFit: { relabelSteps: 600, ignoreDisagreement: 1 } }),
     /plan\.crossFit\.ignoreDisagreement: expected true or false/,
+  );
+  // volume calibration of the relabelled labels: a boolean, only with the relabelling round, in
+  // force only when that round runs
+  const calibrating = parsePlan({
+    crossFit: { relabelSteps: 600, calibrateVolumes: true },
+    schedule: joint,
+  });
+  assert.deepEqual(calibrating.crossFit, { folds: 2, relabelSteps: 600, calibrateVolumes: true });
+  assert.equal(calibratesVolumes(calibrating), true);
+  assert.equal(
+    calibratesVolumes(parsePlan({ crossFit: { relabelSteps: 600 }, schedule: joint })),
+    false,
+  );
+  assert.equal(
+    calibratesVolumes(
+      parsePlan({
+        crossFit: { relabelSteps: 600, calibrateVolumes: true },
+        schedule: { joint: { steps: 0, lr: 0.001 } },
+      }),
+    ),
+    false,
+  );
+  assert.throws(
+    () => parsePlan({ crossFit: { calibrateVolumes: true } }),
+    /calibrateVolumes needs crossFit\.relabelSteps > 0/,
+  );
+  assert.throws(
+    () => parsePlan({ crossFit: { relabelSteps: 600, calibrateVolumes: 'yes' } }),
+    /plan\.crossFit\.calibrateVolumes: expected true or false/,
   );
   // multi-atlas fusion: neighbours 1..16 (default 3), in force only with the joint stage, never
   // with left-out voxels (they carry no label to register)
