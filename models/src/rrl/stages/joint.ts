@@ -186,12 +186,11 @@ async function relabelRound(
       }
       const params = await loadParams(paramsFile);
       const probs = await predictions(run, ['generalLogits'], 'joint', { params, volumes: held });
-      const C = run.plan.classes;
       const calibrated = calibrate
         ? await calibrateToRegistration(run, probs, held, `student ${f + 1}`)
         : undefined;
       for (const [i, k] of held.entries()) {
-        const labels = calibrated?.[i] ?? argmaxClasses(probs[i]!, C);
+        const labels = calibrated?.[i] ?? argmaxClasses(probs[i]!, run.plan.classes);
         if (ignore) markDisagreement(labels, await readFile(registrationLabelsFile(run, k)));
         await atomicWrite(file(k), labels);
       }
@@ -237,17 +236,15 @@ async function calibrateToRegistration(
   const offsets = volumeOffsets(probs, C, target);
   const labels = calibratedLabels(probs, C, offsets);
   const after = classCounts(labels, C);
+  // foreground classes only (class 0's offset is 0)
   const ratio = (n: number[]): string =>
     n
       .slice(1)
       .map((v, c) => (target[c + 1]! > 0 ? (v / target[c + 1]!).toFixed(3) : '–'))
       .join(', ');
+  const logOffsets = [...offsets.slice(1)].map((o) => o.toFixed(3)).join(', ');
   run.say(
-    `[joint] ${who}: class volumes ÷ the registration's [${ratio(before)}] → [${ratio(after)}] (log offsets ${[
-      ...offsets.slice(1),
-    ]
-      .map((o) => o.toFixed(3))
-      .join(', ')})`,
+    `[joint] ${who}: class volumes ÷ the registration's [${ratio(before)}] → [${ratio(after)}] (log offsets ${logOffsets})`,
   );
   return labels;
 }
