@@ -196,64 +196,40 @@ test('plan crossFit: absent by default, folds 2..10', () => {
   const joint = { joint: { steps: 200, lr: 0.001 } };
   assert.equal(relabelSteps(parsePlan({ crossFit: { relabelSteps: 600 }, schedule: joint })), 600);
   assert.equal(relabelSteps(parsePlan({ crossFit: {}, schedule: joint })), 0);
-  // leaving out the voxels where relabelling and registration disagree: a boolean, only with
-  // the relabelling round, and in force only when that round runs
-  const ignoring = parsePlan({
-    crossFit: { relabelSteps: 600, ignoreDisagreement: true },
-    schedule: joint,
-  });
-  assert.deepEqual(ignoring.crossFit, { folds: 2, relabelSteps: 600, ignoreDisagreement: true });
-  assert.equal(ignoresDisagreement(ignoring), true);
-  assert.equal(
-    ignoresDisagreement(parsePlan({ crossFit: { relabelSteps: 600 }, schedule: joint })),
-    false,
-  );
-  assert.equal(
-    ignoresDisagreement(
-      parsePlan({
-        crossFit: { relabelSteps: 600, ignoreDisagreement: true },
-        schedule: { joint: { steps: 0, lr: 0.001 } },
-      }),
-    ),
-    false,
-  );
-  assert.throws(
-    () => parsePlan({ crossFit: { ignoreDisagreement: true } }),
-    /ignoreDisagreement needs crossFit\.relabelSteps > 0/,
-  );
-  assert.throws(
-    () => parsePlan({ crossFit: { relabelSteps: 600, ignoreDisagreement: 1 } }),
-    /plan\.crossFit\.ignoreDisagreement: expected true or false/,
-  );
-  // volume calibration of the relabelled labels: a boolean, only with the relabelling round, in
-  // force only when that round runs
-  const calibrating = parsePlan({
-    crossFit: { relabelSteps: 600, calibrateVolumes: true },
-    schedule: joint,
-  });
-  assert.deepEqual(calibrating.crossFit, { folds: 2, relabelSteps: 600, calibrateVolumes: true });
-  assert.equal(calibratesVolumes(calibrating), true);
-  assert.equal(
-    calibratesVolumes(parsePlan({ crossFit: { relabelSteps: 600 }, schedule: joint })),
-    false,
-  );
-  assert.equal(
-    calibratesVolumes(
-      parsePlan({
-        crossFit: { relabelSteps: 600, calibrateVolumes: true },
-        schedule: { joint: { steps: 0, lr: 0.001 } },
-      }),
-    ),
-    false,
-  );
-  assert.throws(
-    () => parsePlan({ crossFit: { calibrateVolumes: true } }),
-    /calibrateVolumes needs crossFit\.relabelSteps > 0/,
-  );
-  assert.throws(
-    () => parsePlan({ crossFit: { relabelSteps: 600, calibrateVolumes: 'yes' } }),
-    /plan\.crossFit\.calibrateVolumes: expected true or false/,
-  );
+  // the relabelling round's flags — leaving out the voxels where relabelling and registration
+  // disagree, volume calibration of the relabelled labels: booleans, only with the relabelling
+  // round, and in force only when that round runs
+  for (const [flag, inForce] of [
+    ['ignoreDisagreement', ignoresDisagreement],
+    ['calibrateVolumes', calibratesVolumes],
+  ] as const) {
+    const on = parsePlan({ crossFit: { relabelSteps: 600, [flag]: true }, schedule: joint });
+    assert.deepEqual(on.crossFit, { folds: 2, relabelSteps: 600, [flag]: true });
+    assert.equal(inForce(on), true, flag);
+    assert.equal(
+      inForce(parsePlan({ crossFit: { relabelSteps: 600 }, schedule: joint })),
+      false,
+      flag,
+    );
+    assert.equal(
+      inForce(
+        parsePlan({
+          crossFit: { relabelSteps: 600, [flag]: true },
+          schedule: { joint: { steps: 0, lr: 0.001 } },
+        }),
+      ),
+      false,
+      flag,
+    );
+    assert.throws(
+      () => parsePlan({ crossFit: { [flag]: true } }),
+      new RegExp(`${flag} needs crossFit\\.relabelSteps > 0`),
+    );
+    assert.throws(
+      () => parsePlan({ crossFit: { relabelSteps: 600, [flag]: 1 } }),
+      new RegExp(`plan\\.crossFit\\.${flag}: expected true or false`),
+    );
+  }
   // multi-atlas fusion: neighbours 1..16 (default 3), in force only with the joint stage, never
   // with left-out voxels (they carry no label to register)
   assert.deepEqual(parsePlan({ multiAtlas: {} }).multiAtlas, { neighbours: 3 });
