@@ -423,7 +423,7 @@ export function logitsToSourceLabelsCentred(
 }
 
 /** Argmax over channels of logits [C, N] → labels [N] (on the model grid). */
-export function argmaxChannels(logits: Float32Array, channels: number): Uint8Array {
+export function argmaxChannels(logits: Float32Array | Float64Array, channels: number): Uint8Array {
   const n = logits.length / channels;
   if (!Number.isInteger(n)) {
     throw new RangeError(

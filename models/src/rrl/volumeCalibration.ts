@@ -7,6 +7,8 @@
  * of the atlas, keeps the atlas's structure volumes. One offset per class for all the volumes
  * corrects that shrinkage without copying any one volume's registration errors.
  */
+import { countLabels } from '@rrl/core/volume/preprocess.js';
+import { argmaxClasses } from './pseudoLabels.js';
 
 /** Floor of the probabilities before the log (a probability of 0 stays far below the others). */
 const MIN_PROBABILITY = 1e-12;
@@ -28,20 +30,12 @@ export function offsetArgmax(
   offsets: Float64Array,
 ): Uint8Array {
   const m = logp.length / classes;
-  const out = new Uint8Array(m);
-  for (let i = 0; i < m; i++) {
-    let best = 0;
-    let bestV = logp[i]! + offsets[0]!;
-    for (let c = 1; c < classes; c++) {
-      const v = logp[c * m + i]! + offsets[c]!;
-      if (v > bestV) {
-        bestV = v;
-        best = c;
-      }
-    }
-    out[i] = best;
+  // float64, as the offsets: a voxel whose margin lies next to its offset is not rounded over it
+  const shifted = new Float64Array(logp.length);
+  for (let c = 0; c < classes; c++) {
+    for (let i = c * m; i < (c + 1) * m; i++) shifted[i] = logp[i]! + offsets[c]!;
   }
-  return out;
+  return argmaxClasses(shifted, classes);
 }
 
 /**
@@ -99,9 +93,9 @@ export function calibratedLabels(
   return probabilities.map((p) => offsetArgmax(logOf(p), classes, offsets));
 }
 
-/** Voxels of each class in `labels` (values ≥ `classes` are not counted). */
+/** Voxels of each class in `labels`, summed over the volumes (values ≥ `classes` are not counted). */
 export function classCounts(labels: readonly Uint8Array[], classes: number): number[] {
   const counts = new Array<number>(classes).fill(0);
-  for (const l of labels) for (const v of l) if (v < classes) counts[v]!++;
+  for (const l of labels) countLabels(l, classes - 1).forEach((n, c) => (counts[c]! += n));
   return counts;
 }
